@@ -40,7 +40,7 @@ def test_alphabet_errors() -> None:
         strict.encode(["AB", "ABC"])
     with pytest.raises(ValidationError, match="distinct"):
         Alphabet("AAB")
-    with pytest.raises(ValidationError, match="2..26"):
+    with pytest.raises(ValidationError, match=r"2\.\.26"):
         Alphabet.generic(40)
     with pytest.raises(ValidationError, match=r"0\.\.2"):
         strict.decode(np.array([[3]]))
