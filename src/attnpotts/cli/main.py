@@ -18,7 +18,7 @@ from ..errors import AttnPottsError
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``attnpotts.cli``, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("theory",)
+SUBCOMMANDS: tuple[str, ...] = ("sample", "theory")
 
 _EPILOG = """examples:
   attnpotts sample --out runs/sample          # sample the default generalized Potts model
