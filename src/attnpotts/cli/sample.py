@@ -218,7 +218,9 @@ def format_summary(ds: SampledDataset, out: Path) -> str:
     else:
         lines.append(f"  beta       {model['beta']:.4f}")
     lines.append(
-        f"  sampler    {sp['method']} / {sp['rule']} / {sp['sweep']}, {sp['n_chains']} chains, "
+        f"  sampler    {sp['rule']}, {sp['sweep']} sweeps"
+        + (" with parallel tempering" if sp["method"] == "parallel_tempering" else "")
+        + f", {sp['n_chains']} chains, "
         f"burn-in {sp['burn_in_sweeps']} sweeps, thin {sp['thin']} (tau = {dg['tau_sweeps']:.1f} sweeps)"
     )
     rhat = dg["energy_split_rhat"]
