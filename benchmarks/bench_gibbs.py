@@ -11,6 +11,8 @@ For L = 20, 64, 256 and q = 20 (random symmetric couplings), measures in the sam
 
 Speeds are reported as site updates per second and as the ratio to the NumPy reference. The
 roofline columns estimate the bound of the kernel (see ``_bound``) and the fraction reached.
+The machine is shared: the load average at the start and end is recorded, and the ratios should
+be read from several runs (the NumPy reference and the 2-thread kernel are slowed differently).
 
 Usage: ``python benchmarks/bench_gibbs.py [--quick] [--out benchmarks/results/bench_gibbs.json]``
 """
@@ -30,6 +32,7 @@ import numpy as np
 
 from attnpotts.potts import PottsModel
 from attnpotts.sampling import MCMCSampler
+from attnpotts.sampling.kernels import padded_colours
 from attnpotts.storage import atomic_write_json, environment_info
 
 Q = 20
@@ -95,37 +98,55 @@ def time_kernel(model: PottsModel, chains: int, dtype: str, loop: str) -> tuple[
     return best, n
 
 
-def _bound(L: int, chains: int, dtype: str, loop: str, cores: int, ghz: float) -> dict[str, float]:
-    """Roofline estimate of one site update.
+def _bound(L: int, chains: int, dtype: str, loop: str, cores: int, ghz: float) -> dict[str, Any]:
+    """Roofline estimate of one site update of the kernel (AMD Zen 4 core, AVX-512 on 256-bit units).
 
-    Work: ``L q`` adds for the local field (plus ``q`` exp and ~``4 q`` other flops for the
-    heat-bath draw). Data: the ``L`` rows ``Jt[i, j, s_j, :]`` of ``q`` values.
+    The kernel reads the ``L - 1`` rows ``Jt[i, j, s_j, :q_pad]`` (``q_pad = 24``: 96 B in float32,
+    192 B in float64), adds them four at a time into the field (one vector add per 8 float32 /
+    4 float64 lanes per row, amortised), then draws the colour: ``q`` exps by a vectorised
+    polynomial and three short serial loops (max, sum, inverse CDF).
 
-    * compute bound: one core retires 2 vector adds per cycle (AVX-512: 16 float32 or 8 float64
-      lanes); a q = 20 row needs ceil(20 / lanes) vector loads + adds, so the field costs about
-      ``L * ceil(q / lanes) / 2`` cycles (load ports: 2 vector loads per cycle, the same count);
-      the ``q`` exps cost about ``q * 10`` cycles (scalar libm exp, no SVML).
-    * memory bound: the rows come from DRAM when ``Jt`` does not fit the last-level cache and
-      chains do not share it (chain loop), from L2 when all chains update site ``i`` together
-      (site loop; ``Jt[i]`` of ``L q^2`` values stays in cache).
+    * compute: a core retires 2 x 256-bit adds and 2 x 256-bit loads per cycle, so a row costs
+      ``q_pad * item / 64`` cycles (1.5 float32, 3 float64); the draw ~``4 q + 40`` cycles
+      (serial max/sum/search chains, ~25 vector ops per 4 or 8 colours of exp).
+    * memory: rows come from L1 (64 B/cycle) when ``Jt[i]`` (``L q q_pad`` values) fits 32 KiB,
+      from L2 (32 B/cycle) when it fits 1 MiB and the chains of a block share it (site loop, or
+      ``Jt`` itself fits L2), from L3 (16 B/cycle) when ``Jt`` fits the 32 MiB L3, else from DRAM
+      (assumed 10 GB/s per core of this shared VM, not measured). Rows are random, so each costs
+      whole 64 B lines (2 for the 96 B float32 rows, which start on 32 B boundaries; 3 for 192 B).
+
+    The bound is ``min(cores, chains) * ghz / max(compute, memory cycles)`` updates per second.
     """
     item = 4 if dtype == "float32" else 8
-    lanes = 64 // item
-    vec_per_row = -(-Q // lanes)
-    cycles = L * vec_per_row / 2.0 + Q * 10.0
-    compute = cores * ghz * 1e9 / cycles
-    jt_bytes = L * L * Q * Q * item
-    row_bytes = 64 * -(-(Q * item) // 64)  # whole cache lines
-    dram_bw = 2 * 10e9  # assumed ~10 GB/s per core of this shared VM (not measured)
-    if loop == "chain" and jt_bytes > 32 * 2**20 and chains > 1:
-        memory = dram_bw / (L * row_bytes)
+    qp = padded_colours(Q)
+    row_bytes = qp * item
+    line_bytes = 64 * -(-row_bytes // 64)
+    rows = L - 1
+    draw = 4 * Q + 40
+    compute = rows * row_bytes / 64 + draw
+    site_bytes = L * Q * qp * item
+    jt_bytes = L * site_bytes
+    # the rows of site i are reused from cache by the other chains of a block (site loop);
+    # otherwise (one chain, or chain loop) only if the whole of Jt stays in cache between sweeps
+    shared = loop == "site" and chains > 1
+    if site_bytes <= 32 * 2**10 and shared:
+        bw = 64.0
+    elif (site_bytes <= 2**20 and shared) or jt_bytes <= 2**20:
+        bw = 32.0
+    elif jt_bytes <= 32 * 2**20:
+        bw = 16.0
     else:
-        memory = float("inf")
+        bw = 10e9 / (ghz * 1e9)
+    memory = rows * line_bytes / bw + draw
+    cycles = max(compute, memory)
+    rate = min(cores, chains) * ghz * 1e9  # one chain keeps one core busy
     return {
-        "compute_bound_updates_per_s": compute,
-        "memory_bound_updates_per_s": memory,
-        "bound_updates_per_s": min(compute, memory),
+        "compute_bound_updates_per_s": rate / compute,
+        "memory_bound_updates_per_s": rate / memory,
+        "bound_updates_per_s": rate / cycles,
+        "bound_source": "compute" if compute >= memory else f"memory ({bw:.3g} B/cycle)",
         "jt_megabytes": jt_bytes / 2**20,
+        "q_pad": qp,
     }
 
 
@@ -140,9 +161,13 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     header = (
         f"{'L':>4} {'chains':>6} {'dtype':>7} {'loop':>5} {'updates/s':>11} {'x numpy':>8} "
-        f"{'bound/s':>10} {'% bound':>7}"
+        f"{'bound/s':>10} {'% bound':>7}  bound by"
     )
-    print(f"Gibbs sweep throughput, q = {Q}, {cores} threads, {platform.processor() or 'cpu'}")
+    load = os.getloadavg()
+    print(
+        f"Gibbs sweep throughput, q = {Q}, {cores} threads, {platform.processor() or 'cpu'}, "
+        f"load average {load[0]:.1f} (other processes share the cores: ratios move with it)"
+    )
     print(header)
     print("-" * len(header))
     for L in sizes:
@@ -160,7 +185,8 @@ def main() -> None:
                     frac = speed / b["bound_updates_per_s"]
                     print(
                         f"{L:>4} {chains:>6} {dtype:>7} {loop:>5} {speed:>11.3g} "
-                        f"{speed / ref:>8.1f} {b['bound_updates_per_s']:>10.3g} {100 * frac:>6.0f}%"
+                        f"{speed / ref:>8.1f} {b['bound_updates_per_s']:>10.3g} {100 * frac:>6.0f}%  "
+                        f"{b['bound_source']}"
                     )
                     rows.append(
                         {
@@ -175,12 +201,17 @@ def main() -> None:
         "threads": cores,
         "cpu_count": os.cpu_count(),
         "assumed_ghz": args.ghz,
+        "load_average_start": load,
+        "load_average_end": os.getloadavg(),
         "rows": rows,
         "environment": environment_info(),
     }
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
-    best = max(float(r["speedup_vs_numpy"]) for r in rows if r["chains"] == 1000)
+    best = {
+        L: max(float(r["speedup_vs_numpy"]) for r in rows if r["chains"] == 1000 and r["L"] == L)
+        for L in sizes
+    }
     print(json.dumps({"best_speedup_1000_chains": best}))
 
 

@@ -18,7 +18,7 @@ from ..errors import AttnPottsError
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules under ``attnpotts.cli``, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("sample", "theory")
+SUBCOMMANDS: tuple[str, ...] = ("sample", "train", "evaluate", "contacts", "theory", "reproduce")
 
 _EPILOG = """examples:
   attnpotts sample --out runs/sample          # sample the default generalized Potts model
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(
-            f"attnpotts {args.command}: interrupted; no partial results were kept", file=sys.stderr
+            f"attnpotts {args.command}: interrupted; nothing half-written was left (finished runs of a sweep are kept for resume)", file=sys.stderr
         )
         return 130
 

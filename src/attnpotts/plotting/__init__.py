@@ -20,21 +20,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "figure_to_png",
+    "plot_contact_map",
     "new_figure",
     "plot_coupling_comparison",
     "plot_depth_study",
     "plot_equivalence",
     "plot_learning_curves",
+    "plot_training_curve",
 ]
 
 #: Resolution of saved figures (dots per inch).
 DEFAULT_DPI = 120
 
 _LAZY = {
+    "plot_contact_map": "contacts",
+    "plot_theory_curves": "theory",
     "plot_coupling_comparison": "experiments",
     "plot_depth_study": "experiments",
     "plot_equivalence": "experiments",
     "plot_learning_curves": "experiments",
+    "plot_training_curve": "experiments",
 }
 
 

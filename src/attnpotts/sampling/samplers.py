@@ -141,10 +141,10 @@ class MCMCSampler:
         self.sweep: SweepOrder = sweep
         self.dtype = dtype
         self.loop = loop
-        # Jt[i, j, b, a] = J[i, j, a, b]: the q values added for neighbour j in state b are contiguous
-        # (writable copies: numba compiles one specialisation per array flag set, keep them uniform)
-        self._Jt = np.array(model.couplings.transpose(0, 1, 3, 2), dtype=dtype, order="C")
-        self._h = np.array(model.fields, dtype=dtype, order="C")
+        # Jt[i, j, b, a] = J[i, j, a, b] (L, L, q, q_pad), zero-padded colours: the values added for
+        # neighbour j in state b are contiguous and a whole number of vector chunks (fresh writable
+        # C-contiguous arrays: numba compiles one specialisation per array flag set)
+        self._Jt, self._h = kernels.coupling_layout(model.couplings, model.fields, dtype)
         self._k = kernels.n_uniforms_per_update(_RULES[rule], sweep == "random")
 
     @property

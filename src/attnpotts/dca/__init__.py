@@ -1,0 +1,37 @@
+"""Direct coupling analysis of protein alignments: contacts from pseudo-likelihood and factored attention.
+
+Estimators :class:`PlmDCA` (full Potts model, symmetric pseudo-likelihood) and
+:class:`FactoredDCA` (factored attention trained by masked language modelling), both fitted by
+the one training loop of :mod:`attnpotts.training`; regularisation conventions of the peer tools
+(:class:`Regularization`); a memory estimate checked before fitting (:func:`estimate_memory`);
+and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_contacts`).
+"""
+
+from .fit import (
+    ConvergenceReport,
+    FactoredDCA,
+    PlmDCA,
+    PreparedData,
+    fit_factored,
+    fit_plm,
+    prepare_data,
+)
+from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate_memory
+from .regularization import CONVENTIONS, DEFAULT_REGULARIZATION, Regularization
+
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_REGULARIZATION",
+    "ConvergenceReport",
+    "FactoredDCA",
+    "MemoryEstimate",
+    "PlmDCA",
+    "PreparedData",
+    "Regularization",
+    "check_memory",
+    "estimate_memory",
+    "fit_factored",
+    "fit_plm",
+    "prepare_data",
+]

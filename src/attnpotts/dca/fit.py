@@ -1,0 +1,510 @@
+"""DCA estimators: full Potts model by symmetric pseudo-likelihood, and factored attention.
+
+Both estimators fit through the one training loop of attnpotts (:func:`attnpotts.training.train`,
+full-batch L-BFGS with strong-Wolfe line search) and its objective (weighted masked
+cross-entropy on all positions = pseudo-likelihood, :mod:`attnpotts.inference.objectives`, plus L2
+on the coupling product and the fields). The models are :class:`attnpotts.models.FullPotts`
+(``symmetric=True``: plmc/CCMpred's symmetric pseudo-likelihood) and
+:class:`attnpotts.models.FactoredAttention` (``"softmax"`` variant, AttentionDCA), each with its
+logits computed by the fast one-hot contraction of :mod:`attnpotts.models.kernels` (exact in the
+working dtype; the plain formulation wastes a factor ``q`` of flops).
+
+Speed choices (measured in ``benchmarks/bench_dca.py``): duplicates are collapsed into weights,
+unique sequences are sorted lexicographically (neighbouring sequences share the rows of ``W``
+that the kernel gathers), fields start at plmc's ``log(f_i N_eff + 1)`` (centred) and couplings at
+zero, and the whole alignment is one chunk when it fits the memory budget (per-chunk overhead is
+a full-size transposed copy of ``W``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ShapeError, ValidationError
+from ..models import FactoredAttention, FullPotts
+from ..models.kernels import KERNEL_METHODS, coupling_logits
+from ..random import SeedLike
+from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate_memory
+from .regularization import DEFAULT_REGULARIZATION, Regularization
+
+__all__ = [
+    "ConvergenceReport",
+    "FactoredDCA",
+    "PlmDCA",
+    "PreparedData",
+    "fit_factored",
+    "fit_plm",
+    "prepare_data",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default identity threshold of the sequence weights (80 %).
+DEFAULT_IDENTITY = 0.8
+
+
+# ----------------------------------------------------------------------------------- data
+@dataclass(frozen=True, eq=False)
+class PreparedData:
+    """Weighted unique sequences ready for fitting.
+
+    Attributes:
+        states: ``(U, L)`` unique sequences, sorted lexicographically.
+        weights: ``(U,)`` collapsed weights (sum: ``n_eff``).
+        n_sequences: sequences before collapsing duplicates.
+        n_eff: effective number of sequences.
+        n_states: ``q``.
+        gap_index: state index of the gap (``None`` without one).
+        identity_threshold: threshold of the weights (``None`` if weights were given).
+    """
+
+    states: np.ndarray
+    weights: np.ndarray
+    n_sequences: int
+    n_eff: float
+    n_states: int
+    gap_index: int | None
+    identity_threshold: float | None
+
+
+def prepare_data(
+    data: Any,
+    weights: Any = None,
+    *,
+    n_states: int | None = None,
+    identity_threshold: float = DEFAULT_IDENTITY,
+) -> PreparedData:
+    """Collapse an alignment into weighted unique sequences.
+
+    Args:
+        data: a :class:`~attnpotts.alignment.MultipleSequenceAlignment` or integer states ``(N, L)``.
+        weights: ``None`` (inverse-neighbour weights at ``identity_threshold`` via
+            :func:`attnpotts.alignment.sequence_weights`), a
+            :class:`~attnpotts.alignment.SequenceWeights`, or ``(N,)`` non-negative weights.
+        n_states: ``q`` for raw states (default: ``max + 1``; taken from the alignment otherwise).
+        identity_threshold: for computed weights.
+    """
+    from ..alignment import (
+        MultipleSequenceAlignment,
+        SequenceWeights,
+        sequence_weights,
+        unique_rows,
+    )
+
+    gap: int | None = None
+    if isinstance(data, MultipleSequenceAlignment):
+        states = np.asarray(data.states)
+        q = data.q
+        gap = data.alphabet.gap_index
+    else:
+        states = np.asarray(data)
+        if states.ndim != 2:
+            raise ShapeError(f"states must be (N, L), got shape {states.shape}")
+        if not np.issubdtype(states.dtype, np.integer):
+            raise ValidationError(f"states must be integers, got dtype {states.dtype}")
+        if states.size == 0:
+            raise ValidationError("no sequences to fit; pass at least one sequence")
+        q = int(states.max()) + 1 if n_states is None else int(n_states)
+        if states.min() < 0 or states.max() >= q:
+            raise ValidationError(f"states must lie in 0..{q - 1}, got {states.min()}..{states.max()}")
+    if states.shape[1] < 2:
+        raise ShapeError(f"need at least 2 columns, got L = {states.shape[1]}")
+    threshold: float | None = None
+    if weights is None:
+        sw = sequence_weights(states, threshold=identity_threshold)
+        uniq, w = sw.unique_states, sw.unique_weights
+        threshold = float(identity_threshold)
+    elif isinstance(weights, SequenceWeights):
+        if weights.n_sequences != states.shape[0]:
+            raise ShapeError(f"weights are for {weights.n_sequences} sequences, the data has {states.shape[0]}")
+        uniq, w, threshold = weights.unique_states, weights.unique_weights, weights.threshold
+    else:
+        wa = np.asarray(weights, dtype=np.float64)
+        if wa.shape != (states.shape[0],):
+            raise ShapeError(f"weights must have shape ({states.shape[0]},), got {wa.shape}")
+        if not np.all(np.isfinite(wa)) or (wa < 0).any() or wa.sum() <= 0:
+            raise ValidationError("weights must be finite, non-negative and not all zero")
+        uniq, _, inverse, _ = unique_rows(states)
+        w = np.bincount(inverse, weights=wa, minlength=uniq.shape[0])
+    order = np.lexsort(np.asarray(uniq).T[::-1])  # lexicographic: row 0 is the primary key
+    return PreparedData(
+        states=np.ascontiguousarray(np.asarray(uniq)[order]),
+        weights=np.asarray(w, dtype=np.float64)[order],
+        n_sequences=int(states.shape[0]),
+        n_eff=float(np.sum(w)),
+        n_states=q,
+        gap_index=gap,
+        identity_threshold=threshold,
+    )
+
+
+def _initial_fields(data: PreparedData) -> np.ndarray:
+    """plmc's start: ``h[i, a] = log(f_i(a) N_eff + 1)``, centred over ``a`` (``(L, q)``)."""
+    L, q = data.states.shape[1], data.n_states
+    f = np.zeros((L, q))
+    for i in range(L):
+        f[i] = np.bincount(data.states[:, i], weights=data.weights, minlength=q)
+    h = np.log(f + 1.0)  # f already carries the factor N_eff (weighted counts)
+    return h - h.mean(axis=1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------------- models
+class _KernelFullPotts(FullPotts):
+    """:class:`FullPotts` whose logits use :func:`attnpotts.models.kernels.coupling_logits`."""
+
+    kernel: str = "auto"
+
+    def logits(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        J = self.coupling_tensor()  # (L, L, q, q)
+        return coupling_logits(
+            J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
+        )
+
+
+class _KernelFactoredAttention(FactoredAttention):
+    """:class:`FactoredAttention` whose logits go through ``J = sum_h A_h (x) V_h`` and the kernel.
+
+    Forming ``J`` costs ``H L^2 q^2`` once per evaluation instead of ``H N L^2 q`` for the
+    per-sequence einsum; identical logits (tested).
+    """
+
+    kernel: str = "auto"
+
+    def logits(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        J = self.coupling_tensor()  # (L, L, q, q); zero diagonal from A
+        return coupling_logits(
+            J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
+        )
+
+
+# ----------------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class ConvergenceReport:
+    """How an L-BFGS fit ended.
+
+    Attributes:
+        iterations: L-BFGS iterations done.
+        max_iterations: the limit.
+        final_objective: training objective (per weighted token, penalties included).
+        final_gradient_norm: Euclidean norm of the objective's gradient at the end.
+        stop_reason: ``"max_iterations"`` (the limit was reached), ``"stopped_early"`` (torch's
+            L-BFGS stopped before the limit: its evaluation budget of ``1.25 max_iter`` was used
+            up by line searches, or no further decrease was possible at its tolerances 1e-12 on
+            the gradient and 1e-16 on the change), or ``"diverged"`` (non-finite loss; the last
+            good state was restored). Judge convergence by ``final_gradient_norm``.
+        wall_seconds: time in the training loop.
+        message: the training loop's note, if any.
+    """
+
+    iterations: int
+    max_iterations: int
+    final_objective: float
+    final_gradient_norm: float
+    stop_reason: str
+    wall_seconds: float
+    message: str = ""
+
+
+def _objective_and_gradient_norm(
+    model: torch.nn.Module, tokens: torch.Tensor, weights: torch.Tensor, coupling_l2: float, field_l2: float
+) -> tuple[float, float]:
+    """The loop's objective and its gradient norm at the current parameters (one evaluation)."""
+    from ..inference.objectives import coupling_penalty, field_penalty, masked_cross_entropy
+
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        logits = model.logits(tokens)  # type: ignore[operator]
+        loss = masked_cross_entropy(logits, tokens, None, weights, reduction="mean")
+        if coupling_l2 > 0:
+            loss = loss + 0.5 * coupling_l2 * coupling_penalty(model)  # type: ignore[arg-type]
+        if field_l2 > 0:
+            loss = loss + 0.5 * field_l2 * field_penalty(model)  # type: ignore[arg-type]
+        loss.backward()
+    sq = sum(float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None)
+    model.zero_grad(set_to_none=True)
+    return float(loss.detach()), math.sqrt(sq)
+
+
+# ----------------------------------------------------------------------------------- estimators
+class _BaseDCA:
+    """Shared fitting machinery (see :class:`PlmDCA` and :class:`FactoredDCA`)."""
+
+    model_name = "plm"
+
+    def __init__(
+        self,
+        *,
+        regularization: Regularization = DEFAULT_REGULARIZATION,
+        max_iter: int = 30,
+        lbfgs_history: int = 5,
+        identity_threshold: float = DEFAULT_IDENTITY,
+        kernel: str = "auto",
+        dtype: str = "float32",
+        device: str = "cpu",
+        memory_limit_gb: float = DEFAULT_MEMORY_LIMIT / 1024**3,
+        chunk: int | None = None,
+        score_gap: str = "exclude",
+        seed: SeedLike = 0,
+    ) -> None:
+        self.regularization = regularization
+        self.score_gap = score_gap
+        self.max_iter = max_iter
+        self.lbfgs_history = lbfgs_history
+        self.identity_threshold = identity_threshold
+        self.kernel = kernel
+        self.dtype = dtype
+        self.device = device
+        self.memory_limit_gb = memory_limit_gb
+        self.chunk = chunk
+        self.seed = seed
+
+    def _validate(self) -> None:
+        if not isinstance(self.regularization, Regularization):
+            raise ValidationError(
+                f"regularization must be a Regularization, got {type(self.regularization).__name__}"
+            )
+        if int(self.max_iter) < 1:
+            raise ValidationError(f"max_iter must be >= 1, got {self.max_iter}")
+        if int(self.lbfgs_history) < 1:
+            raise ValidationError(f"lbfgs_history must be >= 1, got {self.lbfgs_history}")
+        if self.kernel not in KERNEL_METHODS:
+            raise ValidationError(f"kernel must be one of {KERNEL_METHODS}, got {self.kernel!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValidationError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not (self.memory_limit_gb > 0):
+            raise ValidationError(f"memory_limit_gb must be > 0, got {self.memory_limit_gb}")
+        if self.score_gap not in ("exclude", "include"):
+            raise ValidationError(f"score_gap must be 'exclude' or 'include', got {self.score_gap!r}")
+        if self.chunk is not None and int(self.chunk) < 1:
+            raise ValidationError(f"chunk must be None or >= 1, got {self.chunk}")
+
+    def _estimate(self, data: PreparedData) -> MemoryEstimate:
+        raise NotImplementedError
+
+    def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def fit(self, data: Any, weights: Any = None) -> Any:
+        """Fit on an alignment (or states ``(N, L)``) with optional weights; returns ``self``.
+
+        Sets ``couplings_ (L, L, q, q)`` (symmetric, as fitted), ``fields_ (L, q)``,
+        ``scores_ (L, L)`` (Frobenius norm in the zero-sum gauge, then APC; the gap state is left
+        out with ``score_gap="exclude"``, the default of SCIENCE.md, and kept with ``"include"``,
+        plmc's score),
+        ``frobenius_ (L, L)`` (before APC), ``n_sequences_``, ``n_unique_``, ``n_eff_``,
+        ``convergence_`` (:class:`ConvergenceReport`), ``regularization_`` (the convention and its
+        equivalents), ``memory_estimate_`` and ``model_`` (the fitted torch module).
+
+        Raises:
+            ResourceLimitError: the estimated memory exceeds ``memory_limit_gb`` (message names
+                the options that fit).
+        """
+        from ..evaluation import contact_scores, frobenius_scores
+        from ..training import TrainingConfig, train
+
+        self._validate()
+        prepared = data if isinstance(data, PreparedData) else prepare_data(
+            data, weights, identity_threshold=self.identity_threshold
+        )
+        L, q = prepared.states.shape[1], prepared.n_states
+        estimate = self._estimate(prepared)
+        check_memory(estimate, int(self.memory_limit_gb * 1024**3))
+        cl2, fl2 = self.regularization.per_token(L, q, prepared.n_eff)
+        torch_dtype = torch.float32 if self.dtype == "float32" else torch.float64
+        model = self._build(prepared, torch_dtype)
+        config = TrainingConfig(
+            optimizer="lbfgs",
+            learning_rate=1.0,
+            max_epochs=1,
+            batch_size=None,
+            masking="all",
+            coupling_l2=cl2,
+            field_l2=fl2,
+            lbfgs_max_iter=int(self.max_iter),
+            lbfgs_history=int(self.lbfgs_history),
+            eval_batch_size=estimate.chunk,
+            seed=0,
+        )
+        t0 = time.perf_counter()
+        result = train(model, prepared.states, config=config, weights=prepared.weights)  # type: ignore[arg-type]
+        wall = time.perf_counter() - t0
+        iterations = int(result.history[-1]["steps"]) if result.history else 0
+        tokens = torch.as_tensor(prepared.states.astype(np.int64), device=self.device)
+        wt = torch.as_tensor(prepared.weights, dtype=torch_dtype, device=self.device)
+        objective, gnorm = _objective_and_gradient_norm(model, tokens, wt, cl2, fl2)
+        if result.stop_reason == "diverged":
+            reason = "diverged"
+        elif iterations >= int(self.max_iter):
+            reason = "max_iterations"
+        else:
+            reason = "stopped_early"
+        self.convergence_ = ConvergenceReport(
+            iterations=iterations,
+            max_iterations=int(self.max_iter),
+            final_objective=objective,
+            final_gradient_norm=gnorm,
+            stop_reason=reason,
+            wall_seconds=wall,
+            message=result.message,
+        )
+        with torch.no_grad():
+            J = model.coupling_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
+            h = model.field_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
+        self.model_ = model
+        self.training_ = result
+        self.couplings_ = J
+        self.fields_ = h
+        exclude = prepared.gap_index if self.score_gap == "exclude" else None
+        self.frobenius_ = frobenius_scores(J, exclude_state=exclude)
+        self.scores_ = contact_scores(J, exclude_state=exclude)
+        self.n_sequences_ = prepared.n_sequences
+        self.n_unique_ = int(prepared.states.shape[0])
+        self.n_eff_ = prepared.n_eff
+        self.n_sites_ = L
+        self.n_states_ = q
+        self.gap_index_ = prepared.gap_index
+        self.memory_estimate_ = estimate
+        self.regularization_ = self.regularization.describe(L, q, prepared.n_eff)
+        logger.info(
+            "%s fit: L=%d q=%d U=%d N_eff=%.1f, %d iterations (%s), |g|=%.3g, %.2fs",
+            self.model_name, L, q, self.n_unique_, prepared.n_eff, iterations, reason, gnorm, wall,
+        )
+        return self
+
+    def convergence_dict(self) -> dict[str, Any]:
+        """The convergence report as a dict (after :meth:`fit`)."""
+        return asdict(self.convergence_)
+
+
+class PlmDCA(_BaseDCA):
+    """Full Potts model by symmetric pseudo-likelihood maximisation (plmc / CCMpred style).
+
+    Args:
+        regularization: L2 convention and coefficients (default EVcouplings/GREMLIN
+            ``lambda_J = 0.01 (L-1)(q-1)``, ``lambda_h = 0.01``).
+        max_iter: L-BFGS iterations (each one or more objective-and-gradient evaluations).
+            Default 30: measured on PF00014 and PF00595 (benchmarks/bench_dca.py), the top-L
+            precision after 20-30 iterations from plmc's field start is already that of the fit
+            run to convergence (100+ iterations), at a third of the time; the convergence report
+            says ``max_iterations`` and gives the gradient norm. Use 100+ for converged couplings.
+        lbfgs_history: L-BFGS memory.
+        identity_threshold: sequence-weight identity threshold when weights are computed.
+        kernel: coupling contraction method (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
+        dtype: ``"float32"`` (default) or ``"float64"``.
+        device: torch device (``"cpu"``; ``"cuda"`` uses the dense kernel).
+        memory_limit_gb: refuse fits whose estimated memory is above this.
+        chunk: sequences per forward pass (``None``: all when they fit the memory limit).
+        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default, CCMpred and
+            SCIENCE.md) or ``"include"`` it (plmc).
+        seed: recorded for reproducibility (the fit itself is deterministic: zero start).
+    """
+
+    model_name = "plm"
+
+    def _estimate(self, data: PreparedData) -> MemoryEstimate:
+        U, L = data.states.shape
+        est = estimate_memory(U, L, data.n_states, model="plm", dtype=self.dtype,
+                              lbfgs_history=int(self.lbfgs_history), chunk=self.chunk)
+        return _fit_chunk(est, U, L, data.n_states, self, "plm")
+
+    def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
+        L, q = data.states.shape[1], data.n_states
+        model = _KernelFullPotts(L, q, symmetric=True, fields=True, init_std=0.0, seed=0,
+                                 dtype=torch_dtype, device=self.device)
+        model.kernel = self.kernel
+        assert model.fields is not None
+        with torch.no_grad():
+            model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
+        return model
+
+
+class FactoredDCA(_BaseDCA):
+    """Factored attention (``"softmax"`` variant, ``H`` heads) trained by MLM = pseudo-likelihood.
+
+    The L2 convention applies to the coupling *product* ``J = sum_h A_h (x) V_h`` (so the same
+    ``lambda`` means the same penalty as for :class:`PlmDCA`) and to the fields.
+
+    Args:
+        n_heads: ``H`` (AttentionDCA uses 32).
+        key_dim: width ``d`` of the positional queries and keys.
+        variant: ``"softmax"`` (default) or ``"free"``.
+        init_std: standard deviation of the random start of the factors (non-convex problem).
+        max_iter: L-BFGS iterations (default 300: the factored problem needs more than plm).
+        other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors.
+    """
+
+    model_name = "factored"
+
+    def __init__(
+        self,
+        *,
+        n_heads: int = 32,
+        key_dim: int = 16,
+        variant: str = "softmax",
+        init_std: float = 0.1,
+        max_iter: int = 300,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(max_iter=max_iter, **kwargs)
+        self.n_heads = n_heads
+        self.key_dim = key_dim
+        self.variant = variant
+        self.init_std = init_std
+
+    def _estimate(self, data: PreparedData) -> MemoryEstimate:
+        U, L = data.states.shape
+        # the kernel path materialises J like the plm model does, without its L-BFGS state
+        est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
+                              lbfgs_history=int(self.lbfgs_history), chunk=self.chunk,
+                              n_heads=int(self.n_heads), key_dim=int(self.key_dim))
+        b = 4 if self.dtype == "float32" else 8
+        extra = 6 * L * L * data.n_states**2 * b
+        parts = dict(est.parts, coupling_tensor_and_kernel=extra)
+        est = MemoryEstimate(int(sum(parts.values())), parts, "factored", self.dtype, est.chunk)
+        return _fit_chunk(est, U, L, data.n_states, self, "factored")
+
+    def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
+        L, q = data.states.shape[1], data.n_states
+        model = _KernelFactoredAttention(
+            L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
+            fields=True, init_std=float(self.init_std), seed=self.seed, dtype=torch_dtype,
+            device=self.device,
+        )
+        model.kernel = self.kernel
+        assert model.fields is not None
+        with torch.no_grad():
+            model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
+        return model
+
+
+def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, model: str) -> MemoryEstimate:
+    """With ``chunk=None``, halve the chunk until the activations fit the limit (>= 256 rows)."""
+    if owner.chunk is not None:
+        return est
+    limit = int(owner.memory_limit_gb * 1024**3)
+    chunk = U
+    while est.total_bytes > limit and chunk > 256:
+        chunk = max(256, chunk // 2)
+        fixed = est.total_bytes - est.parts["activations"]
+        new = estimate_memory(U, L, q, model=model, dtype=owner.dtype,
+                              lbfgs_history=int(owner.lbfgs_history), chunk=chunk)
+        parts = dict(est.parts, activations=new.parts["activations"])
+        est = MemoryEstimate(fixed + new.parts["activations"], parts, est.model, est.dtype, chunk)
+    return est
+
+
+def fit_plm(data: Any, weights: Any = None, **options: Any) -> PlmDCA:
+    """``PlmDCA(**options).fit(data, weights)``."""
+    return PlmDCA(**options).fit(data, weights)
+
+
+def fit_factored(data: Any, weights: Any = None, **options: Any) -> FactoredDCA:
+    """``FactoredDCA(**options).fit(data, weights)``."""
+    return FactoredDCA(**options).fit(data, weights)

@@ -1,0 +1,124 @@
+"""Memory estimate of a DCA fit, checked *before* fitting (peer tools crash or overflow instead).
+
+The estimate counts the large buffers of a fit through :func:`attnpotts.training.train` with
+full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
+
+* full Potts (``"plm"``): ``P = L^2 q^2`` (the model stores every ordered block);
+  parameters, gradient, the symmetrised coupling tensor and its gradient, the kernel's transposed
+  copy and gradient (``6 P``); L-BFGS state ``(2 m + 4) P`` (``m`` history pairs, direction,
+  previous gradient and flat copies) held twice at the end of an epoch (the training loop's
+  last-good-state snapshot): ``(4 m + 8) P``; the logits of a chunk of ``B`` sequences and their
+  gradients (``4 B L q``) plus the one-hot/row index of the chunk;
+* factored attention (``"factored"``): parameters ``H (L d 2 + q^2) + L q`` (tiny), L-BFGS state as
+  above on those, the coupling tensor ``L^2 q^2`` materialised once for the scores (float64), and
+  the per-head activations of a chunk ``(3 H + 4) B L q``.
+
+The estimate is an upper bound of the large terms; the measured peak resident memory is reported
+next to it in ``benchmarks/bench_dca.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ResourceLimitError, ValidationError
+
+__all__ = ["DEFAULT_MEMORY_LIMIT", "MemoryEstimate", "check_memory", "estimate_memory"]
+
+#: Default budget of a fit (bytes): 2 GiB, the issue's target at L = 200.
+DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+
+_BYTES = {"float32": 4, "float64": 8}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated peak bytes of a fit and its parts."""
+
+    total_bytes: int
+    parts: dict[str, int] = field(default_factory=dict)
+    model: str = "plm"
+    dtype: str = "float32"
+    chunk: int = 0
+
+    @property
+    def total_gib(self) -> float:
+        """``total_bytes`` in GiB."""
+        return self.total_bytes / 1024**3
+
+
+def estimate_memory(
+    n_sequences: int,
+    n_sites: int,
+    n_states: int,
+    *,
+    model: str = "plm",
+    dtype: str = "float32",
+    lbfgs_history: int = 5,
+    chunk: int | None = None,
+    n_heads: int = 32,
+    key_dim: int = 32,
+) -> MemoryEstimate:
+    """Estimate the peak memory of a DCA fit (see the module docstring for the terms).
+
+    Args:
+        n_sequences: sequences fitted (unique sequences when duplicates are collapsed).
+        n_sites, n_states: ``L`` and ``q``.
+        model: ``"plm"`` (full Potts) or ``"factored"``.
+        dtype: ``"float32"`` or ``"float64"``.
+        lbfgs_history: L-BFGS memory ``m``.
+        chunk: sequences per forward pass (``None``: all at once).
+        n_heads, key_dim: factored attention sizes.
+    """
+    if dtype not in _BYTES:
+        raise ValidationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if model not in ("plm", "factored"):
+        raise ValidationError(f"model must be 'plm' or 'factored', got {model!r}")
+    N, L, q = int(n_sequences), int(n_sites), int(n_states)
+    if N < 1 or L < 2 or q < 2:
+        raise ValidationError(f"need N >= 1, L >= 2, q >= 2, got N={N}, L={L}, q={q}")
+    b = _BYTES[dtype]
+    B = N if chunk is None else max(1, min(int(chunk), N))
+    m = int(lbfgs_history)
+    activations = 4 * B * L * q * b + B * L * (8 + 4)  # logits, softmax, grads; tokens, rows
+    if model == "plm":
+        P = L * L * q * q
+        parts = {
+            "parameters_and_gradients": 6 * P * b,
+            "lbfgs_state_and_snapshot": (4 * m + 8) * P * b,
+            "activations": activations,
+        }
+    else:
+        P = n_heads * (2 * L * key_dim + q * q) + L * q
+        parts = {
+            "parameters_and_gradients": 4 * P * b,
+            "lbfgs_state_and_snapshot": (4 * m + 8) * P * b,
+            "coupling_tensor_for_scores": 2 * L * L * q * q * 8,
+            "activations": (3 * n_heads + 4) * B * L * q * b + B * L * 8,
+        }
+    return MemoryEstimate(int(sum(parts.values())), parts, model, dtype, B)
+
+
+def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIMIT) -> None:
+    """Raise :class:`~attnpotts.errors.ResourceLimitError` when ``estimate`` exceeds the limit.
+
+    The message gives the estimate, its largest part and the options that reduce it.
+    """
+    if estimate.total_bytes <= limit_bytes:
+        return
+    worst = max(estimate.parts, key=lambda k: estimate.parts[k])
+    hints = []
+    if estimate.model == "plm":
+        hints.append("--model factored (factored attention stores O(H (L d + q^2)) parameters)")
+        hints.append("a smaller lbfgs_history")
+    if estimate.dtype == "float64":
+        hints.append("dtype float32")
+    if worst == "activations":
+        hints.append("a smaller chunk (sequences per forward pass)")
+    hints.append("fewer columns (focus mode or a column gap filter)")
+    raise ResourceLimitError(
+        f"the {estimate.model} fit needs about {estimate.total_gib:.2f} GiB "
+        f"(largest part: {worst}, {estimate.parts[worst] / 1024**3:.2f} GiB), above the limit of "
+        f"{limit_bytes / 1024**3:.2f} GiB; options that fit: {'; '.join(hints)}; or raise the "
+        "limit (memory_limit_gb) if the machine has the memory"
+    )

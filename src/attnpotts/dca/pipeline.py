@@ -1,0 +1,381 @@
+"""The contact-prediction pipeline: alignment -> weights -> fit -> scores -> outputs.
+
+:func:`run_contacts` reads an alignment, computes sequence weights, fits a :class:`PlmDCA` or a
+:class:`FactoredDCA`, scores pairs (Frobenius norm of the zero-sum-gauged blocks without the gap
+state, then APC), optionally evaluates against a structure or a distances TSV, and writes an
+output folder atomically. Every output carries the map back to the original alignment columns.
+
+Output folder (``OUT_FILES``):
+
+* ``summary.json``: ``n_sequences``, ``n_unique``, ``n_eff``, ``n_sites``, ``n_states``,
+  ``wall_seconds`` (whole run, reading included), ``model``, ``convergence`` (iterations, final
+  gradient norm, stop reason), ``conventions`` (weights, regularisation with its equivalents in
+  every convention, gauge, score), ``memory_estimate_gib`` and, with distances,
+  ``precision`` (``"L"``, ``"L/2"``, ``"L/5"``, ``"L/10"`` at 8 A and ``|i - j| >= 6``) and
+  ``precision_table`` (separations 6, 12, 24);
+* ``config.json``: the resolved configuration, seed and versions;
+* ``scores.mat``: CCMpred-style ``L x L`` score matrix (rows/columns = the fitted columns, listed
+  in ``column_map.tsv``);
+* ``ec.txt``: EC table ``i A_i j A_j score`` with ``i, j`` the original alignment columns
+  (1-based) and the reference residues;
+* ``couplings.npz``: couplings ``(L, L, q, q)`` and fields ``(L, q)`` as fitted (the layout of
+  :func:`attnpotts.evaluation.save_couplings_npz`, with the column map and the conventions);
+* ``column_map.tsv``: fitted column (1-based) -> original column (1-based), reference residue,
+  reference residue number;
+* ``contact_map.png``: top-``L`` predictions over the true contacts (if known).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ShapeError, ValidationError
+from .fit import FactoredDCA, PlmDCA, prepare_data
+from .regularization import CONVENTIONS, Regularization
+
+__all__ = ["OUT_FILES", "ContactsConfig", "read_aligned_reference", "run_contacts"]
+
+logger = logging.getLogger(__name__)
+
+#: Files written by :func:`run_contacts` (``contact_map.png`` always; distances optional).
+OUT_FILES = (
+    "summary.json",
+    "config.json",
+    "scores.mat",
+    "ec.txt",
+    "couplings.npz",
+    "column_map.tsv",
+    "contact_map.png",
+)
+
+CONTACT_CUTOFF = 8.0
+MIN_SEPARATION = 6
+
+
+@dataclass(frozen=True)
+class ContactsConfig:
+    """Options of :func:`run_contacts` (all JSON/TOML-serialisable).
+
+    Attributes:
+        model: ``"plm"`` (full Potts, symmetric pseudo-likelihood) or ``"factored"``.
+        identity_threshold: sequence-weight identity threshold (0.8).
+        regularization: convention name (:data:`~attnpotts.dca.CONVENTIONS`).
+        lambda_j, lambda_h: coefficients in that convention.
+        max_iter: L-BFGS iterations (``None``: 30 for plm, see :class:`PlmDCA`; 300 for factored).
+        lbfgs_history: L-BFGS memory.
+        n_heads, key_dim: factored attention sizes.
+        kernel: coupling contraction method.
+        dtype: ``"float32"`` or ``"float64"``.
+        device: torch device.
+        memory_limit_gb: refuse fits estimated above this.
+        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default; SCIENCE.md,
+            CCMpred) or ``"include"`` it (plmc's score).
+        focus: keep only the reference sequence's residue columns.
+        reference: id (prefix) or row of the reference sequence (default: first record).
+        max_column_gap: drop columns with a larger gap fraction.
+        seed: seed (factored attention's initial factors).
+    """
+
+    model: str = "plm"
+    identity_threshold: float = 0.8
+    regularization: str = "evcouplings"
+    lambda_j: float = 0.01
+    lambda_h: float = 0.01
+    max_iter: int | None = None
+    lbfgs_history: int = 5
+    n_heads: int = 32
+    key_dim: int = 16
+    kernel: str = "auto"
+    dtype: str = "float32"
+    device: str = "cpu"
+    memory_limit_gb: float = 2.0
+    score_gap: str = "exclude"
+    focus: bool = False
+    reference: str | None = None
+    max_column_gap: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in ("plm", "factored"):
+            raise ValidationError(f"model must be 'plm' or 'factored', got {self.model!r}")
+        if self.regularization not in CONVENTIONS:
+            raise ValidationError(
+                f"regularization must be one of {CONVENTIONS}, got {self.regularization!r}"
+            )
+        if not 0 < self.identity_threshold <= 1:
+            raise ValidationError(f"identity_threshold must lie in (0, 1], got {self.identity_threshold}")
+        if self.score_gap not in ("exclude", "include"):
+            raise ValidationError(f"score_gap must be 'exclude' or 'include', got {self.score_gap!r}")
+        if self.max_iter is not None and int(self.max_iter) < 1:
+            raise ValidationError(f"max_iter must be None or >= 1, got {self.max_iter}")
+
+    def estimator(self) -> PlmDCA | FactoredDCA:
+        """The configured (unfitted) estimator."""
+        reg = Regularization(self.regularization, float(self.lambda_j), float(self.lambda_h))  # type: ignore[arg-type]
+        common: dict[str, Any] = {
+            "regularization": reg,
+            "lbfgs_history": int(self.lbfgs_history),
+            "identity_threshold": float(self.identity_threshold),
+            "kernel": self.kernel,
+            "dtype": self.dtype,
+            "device": self.device,
+            "memory_limit_gb": float(self.memory_limit_gb),
+            "score_gap": self.score_gap,
+            "seed": int(self.seed),
+        }
+        if self.model == "plm":
+            return PlmDCA(max_iter=30 if self.max_iter is None else int(self.max_iter), **common)
+        return FactoredDCA(
+            n_heads=int(self.n_heads),
+            key_dim=int(self.key_dim),
+            max_iter=300 if self.max_iter is None else int(self.max_iter),
+            **common,
+        )
+
+
+def read_aligned_reference(path: str | os.PathLike[str]) -> str:
+    """Read an aligned reference sequence: FASTA (first record) or a line whose last field is it.
+
+    The second form is that of the ``*_domain_sequence.txt`` files (``PFAM PDB_CHAIN SEQUENCE``).
+    """
+    from ..errors import DataFormatError
+
+    p = Path(path)
+    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise DataFormatError("empty reference sequence file", path=p)
+    if lines[0].startswith(">"):
+        seq = []
+        for ln in lines[1:]:
+            if ln.startswith(">"):
+                break
+            seq.append(ln)
+        text = "".join(seq)
+    else:
+        text = lines[0].split()[-1]
+    if not text:
+        raise DataFormatError("no sequence found", path=p, line=1)
+    return text
+
+
+def _true_distances(
+    msa: Any,
+    structure: str | os.PathLike[str] | None,
+    chain: str | None,
+    distances: str | os.PathLike[str] | None,
+    distance_column: str | None,
+    aligned_reference: str | None = None,
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """``(L, L)`` distances between the fitted columns, and a description of their source."""
+    from ..alignment import read_distance_table, structure_distances
+
+    if structure is not None and distances is not None:
+        raise ValidationError("give either a structure or a distances table, not both")
+    if structure is not None:
+        if aligned_reference is not None:
+            if len(aligned_reference) != msa.n_original_columns:
+                raise ShapeError(
+                    f"the structure's aligned sequence has {len(aligned_reference)} columns, the "
+                    f"alignment {msa.n_original_columns}; it must be aligned to the same columns"
+                )
+            ref = "".join(aligned_reference[int(c)] for c in msa.column_map)
+        elif msa.reference is None:
+            raise ValidationError("mapping a structure needs a reference sequence in the alignment")
+        else:
+            ref = msa.reference.residues
+        sd = structure_distances(structure, ref, chain=chain)
+        name = distance_column or "d_min_heavy"
+        if name not in sd.distances:
+            raise ValidationError(f"no distance kind {name!r}; choose one of {sorted(sd.distances)}")
+        info = {
+            "source": os.fspath(structure),
+            "chain": sd.structure.chain,
+            "distance": name,
+            "mapped_columns": sd.mapping.n_mapped,
+            "identity_to_reference": sd.mapping.identity,
+        }
+        return sd.distances[name], info
+    if distances is not None:
+        table = read_distance_table(distances, n_sites=None)
+        D_full = table.get(distance_column)
+        n_orig = int(msa.n_original_columns)
+        if D_full.shape[0] > n_orig:
+            raise ShapeError(
+                f"{distances} numbers columns up to {D_full.shape[0]}, the alignment has {n_orig}; "
+                "the table must be numbered in the alignment's columns (from 1)"
+            )
+        D = np.full((n_orig, n_orig), np.nan)
+        D[: D_full.shape[0], : D_full.shape[0]] = D_full
+        cols = np.asarray(msa.column_map, dtype=np.int64)
+        info = {"source": os.fspath(distances), "distance": distance_column or table.names[0]}
+        return D[np.ix_(cols, cols)], info
+    return None, {}
+
+
+def run_contacts(
+    alignment: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    config: ContactsConfig | None = None,
+    structure: str | os.PathLike[str] | None = None,
+    chain: str | None = None,
+    distances: str | os.PathLike[str] | None = None,
+    distance_column: str | None = None,
+    structure_sequence: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    extra_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Predict contacts from ``alignment`` and write the output folder ``out`` (see module doc).
+
+    Args:
+        alignment: FASTA (``.gz``), A2M, A3M, Stockholm or PSICOV file.
+        out: output folder (assembled under a temporary name, renamed when complete).
+        config: options (:class:`ContactsConfig`).
+        structure, chain: a PDB/mmCIF file and chain to evaluate against (reference mapped).
+        distances, distance_column: a distances TSV (columns numbered from 1 in the alignment).
+        structure_sequence: file with the structure's sequence aligned to the alignment's columns
+            (FASTA, or ``*_domain_sequence.txt``); default: the alignment's reference sequence.
+        overwrite: replace an existing non-empty ``out``.
+        extra_config: more entries for ``config.json`` (e.g. the CLI's arguments).
+
+    Returns:
+        The summary written to ``summary.json``.
+    """
+    from ..alignment import read_alignment
+    from ..evaluation import (
+        contact_scores,
+        precision_at,
+        precision_table,
+        save_couplings_npz,
+        write_ec_table,
+        write_score_matrix,
+    )
+    from ..storage import atomic_output_dir, atomic_write_json, atomic_write_text, environment_info
+
+    t0 = time.perf_counter()
+    cfg = ContactsConfig() if config is None else config
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
+    msa = read_alignment(
+        alignment, reference=cfg.reference, focus=cfg.focus, max_column_gap=cfg.max_column_gap
+    )
+    aligned_ref = None if structure_sequence is None else read_aligned_reference(structure_sequence)
+    D, dist_info = _true_distances(msa, structure, chain, distances, distance_column, aligned_ref)
+    data = prepare_data(msa, identity_threshold=cfg.identity_threshold)
+    est = cfg.estimator().fit(data)
+    scores = est.scores_
+    L = msa.n_sites
+    columns = msa.columns  # (L,) 1-based original columns
+    ref_res = msa.reference.residues if msa.reference is not None else "-" * L
+    ref_num = (
+        np.asarray(msa.reference.residue_numbers) if msa.reference is not None else np.full(L, -1)
+    )
+    conventions = {
+        "weights": {
+            "scheme": "inverse number of neighbours at >= identity_threshold identity (self included); "
+            "N_eff = sum of weights; duplicates collapsed into weights",
+            "identity_threshold": cfg.identity_threshold,
+        },
+        "regularization": est.regularization_,
+        "model": "full Potts, symmetric pseudo-likelihood" if cfg.model == "plm" else (
+            f"factored attention (softmax, H={cfg.n_heads}, d={cfg.key_dim}), MLM on all positions"
+        ),
+        "gauge_of_couplings_npz": "as fitted (no gauge fixing); scores use the zero-sum gauge",
+        "score": "Frobenius norm of zero-sum-gauged J[i, j] "
+        + ("without the gap state" if cfg.score_gap == "exclude" else "with the gap state (plmc)")
+        + ", then APC",
+        "contact": f"distance < {CONTACT_CUTOFF} A, |i - j| >= {MIN_SEPARATION} (fitted columns)",
+        "columns": "scores.mat, couplings.npz: fitted columns in order; ec.txt: original 1-based "
+        "columns; column_map.tsv: the map",
+    }
+    summary: dict[str, Any] = {
+        "alignment": os.fspath(alignment),
+        "model": cfg.model,
+        "n_sequences": int(msa.n_sequences),
+        "n_unique": int(est.n_unique_),
+        "n_eff": float(est.n_eff_),
+        "n_sites": int(L),
+        "n_states": int(msa.q),
+        "n_original_columns": int(msa.n_original_columns),
+        "reference": None if msa.reference is None else msa.reference.id,
+        "convergence": est.convergence_dict(),
+        "memory_estimate_gib": est.memory_estimate_.total_gib,
+        "conventions": conventions,
+    }
+    if D is not None:
+        summary["distances"] = dist_info
+        summary["precision"] = precision_at(
+            scores, D, cutoff=CONTACT_CUTOFF, min_separation=MIN_SEPARATION
+        )
+        summary["precision_table"] = precision_table(scores, D, cutoff=CONTACT_CUTOFF)
+        # both common scores, so results compare with plmc (gap kept) and CCMpred (gap left out)
+        summary["precision_by_score"] = {
+            f"gap_{name}d": precision_at(
+                contact_scores(est.couplings_, exclude_state=ex), D,
+                cutoff=CONTACT_CUTOFF, min_separation=MIN_SEPARATION,
+            )
+            for name, ex in (("exclude", msa.alphabet.gap_index), ("include", None))
+        }
+    resolved = dataclasses.asdict(cfg)
+    config_record = {
+        "config": resolved,
+        "seed": cfg.seed,
+        "inputs": {
+            "alignment": os.fspath(alignment),
+            "structure": None if structure is None else os.fspath(structure),
+            "chain": chain,
+            "distances": None if distances is None else os.fspath(distances),
+            "distance_column": distance_column,
+            "structure_sequence": None if structure_sequence is None else os.fspath(structure_sequence),
+        },
+        "environment": environment_info(),
+    }
+    if extra_config:
+        config_record.update(extra_config)
+    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+        write_score_matrix(tmp / "scores.mat", scores)
+        write_ec_table(tmp / "ec.txt", scores, columns=columns, residues=ref_res)
+        save_couplings_npz(
+            tmp / "couplings.npz",
+            est.couplings_,
+            est.fields_,
+            alphabet=msa.alphabet,
+            columns=columns,
+            reference=ref_res,
+            reference_numbers=ref_num,
+            metadata={"tool": "attnpotts contacts", **{k: v for k, v in conventions.items() if k != "regularization"},
+                      "regularization": est.regularization_["given"]},
+        )
+        lines = ["# fitted column (1-based) -> original alignment column (1-based), reference residue, "
+                 "reference residue number (-1: gap)", "column\toriginal_column\treference_residue\treference_number"]
+        lines += [f"{k + 1}\t{int(columns[k])}\t{ref_res[k]}\t{int(ref_num[k])}" for k in range(L)]
+        atomic_write_text(tmp / "column_map.tsv", "\n".join(lines) + "\n")
+        _write_figure(tmp / "contact_map.png", scores, D, title=f"{Path(alignment).name} ({cfg.model})")
+        summary["wall_seconds"] = time.perf_counter() - t0
+        atomic_write_json(tmp / "config.json", config_record)
+        atomic_write_json(tmp / "summary.json", summary)
+    if D is not None:
+        logger.info("precision: %s", summary["precision"])
+    if not math.isfinite(summary["wall_seconds"]):  # pragma: no cover - defensive
+        raise ValidationError("wall time is not finite")
+    return summary
+
+
+def _write_figure(path: Path, scores: np.ndarray, D: np.ndarray | None, *, title: str) -> None:
+    from ..plotting import figure_to_png
+    from ..plotting.contacts import plot_contact_map
+    from ..storage import atomic_write_bytes
+
+    fig = plot_contact_map(scores, D, top=scores.shape[0], cutoff=CONTACT_CUTOFF,
+                           min_separation=MIN_SEPARATION, title=title)
+    atomic_write_bytes(path, figure_to_png(fig))

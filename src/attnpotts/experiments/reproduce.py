@@ -1,0 +1,960 @@
+"""``attnpotts reproduce``: the paper's experiments as one pipeline of sweeps, a JSON document and a report.
+
+Stages (SCIENCE.md section 4; each is a sweep of registered tasks run through the results store, so
+a killed pipeline resumes where it stopped and any executor gives the same numbers):
+
+* ``depth`` - test loss against training compute for vanilla transformers with 1..4 layers and one
+  factored layer on synthetic generalized-Potts data (``L = 20``, ``q = 20``, ``M = 3000`` by
+  default), each regularised (a grid, the value chosen on a validation set distinct from the test
+  set) and early-stopped on that validation set; the optimal loss (mean conditional entropy of the
+  true model) with standard errors; the smallest depth within ``match_tolerance`` (1%) of the
+  factored layer's test loss, or none.
+* ``couplings`` - the learned attention ``A`` and value ``V`` of the factored layer next to the true
+  ``Jsite`` and ``Ucol``, with gauge-invariant correlations.
+* ``theory`` - replica learning curves (SCIENCE.md section 5) against finite-``N`` simulations.
+* ``equivalence`` - the MLM loss of factored attention and ``-(1/(M L)) log PL`` of the converted
+  Potts model, for random parameters of both variants and for the trained model.
+
+Everything the report says comes from ``results.json`` (:mod:`attnpotts.reports.reproduce`).
+
+Library defaults (documented, not from the paper): the data model of
+:class:`attnpotts.sampling.dataset.SampleConfig` (sparse ``Jsite`` of mean degree 3, Gaussian
+``Ucol``, beta calibrated to a mean pairwise Hamming distance of 0.88, where the optimal loss is
+1-2 nats); transformers of width 64 with 4 heads trained by AdamW on one masked position per
+sequence; factored attention (one free head with fields) trained by Adam on all positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ValidationError
+from ..storage import atomic_write_bytes, atomic_write_json, environment_info, to_jsonable
+from .executors import Executor, LocalExecutor
+from .spec import ExperimentSpec, RunSpec
+from .store import ResultsStore, StoredRun
+from .sweep import SweepReport, run_runs
+
+__all__ = [
+    "MODES",
+    "STAGES",
+    "ReproduceConfig",
+    "ReproduceResult",
+    "reproduce",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Stages in pipeline order.
+STAGES: tuple[str, ...] = ("depth", "couplings", "theory", "equivalence")
+#: Presets of :meth:`ReproduceConfig.preset`.
+MODES: tuple[str, ...] = ("quick", "default", "full")
+#: Version of the results document (``results.json``).
+RESULTS_SCHEMA_ID = "attnpotts.reproduce/1"
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """Every setting of ``attnpotts reproduce`` (flat, TOML-friendly; see :meth:`preset`).
+
+    Data: ``n_sites``, ``n_states``, ``n_train``, ``n_validation``, ``n_test``; ``calibrate``
+    (beta set by the sampler to ``target_distance``, else ``beta``); ``n_chains``,
+    ``pilot_sweeps`` of the sampler.
+
+    Depth study: ``depths`` (transformer layers), ``width``, ``transformer_heads``, the
+    regularisation grid ``transformer_dropout`` (with AdamW ``transformer_weight_decay``),
+    ``transformer_lr``, ``transformer_batch_size``, ``transformer_epochs``, ``transformer_masking``
+    (``"one"``: one masked position per sequence, redrawn each epoch); ``factored_heads``,
+    ``factored_variant``, the grid ``factored_coupling_l2`` (L2 on the coupling product),
+    ``factored_lr``, ``factored_batch_size``, ``factored_epochs`` (all positions predicted); early
+    stopping ``patience`` (epochs) on the validation set; ``n_seeds`` training seeds per setting;
+    ``match_tolerance`` (relative, 0.01 = 1%).
+
+    Theory: ``theory_states`` (q), ``theory_ucol`` (``"identity"`` or ``"gaussian"``),
+    ``theory_beta``, ``theory_rho``, ``theory_lambdas``, ``theory_alphas`` (simulation points;
+    the theory lines use ``theory_curve_points`` log-spaced alphas plus these), simulations with
+    ``simulation_sites`` (N), ``simulation_seeds``, ``simulation_test``.
+
+    Equivalence: ``equivalence_draws`` random parameter sets per variant x fields, on
+    ``equivalence_sequences`` random sequences of ``equivalence_sites`` x ``equivalence_states``.
+    """
+
+    mode: str = "default"
+    seed: int = 0
+    stages: tuple[str, ...] = STAGES
+    device: str = "cpu"
+    # data
+    n_sites: int = 20
+    n_states: int = 20
+    n_train: int = 3000
+    n_validation: int = 500
+    n_test: int = 1000
+    calibrate: bool = True
+    target_distance: float = 0.88
+    beta: float = 1.0
+    n_chains: int = 200
+    pilot_sweeps: int = 400
+    # depth study
+    depths: tuple[int, ...] = (1, 2, 3, 4)
+    width: int = 64
+    transformer_heads: int = 4
+    transformer_dropout: tuple[float, ...] = (0.1,)
+    transformer_weight_decay: float = 0.01
+    transformer_lr: float = 2e-3
+    transformer_batch_size: int = 64
+    transformer_epochs: int = 25
+    transformer_masking: str = "one"
+    factored_heads: int = 1
+    factored_variant: str = "free"
+    factored_coupling_l2: tuple[float, ...] = (0.0, 1e-4)
+    factored_lr: float = 0.05
+    factored_batch_size: int = 256
+    factored_epochs: int = 60
+    patience: int = 5
+    n_seeds: int = 1
+    match_tolerance: float = 0.01
+    # theory
+    theory_states: int = 3
+    theory_ucol: str = "identity"
+    theory_beta: float = 3.0
+    theory_rho: float = 1.0
+    theory_lambdas: tuple[float, ...] = (0.01, 0.1, 1.0)
+    theory_alphas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    theory_curve_points: int = 25
+    simulation_sites: int = 200
+    simulation_seeds: int = 4
+    simulation_test: int = 5000
+    # equivalence
+    equivalence_draws: int = 2
+    equivalence_sites: int = 12
+    equivalence_states: int = 6
+    equivalence_sequences: int = 200
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, list):
+                object.__setattr__(self, f.name, tuple(v))
+        if self.mode not in MODES:
+            raise ValidationError(f"mode must be one of {MODES}, got {self.mode!r}")
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad or not self.stages:
+            raise ValidationError(f"stages must be a non-empty subset of {STAGES}, got {self.stages}")
+        ints = {
+            "seed": 0, "n_sites": 2, "n_states": 2, "n_train": 2, "n_validation": 2, "n_test": 2,
+            "n_chains": 1, "pilot_sweeps": 8, "width": 1, "transformer_heads": 1,
+            "transformer_batch_size": 1, "transformer_epochs": 1, "factored_heads": 1,
+            "factored_batch_size": 1, "factored_epochs": 1, "patience": 1, "n_seeds": 1,
+            "theory_states": 2, "theory_curve_points": 2, "simulation_sites": 2,
+            "simulation_seeds": 1, "simulation_test": 1, "equivalence_draws": 1,
+            "equivalence_sites": 2, "equivalence_states": 2, "equivalence_sequences": 1,
+        }  # fmt: skip
+        for name, minimum in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise ValidationError(f"{name} must be an integer >= {minimum}, got {v!r}")
+        if self.width % self.transformer_heads:
+            raise ValidationError(
+                f"width ({self.width}) must be divisible by transformer_heads "
+                f"({self.transformer_heads})"
+            )
+        positive = ("target_distance", "beta", "transformer_lr", "factored_lr", "theory_beta",
+                    "theory_rho", "match_tolerance")  # fmt: skip
+        for name in positive:
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise ValidationError(f"{name} must be a positive number, got {v}")
+        if not 0 < self.target_distance < 1:
+            raise ValidationError(f"target_distance must lie in (0, 1), got {self.target_distance}")
+        grids = {
+            "depths": (self.depths, 1), "transformer_dropout": (self.transformer_dropout, 0),
+            "factored_coupling_l2": (self.factored_coupling_l2, 0),
+            "theory_lambdas": (self.theory_lambdas, 0), "theory_alphas": (self.theory_alphas, 0),
+        }  # fmt: skip
+        for name, (values, minimum) in grids.items():
+            if not values or any(not math.isfinite(float(v)) or float(v) < minimum for v in values):
+                raise ValidationError(
+                    f"{name} must be a non-empty list of numbers >= {minimum}, got {list(values)}"
+                )
+            if len(set(values)) != len(values):
+                raise ValidationError(f"{name} lists a value twice: {list(values)}")
+        if any(float(a) <= 0 for a in self.theory_alphas):
+            raise ValidationError(f"theory_alphas must be > 0, got {list(self.theory_alphas)}")
+        if any(not 0 <= float(d) < 1 for d in self.transformer_dropout):
+            raise ValidationError(f"transformer_dropout values must lie in [0, 1), got {self.transformer_dropout}")
+        if self.transformer_masking not in ("one", "all", "bert"):
+            raise ValidationError(
+                f"transformer_masking must be 'one', 'all' or 'bert', got {self.transformer_masking!r}"
+            )
+        if self.factored_variant not in ("free", "softmax"):
+            raise ValidationError(
+                f"factored_variant must be 'free' or 'softmax', got {self.factored_variant!r}"
+            )
+        if self.theory_ucol not in ("identity", "gaussian"):
+            raise ValidationError(f"theory_ucol must be 'identity' or 'gaussian', got {self.theory_ucol!r}")
+        if self.transformer_weight_decay < 0:
+            raise ValidationError("transformer_weight_decay must be >= 0")
+
+    @classmethod
+    def preset(cls, mode: str = "default", **overrides: Any) -> ReproduceConfig:
+        """The built-in settings of ``mode`` (``quick``, ``default``, ``full``) with overrides.
+
+        * ``quick``: a smoke test (small system, few epochs; well under 2 minutes on 2 cores);
+        * ``default``: SCIENCE.md section 4 (``L = q = 20``, ``M = 3000``), one seed;
+        * ``full``: several seeds, a regularisation grid per depth, longer training, larger
+          simulations (meant for a cluster: ``--executor dask``).
+        """
+        if mode not in MODES:
+            raise ValidationError(f"mode must be one of {MODES}, got {mode!r}")
+        base: dict[str, Any] = {"mode": mode}
+        if mode == "quick":
+            base.update(
+                n_sites=6, n_states=4, n_train=300, n_validation=100, n_test=200,
+                calibrate=False, beta=1.0, n_chains=50, pilot_sweeps=40,
+                depths=(1, 2), width=16, transformer_heads=2, transformer_dropout=(0.0,),
+                transformer_epochs=2, transformer_batch_size=100, factored_coupling_l2=(0.0,),
+                factored_epochs=20, factored_batch_size=300, patience=3,
+                theory_lambdas=(0.1, 1.0), theory_alphas=(0.5, 2.0, 8.0), theory_curve_points=6,
+                simulation_sites=40, simulation_seeds=2, simulation_test=1000,
+                equivalence_draws=1, equivalence_sites=5, equivalence_states=3,
+                equivalence_sequences=50,
+            )  # fmt: skip
+        elif mode == "full":
+            base.update(
+                n_sites=30, n_train=10000, n_validation=1000, n_test=2000, n_chains=400,
+                transformer_dropout=(0.0, 0.1, 0.2), transformer_epochs=100, factored_epochs=200,
+                factored_coupling_l2=(0.0, 1e-5, 1e-4), patience=10, n_seeds=3,
+                theory_lambdas=(0.001, 0.01, 0.1, 1.0), theory_alphas=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+                theory_curve_points=40, simulation_sites=1000, simulation_seeds=8,
+                simulation_test=20000, equivalence_draws=4,
+            )  # fmt: skip
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat plain-data form (lists for tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReproduceConfig:
+        """Build from :meth:`to_dict` output; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValidationError(
+                f"unknown reproduce option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**dict(data))
+
+    def derived_seed(self, purpose: int) -> int:
+        """An integer seed for one purpose (0: data, 1..: stage specs), from ``seed`` by spawning."""
+        child = np.random.SeedSequence(self.seed, spawn_key=(purpose,))
+        return int(child.generate_state(1, dtype=np.uint32)[0])
+
+
+# --------------------------------------------------------------------------- specs
+def data_recipe(config: ReproduceConfig) -> dict[str, Any]:
+    """The ``params["data"]`` table of the depth-study runs."""
+    recipe: dict[str, Any] = {
+        "n_sites": config.n_sites,
+        "n_states": config.n_states,
+        "n_train": config.n_train,
+        "n_validation": config.n_validation,
+        "n_test": config.n_test,
+        "n_chains": config.n_chains,
+        "pilot_sweeps": config.pilot_sweeps,
+        "seed": config.derived_seed(0),
+        "calibrate": config.calibrate,
+    }
+    if config.calibrate:
+        recipe["target_distance"] = config.target_distance
+    else:
+        recipe["beta"] = config.beta
+    return recipe
+
+
+def factored_spec(config: ReproduceConfig) -> ExperimentSpec:
+    """One factored layer, swept over the L2 on the coupling product."""
+    return ExperimentSpec(
+        name="depth-factored",
+        task="depth_study_run",
+        seed=config.derived_seed(1),
+        params={
+            "data": data_recipe(config),
+            "device": config.device,
+            "model": {
+                "kind": "factored", "n_heads": config.factored_heads,
+                "variant": config.factored_variant, "fields": True,
+            },
+            "training": {
+                "optimizer": "adam", "learning_rate": config.factored_lr,
+                "max_epochs": config.factored_epochs, "batch_size": config.factored_batch_size,
+                "masking": "all", "patience": config.patience, "coupling_l2": 0.0,
+            },
+        },
+        sweep={"training.coupling_l2": list(config.factored_coupling_l2)},
+        n_seeds=config.n_seeds,
+        description="one factored self-attention layer (all positions = pseudo-likelihood)",
+    )
+
+
+def transformer_spec(config: ReproduceConfig) -> ExperimentSpec:
+    """Transformers of every depth, swept over dropout (weight decay fixed)."""
+    return ExperimentSpec(
+        name="depth-transformer",
+        task="depth_study_run",
+        seed=config.derived_seed(2),
+        params={
+            "data": data_recipe(config),
+            "device": config.device,
+            "model": {
+                "kind": "transformer", "n_layers": config.depths[0], "width": config.width,
+                "n_heads": config.transformer_heads, "dropout": 0.0,
+            },
+            "training": {
+                "optimizer": "adamw", "learning_rate": config.transformer_lr,
+                "max_epochs": config.transformer_epochs,
+                "batch_size": config.transformer_batch_size,
+                "masking": config.transformer_masking, "patience": config.patience,
+                "weight_decay": config.transformer_weight_decay,
+            },
+        },
+        sweep={
+            "model.n_layers": list(config.depths),
+            "model.dropout": list(config.transformer_dropout),
+        },
+        n_seeds=config.n_seeds,
+        description="vanilla transformer encoders of several depths",
+    )
+
+
+def _theory_params(config: ReproduceConfig) -> dict[str, Any]:
+    return {
+        "q": config.theory_states,
+        "ucol": config.theory_ucol,
+        "ucol_seed": config.derived_seed(3),
+        "beta": config.theory_beta,
+        "rho": config.theory_rho,
+        "lambda": config.theory_lambdas[0],
+    }
+
+
+def theory_alpha_grid(config: ReproduceConfig) -> list[float]:
+    """Alphas of the theory lines: log-spaced over the simulated range, plus the simulated ones."""
+    lo, hi = min(config.theory_alphas), max(config.theory_alphas)
+    grid = np.geomspace(lo, hi, config.theory_curve_points)
+    return sorted({float(a) for a in grid} | {float(a) for a in config.theory_alphas})
+
+
+def theory_curve_spec(config: ReproduceConfig) -> ExperimentSpec:
+    """Replica-theory learning curves, one run per lambda."""
+    return ExperimentSpec(
+        name="theory-curves",
+        task="theory_curve",
+        seed=config.derived_seed(4),
+        params={**_theory_params(config), "alphas": theory_alpha_grid(config), "student": "factored"},
+        sweep={"lambda": list(config.theory_lambdas)},
+        description="replica-symmetric fixed point of the factored student (SCIENCE.md 5)",
+    )
+
+
+def theory_simulation_spec(config: ReproduceConfig) -> ExperimentSpec:
+    """Finite-N simulations of the same scenario, one run per lambda and seed."""
+    return ExperimentSpec(
+        name="theory-simulations",
+        task="theory_simulation",
+        seed=config.derived_seed(5),
+        params={
+            **_theory_params(config),
+            "alphas": sorted(float(a) for a in config.theory_alphas),
+            "n_sites": config.simulation_sites,
+            "n_test": config.simulation_test,
+            "student": "convex",
+        },
+        sweep={"lambda": list(config.theory_lambdas)},
+        n_seeds=config.simulation_seeds,
+        description="simulations with a convex solver of the same objective",
+    )
+
+
+def equivalence_spec(config: ReproduceConfig) -> ExperimentSpec:
+    """Random factored attention of both variants, with and without fields."""
+    return ExperimentSpec(
+        name="equivalence",
+        task="equivalence_check",
+        seed=config.derived_seed(6),
+        params={
+            "n_sites": config.equivalence_sites,
+            "n_states": config.equivalence_states,
+            "n_heads": 2,
+            "n_sequences": config.equivalence_sequences,
+            "init_std": 0.5,
+            "variant": "free",
+            "fields": True,
+        },
+        sweep={"variant": ["free", "softmax"], "fields": [True, False]},
+        n_seeds=config.equivalence_draws,
+        description="MLM loss vs pseudo-likelihood for random parameters (float64)",
+    )
+
+
+# --------------------------------------------------------------------------- stage machinery
+@dataclass
+class StageOutput:
+    """What a stage produced: a JSON summary, PNG figures and the runs it used."""
+
+    summary: dict[str, Any]
+    figures: dict[str, bytes] = field(default_factory=dict)
+    runs: list[str] = field(default_factory=list)
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    config: ReproduceConfig
+    store: ResultsStore
+    executor: Executor
+    progress: bool
+    cache: dict[str, list[StoredRun]] = field(default_factory=dict)
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self, *specs: ExperimentSpec, first: Callable[[RunSpec], float] | None = None) -> None:
+        """Run the specs not run yet in this pipeline as one sweep (one pool of workers, so a
+        worker's memoised data set serves every run), submitting in ``first``-descending order
+        (longest first keeps the workers busy; results do not depend on the order)."""
+        todo = [s for s in specs if s.name not in self.cache]
+        if not todo:
+            return
+        runs = [r for s in todo for r in s.expand()]
+        if first is not None:
+            runs.sort(key=first, reverse=True)
+        report: SweepReport = run_runs(
+            runs, self.store, self.executor, progress=self.progress,
+            description="+".join(s.name for s in todo),
+        )  # fmt: skip
+        self.sweeps.append({"experiment": "+".join(s.name for s in todo), **report.summary()})
+        for s in todo:
+            self.cache[s.name] = [self.store.load(r) for r in s.expand()]
+
+    def results(self, spec: ExperimentSpec) -> list[StoredRun]:
+        """Run ``spec`` (resuming) once per pipeline and return its stored runs in order."""
+        self.run(spec)
+        return self.cache[spec.name]
+
+
+def _combine(values: Sequence[float], stderrs: Sequence[float]) -> tuple[float, float]:
+    """Mean over training seeds and its standard error.
+
+    All seeds share the test set, so the test-set error does not average out: the total error is
+    ``sqrt(mean(se_test)^2 + var_seeds / n)`` (the second term only with several seeds).
+    """
+    v = np.asarray(values, dtype=float)
+    se = float(np.mean(np.asarray(stderrs, dtype=float)))
+    between = float(v.var(ddof=1) / v.size) if v.size > 1 else 0.0
+    return float(v.mean()), math.sqrt(se**2 + between)
+
+
+def _select(runs: list[StoredRun]) -> list[StoredRun]:
+    """Per training seed (replicate), the run of the regularisation with the lowest validation loss."""
+    by_rep: dict[int, list[StoredRun]] = {}
+    for r in runs:
+        by_rep.setdefault(r.run.replicate, []).append(r)
+
+    def val(r: StoredRun) -> float:
+        t = r.metrics["training"]
+        v = t.get("best_validation_loss")
+        if v is None:
+            v = t.get("final_validation_loss")
+        return math.inf if v is None else float(v)
+
+    return [min(group, key=val) for _, group in sorted(by_rep.items())]
+
+
+def _regularisation(run: StoredRun) -> dict[str, Any]:
+    p = run.run.params
+    if p["model"]["kind"] == "transformer":
+        return {"dropout": p["model"]["dropout"], "weight_decay": p["training"]["weight_decay"]}
+    return {"coupling_l2": p["training"]["coupling_l2"]}
+
+
+def _model_summary(label: str, n_layers: int | None, runs: list[StoredRun]) -> dict[str, Any]:
+    chosen = _select(runs)
+    m0 = chosen[0].metrics
+    test, test_se = _combine(
+        [r.metrics["test_loss"]["mean"] for r in chosen],
+        [r.metrics["test_loss"]["stderr"] for r in chosen],
+    )
+    exc, exc_se = _combine(
+        [r.metrics["excess_loss"]["mean"] for r in chosen],
+        [r.metrics["excess_loss"]["stderr"] for r in chosen],
+    )
+    return {
+        "label": label,
+        "kind": m0["model_kind"],
+        "n_layers": n_layers,
+        "n_parameters": int(m0["n_parameters"]),
+        "test_loss": test,
+        "test_loss_stderr": test_se,
+        "excess_loss": exc,
+        "excess_loss_stderr": exc_se,
+        "n_seeds": len(chosen),
+        "selected_regularisation": [_regularisation(r) for r in chosen],
+        "regularisation_grid_size": len(runs) // max(len(chosen), 1),
+        "epochs": [int(r.metrics["training"]["epochs"]) for r in chosen],
+        "stop_reasons": [str(r.metrics["training"]["stop_reason"]) for r in chosen],
+        "train_time_s": float(np.mean([r.metrics["training"]["wall_time_s"] for r in chosen])),
+        "run_ids": [r.run.run_id for r in chosen],
+    }
+
+
+def _mean_test_losses(runs: list[StoredRun]) -> np.ndarray:
+    """Per-test-sequence losses ``(M_test,)`` averaged over the runs (training seeds)."""
+    return np.mean([r.arrays()["test_losses"] for r in runs], axis=0)
+
+
+def _curve(run: StoredRun) -> dict[str, Any] | None:
+    c = run.metrics["curve"]
+    pts = [
+        (x, y) for x, y in zip(c["compute_s"], c["validation_loss"], strict=True)
+        if y is not None and x is not None and x > 0
+    ]
+    if not pts:
+        return None
+    best = run.metrics["training"].get("best_epoch")
+    final = c["compute_s"][-1]
+    if best is not None and best in c["epoch"]:
+        final = c["compute_s"][c["epoch"].index(best)]
+    return {
+        "compute": [p[0] for p in pts],
+        "loss": [p[1] for p in pts],
+        "test_loss": run.metrics["test_loss"]["mean"],
+        "test_stderr": run.metrics["test_loss"]["stderr"],
+        "final_compute": final,
+    }
+
+
+def stage_depth(ctx: _Context) -> StageOutput:
+    """Depth study: transformers of several depths against one factored layer."""
+    from ..plotting import figure_to_png, plot_depth_study
+
+    cfg = ctx.config
+    ctx.run(factored_spec(cfg), transformer_spec(cfg), first=_expected_cost)
+    fac_runs = ctx.results(factored_spec(cfg))
+    tr_runs = ctx.results(transformer_spec(cfg))
+    factored = _model_summary("factored attention (1 layer)", None, fac_runs)
+    models = [factored]
+    by_depth: dict[int, list[StoredRun]] = {}
+    for r in tr_runs:
+        by_depth.setdefault(int(r.run.params["model"]["n_layers"]), []).append(r)
+    for depth in sorted(by_depth):
+        s = _model_summary(f"transformer, {depth} layer{'s' if depth > 1 else ''}", depth, by_depth[depth])
+        models.append(s)
+    ref = factored["test_loss"]
+    groups = [fac_runs, *(by_depth[d] for d in sorted(by_depth))]
+    ref_seq = _mean_test_losses(_select(fac_runs))
+    for s, runs in zip(models, groups, strict=True):
+        s["relative_gap_to_factored"] = s["test_loss"] / ref - 1.0
+        s["within_tolerance"] = bool(s["test_loss"] <= (1.0 + cfg.match_tolerance) * ref)
+        # paired on the same test sequences: the s.e. of the gap, without the test-set noise
+        # common to both models
+        diff = _mean_test_losses(_select(runs)) - ref_seq
+        s["relative_gap_stderr"] = (
+            float(diff.std(ddof=1) / math.sqrt(diff.size)) / ref if diff.size > 1 else math.nan
+        )
+    matching = [s["n_layers"] for s in models[1:] if s["within_tolerance"]]
+    first = fac_runs[0].metrics
+    opt = first["optimal_loss"]
+    summary: dict[str, Any] = {
+        "models": models,
+        "optimal_loss": opt["mean"],
+        "optimal_loss_stderr": opt["stderr"],
+        "true_model_loss": first["true_model_loss"]["mean"],
+        "true_model_loss_stderr": first["true_model_loss"]["stderr"],
+        "beta": first["beta"],
+        "data": {**first["data_sizes"], **first.get("data", {})},
+        "match_tolerance": cfg.match_tolerance,
+        "layers_to_match": min(matching) if matching else None,
+        "max_depth": max(cfg.depths),
+        "compute_measure": "training wall-clock seconds (including per-epoch validation)",
+    }
+    curves = []
+    for s, runs in [(factored, fac_runs), *((models[k + 1], by_depth[d]) for k, d in enumerate(sorted(by_depth)))]:
+        run = next(r for r in runs if r.run.run_id == s["run_ids"][0])
+        c = _curve(run)
+        if c is not None:
+            curves.append({"label": s["label"], **c})
+    figures: dict[str, bytes] = {}
+    if curves:
+        fig = plot_depth_study(curves, optimal_loss=opt["mean"], optimal_stderr=opt["stderr"])
+        figures["depth_study"] = figure_to_png(fig)
+    return StageOutput(summary, figures, [r.run.run_id for r in fac_runs + tr_runs])
+
+
+def _expected_cost(run: RunSpec) -> float:
+    """Rough relative cost of a depth-study run (deeper transformers take longer)."""
+    model = run.params["model"]
+    if model["kind"] == "transformer":
+        return 10.0 * (1 + int(model["n_layers"])) * int(run.params["training"]["max_epochs"])
+    return float(run.params["training"]["max_epochs"])
+
+
+def stage_couplings(ctx: _Context) -> StageOutput:
+    """Learned attention and values of the factored layer next to the true factors."""
+    from ..evaluation import pearson
+    from ..plotting import figure_to_png, plot_coupling_comparison
+
+    fac_runs = ctx.results(factored_spec(ctx.config))
+    run = _select(fac_runs)[0]
+    arrays = run.arrays()
+    if "attention" not in arrays:
+        raise ValidationError(
+            f"run {run.run.run_id} stored no attention/value arrays (the true model has no factors)"
+        )
+    rec = run.metrics["recovery"]
+    head = int(rec.get("matched_heads", [0])[0])
+    comp = int(rec.get("matched_components", [0])[0])
+    A, V = arrays["attention"][head], arrays["value"][head]
+    S, U = arrays["true_site"][comp], arrays["true_colour"][comp]
+    L = S.shape[0]
+    off = ~np.eye(L, dtype=bool)
+    # Fix the gauges for display only: sign and scale (A, V) -> (cA, V/c) so that A has the norm
+    # of Jsite; V and Ucol double-centred (row/column shifts of V are fields).
+    sign = -1.0 if pearson(A[off], S[off]) < 0 else 1.0
+    c = sign * float(np.linalg.norm(S[off])) / max(float(np.linalg.norm(A[off])), 1e-300)
+    A_disp = c * A
+    V_disp = _double_centre(V / c)
+    U_disp = _double_centre(U)
+    fig = plot_coupling_comparison(
+        S, A_disp, U_disp, V_disp,
+        site_correlation=rec["attention_correlation"][0],
+        colour_correlation=rec["value_correlation"][0],
+    )  # fmt: skip
+    summary = {
+        "run_id": run.run.run_id,
+        "attention_correlation": rec["attention_correlation"][0],
+        "value_correlation": rec["value_correlation"][0],
+        "coupling_correlation": rec["coupling_correlation"],
+        "relative_error": rec["relative_error"],
+        "score_correlation": rec["score_correlation"],
+        "top_pair_recovery": rec["top_pair_recovery"],
+        "n_true_pairs": rec["n_true_pairs"],
+        "display_scale": abs(c),
+        "beta": run.metrics["beta"],
+        "value_vs_beta_ucol_scale": float(
+            np.sum(V_disp * U_disp) / max(np.sum(U_disp * U_disp), 1e-300)
+        ),
+    }
+    return StageOutput(summary, {"couplings": figure_to_png(fig)}, [run.run.run_id])
+
+
+def _double_centre(m: np.ndarray) -> np.ndarray:
+    return m - m.mean(0, keepdims=True) - m.mean(1, keepdims=True) + m.mean()
+
+
+def stage_theory(ctx: _Context) -> StageOutput:
+    """Replica learning curves against simulation points."""
+    from ..plotting import figure_to_png, plot_learning_curves
+
+    cfg = ctx.config
+    ctx.run(theory_curve_spec(cfg), theory_simulation_spec(cfg))
+    curves = ctx.results(theory_curve_spec(cfg))
+    sims = ctx.results(theory_simulation_spec(cfg))
+    out_curves = []
+    theory_lines = []
+    sim_points = []
+    n_agree = n_points = 0
+    max_rel = 0.0
+    all_converged = True
+    for lam in cfg.theory_lambdas:
+        t = next(r for r in curves if r.run.params["lambda"] == lam)
+        alphas = np.asarray(t.metrics["alpha"], dtype=float)
+        # a point that did not converge is stored as null: NaN here, left out of the line and
+        # never counted as agreeing
+        eps = np.array([np.nan if v is None else v for v in t.metrics["eps_g"]], dtype=float)
+        eps[~np.asarray(t.metrics["converged"], dtype=bool)] = np.nan
+        all_converged &= bool(all(t.metrics["converged"]))
+        seeds = [r for r in sims if r.run.params["lambda"] == lam]
+        sim_alpha = np.asarray(seeds[0].metrics["alpha"], dtype=float)
+        per_seed = np.array([r.metrics["eps_g"] for r in seeds], dtype=float)  # (S, A)
+        mean = per_seed.mean(0)
+        se = per_seed.std(0, ddof=1) / math.sqrt(per_seed.shape[0]) if per_seed.shape[0] > 1 else np.zeros_like(mean)
+        theory_at = np.array([eps[np.argmin(np.abs(alphas - a))] for a in sim_alpha])
+        dev = np.abs(mean - theory_at)
+        agree = dev <= 2 * se + 0.02 * np.abs(theory_at)
+        n_agree += int(agree.sum())
+        n_points += int(agree.size)
+        rel = dev / np.abs(theory_at)
+        if np.isfinite(rel).any():
+            max_rel = max(max_rel, float(np.nanmax(rel)))
+        out_curves.append({
+            "lambda": lam,
+            "alpha": alphas.tolist(),
+            "eps_g": eps.tolist(),
+            "eps_opt": float(np.mean(t.metrics["eps_opt"])),
+            "converged": bool(all(t.metrics["converged"])),
+            "simulation": {
+                "alpha": sim_alpha.tolist(), "mean": mean.tolist(), "stderr": se.tolist(),
+                "theory": theory_at.tolist(), "agree": [bool(a) for a in agree],
+                "n_seeds": int(per_seed.shape[0]),
+            },
+        })  # fmt: skip
+        ok = np.isfinite(eps)
+        theory_lines.append({"label": f"lambda = {lam:g}", "alpha": alphas[ok], "eps_g": eps[ok]})
+        sim_points.append({"label": f"lambda = {lam:g}", "alpha": sim_alpha, "mean": mean, "stderr": se})
+    eps_opt = float(np.mean([c["eps_opt"] for c in out_curves]))
+    fig = plot_learning_curves(theory_lines, sim_points, optimal=eps_opt)
+    summary = {
+        "scenario": {
+            "q": cfg.theory_states, "ucol": cfg.theory_ucol, "beta": cfg.theory_beta,
+            "rho": cfg.theory_rho, "n_sites": cfg.simulation_sites,
+            "n_seeds": cfg.simulation_seeds, "n_test": cfg.simulation_test,
+        },
+        "curves": out_curves,
+        "optimal_loss": eps_opt,
+        "n_points": n_points,
+        "n_agree": n_agree,
+        "agreement_rule": "|simulation - theory| <= 2 standard errors + 2% of theory",
+        "max_relative_deviation": max_rel,
+        "all_converged": all_converged,
+    }
+    return StageOutput(summary, {"learning_curves": figure_to_png(fig)},
+                       [r.run.run_id for r in curves + sims])
+
+
+def stage_equivalence(ctx: _Context) -> StageOutput:
+    """MLM loss vs pseudo-likelihood of the converted Potts model."""
+    from ..plotting import figure_to_png, plot_equivalence
+
+    cfg = ctx.config
+    runs = ctx.results(equivalence_spec(cfg))
+    checks = []
+    for r in runs:
+        m = r.metrics
+        checks.append({
+            "label": f"random {m['variant']}{' + fields' if m['fields'] else ''} #{r.run.replicate + 1}",
+            "mlm_loss": m["mlm_loss"], "pseudo_likelihood_loss": m["pseudo_likelihood_loss"],
+            "rel_difference": m["rel_difference"], "run_id": r.run.run_id,
+        })  # fmt: skip
+    used = [r.run.run_id for r in runs]
+    if "depth" in cfg.stages or "couplings" in cfg.stages:
+        for r in _select(ctx.results(factored_spec(cfg))):
+            e = r.metrics["equivalence"]
+            checks.append({
+                "label": f"trained factored (seed {r.run.replicate + 1}, test set)",
+                "mlm_loss": e["mlm_loss"], "pseudo_likelihood_loss": e["pseudo_likelihood_loss"],
+                "rel_difference": e["rel_difference"], "run_id": r.run.run_id,
+            })  # fmt: skip
+            used.append(r.run.run_id)
+    max_rel = max(c["rel_difference"] for c in checks)
+    fig = plot_equivalence(
+        [c["mlm_loss"] for c in checks],
+        [c["pseudo_likelihood_loss"] for c in checks],
+        labels=[str(k + 1) for k in range(len(checks))],
+    )
+    summary = {
+        "checks": checks,
+        "max_rel_difference": max_rel,
+        "tolerance": EQUIVALENCE_RTOL,
+        "agree": bool(max_rel <= EQUIVALENCE_RTOL),
+        "precision": "float64",
+    }
+    return StageOutput(summary, {"equivalence": figure_to_png(fig)}, used)
+
+
+#: Relative agreement required of the two losses (float64; issue 3's standard).
+EQUIVALENCE_RTOL = 1e-10
+
+_STAGE_FUNCS: dict[str, Callable[[_Context], StageOutput]] = {
+    "depth": stage_depth,
+    "couplings": stage_couplings,
+    "theory": stage_theory,
+    "equivalence": stage_equivalence,
+}
+
+
+# --------------------------------------------------------------------------- the pipeline
+@dataclass(frozen=True)
+class ReproduceResult:
+    """Paths of what :func:`reproduce` wrote and the results document."""
+
+    out: Path
+    results: dict[str, Any]
+    report: Path
+    results_path: Path
+    figures: dict[str, Path]
+
+
+def _check_out(out: Path, config_doc: dict[str, Any], overwrite: bool) -> None:
+    """Refuse an --out folder of another configuration (unless overwrite, which clears it).
+
+    The same configuration (up to the stage selection) resumes: its finished runs are reused.
+    """
+    if not out.exists() or not any(out.iterdir()):
+        return
+    cfg_path = out / "config.json"
+    same = False
+
+    def key(doc: Any) -> Any:
+        # the stage selection does not change any run, so it may differ between calls
+        return {k: v for k, v in doc.items() if k != "stages"} if isinstance(doc, dict) else doc
+
+    if cfg_path.is_file():
+        try:
+            same = key(json.loads(cfg_path.read_text()).get("config")) == key(config_doc)
+        except json.JSONDecodeError:
+            same = False
+    if same:
+        logger.info("resuming in %s (same configuration)", out)
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"output folder {out} holds results of another configuration (or is not a reproduce "
+            "folder); choose another --out, or pass --overwrite to replace it"
+        )
+    if not cfg_path.is_file() and not (out / "runs").is_dir():
+        raise FileExistsError(
+            f"{out} does not look like a reproduce output folder; refusing to delete it even with "
+            "--overwrite; choose another --out"
+        )
+    shutil.rmtree(out)
+
+
+def reproduce(
+    config: ReproduceConfig,
+    out: str | os.PathLike[str],
+    *,
+    executor: Executor | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_stage: Callable[[str, str], None] | None = None,
+) -> ReproduceResult:
+    """Run the selected stages into ``out`` and write ``results.json``, figures and ``report.html``.
+
+    Layout of ``out``: ``config.json`` (resolved config, seed, environment), ``runs/`` (the results
+    store: one folder per run; a rerun with the same config resumes from it), ``figures/*.png``,
+    ``results.json`` (validated against :data:`attnpotts.reports.reproduce.RESULTS_SCHEMA`),
+    ``report.html`` (self-contained) and ``summary.json`` (the main numbers). Every file is
+    written atomically.
+
+    Args:
+        config: the settings (:meth:`ReproduceConfig.preset`).
+        out: output folder.
+        executor: where runs execute (default: inline).
+        overwrite: replace an ``out`` folder that holds another configuration.
+        progress: progress bars per sweep.
+        on_stage: called as ``on_stage(stage, "start" | "done")`` (for the CLI's messages).
+    """
+    from ..reports.reproduce import build_report, validate_results
+
+    out = Path(out)
+    if "depth" in config.stages or "couplings" in config.stages:
+        _check_device(config.device)
+    config_doc = config.to_dict()
+    _check_out(out, config_doc, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    executor = executor if executor is not None else LocalExecutor(1)
+    atomic_write_json(
+        out / "config.json",
+        {"config": config_doc, "seed": config.seed, "environment": environment_info(),
+         "executor": executor.describe()},
+    )  # fmt: skip
+    ctx = _Context(config=config, store=ResultsStore(out / "runs"), executor=executor, progress=progress)
+    t0 = time.perf_counter()
+    stages: dict[str, Any] = {}
+    figures: dict[str, bytes] = {}
+    timings: dict[str, float] = {}
+    for name in STAGES:
+        if name not in config.stages:
+            continue
+        if on_stage is not None:
+            on_stage(name, "start")
+        ts = time.perf_counter()
+        result = _STAGE_FUNCS[name](ctx)
+        timings[name] = time.perf_counter() - ts
+        overlap = set(result.figures) & set(figures)
+        if overlap:  # pragma: no cover - figure names are fixed per stage
+            raise RuntimeError(f"two stages wrote figures named {sorted(overlap)}")
+        figures.update(result.figures)
+        stages[name] = {
+            "status": "done",
+            "summary": to_jsonable(result.summary),
+            "figures": [f"figures/{k}.png" for k in sorted(result.figures)],
+            "runs": sorted(set(result.runs)),
+        }
+        if on_stage is not None:
+            on_stage(name, "done")
+    results = {
+        "schema": RESULTS_SCHEMA_ID,
+        "attnpotts_version": __version__,
+        "created": datetime.now(UTC).isoformat(),
+        "mode": config.mode,
+        "seed": config.seed,
+        "config": config_doc,
+        "environment": environment_info(),
+        "executor": executor.describe(),
+        "stages": stages,
+        "not_run": [s for s in STAGES if s not in config.stages],
+        "sweeps": ctx.sweeps,
+        "timings": {"total_s": time.perf_counter() - t0, "stages_s": timings},
+    }
+    results = to_jsonable(results)
+    validate_results(results)
+    fig_paths = {k: atomic_write_bytes(out / "figures" / f"{k}.png", v) for k, v in figures.items()}
+    results_path = atomic_write_json(out / "results.json", results)
+    report = build_report(results, figures)
+    report_path = report.write(out / "report.html")
+    atomic_write_json(out / "summary.json", _summary(results))
+    return ReproduceResult(out, results, report_path, results_path, fig_paths)
+
+
+def _check_device(device: str) -> None:
+    """Fail early (not in every worker) on a torch device this machine does not have."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValidationError(f"device {device!r} is not a torch device ({exc}); use cpu or cuda") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError(
+            f"device {device!r} asked for but torch sees no CUDA device here; use --device cpu "
+            "(with --executor dask, the workers' devices count: pass the option they support)"
+        )
+
+
+def _summary(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline numbers (``summary.json``)."""
+    s: dict[str, Any] = {"mode": results["mode"], "seed": results["seed"],
+                         "stages": sorted(results["stages"]), "total_s": results["timings"]["total_s"]}  # fmt: skip
+    st = results["stages"]
+    if "depth" in st:
+        d = st["depth"]["summary"]
+        s["depth"] = {
+            "optimal_loss": d["optimal_loss"],
+            "layers_to_match": d["layers_to_match"],
+            "test_loss": {m["label"]: m["test_loss"] for m in d["models"]},
+        }
+    if "couplings" in st:
+        c = st["couplings"]["summary"]
+        s["couplings"] = {k: c[k] for k in ("attention_correlation", "value_correlation", "coupling_correlation")}
+    if "theory" in st:
+        t = st["theory"]["summary"]
+        s["theory"] = {k: t[k] for k in ("n_points", "n_agree", "max_relative_deviation")}
+    if "equivalence" in st:
+        e = st["equivalence"]["summary"]
+        s["equivalence"] = {k: e[k] for k in ("max_rel_difference", "agree")}
+    return s

@@ -1,0 +1,50 @@
+"""Objectives (masked cross-entropy = pseudo-likelihood, L2 terms), optimal loss, and the mapping.
+
+See :mod:`attnpotts.inference.objectives` for the exact objective and which L2 term is which.
+"""
+
+from .mapping import (
+    attention_from_potts,
+    full_potts_from_conditional,
+    to_conditional_potts,
+    to_potts_model,
+)
+from .objectives import (
+    DEFAULT_EVAL_BATCH,
+    coupling_penalty,
+    factor_penalty,
+    field_penalty,
+    masked_cross_entropy,
+    mlm_loss,
+    per_sequence_loss,
+    site_conditional_logits,
+)
+from .optimal import (
+    LossEstimate,
+    estimate_mean,
+    excess_loss,
+    model_loss,
+    optimal_loss,
+    true_model_loss,
+)
+
+__all__ = [
+    "DEFAULT_EVAL_BATCH",
+    "LossEstimate",
+    "attention_from_potts",
+    "coupling_penalty",
+    "estimate_mean",
+    "excess_loss",
+    "factor_penalty",
+    "field_penalty",
+    "full_potts_from_conditional",
+    "masked_cross_entropy",
+    "mlm_loss",
+    "model_loss",
+    "optimal_loss",
+    "per_sequence_loss",
+    "site_conditional_logits",
+    "to_conditional_potts",
+    "to_potts_model",
+    "true_model_loss",
+]

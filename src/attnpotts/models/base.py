@@ -1,0 +1,127 @@
+"""The interface every masked language model of attnpotts follows.
+
+A model maps integer tokens ``(B, L)`` (states ``0..q-1``, the ``[MASK]`` token ``q``) to logits
+``(B, L, q)`` of the colour at every position. Two kinds exist:
+
+* *structural* models (:class:`~attnpotts.models.FactoredAttention`,
+  :class:`~attnpotts.models.FullPotts`): the logits at site ``i`` never depend on the token at
+  ``i`` (no self-interaction by construction), so one pass over an unmasked sequence gives every
+  site's conditional ``P(s_i | s_rest)``: masked language modelling on all positions is exactly
+  pseudo-likelihood;
+* *contextual* models (:class:`~attnpotts.models.TransformerEncoder`): the logits at ``i`` see the
+  token at ``i``; a site must be replaced by ``[MASK]`` before its prediction is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ShapeError, ValidationError
+
+__all__ = ["MaskedLanguageModel", "check_tokens"]
+
+
+def check_tokens(
+    tokens: Any, n_sites: int, n_states: int, *, allow_mask: bool = True, name: str = "tokens"
+) -> None:
+    """Validate a token tensor ``(B, L)`` of integers in ``0..q`` (``q`` = ``[MASK]`` if allowed).
+
+    Raises:
+        ValidationError: not a torch integer tensor, or values out of range.
+        ShapeError: not two-dimensional, or the wrong length.
+    """
+    if not isinstance(tokens, torch.Tensor):
+        raise ValidationError(
+            f"{name} must be a torch integer tensor (B, L), got {type(tokens).__name__}; "
+            "convert with torch.as_tensor(states, dtype=torch.long)"
+        )
+    if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+        raise ValidationError(f"{name} must be integers, got dtype {tokens.dtype}")
+    if tokens.ndim != 2:
+        raise ShapeError(
+            f"{name} must have shape (B, L) = (batch, {n_sites}), got {tuple(tokens.shape)}"
+        )
+    if tokens.shape[1] != n_sites:
+        raise ShapeError(
+            f"{name} have length {tokens.shape[1]} but the model has L = {n_sites} sites; "
+            "use sequences of the model's length"
+        )
+    if tokens.numel():
+        lo, hi = int(tokens.min()), int(tokens.max())
+        top = n_states if allow_mask else n_states - 1
+        if lo < 0 or hi > top:
+            what = (
+                f"0..{n_states - 1} (states) or {n_states} ([MASK])"
+                if allow_mask
+                else (f"0..{n_states - 1}")
+            )
+            raise ValidationError(
+                f"{name} must lie in {what} for q = {n_states}, got values in {lo}..{hi}; "
+                "check the alphabet / number of states of the data against the model's"
+            )
+
+
+class MaskedLanguageModel(nn.Module):
+    """Base class: ``forward(tokens (B, L) long) -> logits (B, L, q)``.
+
+    Subclasses implement :meth:`logits` (no input checks) and set :attr:`structural`.
+
+    Attributes:
+        n_sites: sequence length ``L``.
+        n_states: number of colours ``q``; the ``[MASK]`` token is ``q``.
+        structural: whether the logits at ``i`` are independent of the token at ``i`` by
+            construction (then all sites' conditionals come from one unmasked pass).
+    """
+
+    structural: bool = False
+
+    def __init__(self, n_sites: int, n_states: int) -> None:
+        super().__init__()
+        if int(n_sites) < 2:
+            raise ValidationError(f"n_sites must be >= 2, got {n_sites}")
+        if int(n_states) < 2:
+            raise ValidationError(f"n_states must be >= 2, got {n_states}")
+        self.n_sites = int(n_sites)
+        self.n_states = int(n_states)
+
+    @property
+    def mask_token(self) -> int:
+        """Id of the ``[MASK]`` input token (``q``)."""
+        return self.n_states
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serialisable) that rebuild this model's architecture."""
+        raise NotImplementedError
+
+    def logits(
+        self, tokens: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Logits ``(B, L, q)`` for validated tokens ``(B, L)``; ``generator`` drives dropout."""
+        raise NotImplementedError
+
+    def forward(
+        self, tokens: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Validate ``tokens (B, L)`` (states ``0..q-1`` or ``[MASK]`` = ``q``) and return logits ``(B, L, q)``."""
+        check_tokens(tokens, self.n_sites, self.n_states)
+        return self.logits(tokens.long(), generator=generator)
+
+    def factor_parameters(self) -> list[nn.Parameter]:
+        """Parameters that weight decay applies to (couplings' factors; weight matrices)."""
+        raise NotImplementedError
+
+    def field_parameters(self) -> list[nn.Parameter]:
+        """The Potts fields, if the model has them (penalised by ``field_l2``, not weight decay)."""
+        raise NotImplementedError
+
+    def n_parameters(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def one_hot_states(tokens: torch.Tensor, n_states: int, dtype: torch.dtype) -> torch.Tensor:
+    """One-hot ``(B, L, q)`` of tokens; the ``[MASK]`` token ``q`` becomes the zero vector."""
+    return nn.functional.one_hot(tokens, n_states + 1)[..., :n_states].to(dtype)

@@ -1,0 +1,388 @@
+"""The results document of ``attnpotts reproduce`` (its schema) and the HTML report built from it.
+
+The report is a pure function of ``results.json`` and the figures: every number in it is a
+:class:`~attnpotts.reports.Num` tagged with its path in the document, and every sentence that states
+a conclusion (which depth matches the factored layer, whether theory and simulation agree) is chosen
+from the document's numbers, never written in advance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .html import Num, Report
+from .schema import validate
+
+__all__ = ["RESULTS_SCHEMA", "build_report", "validate_results"]
+
+_NUM = {"type": "number"}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_INT = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_NUM_LIST = {"type": "array", "items": _NUM}
+
+
+def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, extra: bool = True) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": extra,
+    }
+
+
+_MODEL = _obj({
+    "label": _STR, "kind": {"enum": ["factored", "transformer", "potts"]},
+    "n_layers": {"type": ["integer", "null"], "minimum": 1}, "n_parameters": _INT,
+    "test_loss": _NUM, "test_loss_stderr": _NUM, "excess_loss": _NUM,
+    "excess_loss_stderr": _NUM, "relative_gap_to_factored": _NUM,
+    "relative_gap_stderr": _NUM_OR_NULL,
+    "within_tolerance": {"type": "boolean"}, "n_seeds": {"type": "integer", "minimum": 1},
+    "run_ids": {"type": "array", "minItems": 1, "items": _STR},
+})  # fmt: skip
+
+_DEPTH = _obj({
+    "models": {"type": "array", "minItems": 2, "items": _MODEL},
+    "optimal_loss": _NUM, "optimal_loss_stderr": _NUM, "true_model_loss": _NUM,
+    "beta": _NUM, "data": _obj({"train": _INT, "validation": _INT, "test": _INT}),
+    "match_tolerance": {"type": "number", "exclusiveMinimum": 0},
+    "layers_to_match": {"type": ["integer", "null"], "minimum": 1},
+    "max_depth": {"type": "integer", "minimum": 1}, "compute_measure": _STR,
+})  # fmt: skip
+
+_COUPLINGS = _obj({
+    "run_id": _STR, "attention_correlation": _NUM, "value_correlation": _NUM,
+    "coupling_correlation": _NUM, "relative_error": _NUM, "score_correlation": _NUM_OR_NULL,
+    "top_pair_recovery": _NUM_OR_NULL, "n_true_pairs": _INT, "beta": _NUM,
+})  # fmt: skip
+
+_NUM_OR_NULL_LIST = {"type": "array", "items": _NUM_OR_NULL}
+
+_CURVE = _obj({
+    "lambda": {"type": "number", "minimum": 0}, "alpha": _NUM_LIST, "eps_g": _NUM_OR_NULL_LIST,
+    "eps_opt": _NUM, "converged": {"type": "boolean"},
+    "simulation": _obj({
+        "alpha": _NUM_LIST, "mean": _NUM_LIST, "stderr": _NUM_LIST, "theory": _NUM_OR_NULL_LIST,
+        "agree": {"type": "array", "items": {"type": "boolean"}},
+        "n_seeds": {"type": "integer", "minimum": 1},
+    }),
+})  # fmt: skip
+
+_THEORY = _obj({
+    "scenario": _obj({"q": _INT, "beta": _NUM, "rho": _NUM, "n_sites": _INT, "n_seeds": _INT}),
+    "curves": {"type": "array", "minItems": 1, "items": _CURVE},
+    "optimal_loss": _NUM, "n_points": _INT, "n_agree": _INT, "agreement_rule": _STR,
+    "max_relative_deviation": _NUM, "all_converged": {"type": "boolean"},
+})  # fmt: skip
+
+_EQUIVALENCE = _obj({
+    "checks": {"type": "array", "minItems": 1, "items": _obj({
+        "label": _STR, "mlm_loss": _NUM, "pseudo_likelihood_loss": _NUM,
+        "rel_difference": {"type": "number", "minimum": 0}, "run_id": _STR,
+    })},
+    "max_rel_difference": {"type": "number", "minimum": 0}, "tolerance": _NUM,
+    "agree": {"type": "boolean"}, "precision": _STR,
+})  # fmt: skip
+
+
+def _stage(summary: dict[str, Any]) -> dict[str, Any]:
+    return _obj(
+        {
+            "status": {"const": "done"},
+            "summary": summary,
+            "figures": {"type": "array", "items": {"type": "string", "pattern": r"^figures/[\w.-]+\.png$"}},
+            "runs": {"type": "array", "items": _STR},
+        },
+        extra=False,
+    )
+
+
+#: Schema of ``results.json`` (checked by :func:`validate_results`).
+RESULTS_SCHEMA: dict[str, Any] = _obj(
+    {
+        "schema": {"const": "attnpotts.reproduce/1"},
+        "attnpotts_version": _STR,
+        "created": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T"},
+        "mode": {"enum": ["quick", "default", "full"]},
+        "seed": _INT,
+        "config": {"type": "object"},
+        "environment": _obj({"python": _STR, "numpy": _STR}),
+        "executor": _obj({"kind": {"enum": ["local", "dask"]}}),
+        "stages": _obj(
+            {},
+            {
+                "depth": _stage(_DEPTH),
+                "couplings": _stage(_COUPLINGS),
+                "theory": _stage(_THEORY),
+                "equivalence": _stage(_EQUIVALENCE),
+            },
+            extra=False,
+        ),
+        "not_run": {"type": "array", "items": {"enum": ["depth", "couplings", "theory", "equivalence"]}},
+        "sweeps": {"type": "array", "items": _obj({
+            "experiment": _STR, "n_runs": _INT, "n_computed": _INT, "n_skipped": _INT,
+            "n_failed": _INT,
+        })},
+        "timings": _obj({"total_s": _NUM, "stages_s": {"type": "object", "additionalProperties": _NUM}}),
+    },
+    extra=False,
+)
+
+
+def validate_results(doc: Any) -> None:
+    """Check a results document against :data:`RESULTS_SCHEMA` (raises :class:`SchemaError`)."""
+    validate(doc, RESULTS_SCHEMA, what="results.json")
+
+
+# --------------------------------------------------------------------------- the report
+def build_report(results: Mapping[str, Any], figures: Mapping[str, bytes]) -> Report:
+    """The HTML report of a results document (figures by name, as in ``figures/<name>.png``)."""
+    rep = Report(
+        "Factored attention and generalized Potts models: reproduction report",
+        subtitle="Rende, Gerace, Laio & Goldt, Phys. Rev. Research 6, 023057 (2024), as run by "
+        "attnpotts reproduce",
+    )
+    _overview(rep, results)
+    stages = results["stages"]
+    if "depth" in stages:
+        _depth(rep, stages["depth"], figures)
+    if "couplings" in stages:
+        _couplings(rep, stages["couplings"], figures)
+    if "theory" in stages:
+        _theory(rep, stages["theory"], figures)
+    if "equivalence" in stages:
+        _equivalence(rep, stages["equivalence"], figures)
+    _reproducibility(rep, results)
+    return rep
+
+
+def _figure(sec: Any, stage: Mapping[str, Any], figures: Mapping[str, bytes], name: str, caption: str,
+            **values: Any) -> None:
+    if f"figures/{name}.png" in stage["figures"] and name in figures:
+        sec.figure(figures[name], name=name, caption=caption, **values)
+
+
+def _overview(rep: Report, r: Mapping[str, Any]) -> None:
+    sec = rep.section("Overview")
+    sec.text(
+        "Mode {mode}, seed {seed}, attnpotts {version}; {n} stage(s) run in {total} on a {kind} "
+        "executor. Every number below is read from results.json of this run.",
+        mode=r["mode"], seed=Num(r["seed"], "seed", "d"), version=r["attnpotts_version"],
+        n=Num(len(r["stages"]), "", "d"),
+        total=Num(r["timings"]["total_s"], "timings.total_s", ".1f", "s"),
+        kind=r["executor"]["kind"],
+    )  # fmt: skip
+    if r["not_run"]:
+        sec.note("Stages not run (not selected): {names}.", names=", ".join(r["not_run"]))
+    what = {
+        "depth": "Depth study: held-out loss of vanilla transformers of several depths and of one "
+        "factored attention layer against training compute, with the optimal loss (the true "
+        "model's mean conditional entropy on the test set) as the floor no model can beat in "
+        "expectation.",
+        "couplings": "Learned couplings: the factored layer's attention and value matrices next to "
+        "the true site and colour interactions, up to the gauges that leave every conditional "
+        "unchanged.",
+        "theory": "Theory: replica-symmetric learning curves against simulations of the same "
+        "scenario.",
+        "equivalence": "Equivalence: the masked-language-model loss equals minus the log "
+        "pseudo-likelihood per site of the Potts model the attention maps to.",
+    }
+    sec.bullets([what[name] for name in what if name in r["stages"]])
+
+
+def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) -> None:
+    s = stage["summary"]
+    k = "stages.depth.summary."
+    sec = rep.section("Depth study")
+    d = s["data"]
+    sec.text(
+        "Data: sequences sampled from a generalized Potts model at beta = {beta}; {train} training, "
+        "{val} validation (early stopping and the choice of regularisation) and {test} test "
+        "sequences. Optimal loss: {opt} ± {opt_se} nats per site; the true model's own loss on the "
+        "test tokens: {true}.",
+        beta=Num(s["beta"], k + "beta", ".4g"),
+        train=Num(d["train"], k + "data.train", "d"), val=Num(d["validation"], k + "data.validation", "d"),
+        test=Num(d["test"], k + "data.test", "d"),
+        opt=Num(s["optimal_loss"], k + "optimal_loss", ".4f"),
+        opt_se=Num(s["optimal_loss_stderr"], k + "optimal_loss_stderr", ".4f"),
+        true=Num(s["true_model_loss"], k + "true_model_loss", ".4f"),
+    )  # fmt: skip
+    if d.get("test_mean_pairwise_hamming") is not None:
+        sec.text(
+            "Mean pairwise Hamming distance of the test sequences: {dist}.",
+            dist=Num(d["test_mean_pairwise_hamming"], k + "data.test_mean_pairwise_hamming", ".3f"),
+        )
+    models = s["models"]
+    fac = models[0]
+    sec.text(
+        "One factored attention layer ({params} parameters) reached a test loss of {loss} ± {se} "
+        "nats, {exc} ± {exc_se} nats above the true model on the same test tokens.",
+        params=Num(fac["n_parameters"], k + "models.0.n_parameters", "d"),
+        loss=Num(fac["test_loss"], k + "models.0.test_loss", ".4f"),
+        se=Num(fac["test_loss_stderr"], k + "models.0.test_loss_stderr", ".4f"),
+        exc=Num(fac["excess_loss"], k + "models.0.excess_loss", ".4f"),
+        exc_se=Num(fac["excess_loss_stderr"], k + "models.0.excess_loss_stderr", ".4f"),
+    )
+    tol = Num(s["match_tolerance"], k + "match_tolerance", ".0%")
+    if s["layers_to_match"] is not None:
+        sec.text(
+            "A vanilla transformer needs {n} layer(s) to come within {tol} of the factored layer's "
+            "test loss.",
+            n=Num(s["layers_to_match"], k + "layers_to_match", "d"), tol=tol,
+        )
+    else:
+        transformers = list(enumerate(models))[1:]
+        i, best = min(transformers, key=lambda im: im[1]["test_loss"])
+        sec.text(
+            "No transformer with up to {depth} layers came within {tol} of the factored layer "
+            "within this training budget; the closest, {label}, ended {gap} ± {se} (paired "
+            "standard error on the test sequences) above it.",
+            depth=Num(s["max_depth"], k + "max_depth", "d"), tol=tol, label=best["label"],
+            gap=Num(best["relative_gap_to_factored"], k + f"models.{i}.relative_gap_to_factored", ".1%"),
+            se=Num(best["relative_gap_stderr"], k + f"models.{i}.relative_gap_stderr", ".1%"),
+        )  # fmt: skip
+    rows = []
+    for i, m in enumerate(models):
+        mk = k + f"models.{i}."
+        reg = "; ".join(", ".join(f"{a}={b}" for a, b in r.items()) for r in m["selected_regularisation"])
+        rows.append([
+            m["label"], Num(m["n_parameters"], mk + "n_parameters", "d"), reg,
+            Num(m["test_loss"], mk + "test_loss", ".4f"),
+            Num(m["test_loss_stderr"], mk + "test_loss_stderr", ".4f"),
+            Num(m["excess_loss"], mk + "excess_loss", ".4f"),
+            Num(m["relative_gap_to_factored"], mk + "relative_gap_to_factored", ".2%"),
+            Num(m["relative_gap_stderr"], mk + "relative_gap_stderr", ".2%"),
+            m["within_tolerance"], ", ".join(m["stop_reasons"]),
+        ])  # fmt: skip
+    sec.table(
+        ["model", "parameters", "selected regularisation", "test loss", "± s.e.", "excess",
+         "gap to factored", "± s.e. (paired)", "within tolerance", "stopped by"],
+        rows,
+        caption="Test loss in nats per site; s.e. from the test set (and training seeds); excess = "
+        "paired difference to the true model's loss; regularisation chosen on the validation set.",
+    )  # fmt: skip
+    _figure(
+        sec, stage, figures, "depth_study",
+        "Validation loss during training against {measure}; markers: test loss ± s.e. of the "
+        "early-stopped model; dashed: optimal loss ± s.e.",
+        measure=s["compute_measure"],
+    )
+
+
+def _couplings(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) -> None:
+    s = stage["summary"]
+    k = "stages.couplings.summary."
+    sec = rep.section("Learned couplings")
+    sec.text(
+        "The factored layer's attention correlates with the true site couplings Jsite at r = {ra} "
+        "(off-diagonal entries) and its value matrix with the true colour couplings Ucol at "
+        "r = {rv} (both double-centred: row and column shifts of V are fields). The mapped couplings "
+        "correlate with beta J at r = {rj} in the zero-sum gauge, with a relative Frobenius error of "
+        "{err}.",
+        ra=Num(s["attention_correlation"], k + "attention_correlation", ".3f"),
+        rv=Num(s["value_correlation"], k + "value_correlation", ".3f"),
+        rj=Num(s["coupling_correlation"], k + "coupling_correlation", ".3f"),
+        err=Num(s["relative_error"], k + "relative_error", ".3f"),
+    )
+    if s.get("top_pair_recovery") is not None:
+        sec.text(
+            "Of the {n} truly coupled site pairs, {frac} are among the same number of top pairs by "
+            "Frobenius norm with the average product correction.",
+            n=Num(s["n_true_pairs"], k + "n_true_pairs", "d"),
+            frac=Num(s["top_pair_recovery"], k + "top_pair_recovery", ".0%"),
+        )
+    _figure(
+        sec, stage, figures, "couplings",
+        "Left: true Jsite and Ucol (Ucol double-centred). Right: learned A and V, sign and scale fixed by "
+        "the gauge (A, V) -> (cA, V/c) so that A has the norm of Jsite; V then estimates beta Ucol "
+        "(beta = {beta}).",
+        beta=Num(s["beta"], k + "beta", ".4g"),
+    )
+
+
+def _theory(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) -> None:
+    s = stage["summary"]
+    k = "stages.theory.summary."
+    sc = s["scenario"]
+    sec = rep.section("Replica theory against simulations")
+    sec.text(
+        "Scenario of SCIENCE.md section 5: q = {q} colours, beta = {beta}, teacher variance "
+        "rho = {rho}; simulations with N = {n} sites averaged over {seeds} seeds. {agree} of {pts} "
+        "simulation points agree with the theory ({rule}); the largest relative deviation is {dev}.",
+        q=Num(sc["q"], k + "scenario.q", "d"), beta=Num(sc["beta"], k + "scenario.beta", ".3g"),
+        rho=Num(sc["rho"], k + "scenario.rho", ".3g"), n=Num(sc["n_sites"], k + "scenario.n_sites", "d"),
+        seeds=Num(sc["n_seeds"], k + "scenario.n_seeds", "d"),
+        agree=Num(s["n_agree"], k + "n_agree", "d"), pts=Num(s["n_points"], k + "n_points", "d"),
+        rule=s["agreement_rule"],
+        dev=Num(s["max_relative_deviation"], k + "max_relative_deviation", ".1%"),
+    )  # fmt: skip
+    if not s["all_converged"]:
+        sec.note("Some theory points did not converge; their values are shown but not trusted.")
+    rows = []
+    for i, c in enumerate(s["curves"]):
+        sim = c["simulation"]
+        for j, a in enumerate(sim["alpha"]):
+            ck = k + f"curves.{i}.simulation."
+            rows.append([
+                Num(c["lambda"], k + f"curves.{i}.lambda", ".3g"), Num(a, ck + f"alpha.{j}", ".3g"),
+                Num(sim["theory"][j], ck + f"theory.{j}", ".4f"),
+                Num(sim["mean"][j], ck + f"mean.{j}", ".4f"),
+                Num(sim["stderr"][j], ck + f"stderr.{j}", ".4f"), sim["agree"][j],
+            ])  # fmt: skip
+    sec.table(["lambda", "alpha", "theory eps_g", "simulation", "± s.e.", "agree"], rows,
+              caption="Generalization error = test cross-entropy in nats.")
+    _figure(
+        sec, stage, figures, "learning_curves",
+        "Lines: replica theory; points: simulations ± s.e.; dashed: optimal loss {opt}.",
+        opt=Num(s["optimal_loss"], k + "optimal_loss", ".4f"),
+    )
+
+
+def _equivalence(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) -> None:
+    s = stage["summary"]
+    k = "stages.equivalence.summary."
+    sec = rep.section("Equivalence of masked language modelling and pseudo-likelihood")
+    verdict = "agree" if s["agree"] else "DISAGREE"
+    sec.text(
+        "Across {n} checks the MLM loss of factored attention and -log PL / (M L) of the converted "
+        "Potts model differ by at most {diff} relative ({prec}); the two losses {verdict} within "
+        "the tolerance {tol}.",
+        n=Num(len(s["checks"]), "", "d"),
+        diff=Num(s["max_rel_difference"], k + "max_rel_difference", ".2e"),
+        prec=s["precision"], verdict=verdict, tol=Num(s["tolerance"], k + "tolerance", ".0e"),
+    )  # fmt: skip
+    rows = []
+    for i, c in enumerate(s["checks"]):
+        ck = k + f"checks.{i}."
+        rows.append([
+            Num(i + 1, "", "d"), c["label"], Num(c["mlm_loss"], ck + "mlm_loss", ".10f"),
+            Num(c["pseudo_likelihood_loss"], ck + "pseudo_likelihood_loss", ".10f"),
+            Num(c["rel_difference"], ck + "rel_difference", ".2e"),
+        ])  # fmt: skip
+    sec.table(["#", "model", "MLM loss", "-log PL / (M L)", "relative difference"], rows)
+    _figure(sec, stage, figures, "equivalence",
+            "Left: the two losses (points on the diagonal). Right: their relative difference.")
+
+
+def _reproducibility(rep: Report, r: Mapping[str, Any]) -> None:
+    sec = rep.section("Reproducibility")
+    env = r["environment"]
+    sec.text(
+        "Python {py}, numpy {np}, torch {torch}; results in runs/ (one folder per run, named by "
+        "the hash of its configuration and seed). Running the same command again reuses every "
+        "finished run.",
+        py=str(env.get("python")), np=str(env.get("numpy")), torch=str(env.get("torch")),
+    )
+    rows = [
+        [sw["experiment"], Num(sw["n_runs"], f"sweeps.{i}.n_runs", "d"),
+         Num(sw["n_computed"], f"sweeps.{i}.n_computed", "d"),
+         Num(sw["n_skipped"], f"sweeps.{i}.n_skipped", "d"),
+         Num(sw["wall_s"], f"sweeps.{i}.wall_s", ".1f")]
+        for i, sw in enumerate(r["sweeps"])
+    ]  # fmt: skip
+    if rows:
+        sec.table(["sweep", "runs", "computed now", "reused", "wall time (s)"], rows)
+    import json
+
+    sec.code(json.dumps(r["config"], indent=1, sort_keys=True))

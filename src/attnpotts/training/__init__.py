@@ -1,0 +1,26 @@
+"""The one training loop (all models, masking policies, optimizers), callbacks and checkpoints."""
+
+from .callbacks import Callback, ProgressBar
+from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .config import OPTIMIZERS, TrainingConfig
+from .data import TrainingData, load_training_data
+from .loop import STOP_REASONS, TrainingResult, as_token_tensor, train
+from .masking import MASKING_KINDS, MaskingPolicy
+
+__all__ = [
+    "MASKING_KINDS",
+    "OPTIMIZERS",
+    "STOP_REASONS",
+    "Callback",
+    "MaskingPolicy",
+    "ProgressBar",
+    "TrainingConfig",
+    "TrainingData",
+    "TrainingResult",
+    "as_token_tensor",
+    "load_checkpoint",
+    "load_model",
+    "load_training_data",
+    "save_checkpoint",
+    "train",
+]

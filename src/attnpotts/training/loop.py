@@ -1,0 +1,590 @@
+"""The one training loop of attnpotts, for every model, masking policy and optimizer.
+
+``train(model, states, config=...)`` minimises the objective of
+:mod:`attnpotts.inference.objectives` (weighted masked cross-entropy plus the chosen L2 terms)
+with Adam/AdamW on mini-batches or full-batch L-BFGS, evaluates the exact all-positions loss on
+validation data after every epoch (early stopping, best-epoch restore), writes a JSON-lines
+metrics log and a checkpoint from which a resumed run continues bit for bit (on the CPU), and
+stops cleanly on a non-finite or diverging loss with the last good state restored.
+
+Randomness (shuffling, masks, dropout) comes only from generators derived from ``config.seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DivergenceError, ShapeError, ValidationError
+from ..inference.objectives import (
+    coupling_penalty,
+    factor_penalty,
+    field_penalty,
+    masked_cross_entropy,
+    mlm_loss,
+)
+from ..models import MaskedLanguageModel, check_tokens, model_kind
+from ..random import spawn_seeds, torch_generator
+from ..storage import atomic_write_text
+from .callbacks import Callback
+from .checkpoint import load_checkpoint, model_payload, save_checkpoint
+from .config import TrainingConfig
+from .masking import MaskingPolicy
+
+__all__ = ["STOP_REASONS", "TrainingResult", "as_token_tensor", "train"]
+
+logger = logging.getLogger(__name__)
+
+#: Why a run ended.
+STOP_REASONS = ("max_epochs", "early_stopping", "converged", "diverged", "callback")
+#: Config fields that may differ between a checkpoint and the run that resumes it.
+#: Function evaluations allowed per L-BFGS iteration (line search included).
+_LBFGS_EVALS_PER_ITER = 3.0
+_RESUMABLE_CHANGES = {"max_epochs", "checkpoint_every", "eval_batch_size", "patience"}
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        history: one metrics dict per epoch (as in the metrics log).
+        epochs: epochs completed.
+        stop_reason: one of :data:`STOP_REASONS`.
+        best_epoch: epoch of the lowest validation loss (``None`` without validation).
+        best_validation_loss: that loss.
+        final_train_loss: exact all-positions loss on the training data with the final parameters.
+        final_validation_loss: the same on the validation data (``None`` without validation).
+        wall_time_s: seconds spent training (summed over resumed segments).
+        message: human-readable note (e.g. why a run diverged).
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epochs: int = 0
+    stop_reason: str = "max_epochs"
+    best_epoch: int | None = None
+    best_validation_loss: float | None = None
+    final_train_loss: float | None = None
+    final_validation_loss: float | None = None
+    wall_time_s: float = 0.0
+    message: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the history, for ``summary.json``."""
+        out = dataclasses.asdict(self)
+        out.pop("history")
+        return out
+
+
+def as_token_tensor(
+    states: Any, model: MaskedLanguageModel, *, name: str = "states", device: Any = None
+) -> torch.Tensor:
+    """Validate integer states ``(M, L)`` (numpy or torch) for ``model`` and return a long tensor."""
+    if isinstance(states, torch.Tensor):
+        t = states
+    else:
+        arr = np.asarray(states)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+            raise ValidationError(f"{name} must be an integer array (M, L), got dtype {arr.dtype}")
+        t = torch.as_tensor(arr.astype(np.int64))
+    check_tokens(t, model.n_sites, model.n_states, allow_mask=False, name=name)
+    if t.shape[0] == 0:
+        raise ValidationError(f"{name} are empty (M = 0); training needs at least one sequence")
+    dev = next(model.parameters()).device if device is None else device
+    return t.to(device=dev, dtype=torch.long)
+
+
+def _as_weights(weights: Any, n: int, dtype: torch.dtype, device: Any, name: str) -> torch.Tensor:
+    if weights is None:
+        return torch.ones(n, dtype=dtype, device=device)
+    w = torch.as_tensor(
+        weights.detach().cpu().numpy()
+        if isinstance(weights, torch.Tensor)
+        else np.asarray(weights, float)
+    ).to(dtype=torch.float64)
+    if w.shape != (n,):
+        raise ShapeError(f"{name} must have shape ({n},) (one per sequence), got {tuple(w.shape)}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValidationError(f"{name} must be finite, non-negative and not all zero")
+    return w.to(dtype=dtype, device=device)
+
+
+def _penalty(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.Tensor | None:
+    total: torch.Tensor | None = None
+    terms = []
+    if cfg.coupling_l2 > 0:
+        terms.append(0.5 * cfg.coupling_l2 * coupling_penalty(model))
+    if cfg.weight_decay > 0 and cfg.optimizer != "adamw":
+        terms.append(0.5 * cfg.weight_decay * factor_penalty(model))
+    if cfg.field_l2 > 0:
+        terms.append(0.5 * cfg.field_l2 * field_penalty(model))
+    for t in terms:
+        total = t if total is None else total + t
+    return total
+
+
+def _make_optimizer(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "lbfgs":
+        return torch.optim.LBFGS(
+            params,
+            lr=cfg.learning_rate,
+            max_iter=cfg.lbfgs_max_iter,
+            # the strong-Wolfe line search often needs 2-3 evaluations per iteration; torch's
+            # default (1.25 per iteration) would end an epoch early
+            max_eval=int(_LBFGS_EVALS_PER_ITER * cfg.lbfgs_max_iter),
+            history_size=cfg.lbfgs_history,
+            tolerance_grad=1e-12,
+            tolerance_change=1e-16,
+            line_search_fn="strong_wolfe",
+        )
+    if cfg.optimizer == "adamw":
+        decay_ids = {id(p) for p in model.factor_parameters()}
+        groups = [
+            {"params": [p for p in params if id(p) in decay_ids], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if id(p) not in decay_ids], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+    return torch.optim.Adam(params, lr=cfg.learning_rate)
+
+
+class _Forward:
+    """Logits and predicted positions of a batch under a masking policy."""
+
+    def __init__(self, model: MaskedLanguageModel, policy: MaskingPolicy) -> None:
+        self.model = model
+        self.policy = policy
+
+    def draw(
+        self, tokens: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.policy.kind == "all":
+            return None, None
+        return self.policy.draw(tokens, self.model.mask_token, gen)
+
+    def logits(
+        self, tokens: torch.Tensor, inputs: torch.Tensor | None, dgen: torch.Generator
+    ) -> torch.Tensor:
+        model = self.model
+        if inputs is not None:
+            return model.logits(inputs, generator=dgen)
+        if model.structural:
+            return model.logits(tokens, generator=dgen)
+        B, L = tokens.shape
+        masked = tokens.unsqueeze(0).repeat(L, 1, 1)  # (L, B, L): copy i masks site i
+        idx = torch.arange(L, device=tokens.device)
+        masked[idx, :, idx] = model.mask_token
+        out = model.logits(masked.reshape(L * B, L), generator=dgen).reshape(L, B, L, -1)
+        return out[idx, :, idx].transpose(0, 1)
+
+
+def _finite_params(model: MaskedLanguageModel) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _write_metrics(path: Path | None, history: Sequence[dict[str, Any]]) -> None:
+    if path is not None:
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in _jsonable(history))
+        atomic_write_text(path, text)
+
+
+def _jsonable(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in history:
+        out.append(
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in r.items()
+            }
+        )
+    return out
+
+
+def train(
+    model: MaskedLanguageModel,
+    states: Any,
+    *,
+    config: TrainingConfig | None = None,
+    weights: Any = None,
+    validation: Any = None,
+    validation_weights: Any = None,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    metrics_path: str | os.PathLike[str] | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    raise_on_divergence: bool = False,
+) -> TrainingResult:
+    """Train ``model`` in place by masked language modelling on ``states``.
+
+    Args:
+        model: any :class:`~attnpotts.models.MaskedLanguageModel` (its dtype and device are used).
+        states: ``(M, L)`` training sequences, integers in ``0..q-1``.
+        config: hyper-parameters (default :class:`TrainingConfig()`).
+        weights: ``(M,)`` non-negative sequence weights (e.g. ``1 / n_neighbours``, or exact
+            probabilities of enumerated states).
+        validation: ``(M_val, L)`` validation sequences (early stopping, best-epoch restore).
+        validation_weights: ``(M_val,)`` weights of the validation sequences.
+        callbacks: :class:`~attnpotts.training.Callback` objects (e.g. a progress bar).
+        checkpoint_path: file to write the resumable checkpoint to (every
+            ``config.checkpoint_every`` epochs and at the end); it keeps the last good state.
+        metrics_path: JSON-lines file of per-epoch metrics (rewritten atomically every epoch).
+        resume_from: a checkpoint of an earlier run of the same model and config (only
+            ``max_epochs``, ``patience``, ``checkpoint_every``, ``eval_batch_size`` may differ);
+            training continues exactly where it stopped.
+        raise_on_divergence: raise :class:`~attnpotts.errors.DivergenceError` (after restoring and
+            checkpointing the last good state) instead of returning ``stop_reason="diverged"``.
+
+    Returns:
+        A :class:`TrainingResult`; the model holds the final parameters (the best validation
+        epoch's if ``config.restore_best`` and validation data were given).
+
+    Raises:
+        ValidationError / ShapeError: bad data, weights or options (message says which).
+    """
+    cfg = TrainingConfig() if config is None else config
+    if not isinstance(model, MaskedLanguageModel):
+        raise ValidationError(
+            f"model must be an attnpotts MaskedLanguageModel, got {type(model).__name__}"
+        )
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    tokens = as_token_tensor(states, model, name="training states")
+    M = tokens.shape[0]
+    w = _as_weights(weights, M, dtype, device, "weights")
+    val_tokens = val_w = None
+    if validation is not None:
+        val_tokens = as_token_tensor(validation, model, name="validation states")
+        val_w = _as_weights(
+            validation_weights, val_tokens.shape[0], dtype, device, "validation_weights"
+        )
+    elif validation_weights is not None:
+        raise ValidationError("validation_weights given without validation states")
+    if cfg.patience is not None and val_tokens is None:
+        raise ValidationError("early stopping (patience) needs validation states; pass validation=")
+    if cfg.coupling_l2 > 0 and not hasattr(model, "coupling_tensor"):
+        raise ValidationError(
+            f"coupling_l2 needs a model with Potts couplings, {type(model).__name__} has none; "
+            "use weight_decay instead"
+        )
+    policy = MaskingPolicy(cfg.masking, cfg.mask_rate)
+    fwd = _Forward(model, policy)
+    seeds = spawn_seeds(cfg.seed, 2)
+    gen = torch_generator(seeds[0])  # CPU: shuffling and masks
+    dgen = torch_generator(seeds[1], device)  # dropout, on the model's device
+    optimizer = _make_optimizer(model, cfg)
+    ckpt_path = None if checkpoint_path is None else Path(checkpoint_path)
+    log_path = None if metrics_path is None else Path(metrics_path)
+
+    epoch = 0
+    history: list[dict[str, Any]] = []
+    best_loss = math.inf
+    best_epoch: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best = 0
+    reference: float | None = None
+    elapsed = 0.0
+    steps = 0
+    if resume_from is not None:
+        data = load_checkpoint(resume_from, map_location=device)
+        saved_cfg = json.loads(data["training_config"])
+        diff = sorted(k for k, v in cfg.to_dict().items() if saved_cfg.get(k) != v)
+        if set(diff) - _RESUMABLE_CHANGES:
+            raise ValidationError(
+                f"cannot resume {resume_from}: training options {sorted(set(diff) - _RESUMABLE_CHANGES)} "
+                f"differ from the checkpoint's; only {sorted(_RESUMABLE_CHANGES)} may change"
+            )
+        if (
+            data["model_kind"] != model_kind(model)
+            or json.loads(data["model_hparams"]) != model.hyperparameters()
+        ):
+            raise ValidationError(
+                f"cannot resume {resume_from}: it holds a {data['model_kind']} model with "
+                f"{data['model_hparams']}, not this {model_kind(model)} with {model.hyperparameters()}"
+            )
+        if int(data["n_train"]) != M:
+            raise ValidationError(
+                f"cannot resume {resume_from}: it was trained on {data['n_train']} sequences, got {M}"
+            )
+        model.load_state_dict(data["model_state"])
+        optimizer.load_state_dict(data["optimizer_state"])
+        gen.set_state(data["generator_state"])
+        dgen.set_state(data["dropout_generator_state"].to(dgen.get_state().device))
+        epoch = int(data["epoch"])
+        history = json.loads(data["history"])
+        best_loss = float(data["best_loss"])
+        best_epoch = data["best_epoch"] if data["best_epoch"] is None else int(data["best_epoch"])
+        best_state = data["best_state"] or None
+        since_best = int(data["since_best"])
+        reference = None if data["reference"] is None else float(data["reference"])
+        elapsed = float(data["elapsed"])
+        steps = int(data["steps"])
+        _write_metrics(log_path, history)
+
+    def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, Any], torch.Tensor, torch.Tensor]:
+        return (
+            copy.deepcopy(model.state_dict()),
+            copy.deepcopy(optimizer.state_dict()),
+            gen.get_state(),
+            dgen.get_state(),
+        )
+
+    def write_checkpoint(final_state: dict[str, torch.Tensor] | None = None) -> None:
+        if ckpt_path is None:
+            return
+        payload = model_payload(model)
+        payload.update(
+            optimizer_state=optimizer.state_dict(),
+            generator_state=gen.get_state(),
+            dropout_generator_state=dgen.get_state().cpu(),
+            epoch=epoch,
+            history=json.dumps(_jsonable(history)),
+            best_loss=best_loss,
+            best_epoch=best_epoch,
+            best_state=best_state or {},
+            since_best=since_best,
+            reference=reference,
+            elapsed=elapsed,
+            steps=steps,
+            n_train=M,
+            training_config=json.dumps(cfg.to_dict()),
+        )
+        if final_state is not None:
+            payload["final_model_state"] = final_state
+        save_checkpoint(ckpt_path, payload)
+
+    good = snapshot()
+    for cb in callbacks:
+        cb.on_train_begin(
+            {
+                "start_epoch": epoch,
+                "max_epochs": cfg.max_epochs,
+                "n_train": M,
+                "n_validation": 0 if val_tokens is None else val_tokens.shape[0],
+            }
+        )
+    stop_reason = "max_epochs"
+    message = ""
+    model.train()
+    while epoch < cfg.max_epochs:
+        t0 = time.perf_counter()
+        model.train()
+        if cfg.optimizer == "lbfgs":
+            train_loss, n_steps = _lbfgs_epoch(model, fwd, optimizer, cfg, tokens, w, gen, dgen)
+        else:
+            train_loss, n_steps = _adam_epoch(model, fwd, optimizer, cfg, tokens, w, gen, dgen)
+        diverged = not math.isfinite(train_loss) or not _finite_params(model)
+        if (
+            not diverged
+            and reference is not None
+            and train_loss > cfg.divergence_factor * reference
+        ):
+            diverged = True
+        if diverged:
+            model.load_state_dict(good[0])
+            optimizer.load_state_dict(good[1])
+            gen.set_state(good[2])
+            dgen.set_state(good[3])
+            stop_reason = "diverged"
+            message = (
+                f"epoch {epoch + 1}: training loss {train_loss:.6g} is not finite or above "
+                f"{cfg.divergence_factor} x the first epoch's ({reference}); the state of epoch "
+                f"{epoch} was restored. Lower the learning rate or add regularisation."
+            )
+            logger.warning(message)
+            break
+        if reference is None:
+            reference = train_loss
+        epoch += 1
+        steps += n_steps
+        elapsed += time.perf_counter() - t0
+        val_loss = None
+        if val_tokens is not None:
+            val_loss = mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size)
+            if val_loss < best_loss - cfg.min_delta:
+                best_loss, best_epoch, since_best = val_loss, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+        with torch.no_grad():
+            pen = _penalty(model, cfg)
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "validation_loss": val_loss,
+            "penalty": 0.0 if pen is None else float(pen),
+            "steps": steps,
+            "sequences_seen": epoch * M,
+            "elapsed_s": elapsed,
+        }
+        history.append(record)
+        good = snapshot()
+        _write_metrics(log_path, history)
+        if epoch % cfg.checkpoint_every == 0:
+            write_checkpoint()
+        asked = False
+        for cb in callbacks:
+            asked = bool(cb.on_epoch_end(record)) or asked
+        if cfg.patience is not None and since_best >= cfg.patience:
+            stop_reason = "early_stopping"
+            break
+        if cfg.tolerance > 0 and len(history) >= 2:
+            prev = history[-2]["train_loss"]
+            if abs(train_loss - prev) < cfg.tolerance * max(1.0, abs(train_loss)):
+                stop_reason = "converged"
+                break
+        if asked:
+            stop_reason = "callback"
+            break
+
+    final_state = best_state if cfg.restore_best else None
+    # the checkpoint keeps the training state (for resuming) and the final parameters separately
+    if final_state is not None:
+        train_state = copy.deepcopy(model.state_dict())
+        model.load_state_dict(final_state)
+        final_copy = copy.deepcopy(model.state_dict())
+        model.load_state_dict(train_state)
+        write_checkpoint(final_copy)
+        model.load_state_dict(final_copy)
+    else:
+        write_checkpoint(copy.deepcopy(model.state_dict()))
+    model.eval()
+    result = TrainingResult(
+        history=history,
+        epochs=epoch,
+        stop_reason=stop_reason,
+        best_epoch=best_epoch,
+        best_validation_loss=None if best_epoch is None else best_loss,
+        final_train_loss=mlm_loss(model, tokens, w, batch_size=cfg.eval_batch_size),
+        final_validation_loss=None
+        if val_tokens is None
+        else mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size),
+        wall_time_s=elapsed,
+        message=message,
+    )
+    for cb in callbacks:
+        cb.on_train_end(result)
+    if stop_reason == "diverged" and raise_on_divergence:
+        raise DivergenceError(message)
+    return result
+
+
+def _data_term(
+    fwd: _Forward,
+    x: torch.Tensor,
+    wb: torch.Tensor,
+    inputs: torch.Tensor | None,
+    predict: torch.Tensor | None,
+    dgen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted CE sum over predicted positions and their weighted count."""
+    logits = fwd.logits(x, inputs, dgen)
+    data = masked_cross_entropy(logits, x, predict, wb, reduction="sum")
+    if predict is None:  # all positions predicted
+        return data, wb.sum() * x.shape[1]
+    return data, (predict.to(wb.dtype) * wb[:, None]).sum()
+
+
+def _adam_epoch(
+    model: MaskedLanguageModel,
+    fwd: _Forward,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainingConfig,
+    tokens: torch.Tensor,
+    w: torch.Tensor,
+    gen: torch.Generator,
+    dgen: torch.Generator,
+) -> tuple[float, int]:
+    M = tokens.shape[0]
+    bs = M if cfg.batch_size is None else min(int(cfg.batch_size), M)
+    perm = torch.randperm(M, generator=gen).to(tokens.device)
+    total = torch.zeros((), dtype=torch.float64, device=tokens.device)
+    count = torch.zeros((), dtype=torch.float64, device=tokens.device)
+    n_steps = 0
+    for start in range(0, M, bs):
+        idx = perm[start : start + bs]
+        x, wb = tokens[idx], w[idx]
+        inputs, predict = fwd.draw(x, gen)
+        data, norm = _data_term(fwd, x, wb, inputs, predict, dgen)
+        if float(norm) <= 0:
+            continue  # no predicted position with positive weight in this batch
+        loss = data / norm
+        pen = _penalty(model, cfg)
+        if pen is not None:
+            loss = loss + pen
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        if not math.isfinite(float(loss.detach())):
+            return math.nan, n_steps
+        optimizer.step()
+        n_steps += 1
+        total += data.detach().double()
+        count += norm.detach().double()
+    if float(count) <= 0:
+        return math.nan, n_steps
+    return float(total / count), n_steps
+
+
+def _lbfgs_epoch(
+    model: MaskedLanguageModel,
+    fwd: _Forward,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainingConfig,
+    tokens: torch.Tensor,
+    w: torch.Tensor,
+    gen: torch.Generator,
+    dgen: torch.Generator,
+) -> tuple[float, int]:
+    M = tokens.shape[0]
+    chunk = int(cfg.eval_batch_size)
+    inputs, predict = fwd.draw(tokens, gen)  # one draw per epoch, fixed during the line search
+    if predict is None:
+        norm = float(w.sum()) * tokens.shape[1]
+    else:
+        norm = float((predict.to(w.dtype) * w[:, None]).sum())
+    if norm <= 0:
+        return math.nan, 0
+    first: list[float] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=False)
+        total = torch.zeros((), dtype=w.dtype, device=w.device)
+        for start in range(0, M, chunk):
+            sl = slice(start, min(M, start + chunk))
+            data, _ = _data_term(
+                fwd,
+                tokens[sl],
+                w[sl],
+                None if inputs is None else inputs[sl],
+                None if predict is None else predict[sl],
+                dgen,
+            )
+            part = data / norm
+            part.backward()
+            total = total + part.detach()
+        if not first:
+            first.append(float(total))
+        pen = _penalty(model, cfg)
+        if pen is not None:
+            pen.backward()
+            total = total + pen.detach()
+        return total
+
+    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
+    before = int(state.get("n_iter", 0))
+    optimizer.step(closure)  # type: ignore[arg-type]
+    after = int(optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0))
+    return (first[0] if first else math.nan), after - before

@@ -1,0 +1,218 @@
+"""DCA estimators: objective vs the plmc form, gradients, conventions, memory refusal, recovery."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from attnpotts.dca import (
+    CONVENTIONS,
+    FactoredDCA,
+    PlmDCA,
+    Regularization,
+    check_memory,
+    estimate_memory,
+    prepare_data,
+)
+from attnpotts.dca.fit import _KernelFactoredAttention, _KernelFullPotts
+from attnpotts.errors import ResourceLimitError, ShapeError, ValidationError
+from attnpotts.inference.objectives import coupling_penalty, field_penalty, masked_cross_entropy
+from attnpotts.models import FactoredAttention
+from attnpotts.potts import ConditionalPotts, ExactPotts, PottsModel
+
+
+def _loop_objective(model, tokens, weights, cl2, fl2):
+    """The training loop's objective (objectives of attnpotts.inference), as the loop builds it."""
+    logits = model.logits(tokens)
+    loss = masked_cross_entropy(logits, tokens, None, weights, reduction="mean")
+    return loss + 0.5 * cl2 * coupling_penalty(model) + 0.5 * fl2 * field_penalty(model)
+
+
+def _random_potts_model(L: int, q: int, seed: int) -> _KernelFullPotts:
+    model = _KernelFullPotts(L, q, symmetric=True, init_std=0.3, seed=seed, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        model.fields.copy_(torch.randn(L, q, generator=gen, dtype=torch.float64))  # type: ignore[union-attr]
+    return model
+
+
+@pytest.mark.parametrize("convention", ["plmc", "evcouplings", "ccmpred", "plmdca-jl", "attnpotts"])
+def test_loop_objective_equals_canonical_plmc_form(convention: str) -> None:
+    L, q, M = 5, 3, 40
+    rng = np.random.default_rng(0)
+    states = rng.integers(0, q, (M, L))
+    w = rng.uniform(0.2, 1.0, M)
+    W = w.sum()
+    model = _random_potts_model(L, q, seed=1)
+    reg = Regularization(convention, 0.37, 0.11)  # type: ignore[arg-type]
+    cl2, fl2 = reg.per_token(L, q, W)
+    tokens = torch.as_tensor(states)
+    loss = float(_loop_objective(model, tokens, torch.as_tensor(w), cl2, fl2).detach())
+    # canonical plmc form, computed independently with numpy
+    J = model.coupling_tensor().detach().numpy()
+    h = model.field_tensor().detach().numpy()
+    pll = float(ConditionalPotts(h, J).pseudo_log_likelihood(states, w))
+    lam_pair, lam_h = reg.canonical(L, q, W)
+    pairs = sum(float((J[i, j] ** 2).sum()) for i in range(L) for j in range(i + 1, L))
+    F = -pll + lam_pair * pairs + lam_h * float((h**2).sum())
+    assert loss * W * L == pytest.approx(F, rel=1e-12)
+
+
+def test_convention_formulas_and_round_trip() -> None:
+    L, q, W = 53, 21, 4363.9
+    ev = Regularization("evcouplings", 0.01, 0.01)
+    assert ev.canonical(L, q) == pytest.approx((0.01 * 52 * 20, 0.01))
+    cc = Regularization("ccmpred", 0.2, 0.01)
+    assert cc.canonical(L, q) == pytest.approx((0.2 * 52, 0.01))
+    jl = Regularization("plmdca-jl", 0.01, 0.01)
+    assert jl.canonical(L, q, W) == pytest.approx((2 * W * 0.01, W * 0.01))
+    for target in CONVENTIONS:
+        back = ev.convert(target, L, q, W).convert("evcouplings", L, q, W)
+        assert back.lambda_j == pytest.approx(0.01, rel=1e-12)
+        assert back.lambda_h == pytest.approx(0.01, rel=1e-12)
+    assert ev.convert("plmc", L, q).lambda_j == pytest.approx(10.4)
+    with pytest.raises(ValidationError, match="n_eff"):
+        jl.canonical(L, q, None)
+    with pytest.raises(ValidationError, match="unknown"):
+        Regularization("magic", 1.0, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="no documented default"):
+        Regularization.default("plmc")
+    assert Regularization.default("ccmpred") == cc
+
+
+def test_objective_gradient_matches_finite_differences() -> None:
+    L, q, M = 4, 3, 25
+    rng = np.random.default_rng(2)
+    tokens = torch.as_tensor(rng.integers(0, q, (M, L)))
+    w = torch.as_tensor(rng.uniform(0.1, 1.0, M))
+    model = _random_potts_model(L, q, seed=3)
+    cl2, fl2 = Regularization("evcouplings", 0.05, 0.02).per_token(L, q, float(w.sum()))
+    params = list(model.parameters())
+
+    def f(*values: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            for p, v in zip(params, values, strict=True):
+                p.copy_(v)
+        return _loop_objective(model, tokens, w, cl2, fl2).detach()
+
+    model.zero_grad()
+    _loop_objective(model, tokens, w, cl2, fl2).backward()
+    grads = [p.grad.clone() for p in params]  # type: ignore[union-attr]
+    base = [p.detach().clone() for p in params]
+    eps = 1e-6
+    gen = torch.Generator().manual_seed(4)
+    for k, (p0, g) in enumerate(zip(base, grads, strict=True)):
+        for _ in range(6):
+            idx = tuple(int(torch.randint(0, n, (1,), generator=gen)) for n in p0.shape)
+            plus = [b.clone() for b in base]
+            minus = [b.clone() for b in base]
+            plus[k][idx] += eps
+            minus[k][idx] -= eps
+            fd = (float(f(*plus)) - float(f(*minus))) / (2 * eps)
+            assert fd == pytest.approx(float(g[idx]), abs=1e-8, rel=1e-6)
+
+
+def test_kernel_factored_attention_matches_the_plain_model() -> None:
+    L, q, H = 6, 4, 3
+    a = FactoredAttention(L, q, H, variant="softmax", key_dim=5, init_std=0.5, seed=5, dtype=torch.float64)
+    b = _KernelFactoredAttention(L, q, H, variant="softmax", key_dim=5, init_std=0.5, seed=5,
+                                 dtype=torch.float64)
+    with torch.no_grad():
+        a.fields.normal_(generator=torch.Generator().manual_seed(6))  # type: ignore[union-attr]
+        b.fields.copy_(a.fields)  # type: ignore[union-attr, arg-type]
+    tokens = torch.randint(0, q, (30, L), generator=torch.Generator().manual_seed(7))
+    np.testing.assert_allclose(b.logits(tokens).detach().numpy(), a.logits(tokens).detach().numpy(),
+                               atol=1e-12)
+
+
+def test_prepare_data_collapses_duplicates_and_sorts() -> None:
+    states = np.array([[2, 1, 0], [0, 1, 2], [2, 1, 0], [0, 0, 0]])
+    d = prepare_data(states, np.array([1.0, 2.0, 3.0, 0.5]), n_states=3)
+    assert d.states.tolist() == [[0, 0, 0], [0, 1, 2], [2, 1, 0]]
+    assert d.weights.tolist() == [0.5, 2.0, 4.0]
+    assert d.n_sequences == 4 and d.n_eff == pytest.approx(6.5)
+    with pytest.raises(ShapeError, match="weights"):
+        prepare_data(states, np.ones(3), n_states=3)
+    with pytest.raises(ValidationError, match=r"0\.\.1"):
+        prepare_data(states, n_states=2)
+
+
+def test_memory_estimate_refuses_with_the_options_that_fit() -> None:
+    est = estimate_memory(20000, 600, 21, model="plm", lbfgs_history=5)
+    assert est.total_gib > 2
+    with pytest.raises(ResourceLimitError, match="--model factored") as info:
+        check_memory(est)
+    assert "GiB" in str(info.value)
+    small = estimate_memory(20000, 600, 21, model="factored", chunk=512, n_heads=8)
+    check_memory(small, 8 * 1024**3)  # the factored model of the same family fits 8 GiB
+    est64 = estimate_memory(1000, 300, 21, model="plm", dtype="float64")
+    with pytest.raises(ResourceLimitError, match="float32"):
+        check_memory(est64)
+    # the estimator refuses before fitting
+    states = np.random.default_rng(0).integers(0, 21, (10, 200))
+    with pytest.raises(ResourceLimitError, match="factored"):
+        PlmDCA(memory_limit_gb=0.01).fit(states, np.ones(10))
+
+
+def _planted_model(L: int, q: int, edges: list[tuple[int, int]], seed: int) -> PottsModel:
+    rng = np.random.default_rng(seed)
+    J = np.zeros((L, L, q, q))
+    for i, j in edges:
+        block = rng.normal(0.0, 1.2, (q, q))
+        J[i, j] = block
+        J[j, i] = block.T
+    h = rng.normal(0.0, 0.3, (L, q))
+    return PottsModel(h, J)
+
+
+@pytest.mark.parametrize("estimator", ["plm", "factored"])
+def test_planted_contacts_are_recovered(estimator: str) -> None:
+    L, q, M = 7, 3, 4000
+    edges = [(0, 4), (1, 6), (2, 5), (3, 6)]
+    exact = ExactPotts(_planted_model(L, q, edges, seed=11))
+    rng = np.random.default_rng(12)
+    idx = rng.choice(exact.probabilities.size, size=M, p=exact.probabilities)
+    states = exact.states[idx]
+    if estimator == "plm":
+        est = PlmDCA(regularization=Regularization("plmc", 0.01, 0.01), max_iter=60).fit(
+            states, np.ones(M)
+        )
+    else:
+        est = FactoredDCA(n_heads=4, key_dim=4, max_iter=60, seed=1,
+                          regularization=Regularization("plmc", 0.01, 0.01)).fit(states, np.ones(M))
+    S = est.scores_
+    iu = np.triu_indices(L, k=1)
+    top = np.argsort(-S[iu])[: len(edges)]
+    found = {(int(iu[0][k]), int(iu[1][k])) for k in top}
+    assert found == set(edges)
+    conv = est.convergence_
+    assert conv.iterations >= 1 and math.isfinite(conv.final_gradient_norm)
+    assert conv.stop_reason in ("max_iterations", "stopped_early")
+    assert est.couplings_.shape == (L, L, q, q) and est.fields_.shape == (L, q)
+
+
+def test_plm_recovers_exact_couplings_from_exact_marginals() -> None:
+    """Trained on the exact distribution, symmetric PL recovers the true couplings (zero-sum)."""
+    from attnpotts.potts import zero_sum_gauge
+
+    L, q = 4, 3
+    model = _planted_model(L, q, [(0, 2), (1, 3), (0, 1)], seed=21)
+    exact = ExactPotts(model)
+    est = PlmDCA(regularization=Regularization("plmc", 0.0, 0.0), max_iter=200, dtype="float64",
+                 lbfgs_history=20).fit(exact.states, exact.probabilities * 1000.0)
+    J0, _ = zero_sum_gauge(model.couplings, model.fields)
+    Jfit, _ = zero_sum_gauge(est.couplings_, est.fields_)
+    np.testing.assert_allclose(Jfit, J0, atol=1e-4)
+
+
+def test_bad_options() -> None:
+    states = np.zeros((3, 4), dtype=int)
+    with pytest.raises(ValidationError, match="max_iter"):
+        PlmDCA(max_iter=0).fit(states, np.ones(3))
+    with pytest.raises(ValidationError, match="kernel"):
+        PlmDCA(kernel="fast").fit(states, np.ones(3))
+    with pytest.raises(ValidationError, match="dtype"):
+        PlmDCA(dtype="float16").fit(states, np.ones(3))

@@ -1,0 +1,144 @@
+"""The one-hot coupling contraction kernels against the plain formulation (values and gradients)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnpotts.errors import ShapeError, ValidationError
+from attnpotts.models.kernels import coupling_logits, reference_coupling_logits
+
+
+def _problem(n: int, L: int, q: int, seed: int, dtype: torch.dtype = torch.float64, mask: bool = True):
+    gen = torch.Generator().manual_seed(seed)
+    W = torch.randn(L, q, L, q, generator=gen, dtype=dtype)
+    tokens = torch.randint(0, q + 1 if mask else q, (n, L), generator=gen)
+    return W, tokens
+
+
+def _explicit_loop(W: torch.Tensor, tokens: torch.Tensor) -> np.ndarray:
+    """Hand-written triple loop of logits[n, i, a] = sum_j W[i, a, j, s_nj] (mask adds 0)."""
+    Wn = W.detach().numpy()
+    L, q = Wn.shape[:2]
+    out = np.zeros((tokens.shape[0], L, q))
+    for n, s in enumerate(tokens.numpy()):
+        for i in range(L):
+            for j in range(L):
+                if s[j] < q:
+                    out[n, i] += Wn[i, :, j, s[j]]
+    return out
+
+
+@pytest.mark.parametrize("method", ["sparse", "dense", "auto"])
+def test_values_match_explicit_loop(method: str) -> None:
+    W, tokens = _problem(7, 5, 4, seed=1)
+    expected = _explicit_loop(W, tokens)
+    got = coupling_logits(W, tokens, method=method)  # type: ignore[arg-type]
+    assert got.shape == (7, 5, 4) and got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reference_coupling_logits(W, tokens).numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["sparse", "dense"])
+def test_gradcheck_float64(method: str) -> None:
+    W, tokens = _problem(6, 4, 3, seed=2)
+    W.requires_grad_(True)
+
+    def f(w: torch.Tensor) -> torch.Tensor:
+        # a nonlinear read-out so that every element of the output gradient differs
+        return coupling_logits(w, tokens, method=method).sin().sum()  # type: ignore[arg-type]
+
+    assert torch.autograd.gradcheck(f, (W,), eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["sparse", "dense"])
+def test_gradient_matches_reference_autograd(method: str) -> None:
+    W, tokens = _problem(40, 9, 5, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    upstream = torch.randn(40, 9, 5, generator=gen, dtype=torch.float64)
+    W1 = W.clone().requires_grad_(True)
+    W2 = W.clone().requires_grad_(True)
+    (coupling_logits(W1, tokens, method=method) * upstream).sum().backward()  # type: ignore[arg-type]
+    (reference_coupling_logits(W2, tokens) * upstream).sum().backward()
+    assert W1.grad is not None and W2.grad is not None
+    np.testing.assert_allclose(W1.grad.numpy(), W2.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_float32_sparse_matches_float64() -> None:
+    W, tokens = _problem(300, 12, 21, seed=5, mask=False)
+    exact = coupling_logits(W, tokens, method="dense")
+    got = coupling_logits(W.float(), tokens, method="sparse")
+    assert got.dtype == torch.float32
+    # float32 sums of 12 unit Gaussians: error ~ 12 * 2^-24 * |terms|
+    np.testing.assert_allclose(got.double().numpy(), exact.numpy(), atol=1e-5)
+
+
+def test_bf16_is_close_within_its_rounding() -> None:
+    W, tokens = _problem(200, 10, 6, seed=6, mask=False)
+    exact = coupling_logits(W, tokens, method="dense")
+    got = coupling_logits(W.float(), tokens, method="dense-bf16")
+    # inputs rounded to 8 significant bits (rel. 2^-9) and output rounded once more
+    bound = 2.0**-8 * (W.abs().amax() * 10 + exact.abs().amax())
+    assert float((got.double() - exact).abs().max()) <= float(bound)
+
+
+def test_permuted_view_and_mask_token() -> None:
+    gen = torch.Generator().manual_seed(7)
+    J = torch.randn(4, 4, 3, 3, generator=gen, dtype=torch.float64)
+    tokens = torch.full((2, 4), 3)  # all [MASK]
+    out = coupling_logits(J.permute(0, 2, 1, 3), tokens)
+    assert torch.equal(out, torch.zeros(2, 4, 3, dtype=torch.float64))
+
+
+def test_bad_inputs() -> None:
+    W, tokens = _problem(3, 4, 3, seed=8)
+    with pytest.raises(ShapeError, match=r"\(L, q, L, q\)"):
+        coupling_logits(W.reshape(12, 12), tokens)
+    with pytest.raises(ShapeError, match="tokens must have shape"):
+        coupling_logits(W, tokens[:, :3])
+    with pytest.raises(ValidationError, match=r"0\.\.3"):
+        coupling_logits(W, tokens + 5)
+    with pytest.raises(ValidationError, match="integers"):
+        coupling_logits(W, tokens.double())
+    with pytest.raises(ValidationError, match="method"):
+        coupling_logits(W, tokens, method="magic")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="sparse"):
+        coupling_logits(W.bfloat16(), tokens, method="sparse")
+
+
+@pytest.mark.parametrize("method", ["sparse", "dense"])
+def test_bias_is_fused_and_differentiable(method: str) -> None:
+    W, tokens = _problem(5, 4, 3, seed=9)
+    bias = torch.randn(4, 3, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    got = coupling_logits(W, tokens, bias=bias, method=method)  # type: ignore[arg-type]
+    np.testing.assert_allclose(got.numpy(), _explicit_loop(W, tokens) + bias.numpy()[None], atol=1e-12)
+    W.requires_grad_(True)
+    bias.requires_grad_(True)
+
+    def f(w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return coupling_logits(w, tokens, bias=b, method=method).cos().sum()  # type: ignore[arg-type]
+
+    assert torch.autograd.gradcheck(f, (W, bias), eps=1e-6, atol=1e-8, rtol=1e-6)
+    with pytest.raises(ShapeError, match="bias"):
+        coupling_logits(W, tokens, bias=bias[:3])
+
+
+def test_fused_pseudo_likelihood_matches_the_generic_objective() -> None:
+    from attnpotts.inference.objectives import masked_cross_entropy
+    from attnpotts.models.kernels import fused_pseudo_likelihood
+
+    W, tokens = _problem(30, 5, 4, seed=11, mask=False)
+    gen = torch.Generator().manual_seed(12)
+    bias = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    w = torch.rand(30, generator=gen, dtype=torch.float64)
+    W1, b1 = W.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+    W2, b2 = W.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+    fused = fused_pseudo_likelihood(W1, b1, tokens, w)
+    generic = masked_cross_entropy(reference_coupling_logits(W2, tokens) + b2, tokens, None, w,
+                                   reduction="sum")
+    assert float(fused.detach()) == pytest.approx(float(generic.detach()), rel=1e-12)
+    (2.5 * fused).backward()
+    (2.5 * generic).backward()
+    np.testing.assert_allclose(W1.grad.numpy(), W2.grad.numpy(), atol=1e-11)  # type: ignore[union-attr]
+    np.testing.assert_allclose(b1.grad.numpy(), b2.grad.numpy(), atol=1e-11)  # type: ignore[union-attr]
