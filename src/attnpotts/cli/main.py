@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(
-            f"attnpotts {args.command}: interrupted; nothing half-written was left (finished runs of a sweep are kept for resume)", file=sys.stderr
+            f"attnpotts {args.command}: interrupted; nothing half-written was left (finished runs of a sweep are kept for resume)",
+            file=sys.stderr,
         )
         return 130
 

@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "figure_to_png",
-    "plot_contact_map",
     "new_figure",
+    "plot_contact_map",
     "plot_coupling_comparison",
     "plot_depth_study",
     "plot_equivalence",
