@@ -17,10 +17,14 @@ from attnpotts.dca import (
     estimate_memory,
     prepare_data,
 )
-from attnpotts.dca.fit import _KernelFactoredAttention, _KernelFullPotts
 from attnpotts.errors import ResourceLimitError, ShapeError, ValidationError
-from attnpotts.inference.objectives import coupling_penalty, field_penalty, masked_cross_entropy
-from attnpotts.models import FactoredAttention
+from attnpotts.inference.objectives import (
+    all_positions_cross_entropy,
+    coupling_penalty,
+    field_penalty,
+    masked_cross_entropy,
+)
+from attnpotts.models import FactoredAttention, FullPotts
 from attnpotts.potts import ConditionalPotts, ExactPotts, PottsModel
 
 
@@ -31,8 +35,8 @@ def _loop_objective(model, tokens, weights, cl2, fl2):
     return loss + 0.5 * cl2 * coupling_penalty(model) + 0.5 * fl2 * field_penalty(model)
 
 
-def _random_potts_model(L: int, q: int, seed: int) -> _KernelFullPotts:
-    model = _KernelFullPotts(L, q, symmetric=True, init_std=0.3, seed=seed, dtype=torch.float64)
+def _random_potts_model(L: int, q: int, seed: int) -> FullPotts:
+    model = FullPotts(L, q, symmetric=True, init_std=0.3, seed=seed, dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         model.fields.copy_(torch.randn(L, q, generator=gen, dtype=torch.float64))  # type: ignore[union-attr]
@@ -115,17 +119,49 @@ def test_objective_gradient_matches_finite_differences() -> None:
             assert fd == pytest.approx(float(g[idx]), abs=1e-8, rel=1e-6)
 
 
-def test_kernel_factored_attention_matches_the_plain_model() -> None:
+def test_factored_attention_coupling_path_matches_the_einsum_path() -> None:
+    """Batches of >= q sequences go through J and the kernel; single sequences through the einsum."""
     L, q, H = 6, 4, 3
     a = FactoredAttention(L, q, H, variant="softmax", key_dim=5, init_std=0.5, seed=5, dtype=torch.float64)
-    b = _KernelFactoredAttention(L, q, H, variant="softmax", key_dim=5, init_std=0.5, seed=5,
-                                 dtype=torch.float64)
     with torch.no_grad():
         a.fields.normal_(generator=torch.Generator().manual_seed(6))  # type: ignore[union-attr]
-        b.fields.copy_(a.fields)  # type: ignore[union-attr, arg-type]
-    tokens = torch.randint(0, q, (30, L), generator=torch.Generator().manual_seed(7))
-    np.testing.assert_allclose(b.logits(tokens).detach().numpy(), a.logits(tokens).detach().numpy(),
-                               atol=1e-12)
+    tokens = torch.randint(0, q + 1, (30, L), generator=torch.Generator().manual_seed(7))  # with [MASK]
+    assert a._use_coupling_tensor(30) and not a._use_coupling_tensor(1)
+    batched = a.logits(tokens).detach().numpy()
+    single = np.concatenate([a.logits(tokens[k : k + 1]).detach().numpy() for k in range(30)])
+    np.testing.assert_allclose(batched, single, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["plm", "factored"])
+def test_fused_objective_hook_equals_the_generic_objective(kind: str) -> None:
+    """all_positions_cross_entropy (the fused pass the loop uses) = masked CE of the logits, with gradients."""
+    L, q, M = 7, 4, 50
+    gen = torch.Generator().manual_seed(11)
+    model: FullPotts | FactoredAttention
+    if kind == "plm":
+        model = _random_potts_model(L, q, 3)
+    else:
+        model = FactoredAttention(L, q, 2, variant="softmax", key_dim=3, init_std=0.5, seed=4,
+                                  dtype=torch.float64)
+    tokens = torch.randint(0, q, (M, L), generator=gen)
+    w = torch.rand(M, generator=gen, dtype=torch.float64)
+    fused = model.cross_entropy_sum(tokens, w)
+    assert fused is not None
+    params = list(model.parameters())
+    g_fused = torch.autograd.grad(all_positions_cross_entropy(model, tokens, w), params)
+    generic = masked_cross_entropy(model.logits(tokens), tokens, None, w, reduction="sum")
+    g_generic = torch.autograd.grad(generic, params)
+    assert float(fused.detach()) == pytest.approx(float(generic.detach()), rel=1e-12)
+    for a, b in zip(g_fused, g_generic, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    # no fused path for [MASK] tokens or a dense kernel: the hook falls back to the logits
+    masked = tokens.clone()
+    masked[0, 0] = q
+    assert model.cross_entropy_sum(masked, w) is None
+    model.kernel = "dense"
+    assert model.cross_entropy_sum(tokens, w) is None
+    fallback = all_positions_cross_entropy(model, tokens, w).detach()
+    assert float(fallback) == pytest.approx(float(generic.detach()), rel=1e-12)
 
 
 def test_prepare_data_collapses_duplicates_and_sorts() -> None:

@@ -5,9 +5,9 @@ full-batch L-BFGS with strong-Wolfe line search) and its objective (weighted mas
 cross-entropy on all positions = pseudo-likelihood, :mod:`attnpotts.inference.objectives`, plus L2
 on the coupling product and the fields). The models are :class:`attnpotts.models.FullPotts`
 (``symmetric=True``: plmc/CCMpred's symmetric pseudo-likelihood) and
-:class:`attnpotts.models.FactoredAttention` (``"softmax"`` variant, AttentionDCA), each with its
-logits computed by the fast one-hot contraction of :mod:`attnpotts.models.kernels` (exact in the
-working dtype; the plain formulation wastes a factor ``q`` of flops).
+:class:`attnpotts.models.FactoredAttention` (``"softmax"`` variant, AttentionDCA), whose
+all-positions objective is the fused pseudo-likelihood pass of :mod:`attnpotts.models.kernels`
+on the CPU (logits by its one-hot contraction elsewhere; exact in the working dtype).
 
 Speed choices (measured in ``benchmarks/bench_dca.py``): duplicates are collapsed into weights,
 unique sequences are sorted lexicographically (neighbouring sequences share the rows of ``W``
@@ -29,7 +29,7 @@ import torch
 
 from ..errors import ShapeError, ValidationError
 from ..models import FactoredAttention, FullPotts
-from ..models.kernels import KERNEL_METHODS, coupling_logits
+from ..models.kernels import KERNEL_METHODS
 from ..random import SeedLike
 from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate_memory
 from .regularization import DEFAULT_REGULARIZATION, Regularization
@@ -156,34 +156,6 @@ def _initial_fields(data: PreparedData) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- models
-class _KernelFullPotts(FullPotts):
-    """:class:`FullPotts` whose logits use :func:`attnpotts.models.kernels.coupling_logits`."""
-
-    kernel: str = "auto"
-
-    def logits(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        J = self.coupling_tensor()  # (L, L, q, q)
-        return coupling_logits(
-            J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
-        )
-
-
-class _KernelFactoredAttention(FactoredAttention):
-    """:class:`FactoredAttention` whose logits go through ``J = sum_h A_h (x) V_h`` and the kernel.
-
-    Forming ``J`` costs ``H L^2 q^2`` once per evaluation instead of ``H N L^2 q`` for the
-    per-sequence einsum; identical logits (tested).
-    """
-
-    kernel: str = "auto"
-
-    def logits(self, tokens: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        J = self.coupling_tensor()  # (L, L, q, q); zero diagonal from A
-        return coupling_logits(
-            J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
-        )
-
-
 # ----------------------------------------------------------------------------------- report
 @dataclass(frozen=True)
 class ConvergenceReport:
@@ -216,12 +188,16 @@ def _objective_and_gradient_norm(
     model: torch.nn.Module, tokens: torch.Tensor, weights: torch.Tensor, coupling_l2: float, field_l2: float
 ) -> tuple[float, float]:
     """The loop's objective and its gradient norm at the current parameters (one evaluation)."""
-    from ..inference.objectives import coupling_penalty, field_penalty, masked_cross_entropy
+    from ..inference.objectives import (
+        all_positions_cross_entropy,
+        coupling_penalty,
+        field_penalty,
+    )
 
     model.zero_grad(set_to_none=True)
     with torch.enable_grad():
-        logits = model.logits(tokens)  # type: ignore[operator]
-        loss = masked_cross_entropy(logits, tokens, None, weights, reduction="mean")
+        data = all_positions_cross_entropy(model, tokens, weights)  # type: ignore[arg-type]
+        loss = data / (weights.sum() * tokens.shape[1])
         if coupling_l2 > 0:
             loss = loss + 0.5 * coupling_l2 * coupling_penalty(model)  # type: ignore[arg-type]
         if field_l2 > 0:
@@ -416,7 +392,7 @@ class PlmDCA(_BaseDCA):
 
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states
-        model = _KernelFullPotts(L, q, symmetric=True, fields=True, init_std=0.0, seed=0,
+        model = FullPotts(L, q, symmetric=True, fields=True, init_std=0.0, seed=0,
                                  dtype=torch_dtype, device=self.device)
         model.kernel = self.kernel
         assert model.fields is not None
@@ -472,7 +448,7 @@ class FactoredDCA(_BaseDCA):
 
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states
-        model = _KernelFactoredAttention(
+        model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
             fields=True, init_std=float(self.init_std), seed=self.seed, dtype=torch_dtype,
             device=self.device,

@@ -3,12 +3,14 @@
 The estimate counts the large buffers of a fit through :func:`attnpotts.training.train` with
 full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
 
-* full Potts (``"plm"``): ``P = L^2 q^2`` (the model stores every ordered block);
-  parameters, gradient, the symmetrised coupling tensor and its gradient, the kernel's transposed
-  copy and gradient (``6 P``); L-BFGS state ``(2 m + 4) P`` (``m`` history pairs, direction,
-  previous gradient and flat copies) held twice at the end of an epoch (the training loop's
-  last-good-state snapshot): ``(4 m + 8) P``; the logits of a chunk of ``B`` sequences and their
-  gradients (``4 B L q``) plus the one-hot/row index of the chunk;
+* full Potts (``"plm"``, symmetric): ``P = L (L - 1) q^2 / 2`` stored parameters (one triangle)
+  and ``F = L^2 q^2`` entries of the full coupling tensor. Parameters, gradient and the training
+  loop's last-good-state copy of the parameters (``3 P``); L-BFGS state ``(2 m + 4) P`` (``m``
+  history pairs, direction, previous gradient and flat copies; the loop copies it only when a
+  checkpoint is written, which a DCA fit does not); per evaluation the full coupling tensor, the
+  kernel's transposed copy, one gradient accumulator per thread ``T``, their sum and the
+  gradient of ``J`` (``(4 + T) F``); the logits of a chunk of ``B`` sequences and their
+  gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
 * factored attention (``"factored"``): parameters ``H (L d 2 + q^2) + L q`` (tiny), L-BFGS state as
   above on those, the coupling tensor ``L^2 q^2`` materialised once for the scores (float64), and
   the per-head activations of a chunk ``(3 H + 4) B L q``.
@@ -58,6 +60,7 @@ def estimate_memory(
     chunk: int | None = None,
     n_heads: int = 32,
     key_dim: int = 32,
+    n_threads: int | None = None,
 ) -> MemoryEstimate:
     """Estimate the peak memory of a DCA fit (see the module docstring for the terms).
 
@@ -69,6 +72,7 @@ def estimate_memory(
         lbfgs_history: L-BFGS memory ``m``.
         chunk: sequences per forward pass (``None``: all at once).
         n_heads, key_dim: factored attention sizes.
+        n_threads: threads of the fused kernel (``None``: numba's current number of threads).
     """
     if dtype not in _BYTES:
         raise ValidationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -82,17 +86,24 @@ def estimate_memory(
     m = int(lbfgs_history)
     activations = 4 * B * L * q * b + B * L * (8 + 4)  # logits, softmax, grads; tokens, rows
     if model == "plm":
-        P = L * L * q * q
+        if n_threads is None:
+            import numba
+
+            n_threads = int(numba.get_num_threads())
+        T = max(1, min(int(n_threads), N))
+        P = L * (L - 1) // 2 * q * q
+        F = L * L * q * q
         parts = {
-            "parameters_and_gradients": 6 * P * b,
-            "lbfgs_state_and_snapshot": (4 * m + 8) * P * b,
+            "parameters_and_gradients": 3 * P * b,
+            "lbfgs_state": (2 * m + 4) * P * b,
+            "coupling_tensor_and_kernel": (4 + T) * F * b,
             "activations": activations,
         }
     else:
         P = n_heads * (2 * L * key_dim + q * q) + L * q
         parts = {
             "parameters_and_gradients": 4 * P * b,
-            "lbfgs_state_and_snapshot": (4 * m + 8) * P * b,
+            "lbfgs_state": (2 * m + 5) * P * b,
             "coupling_tensor_for_scores": 2 * L * L * q * q * 8,
             "activations": (3 * n_heads + 4) * B * L * q * b + B * L * 8,
         }

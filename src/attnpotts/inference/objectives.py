@@ -32,6 +32,7 @@ from ..models import MaskedLanguageModel, check_tokens
 
 __all__ = [
     "DEFAULT_EVAL_BATCH",
+    "all_positions_cross_entropy",
     "coupling_penalty",
     "factor_penalty",
     "field_penalty",
@@ -96,6 +97,38 @@ def masked_cross_entropy(
             )
         return total / norm
     raise ValidationError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def all_positions_cross_entropy(
+    model: MaskedLanguageModel, tokens: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """``sum_m w_m sum_i CE_{m i}`` with every position predicted (= ``-log PL``, weighted).
+
+    For a structural model this is :func:`masked_cross_entropy` (``reduction="sum"``, no mask) of
+    its unmasked logits. A model may offer a fused computation of the same quantity as a method
+    ``cross_entropy_sum(tokens, weights) -> Tensor | None`` (loss and gradient in one pass, no
+    ``(B, L, q)`` temporaries); it is used when it returns a tensor, and the generic path is used
+    when it returns ``None`` (e.g. on a device the fused kernel does not support).
+
+    Args:
+        model: a structural model (``model.structural``).
+        tokens: ``(B, L)`` states ``0..q-1`` (validated by the caller).
+        weights: ``(B,)`` sequence weights in the parameters' dtype.
+
+    Raises:
+        ValidationError: the model is contextual (its logits at ``i`` see the token at ``i``).
+    """
+    if not model.structural:
+        raise ValidationError(
+            f"{type(model).__name__} is contextual: all-positions cross-entropy needs masked "
+            "copies; use site_conditional_logits"
+        )
+    fused = getattr(model, "cross_entropy_sum", None)
+    if fused is not None:
+        out = fused(tokens, weights)
+        if out is not None:
+            return out
+    return masked_cross_entropy(model.logits(tokens), tokens, None, weights, reduction="sum")
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:

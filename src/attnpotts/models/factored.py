@@ -25,6 +25,7 @@ from torch import nn
 from ..errors import ValidationError
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel, one_hot_states
+from .kernels import coupling_logits, fused_applies, fused_pseudo_likelihood
 
 __all__ = ["FactoredAttention"]
 
@@ -50,6 +51,8 @@ class FactoredAttention(MaskedLanguageModel):
 
     structural = True
     off_diagonal: torch.Tensor
+    #: Coupling contraction method of :meth:`logits` (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
+    kernel: str = "auto"
 
     def __init__(
         self,
@@ -157,10 +160,24 @@ class FactoredAttention(MaskedLanguageModel):
         return torch.einsum("hij,hab->ijab", self.attention_matrices(), self.value_matrices())
 
     # ----------------------------------------------------------------- forward
+    def _use_coupling_tensor(self, n_batch: int) -> bool:
+        """Form ``J`` (``H L^2 q^2`` once) rather than the per-sequence einsum (``H B L^2 q``)?"""
+        return n_batch >= self.n_states
+
     def logits(
         self, tokens: torch.Tensor, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Logits ``(B, L, q)``; the token at ``i`` never reaches site ``i`` (zero diagonal of ``A``)."""
+        """Logits ``(B, L, q)``; the token at ``i`` never reaches site ``i`` (zero diagonal of ``A``).
+
+        For batches of at least ``q`` sequences the coupling product ``J = sum_h A_h (x) V_h`` is
+        formed once and contracted with :func:`attnpotts.models.kernels.coupling_logits`
+        (method :attr:`kernel`); smaller batches use the per-sequence einsum. Same values.
+        """
+        if self._use_coupling_tensor(int(tokens.shape[0])):
+            J = self.coupling_tensor()  # (L, L, q, q); zero diagonal blocks from A
+            return coupling_logits(
+                J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
+            )
         A = self.attention_matrices()  # (H, L, L)
         V = self.value_matrices()  # (H, q, q)
         x = one_hot_states(tokens, self.n_states, A.dtype)  # (B, L, q), [MASK] -> 0
@@ -169,6 +186,24 @@ class FactoredAttention(MaskedLanguageModel):
         if self.fields is not None:
             out = out + self.fields
         return out
+
+    def cross_entropy_sum(
+        self, tokens: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor | None:
+        """``sum_m w_m sum_i -log P(s_i^m | s_rest^m)`` by one fused pass over ``J``, or ``None``.
+
+        As :meth:`attnpotts.models.FullPotts.cross_entropy_sum` (gradients flow from ``J`` to
+        the factors); ``None`` when the fused path does not apply (see there) or the batch is
+        smaller than ``q``.
+        """
+        if (
+            self.fields is None
+            or not self._use_coupling_tensor(int(tokens.shape[0]))
+            or not fused_applies(self.fields, tokens, self.kernel, self.n_states)
+        ):
+            return None
+        J = self.coupling_tensor()
+        return fused_pseudo_likelihood(J.permute(0, 2, 1, 3), self.fields, tokens, weights)
 
     def factor_parameters(self) -> list[nn.Parameter]:
         """Parameters that make up the couplings (subject to weight decay on the factors)."""

@@ -35,6 +35,7 @@ __all__ = [
     "CouplingContraction",
     "FusedPseudoLikelihood",
     "coupling_logits",
+    "fused_applies",
     "fused_pseudo_likelihood",
     "reference_coupling_logits",
 ]
@@ -381,3 +382,20 @@ def fused_pseudo_likelihood(
     if seq_weights.shape != (tokens.shape[0],):
         raise ShapeError(f"seq_weights must have shape ({tokens.shape[0]},), got {tuple(seq_weights.shape)}")
     return FusedPseudoLikelihood.apply(weights, bias, tokens, seq_weights)
+
+
+def fused_applies(
+    parameter: torch.Tensor, tokens: torch.Tensor, method: str, n_states: int
+) -> bool:
+    """Whether :func:`fused_pseudo_likelihood` can serve a model with this parameter and ``method``.
+
+    True for ``method`` ``"auto"`` or ``"sparse"``, a CPU parameter in float32/float64 and tokens
+    ``(B, L)`` on the CPU that hold states ``0..n_states-1`` only (no ``[MASK]``).
+    """
+    if method not in ("auto", "sparse"):
+        return False
+    if parameter.device.type != "cpu" or parameter.dtype not in (torch.float32, torch.float64):
+        return False
+    if tokens.ndim != 2 or tokens.device.type != "cpu" or tokens.numel() == 0:
+        return False
+    return int(tokens.max()) < n_states

@@ -2,8 +2,14 @@
 
 ``logits_i(a) = h[i, a] + sum_{j != i} J[i, j, a, s_j]`` with ``beta = 1`` absorbed. The diagonal
 blocks ``J[i, i]`` are forced to zero in every forward pass, so the token at ``i`` never reaches its
-own prediction. ``symmetric=True`` uses ``(J[i, j, a, b] + J[j, i, b, a]) / 2`` (symmetric
-pseudo-likelihood); the default is the asymmetric form of asymmetric plmDCA.
+own prediction. ``symmetric=True`` ties ``J[j, i, b, a] = J[i, j, a, b]`` (symmetric
+pseudo-likelihood) and stores only the pairs ``i < j`` (half the memory of the parameters, their
+gradients and the optimizer's state); the default is the asymmetric form of asymmetric plmDCA.
+
+Layout of the parameter ``couplings``: ``(L, L, q, q)`` indexed ``[i, j, a, b]`` (diagonal blocks
+ignored) for ``symmetric=False``; ``(L (L - 1) / 2, q, q)`` for ``symmetric=True``, row ``p`` holding
+``J[i_p, j_p]`` for the pairs ``(i_p, j_p)`` of ``torch.triu_indices(L, L, offset=1)`` (row-major
+upper triangle). :meth:`FullPotts.coupling_tensor` always returns the full ``(L, L, q, q)``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from torch import nn
 
 from ..errors import ValidationError
 from ..random import SeedLike, torch_generator
-from .base import MaskedLanguageModel, one_hot_states
+from .base import MaskedLanguageModel
+from .kernels import coupling_logits, fused_applies, fused_pseudo_likelihood
 
 __all__ = ["FullPotts"]
 
@@ -27,15 +34,19 @@ class FullPotts(MaskedLanguageModel):
     Args:
         n_sites: ``L``.
         n_states: ``q``.
-        symmetric: tie ``J[i, j, a, b]`` and ``J[j, i, b, a]`` (average in the forward pass).
+        symmetric: tie ``J[j, i, b, a] = J[i, j, a, b]`` (only the upper triangle is stored).
         fields: whether to learn fields.
         init_std: standard deviation of the Gaussian initialisation of ``J`` (0 is a fine start:
-            the pseudo-likelihood is convex in ``(J, h)``).
+            the pseudo-likelihood is convex in ``(J, h)``). With ``symmetric=True`` a full
+            Gaussian ``(L, L, q, q)`` is drawn and symmetrised, ``(C[i, j] + C[j, i]^T) / 2``.
         seed, dtype, device: as for :class:`~attnpotts.models.FactoredAttention`.
     """
 
     structural = True
     off_diagonal: torch.Tensor
+    pairs: torch.Tensor
+    #: Coupling contraction method of :meth:`logits` (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
+    kernel: str = "auto"
 
     def __init__(
         self,
@@ -57,8 +68,20 @@ class FullPotts(MaskedLanguageModel):
         self.init_std = float(init_std)
         L, q = self.n_sites, self.n_states
         gen = torch_generator(seed)
-        J = torch.randn(L, L, q, q, generator=gen, dtype=torch.float64) * self.init_std
-        self.couplings = nn.Parameter(J.to(dtype=dtype, device=device))  # (L, L, q, q)
+        if self.symmetric:
+            pairs = torch.triu_indices(L, L, offset=1)  # (2, P): i < j, row-major
+            P = int(pairs.shape[1])
+            if self.init_std > 0:
+                C = torch.randn(L, L, q, q, generator=gen, dtype=torch.float64) * self.init_std
+                J = 0.5 * (C[pairs[0], pairs[1]] + C[pairs[1], pairs[0]].transpose(1, 2))
+                del C
+            else:
+                J = torch.zeros(P, q, q, dtype=torch.float64)
+            self.register_buffer("pairs", pairs.to(device), persistent=False)
+        else:
+            J = torch.randn(L, L, q, q, generator=gen, dtype=torch.float64) * self.init_std
+        # (L, L, q, q), or (P, q, q) upper-triangle pairs if symmetric (module docstring)
+        self.couplings = nn.Parameter(J.to(dtype=dtype, device=device))
         self.fields: nn.Parameter | None = None
         if self.has_fields:
             self.fields = nn.Parameter(torch.zeros(L, q, dtype=dtype, device=device))
@@ -76,10 +99,14 @@ class FullPotts(MaskedLanguageModel):
         }
 
     def coupling_tensor(self) -> torch.Tensor:
-        """Effective ``J: (L, L, q, q)`` (zero diagonal; symmetrised if ``symmetric``)."""
-        J = self.couplings * self.off_diagonal
-        if self.symmetric:
-            J = 0.5 * (J + J.permute(1, 0, 3, 2))
+        """Effective ``J: (L, L, q, q)`` (zero diagonal; ``J[j, i] = J[i, j]^T`` if ``symmetric``)."""
+        if not self.symmetric:
+            return self.couplings * self.off_diagonal
+        L, q, T = self.n_sites, self.n_states, self.couplings  # T: (P, q, q)
+        i, j = self.pairs[0], self.pairs[1]
+        J = torch.zeros(L, L, q, q, dtype=T.dtype, device=T.device)
+        J[i, j] = T  # one full-size tensor; autograd gathers both halves back into T
+        J[j, i] = T.transpose(1, 2)
         return J
 
     def field_tensor(self) -> torch.Tensor:
@@ -92,15 +119,36 @@ class FullPotts(MaskedLanguageModel):
     def logits(
         self, tokens: torch.Tensor, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Logits ``(B, L, q)``: ``h[i, a] + sum_j J[i, j, a, s_j]`` (``[MASK]`` neighbours add 0)."""
-        L, q = self.n_sites, self.n_states
+        """Logits ``(B, L, q)``: ``h[i, a] + sum_j J[i, j, a, s_j]`` (``[MASK]`` neighbours add 0).
+
+        Computed by :func:`attnpotts.models.kernels.coupling_logits` with method :attr:`kernel`
+        (sparse gather/scatter on the CPU, one-hot product elsewhere; same autograd semantics).
+        """
+        J = self.coupling_tensor()  # (L, L, q, q)
+        return coupling_logits(
+            J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
+        )
+
+    def cross_entropy_sum(
+        self, tokens: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor | None:
+        """``sum_m w_m sum_i -log P(s_i^m | s_rest^m)`` by one fused pass, or ``None``.
+
+        The all-positions masked cross-entropy (= negative weighted log pseudo-likelihood) with
+        its gradient for ``J`` and ``h`` computed in the same pass
+        (:func:`attnpotts.models.kernels.fused_pseudo_likelihood`). Returns ``None`` when the
+        fused path does not apply (not on the CPU in float32/float64, ``kernel`` not
+        ``"auto"``/``"sparse"``, no fields, or ``[MASK]`` tokens): callers then use
+        :meth:`logits` and :func:`attnpotts.inference.objectives.masked_cross_entropy`.
+
+        Args:
+            tokens: ``(B, L)`` states ``0..q-1``.
+            weights: ``(B,)`` sequence weights in the parameters' dtype.
+        """
+        if self.fields is None or not fused_applies(self.couplings, tokens, self.kernel, self.n_states):
+            return None
         J = self.coupling_tensor()
-        W = J.permute(0, 2, 1, 3).reshape(L * q, L * q)  # W[(i, a), (j, b)]
-        x = one_hot_states(tokens, q, J.dtype).reshape(-1, L * q)  # (B, L q)
-        out = (x @ W.T).reshape(-1, L, q)
-        if self.fields is not None:
-            out = out + self.fields
-        return out
+        return fused_pseudo_likelihood(J.permute(0, 2, 1, 3), self.fields, tokens, weights)
 
     def factor_parameters(self) -> list[nn.Parameter]:
         """The couplings (weight decay on them is L2 on ``J`` itself)."""

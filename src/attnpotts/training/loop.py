@@ -29,6 +29,7 @@ import torch
 
 from ..errors import DivergenceError, ShapeError, ValidationError
 from ..inference.objectives import (
+    all_positions_cross_entropy,
     coupling_penalty,
     factor_penalty,
     field_penalty,
@@ -332,10 +333,13 @@ def train(
         steps = int(data["steps"])
         _write_metrics(log_path, history)
 
-    def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, Any], torch.Tensor, torch.Tensor]:
+    def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, torch.Tensor, torch.Tensor]:
+        # the last good state, restored on divergence. The optimizer's state (for L-BFGS about
+        # (2m + 2) copies of the parameters) only matters to a checkpoint written afterwards:
+        # without a checkpoint the run stops and the optimizer is dropped, so it is not copied.
         return (
             copy.deepcopy(model.state_dict()),
-            copy.deepcopy(optimizer.state_dict()),
+            None if ckpt_path is None else copy.deepcopy(optimizer.state_dict()),
             gen.get_state(),
             dgen.get_state(),
         )
@@ -393,7 +397,8 @@ def train(
             diverged = True
         if diverged:
             model.load_state_dict(good[0])
-            optimizer.load_state_dict(good[1])
+            if good[1] is not None:
+                optimizer.load_state_dict(good[1])
             gen.set_state(good[2])
             dgen.set_state(good[3])
             stop_reason = "diverged"
@@ -457,7 +462,7 @@ def train(
         model.load_state_dict(train_state)
         write_checkpoint(final_copy)
         model.load_state_dict(final_copy)
-    else:
+    elif ckpt_path is not None:
         write_checkpoint(copy.deepcopy(model.state_dict()))
     model.eval()
     result = TrainingResult(
@@ -489,6 +494,9 @@ def _data_term(
     dgen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted CE sum over predicted positions and their weighted count."""
+    if inputs is None and predict is None and fwd.model.structural:
+        # all positions of a structural model: the model's fused pseudo-likelihood if it has one
+        return all_positions_cross_entropy(fwd.model, x, wb), wb.sum() * x.shape[1]
     logits = fwd.logits(x, inputs, dgen)
     data = masked_cross_entropy(logits, x, predict, wb, reduction="sum")
     if predict is None:  # all positions predicted
