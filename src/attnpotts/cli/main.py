@@ -21,13 +21,22 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 SUBCOMMANDS: tuple[str, ...] = ("sample", "train", "evaluate", "contacts", "theory", "reproduce")
 
 _EPILOG = """examples:
-  attnpotts sample --out runs/sample          # sample the default generalized Potts model
-  attnpotts sample --help                     # options of one subcommand
+  attnpotts reproduce                          # the paper's experiments -> runs/reproduce/report.html
+  attnpotts sample --out runs/sample           # sample the default generalized Potts model (L = q = 20)
+  attnpotts train --data runs/sample --out runs/factored    # train one factored-attention layer
+  attnpotts evaluate --run runs/factored --out runs/eval    # test loss vs optimal loss, coupling recovery
+  attnpotts theory --alpha 0.5:8:16 --lam 0.01 0.1 --out runs/theory   # replica learning curves
+  attnpotts contacts family.a2m --structure 1abc.pdb --chain A --out runs/dca   # contacts by DCA
+  attnpotts COMMAND --help                     # options of one command
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every subcommand registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered (or just ``only``).
+
+    Registering one subcommand imports only its module, so that e.g. ``attnpotts sample`` does
+    not pay for importing torch.
+    """
     parser = argparse.ArgumentParser(
         prog="attnpotts",
         description="Factored attention and generalized Potts models (Rende et al. 2024).",
@@ -37,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"attnpotts {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if only is None else (only,):
         module = importlib.import_module(f"attnpotts.cli.{name}")
         module.register(sub)
     return parser
@@ -45,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``attnpotts`` with ``argv``; return the process exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
