@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..alignment import DEFAULT_THRESHOLD
 from ..errors import ShapeError, ValidationError
 from ..models import FactoredAttention, FullPotts
 from ..models.kernels import KERNEL_METHODS
@@ -46,8 +47,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Default identity threshold of the sequence weights (80 %).
-DEFAULT_IDENTITY = 0.8
+#: Default identity threshold of the sequence weights (80 %), shared with attnpotts.alignment.
+DEFAULT_IDENTITY = DEFAULT_THRESHOLD
 
 
 # ----------------------------------------------------------------------------------- data
