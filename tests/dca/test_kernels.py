@@ -142,3 +142,41 @@ def test_fused_pseudo_likelihood_matches_the_generic_objective() -> None:
     (2.5 * generic).backward()
     np.testing.assert_allclose(W1.grad.numpy(), W2.grad.numpy(), atol=1e-11)  # type: ignore[union-attr]
     np.testing.assert_allclose(b1.grad.numpy(), b2.grad.numpy(), atol=1e-11)  # type: ignore[union-attr]
+
+
+def test_fused_pseudo_likelihood_in_float32_matches_float64() -> None:
+    """The float32 path (vectorised exp) agrees with the float64 one to float32 precision."""
+    from attnpotts.models.kernels import fused_pseudo_likelihood
+
+    W, tokens = _problem(200, 9, 21, seed=13, mask=False)
+    W = 0.5 * W  # logits spread over ~+-10: a real softmax, not one-hot
+    gen = torch.Generator().manual_seed(14)
+    bias = torch.randn(9, 21, generator=gen, dtype=torch.float64)
+    w = torch.rand(200, generator=gen, dtype=torch.float64)
+    grads = []
+    values = []
+    for dt in (torch.float64, torch.float32):
+        Wd = W.detach().to(dt).clone().requires_grad_(True)
+        bd = bias.detach().to(dt).clone().requires_grad_(True)
+        val = fused_pseudo_likelihood(Wd, bd, tokens, w.to(dt))
+        val.backward()
+        values.append(float(val.detach()))
+        grads.append((Wd.grad.double().numpy(), bd.grad.double().numpy()))  # type: ignore[union-attr]
+    assert values[1] == pytest.approx(values[0], rel=1e-6)
+    for g64, g32 in zip(grads[0], grads[1], strict=True):
+        np.testing.assert_allclose(g32, g64, rtol=0, atol=1e-5 * np.abs(g64).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_exponential_is_accurate(dtype: type) -> None:
+    from attnpotts.models.kernels import _exp_shifted
+
+    x = np.linspace(-120.0, 0.0, 200_001).astype(dtype)
+    shift = np.full_like(x, 3.0)
+    out = np.empty_like(x)
+    _exp_shifted(x + dtype(3.0), shift, out, np.empty(x.size, dtype=np.int32))
+    exact = np.exp((x + dtype(3.0)).astype(np.float64) - 3.0)
+    normal = exact > 2.0**-125  # below that the float32 path returns 2^-125 (negligible in a softmax)
+    rel = np.abs(out[normal] - exact[normal]) / exact[normal]
+    assert rel.max() < (2e-7 if dtype == np.float32 else 1e-15)
+    assert np.all(out[~normal] <= 2.0**-124)

@@ -95,7 +95,7 @@ def estimate_memory(
         F = L * L * q * q
         parts = {
             "parameters_and_gradients": 3 * P * b,
-            "lbfgs_state": (2 * m + 4) * P * b,
+            "lbfgs_state": (2 * m + 5) * P * b,  # history, x0, d, g, two line-search gradients
             "coupling_tensor_and_kernel": (4 + T) * F * b,
             "activations": activations,
         }

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..errors import ShapeError, ValidationError
 from ..potts import zero_sum_gauge
@@ -162,6 +161,8 @@ def factor_correlations(
     rA = np.array([[pearson(A[h][off], S[k][off]) for k in range(K)] for h in range(H)])
     rV = np.array([[pearson(V0[h], U0[k]) for k in range(K)] for h in range(H)])
     strength = np.nan_to_num(np.abs(rA) * np.abs(rV), nan=0.0)
+    from scipy.optimize import linear_sum_assignment  # 0.3 s import: only when matching heads
+
     heads, comps = linear_sum_assignment(strength, maximize=True)
     att: list[float] = []
     val: list[float] = []

@@ -4,14 +4,18 @@ from .callbacks import Callback, ProgressBar
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import OPTIMIZERS, TrainingConfig
 from .data import TrainingData, load_training_data
+from .lbfgs import LBFGS, LBFGS_STOP_REASONS, LBFGSReport
 from .loop import STOP_REASONS, TrainingResult, as_token_tensor, train
 from .masking import MASKING_KINDS, MaskingPolicy
 
 __all__ = [
+    "LBFGS",
+    "LBFGS_STOP_REASONS",
     "MASKING_KINDS",
     "OPTIMIZERS",
     "STOP_REASONS",
     "Callback",
+    "LBFGSReport",
     "MaskingPolicy",
     "ProgressBar",
     "TrainingConfig",

@@ -42,6 +42,7 @@ from ..storage import atomic_write_text
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
 from .config import TrainingConfig
+from .lbfgs import LBFGS
 from .masking import MaskingPolicy
 
 __all__ = ["STOP_REASONS", "TrainingResult", "as_token_tensor", "train"]
@@ -136,20 +137,18 @@ def _penalty(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.Tensor | 
     return total
 
 
-def _make_optimizer(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.optim.Optimizer:
+def _make_optimizer(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.optim.Optimizer | LBFGS:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "lbfgs":
-        return torch.optim.LBFGS(
+        return LBFGS(
             params,
             lr=cfg.learning_rate,
             max_iter=cfg.lbfgs_max_iter,
-            # the strong-Wolfe line search often needs 2-3 evaluations per iteration; torch's
-            # default (1.25 per iteration) would end an epoch early
+            # the strong-Wolfe line search often needs 2-3 evaluations per iteration
             max_eval=int(_LBFGS_EVALS_PER_ITER * cfg.lbfgs_max_iter),
             history_size=cfg.lbfgs_history,
             tolerance_grad=1e-12,
             tolerance_change=1e-16,
-            line_search_fn="strong_wolfe",
         )
     if cfg.optimizer == "adamw":
         decay_ids = {id(p) for p in model.factor_parameters()}
@@ -384,7 +383,7 @@ def train(
     while epoch < cfg.max_epochs:
         t0 = time.perf_counter()
         model.train()
-        if cfg.optimizer == "lbfgs":
+        if isinstance(optimizer, LBFGS):
             train_loss, n_steps = _lbfgs_epoch(model, fwd, optimizer, cfg, tokens, w, gen, dgen)
         else:
             train_loss, n_steps = _adam_epoch(model, fwd, optimizer, cfg, tokens, w, gen, dgen)
@@ -424,7 +423,7 @@ def train(
                 since_best += 1
         with torch.no_grad():
             pen = _penalty(model, cfg)
-        record = {
+        record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,
             "validation_loss": val_loss,
@@ -433,6 +432,15 @@ def train(
             "sequences_seen": epoch * M,
             "elapsed_s": elapsed,
         }
+        if isinstance(optimizer, LBFGS) and optimizer.last_report is not None:
+            # the objective (data term + penalties) and gradient where this epoch's step ended
+            rep = optimizer.last_report
+            record.update(
+                objective=rep.objective,
+                gradient_norm=rep.gradient_norm,
+                evaluations=rep.evaluations,
+                lbfgs_stop=rep.stop_reason,
+            )
         history.append(record)
         good = snapshot()
         _write_metrics(log_path, history)
@@ -549,7 +557,7 @@ def _adam_epoch(
 def _lbfgs_epoch(
     model: MaskedLanguageModel,
     fwd: _Forward,
-    optimizer: torch.optim.Optimizer,
+    optimizer: LBFGS,
     cfg: TrainingConfig,
     tokens: torch.Tensor,
     w: torch.Tensor,
@@ -591,8 +599,7 @@ def _lbfgs_epoch(
             total = total + pen.detach()
         return total
 
-    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
-    before = int(state.get("n_iter", 0))
-    optimizer.step(closure)  # type: ignore[arg-type]
-    after = int(optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0))
-    return (first[0] if first else math.nan), after - before
+    optimizer.step(closure)
+    report = optimizer.last_report
+    assert report is not None
+    return (first[0] if first else math.nan), report.iterations

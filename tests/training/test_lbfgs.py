@@ -1,0 +1,231 @@
+"""The training loop's L-BFGS: exact minima, strong Wolfe steps, stop reasons, exact resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from attnpotts.errors import ValidationError
+from attnpotts.training import LBFGS, LBFGS_STOP_REASONS
+from attnpotts.training.lbfgs import _C1, _C2, _cubic_minimum
+
+F64 = torch.float64
+
+
+def _rosenbrock_closure(x: torch.Tensor, opt: LBFGS):
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        f = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        f.backward()
+        return f
+
+    return closure
+
+
+def test_rosenbrock_minimum_is_found() -> None:
+    x = torch.tensor([-1.2, 1.0], dtype=F64, requires_grad=True)
+    opt = LBFGS([x], max_iter=200, max_eval=1000, history_size=10, tolerance_grad=1e-10)
+    opt.step(_rosenbrock_closure(x, opt))
+    rep = opt.last_report
+    assert rep is not None and rep.stop_reason in ("gradient_tolerance", "objective_tolerance", "step_tolerance")
+    np.testing.assert_allclose(x.detach().numpy(), [1.0, 1.0], atol=1e-7)
+    assert rep.objective < 1e-14 and rep.iterations < 60
+
+
+def test_convex_quadratic_reaches_the_linear_solve() -> None:
+    rng = np.random.default_rng(0)
+    n = 12
+    a = rng.normal(size=(n, n))
+    hess = torch.tensor(a @ a.T + n * np.eye(n), dtype=F64)
+    b = torch.tensor(rng.normal(size=n), dtype=F64)
+    # two parameter tensors, to check the flat layout
+    x1 = torch.zeros(5, dtype=F64, requires_grad=True)
+    x2 = torch.zeros(n - 5, dtype=F64, requires_grad=True)
+    opt = LBFGS([x1, x2], max_iter=100, history_size=n, tolerance_grad=1e-7, tolerance_change=0.0)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        x = torch.cat([x1, x2])
+        f = 0.5 * x @ hess @ x - b @ x
+        f.backward()
+        return f
+
+    opt.step(closure)
+    exact = torch.linalg.solve(hess, b)
+    assert opt.last_report is not None and opt.last_report.stop_reason == "gradient_tolerance"
+    # |x - x*| <= |g| / lambda_min(H), and max|g| <= 1e-7 in n = 12 dimensions
+    bound = math.sqrt(n) * 1e-7 / float(torch.linalg.eigvalsh(hess)[0])
+    assert float(torch.linalg.vector_norm(torch.cat([x1, x2]).detach() - exact)) <= bound
+
+
+def test_every_accepted_step_satisfies_the_strong_wolfe_conditions() -> None:
+    x = torch.tensor([-1.2, 1.0], dtype=F64, requires_grad=True)
+    opt = LBFGS([x], max_iter=1, max_eval=50)
+    closure = _rosenbrock_closure(x, opt)
+    for _ in range(25):
+        x0 = x.detach().clone()
+        f0 = float(closure().detach())
+        g0 = x.grad.detach().clone()  # type: ignore[union-attr]
+        opt.step(closure)
+        rep = opt.last_report
+        assert rep is not None
+        if rep.iterations == 0:
+            break
+        step = x.detach() - x0
+        closure()
+        g1 = x.grad.detach().clone()  # type: ignore[union-attr]
+        # step = t d with t > 0: Wolfe conditions along d are scale-free along step
+        assert rep.objective <= f0 + _C1 * float(g0 @ step) + 1e-15
+        assert abs(float(g1 @ step)) <= -_C2 * float(g0 @ step) + 1e-15
+
+
+def test_cubic_interpolation_is_exact_on_a_cubic() -> None:
+    def f(t: float) -> float:
+        return (t - 0.3) ** 2 * (t + 2.0)
+
+    def df(t: float) -> float:
+        return 2 * (t - 0.3) * (t + 2.0) + (t - 0.3) ** 2
+
+    t = _cubic_minimum(0.0, f(0.0), df(0.0), 1.0, f(1.0), df(1.0), 0.0, 1.0)
+    assert t == pytest.approx(0.3, abs=1e-12)
+    # clipped to the interval, and a midpoint when there is no minimum
+    assert _cubic_minimum(0.0, f(0.0), df(0.0), 1.0, f(1.0), df(1.0), 0.5, 1.0) == 0.5
+    # f = t^3 + t is monotone: no minimum, the middle of the interval
+    assert _cubic_minimum(0.0, 0.0, 1.0, 1.0, 2.0, 4.0, 0.0, 1.0) == 0.5
+
+
+def test_split_steps_and_a_restored_state_equal_one_long_run_bitwise() -> None:
+    def run(splits: list[int], reload: bool) -> torch.Tensor:
+        x = torch.tensor([-1.2, 1.0, 0.5], dtype=F64, requires_grad=True)
+        opt = LBFGS([x], max_iter=splits[0], max_eval=10_000, history_size=4)
+        for k in splits:
+            opt.max_iter = k
+            if reload:
+                state = opt.state_dict()
+                opt = LBFGS([x], max_iter=k, max_eval=10_000, history_size=4)
+                opt.load_state_dict(state)
+
+            def closure(opt: LBFGS = opt) -> torch.Tensor:
+                opt.zero_grad()
+                f = ((1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2 + 10 * (x[2] - x[1]) ** 2)
+                f.backward()
+                return f
+
+            opt.step(closure)
+        return x.detach().clone()
+
+    whole = run([12], reload=False)
+    assert torch.equal(run([5, 7], reload=False), whole)
+    assert torch.equal(run([5, 7], reload=True), whole)
+
+
+def test_stop_reasons() -> None:
+    # already at the minimum
+    x = torch.ones(2, dtype=F64, requires_grad=True)
+    opt = LBFGS([x])
+    opt.step(_rosenbrock_closure(x, opt))
+    assert opt.last_report is not None and opt.last_report.stop_reason == "gradient_tolerance"
+    assert opt.last_report.iterations == 0 and opt.last_report.evaluations == 1
+
+    # iteration budget
+    x = torch.tensor([-1.2, 1.0], dtype=F64, requires_grad=True)
+    opt = LBFGS([x], max_iter=3, max_eval=100)
+    start = opt.step(_rosenbrock_closure(x, opt))
+    rep = opt.last_report
+    assert rep is not None and rep.stop_reason == "max_iterations" and rep.iterations == 3
+    assert start == pytest.approx(24.2) and rep.objective < start
+    assert rep.stop_reason in LBFGS_STOP_REASONS
+
+    # a gradient of the wrong sign: no step lowers the objective; the start is kept
+    y = torch.tensor([2.0, -1.0], dtype=F64, requires_grad=True)
+    opt = LBFGS([y], max_iter=5)
+
+    def wrong() -> torch.Tensor:
+        opt.zero_grad()
+        f = (y**2).sum()
+        (-f).backward()
+        return f
+
+    opt.step(wrong)
+    assert opt.last_report is not None and opt.last_report.stop_reason == "line_search_failed"
+    assert torch.equal(y.detach(), torch.tensor([2.0, -1.0], dtype=F64))
+
+    # a non-finite objective at the start
+    z = torch.zeros(2, dtype=F64, requires_grad=True)
+    opt = LBFGS([z])
+
+    def nan() -> torch.Tensor:
+        opt.zero_grad()
+        f = (z * math.nan).sum()
+        f.backward()
+        return f
+
+    opt.step(nan)
+    assert opt.last_report is not None and opt.last_report.stop_reason == "not_finite"
+
+
+def test_a_non_finite_region_is_backed_out_of() -> None:
+    # f = -log(1 - x) - 2 x is +inf from x = 1 on; the first trial step (x = 30) overshoots it
+    x = torch.tensor([0.0], dtype=F64, requires_grad=True)
+    opt = LBFGS([x], lr=30.0, max_iter=30, tolerance_grad=1e-10)
+    seen: list[float] = []
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        seen.append(float(x.detach()))
+        f = (-torch.log1p(-x) - 2 * x).sum() if float(x.detach()) < 1 else (x * math.inf).sum()
+        f.backward()
+        return f
+
+    opt.step(closure)
+    assert seen[1] == 30.0  # the overshoot happened
+    assert float(x.detach()) == pytest.approx(0.5, abs=1e-9)  # minimum: 1 / (1 - x) = 2
+
+
+def test_agrees_with_torch_lbfgs_on_logistic_regression() -> None:
+    rng = np.random.default_rng(1)
+    X = torch.tensor(rng.normal(size=(200, 6)), dtype=F64)
+    yv = torch.tensor(rng.integers(0, 2, 200), dtype=F64)
+
+    def fit(kind: str) -> torch.Tensor:
+        w = torch.zeros(6, dtype=F64, requires_grad=True)
+        opt: LBFGS | torch.optim.LBFGS
+        if kind == "ours":
+            opt = LBFGS([w], max_iter=200, max_eval=1000, tolerance_grad=1e-10, tolerance_change=0.0)
+        else:
+            opt = torch.optim.LBFGS([w], max_iter=200, max_eval=1000, tolerance_grad=1e-10,
+                                    tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            f = torch.nn.functional.binary_cross_entropy_with_logits(X @ w, yv) + 1e-2 * (w**2).sum()
+            f.backward()
+            return f
+
+        opt.step(closure)  # type: ignore[arg-type]
+        return w.detach()
+
+    # both run to the float64 floor of this problem (|g| ~ 1e-9, curvature >= 2e-2)
+    torch.testing.assert_close(fit("ours"), fit("torch"), rtol=0, atol=1e-7)
+
+
+def test_bad_arguments_are_refused() -> None:
+    x = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValidationError, match="no parameters"):
+        LBFGS([])
+    with pytest.raises(ValidationError, match="one dtype"):
+        LBFGS([x, torch.zeros(2, dtype=F64, requires_grad=True)])
+    with pytest.raises(ValidationError, match="requires_grad"):
+        LBFGS([torch.zeros(2)])
+    with pytest.raises(ValidationError, match="lr"):
+        LBFGS([x], lr=0.0)
+    with pytest.raises(ValidationError, match=">= 1"):
+        LBFGS([x], history_size=0)
+    opt = LBFGS([x])
+    with pytest.raises(ValidationError, match="not an attnpotts LBFGS state"):
+        opt.load_state_dict({"state": {}, "param_groups": []})
+    with pytest.raises(ValidationError, match="does not match"):
+        opt.load_state_dict({"n_iter": 1, "func_evals": 2, "s": [torch.zeros(3)], "y": [torch.zeros(3)], "rho": [1.0]})
