@@ -1,7 +1,7 @@
 """DCA benchmark: evaluation speed of the coupling-contraction options, whole-command accuracy and
 wall time on PF00014 / PF00595, peak memory at L = 200, and the PyPI peers.
 
-Usage:  python benchmarks/bench_dca.py [--quick] [--skip-factored] [--families PF00014 PF00595]
+Usage:  python benchmarks/bench_dca.py [--quick] [--skip-factored] [--repeats 3] [--families PF00014 PF00595]
 
 Sections (all measured in the same run, on this machine):
 
@@ -11,13 +11,17 @@ Sections (all measured in the same run, on this machine):
    loop computes (``all_positions_cross_entropy``, the model's fused pseudo-likelihood pass).
    Baseline: ``plain`` (dense float32 one-hot matrix product); speeds are ratios to it. Wall and
    CPU seconds (median of repeats).
-2. ``runs``: ``attnpotts contacts`` as a subprocess (process start, imports, reading, weights,
-   fit, scores, all output files), per family and model, with the precision of the top L/k pairs
-   (8 A, |i - j| >= 6, the family's ``distances.tsv``) and the convergence report.
+2. ``startup``: seconds to ``import torch`` and to construct ``torch.optim.LBFGS`` (which imports
+   ``torch._dynamo``) or attnpotts' own L-BFGS, each in fresh processes.
+   ``runs``: ``attnpotts contacts`` as a subprocess (process start, imports, reading, weights,
+   fit, scores, all output files), per family and model (default plm runs: median of
+   ``--repeats``), with the precision of the top L/k pairs (8 A, |i - j| >= 6, the family's
+   ``distances.tsv``) and the convergence report.
 3. ``memory``: peak resident memory (``ru_maxrss`` of the child) of a plm fit at L = 200 (random
    alignment of 5000 sequences, 5 iterations) next to the library's estimate.
 4. ``peers``: plmc / CCMpred reference numbers quoted by the issue (measured by its author on this
-   machine type, not re-run here), and what happened when installing ``pydca`` / ``evcouplings``.
+   machine type, not re-run here), and the PyPI peers run side by side on the same alignments in
+   their own environments: pydca's plmDCA and EVcouplings' mean-field DCA (``PEERS``).
 
 The machine is shared: the load average at the start and end is recorded, and wall times are only
 comparable within one run.
@@ -142,20 +146,28 @@ def bench_evaluation(family: str, repeats: int) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ 2. runs
-def run_cli(family: str, model: str, extra: list[str], tmp: Path) -> dict[str, Any]:
+def run_cli(family: str, model: str, extra: list[str], tmp: Path, repeats: int = 1) -> dict[str, Any]:
+    """``attnpotts contacts`` as a fresh process, ``repeats`` times; wall and CPU are medians."""
     aln, dist = FAMILIES[family]
     out = tmp / f"{family}-{model}-{'_'.join(extra) or 'default'}"
     cmd = [sys.executable, "-m", "attnpotts.cli.main", "contacts", str(DATA / aln), "--out", str(out),
            "--distances", str(DATA / dist), "--model", model, "--overwrite", *extra]
-    t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    walls, cpus, loads = [], [], []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
+        loads.append(_load())
+        if proc.returncode != 0:
+            break
+    wall = float(np.median(walls))
     row: dict[str, Any] = {"family": family, "model": model, "options": " ".join(extra) or "default",
-                           "command_wall_s": wall,
-                           "command_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-                           "returncode": proc.returncode, "load_avg": _load()}
+                           "command_wall_s": wall, "command_wall_runs_s": walls,
+                           "command_cpu_s": float(np.median(cpus)),
+                           "returncode": proc.returncode, "load_avg": max(loads)}
     if proc.returncode != 0:
         row["error"] = proc.stderr[-2000:]
         return row
@@ -163,6 +175,7 @@ def run_cli(family: str, model: str, extra: list[str], tmp: Path) -> dict[str, A
     row.update(
         precision=s["precision"], precision_by_score=s.get("precision_by_score"), n_eff=s["n_eff"], n_unique=s["n_unique"], L=s["n_sites"],
         iterations=s["convergence"]["iterations"], stop_reason=s["convergence"]["stop_reason"],
+        evaluations=s["convergence"].get("evaluations"),
         gradient_norm=s["convergence"]["final_gradient_norm"],
         fit_wall_s=s["convergence"]["wall_seconds"], summary_wall_s=s["wall_seconds"],
     )
@@ -173,6 +186,36 @@ def run_cli(family: str, model: str, extra: list[str], tmp: Path) -> dict[str, A
     if "ccmpred_wall_s" in peer:
         row["wall_over_ccmpred"] = wall / peer["ccmpred_wall_s"]
     return row
+
+
+# ------------------------------------------------------------------------------ 2b. start-up
+_STARTUP_CHILD = {
+    "import torch": "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)",
+    "torch.optim.LBFGS(...)": (
+        "import torch, time; p = [torch.zeros(3, requires_grad=True)]; t = time.perf_counter(); "
+        "torch.optim.LBFGS(p, line_search_fn='strong_wolfe'); print(time.perf_counter() - t)"
+    ),
+    "attnpotts LBFGS(...)": (
+        "import torch, time; p = [torch.zeros(3, requires_grad=True)]; t = time.perf_counter(); "
+        "from attnpotts.training.lbfgs import LBFGS; LBFGS(p); print(time.perf_counter() - t)"
+    ),
+}
+
+
+def bench_startup(repeats: int) -> list[dict[str, Any]]:
+    """Seconds to import torch and to construct each L-BFGS in a fresh process (median).
+
+    Constructing any ``torch.optim.Optimizer`` imports ``torch._dynamo``; the training loop's own
+    L-BFGS does not, which is why it exists (see ``attnpotts.training.lbfgs``).
+    """
+    rows = []
+    for name, code in _STARTUP_CHILD.items():
+        times = []
+        for _ in range(repeats):
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            times.append(float(proc.stdout.strip().splitlines()[-1]))
+        rows.append({"what": name, "seconds": float(np.median(times)), "runs": times})
+    return rows
 
 
 # ------------------------------------------------------------------------------ 3. memory
@@ -202,36 +245,50 @@ def bench_memory(L: int, N: int, history: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ 4. peers
 PEER_PYTHON = Path(os.environ.get("ATTNPOTTS_PEER_PYTHON", "/tmp/peers_venv/bin/python"))
+PYDCA_PYTHON = Path(os.environ.get("ATTNPOTTS_PYDCA_PYTHON", "/tmp/pydca_venv/bin/python"))
+#: PyPI peers run side by side: (environment's python, script in benchmarks/, description).
+PEERS = {
+    "evcouplings mean-field": (PEER_PYTHON, "peer_evcouplings_meanfield.py",
+                               "evcouplings 0.2 mean-field DCA (theta 0.8, pseudocount 0.5, CN score)"),
+    "pydca plmDCA": (PYDCA_PYTHON, "peer_pydca_plmdca.py",
+                     "pydca 1.23 plmDCA (C++ backend, 2 OpenMP threads; 80% reweighting, "
+                     "lambda_h = lambda_J = 0.2 (L-1), 100 iterations; FN without gap + APC)"),
+}
 
 
-def run_evcouplings_meanfield(family: str, tmp: Path) -> dict[str, Any]:
-    """EVcouplings' mean-field DCA (pip-installed in a separate venv) on the same alignment."""
+def run_peer(name: str, family: str, tmp: Path) -> dict[str, Any]:
+    """A PyPI peer (installed in its own environment) on the same alignment; precision as ours."""
     from attnpotts.alignment import read_distances
     from attnpotts.evaluation import precision_at
 
+    python, script, tool = PEERS[name]
     aln, dist = FAMILIES[family]
-    if not PEER_PYTHON.exists():
-        return {"family": family, "tool": "evcouplings mean-field", "error": f"no {PEER_PYTHON}"}
-    out = tmp / f"{family}-evc.npy"
+    if not python.exists():
+        return {"family": family, "tool": name, "error": f"no {python} (see {script} for the install)"}
+    out = tmp / f"{family}-{script}.npy"
     t0 = time.perf_counter()
-    proc = subprocess.run([str(PEER_PYTHON), str(ROOT / "benchmarks" / "peer_evcouplings_meanfield.py"),
-                           str(DATA / aln), str(out)], capture_output=True, text=True, check=False)
+    proc = subprocess.run([str(python), str(ROOT / "benchmarks" / script), str(DATA / aln), str(out)],
+                          capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        return {"family": family, "tool": "evcouplings mean-field", "error": proc.stderr[-1500:]}
+        return {"family": family, "tool": name, "error": proc.stderr[-1500:]}
     S = np.load(out)
     D = read_distances(DATA / dist, n_sites=S.shape[0])
-    return {"family": family, "tool": "evcouplings 0.2 mean-field DCA (theta 0.8, pseudocount 0.5, CN score)",
-            "command_wall_s": wall, "precision": precision_at(S, D), "load_avg": _load()}
+    return {"family": family, "tool": tool, "command_wall_s": wall, "precision": precision_at(S, D),
+            "load_avg": _load()}
 
 
-def peers_status() -> dict[str, Any]:
-    notes = {}
-    for name, log in (("pydca", "/tmp/peers_pydca.log"), ("pydca_no_build_isolation", "/tmp/peers_pydca2.log"),
-                      ("evcouplings", "/tmp/peers_evc.log")):
-        p = Path(log)
-        notes[name] = p.read_text()[-1500:] if p.exists() else "not attempted in this environment"
-    return notes
+def peers_status() -> dict[str, str]:
+    """How the PyPI peers were installed (their environments live outside this project)."""
+    return {
+        "pydca": "`pip install pydca` fails on Python 3.11: it pins numpy <= 1.15.4, which does not "
+                 "build there. Installed with --no-deps --no-build-isolation next to current numpy, "
+                 "scipy, numba, biopython (commands in benchmarks/peer_pydca_plmdca.py); its plmDCA "
+                 "(C++ backend) runs; its sequence back-mapper (Bio.SubsMat, removed from Biopython) "
+                 "is not used.",
+        "evcouplings": "`pip install evcouplings` works; its plmc-based couplings need the plmc binary "
+                       "(not on PyPI), so its pure-Python mean-field DCA is run.",
+    }
 
 
 # ------------------------------------------------------------------------------ main
@@ -245,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each default plm command (the median is reported)")
     ap.add_argument("--iterations", nargs="*", type=int, default=[],
                     help="extra plm runs with these --max-iter values")
     ap.add_argument("--iteration-families", nargs="*", default=["PF00014"],
@@ -262,12 +321,16 @@ def main(argv: list[str] | None = None) -> int:
         for r in record["evaluation"]:
             print(f"{r['family']:8} {r['kernel']:30} {r['wall_s']:8.3f} {r['cpu_s']:8.3f} "
                   f"{r['speedup_wall']:7.2f} {r['speedup_cpu']:7.2f} {r['objective_rel_diff']:9.1e}")
+    record["startup"] = bench_startup(3)
+    for r in record["startup"]:
+        print(f"start-up: {r['what']:24} {r['seconds']:6.3f} s (median of {len(r['runs'])} processes)")
+    _save(record)
     runs: list[dict[str, Any]] = []
     record["runs"] = runs
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for fam in families:
-            runs.append(run_cli(fam, "plm", [], tmp))
+            runs.append(run_cli(fam, "plm", [], tmp, repeats=1 if args.quick else args.repeats))
             _save(record)
         for fam in families:
             if fam in args.iteration_families:
@@ -279,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run_cli(fam, "factored", [], tmp))
                 _save(record)
     print(f"\n{'family':8} {'model':9} {'options':14} {'wall s':>7} {'/ccmpred':>8} {'P@L':>6} {'P@L/2':>6} "
-          f"{'P@L/5':>6} {'P@L gi':>6} {'gi-plmc':>7} {'iter':>5} {'stop':>15} {'load':>5}")
+          f"{'P@L/5':>6} {'P@L gi':>6} {'gi-plmc':>7} {'iter':>5} {'stop':>18} {'load':>5}")
     print("(P@L..: default score, gap excluded; P@L gi: gap included, plmc's score)")
     for r in runs:
         if "error" in r:
@@ -289,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['family']:8} {r['model']:9} {r['options']:14} {r['command_wall_s']:7.1f} "
               f"{r.get('wall_over_ccmpred', float('nan')):8.2f} {p['L']:6.3f} {p['L/2']:6.3f} {p['L/5']:6.3f} "
               f"{r['precision_by_score']['gap_included']['L']:6.3f} "
-              f"{r.get('precision_L_minus_plmc', float('nan')):+7.3f} {r['iterations']:5d} {r['stop_reason']:>15} "
+              f"{r.get('precision_L_minus_plmc', float('nan')):+7.3f} {r['iterations']:5d} {r['stop_reason']:>18} "
               f"{r['load_avg']:5.1f}")
     if not args.skip_memory:
         record["memory"] = [bench_memory(200, 5000, h) for h in (5, 3)]
@@ -304,13 +367,17 @@ def main(argv: list[str] | None = None) -> int:
     record["peers_from_issue"] = PEERS_FROM_ISSUE
     if not args.skip_peers:
         with tempfile.TemporaryDirectory() as tmpdir:
-            record["peer_runs"] = [run_evcouplings_meanfield(f, Path(tmpdir)) for f in families]
+            record["peer_runs"] = []
+            for f in families:
+                for name in PEERS:
+                    record["peer_runs"].append(run_peer(name, f, Path(tmpdir)))
+                    _save(record)
         for r in record["peer_runs"]:
             if "error" in r:
-                print(f"{r['family']} evcouplings mean-field FAILED: {r['error'][-300:]}")
+                print(f"{r['family']} {r['tool']} FAILED: {r['error'][-300:]}")
             else:
                 p = r["precision"]
-                print(f"{r['family']} evcouplings mean-field: {r['command_wall_s']:.1f} s, P@L {p['L']:.3f}, "
+                print(f"{r['family']} {r['tool']}: {r['command_wall_s']:.1f} s, P@L {p['L']:.3f}, "
                       f"P@L/2 {p['L/2']:.3f}, P@L/5 {p['L/5']:.3f}")
     record["pypi_peers"] = peers_status()
     record["load_avg_end"] = _load()

@@ -8,6 +8,17 @@ generalization error, and direct coupling analysis of protein alignments.
 
 from __future__ import annotations
 
+import os
+import sys
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+
+# torch and numba each bring their own OpenMP runtime. With OpenMP's default spin-waiting, the idle
+# threads of one keep the cores busy while the other works: a torch operation right after a numba
+# kernel ran 40-100x slower on a 2-core machine (docs/conventions.md, "Threads"). Idle threads that
+# sleep avoid it. The runtimes read this when they load, so it only applies if attnpotts is
+# imported first; a value the user set is kept.
+if "torch" not in sys.modules and "numba" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
