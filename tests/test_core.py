@@ -101,3 +101,26 @@ def test_config_precedence(tmp_path) -> None:
     cfg.write_text("size = \n")
     with pytest.raises(DataFormatError, match="invalid TOML"):
         resolve_config(parser.parse_args(["--config", str(cfg)]), defaults)
+
+
+@pytest.mark.parametrize(
+    ("code", "env", "expected"),
+    [
+        ("import attnpotts", None, "passive"),  # idle OpenMP threads sleep (docs/conventions.md)
+        ("import attnpotts", "active", "active"),  # the user's choice is kept
+        ("import numba, attnpotts", None, "unset"),  # too late to matter: left alone
+    ],
+)
+def test_openmp_wait_policy(code: str, env: str | None, expected: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env is not None:
+        environ["OMP_WAIT_POLICY"] = env
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}; import os; print(os.environ.get('OMP_WAIT_POLICY', 'unset'))"],
+        capture_output=True, text=True, check=True, env=environ,
+    )
+    assert out.stdout.strip() == expected
