@@ -203,3 +203,21 @@ def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> N
     assert dist["chain"] == "A" and dist["identity_to_reference"] == 1.0
     assert dist["mapped_columns"] > 60
     assert set(summary["precision"]) == {"L", "L/2", "L/5", "L/10"}
+
+
+def test_fit_defaults_follow_the_model() -> None:
+    """Without --max-iter / --lbfgs-history each model gets its estimator's defaults."""
+    from attnpotts.cli.contacts import _defaults
+    from attnpotts.dca import FactoredDCA, PlmDCA
+    from attnpotts.dca.pipeline import ContactsConfig
+    from attnpotts.errors import ValidationError
+
+    plm, fac = ContactsConfig(), ContactsConfig(model="factored")
+    assert (plm.max_iter, plm.lbfgs_history) == (PlmDCA().max_iter, PlmDCA().lbfgs_history) == (30, 5)
+    assert (fac.max_iter, fac.lbfgs_history) == (FactoredDCA().max_iter, FactoredDCA().lbfgs_history)
+    assert (fac.max_iter, fac.lbfgs_history) == (600, 20)
+    est = ContactsConfig(model="factored", max_iter=7, lbfgs_history=3).estimator()
+    assert (est.max_iter, est.lbfgs_history) == (7, 3)
+    assert _defaults()["max_iter"] is None and _defaults()["lbfgs_history"] is None
+    with pytest.raises(ValidationError, match="lbfgs_history"):
+        ContactsConfig(lbfgs_history=0)

@@ -31,8 +31,9 @@ column_map.tsv, contact_map.png
 
 
 def _defaults() -> dict[str, Any]:
+    # max_iter / lbfgs_history stay None: their defaults depend on --model (ContactsConfig resolves)
     return {k: v for k, v in dataclasses.asdict(ContactsConfig()).items() if k not in ("seed", "device")} | {
-        "device": None
+        "device": None, "max_iter": None, "lbfgs_history": None
     }
 
 
@@ -61,9 +62,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--lambda-h", dest="lambda_h", type=float, default=None,
                    help=f"field L2 in that convention (default {d.lambda_h})")
     g.add_argument("--max-iter", dest="max_iter", type=int, default=None,
-                   help="L-BFGS iterations (default 30 plm, 300 factored; 100+ for converged couplings)")
+                   help="L-BFGS iterations (default 30 plm, 600 factored; 100+ for converged plm couplings)")
     g.add_argument("--lbfgs-history", dest="lbfgs_history", type=int, default=None,
-                   help=f"L-BFGS memory (default {d.lbfgs_history})")
+                   help="L-BFGS memory (default 5 plm, 20 factored)")
     g.add_argument("--n-heads", dest="n_heads", type=int, default=None,
                    help=f"factored attention heads (default {d.n_heads})")
     g.add_argument("--key-dim", dest="key_dim", type=int, default=None,
@@ -122,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{summary['model']}: N={summary['n_sequences']} (unique {summary['n_unique']}), "
         f"N_eff={summary['n_eff']:.1f}, L={summary['n_sites']}; {conv['iterations']} L-BFGS "
-        f"iterations ({conv['stop_reason']}), |grad|={conv['final_gradient_norm']:.3g}; "
+        f"iterations, {conv['evaluations']} evaluations ({conv['stop_reason']}), "
+        f"|grad|={conv['final_gradient_norm']:.3g}; "
         f"{summary['wall_seconds']:.1f} s"
     )
     if "precision" in summary:

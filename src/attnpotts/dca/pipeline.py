@@ -70,8 +70,10 @@ class ContactsConfig:
         identity_threshold: sequence-weight identity threshold (0.8).
         regularization: convention name (:data:`~attnpotts.dca.CONVENTIONS`).
         lambda_j, lambda_h: coefficients in that convention.
-        max_iter: L-BFGS iterations (``None``: 30 for plm, see :class:`PlmDCA`; 300 for factored).
-        lbfgs_history: L-BFGS memory.
+        max_iter: L-BFGS iterations (``None``: the estimator's default, 30 for plm, see
+            :class:`PlmDCA`, and 600 for factored, see :class:`FactoredDCA`; resolved on creation).
+        lbfgs_history: L-BFGS memory (``None``: the estimator's default, 5 for plm, 20 for
+            factored; resolved on creation).
         n_heads, key_dim: factored attention sizes.
         kernel: coupling contraction method.
         dtype: ``"float32"`` or ``"float64"``.
@@ -91,7 +93,7 @@ class ContactsConfig:
     lambda_j: float = 0.01
     lambda_h: float = 0.01
     max_iter: int | None = None
-    lbfgs_history: int = 5
+    lbfgs_history: int | None = None
     n_heads: int = 32
     key_dim: int = 16
     kernel: str = "auto"
@@ -115,15 +117,21 @@ class ContactsConfig:
             raise ValidationError(f"identity_threshold must lie in (0, 1], got {self.identity_threshold}")
         if self.score_gap not in ("exclude", "include"):
             raise ValidationError(f"score_gap must be 'exclude' or 'include', got {self.score_gap!r}")
-        if self.max_iter is not None and int(self.max_iter) < 1:
-            raise ValidationError(f"max_iter must be None or >= 1, got {self.max_iter}")
+        for name in ("max_iter", "lbfgs_history"):
+            value = getattr(self, name)
+            if value is None:  # the estimator's own default, written into the config
+                default = (PlmDCA() if self.model == "plm" else FactoredDCA()).__dict__[name]
+                object.__setattr__(self, name, int(default))
+            elif int(value) < 1:
+                raise ValidationError(f"{name} must be None or >= 1, got {value}")
 
     def estimator(self) -> PlmDCA | FactoredDCA:
         """The configured (unfitted) estimator."""
         reg = Regularization(self.regularization, float(self.lambda_j), float(self.lambda_h))  # type: ignore[arg-type]
         common: dict[str, Any] = {
             "regularization": reg,
-            "lbfgs_history": int(self.lbfgs_history),
+            "max_iter": int(self.max_iter),  # type: ignore[arg-type]
+            "lbfgs_history": int(self.lbfgs_history),  # type: ignore[arg-type]
             "identity_threshold": float(self.identity_threshold),
             "kernel": self.kernel,
             "dtype": self.dtype,
@@ -133,13 +141,8 @@ class ContactsConfig:
             "seed": int(self.seed),
         }
         if self.model == "plm":
-            return PlmDCA(max_iter=30 if self.max_iter is None else int(self.max_iter), **common)
-        return FactoredDCA(
-            n_heads=int(self.n_heads),
-            key_dim=int(self.key_dim),
-            max_iter=300 if self.max_iter is None else int(self.max_iter),
-            **common,
-        )
+            return PlmDCA(**common)
+        return FactoredDCA(n_heads=int(self.n_heads), key_dim=int(self.key_dim), **common)
 
 
 def read_aligned_reference(path: str | os.PathLike[str]) -> str:
