@@ -196,14 +196,16 @@ _STARTUP_CHILD = {
         "torch.optim.LBFGS(p, line_search_fn='strong_wolfe'); print(time.perf_counter() - t)"
     ),
     "attnpotts LBFGS(...)": (
-        "import torch, time; p = [torch.zeros(3, requires_grad=True)]; t = time.perf_counter(); "
-        "from attnpotts.training.lbfgs import LBFGS; LBFGS(p); print(time.perf_counter() - t)"
+        "import torch, time; from attnpotts.training.lbfgs import LBFGS; "
+        "p = [torch.zeros(3, requires_grad=True)]; t = time.perf_counter(); "
+        "LBFGS(p); print(time.perf_counter() - t)"
     ),
 }
 
 
 def bench_startup(repeats: int) -> list[dict[str, Any]]:
-    """Seconds to import torch and to construct each L-BFGS in a fresh process (median).
+    """Seconds to import torch, and to construct each L-BFGS (modules already imported), in fresh
+    processes (median).
 
     Constructing any ``torch.optim.Optimizer`` imports ``torch._dynamo``; the training loop's own
     L-BFGS does not, which is why it exists (see ``attnpotts.training.lbfgs``).

@@ -180,3 +180,21 @@ def test_softmax_exponential_is_accurate(dtype: type) -> None:
     rel = np.abs(out[normal] - exact[normal]) / exact[normal]
     assert rel.max() < (2e-7 if dtype == np.float32 else 1e-15)
     assert np.all(out[~normal] <= 2.0**-124)
+
+
+def test_fused_symmetric_shortcut_equals_the_general_path() -> None:
+    from attnpotts.models.kernels import fused_pseudo_likelihood
+
+    W, tokens = _problem(40, 6, 5, seed=15, mask=False)
+    W = W + W.permute(2, 3, 0, 1)  # W[i, a, j, b] = W[j, b, i, a]
+    gen = torch.Generator().manual_seed(16)
+    bias = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    w = torch.rand(40, generator=gen, dtype=torch.float64)
+    out = []
+    for symmetric in (False, True):
+        Wd = W.detach().clone().requires_grad_(True)
+        val = fused_pseudo_likelihood(Wd, bias, tokens, w, symmetric=symmetric)
+        val.backward()
+        out.append((float(val.detach()), Wd.grad))
+    assert out[0][0] == out[1][0]
+    torch.testing.assert_close(out[0][1], out[1][1], rtol=0, atol=0)

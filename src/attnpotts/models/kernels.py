@@ -376,11 +376,19 @@ class FusedPseudoLikelihood(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, weights: torch.Tensor, bias: torch.Tensor, tokens: torch.Tensor, seq_weights: torch.Tensor
+        ctx: Any,
+        weights: torch.Tensor,
+        bias: torch.Tensor,
+        tokens: torch.Tensor,
+        seq_weights: torch.Tensor,
+        symmetric: bool = False,
     ) -> torch.Tensor:
         n_sites, n_states = int(weights.shape[0]), int(weights.shape[1])
         width = n_sites * n_states
-        w_t = np.ascontiguousarray(weights.detach().reshape(width, width).T.numpy())
+        w2 = weights.detach().reshape(width, width)
+        # the kernel reads rows (j, b) of W^T; a symmetric W is its own transpose (saves a
+        # strided copy of the L q x L q matrix per evaluation)
+        w_t = np.ascontiguousarray((w2 if symmetric else w2.T).numpy())
         rows = _row_index(tokens, n_states)
         targets = np.ascontiguousarray(tokens.detach().numpy().astype(np.int32))
         sw = np.ascontiguousarray(seq_weights.detach().numpy().astype(w_t.dtype))
@@ -390,18 +398,25 @@ class FusedPseudoLikelihood(torch.autograd.Function):
         gbias_buf = np.empty((n_chunks, width), dtype=w_t.dtype)
         loss_buf = np.zeros(n_chunks, dtype=np.float64)
         _fused_pl_kernel(rows, targets, sw, w_t, b, n_states, grad_buf, gbias_buf, loss_buf)
-        grad_w = torch.from_numpy(grad_buf.sum(0)).T.reshape(n_sites, n_states, n_sites, n_states)
+        # G[(j, b), (i, a)] accumulates dLoss/dW[i, a, j, b]: hand back G^T as a view, no copy
+        grad_w = torch.from_numpy(grad_buf.sum(0)).reshape(n_sites, n_states, n_sites, n_states)
+        grad_w = grad_w.permute(2, 3, 0, 1)
         ctx.save_for_backward(grad_w, torch.from_numpy(gbias_buf.sum(0)).reshape(n_sites, n_states))
         return torch.tensor(float(loss_buf.sum()), dtype=weights.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
         grad_w, grad_b = ctx.saved_tensors
-        return grad_out * grad_w, grad_out * grad_b, None, None
+        return grad_out * grad_w, grad_out * grad_b, None, None, None
 
 
 def fused_pseudo_likelihood(
-    weights: torch.Tensor, bias: torch.Tensor, tokens: torch.Tensor, seq_weights: torch.Tensor
+    weights: torch.Tensor,
+    bias: torch.Tensor,
+    tokens: torch.Tensor,
+    seq_weights: torch.Tensor,
+    *,
+    symmetric: bool = False,
 ) -> torch.Tensor:
     """Negative weighted log pseudo-likelihood in one fused CPU pass (float32/float64).
 
@@ -410,6 +425,8 @@ def fused_pseudo_likelihood(
     It computes what the training loop's all-positions masked cross-entropy computes (times
     ``sum(w) L``); it is offered to the training loop as a faster objective for structural
     models and measured in ``benchmarks/bench_dca.py``. Tokens must be states (no ``[MASK]``).
+    ``symmetric=True`` promises ``W[i, a, j, b] = W[j, b, i, a]`` (a symmetric Potts model), which
+    spares a transposed copy of ``W``; with a non-symmetric ``W`` the result would be wrong.
     """
     n_sites, n_states = _check(weights, tokens)
     if weights.device.type != "cpu" or weights.dtype not in (torch.float32, torch.float64):
@@ -420,7 +437,7 @@ def fused_pseudo_likelihood(
         raise ValidationError(f"tokens must be states 0..{n_states - 1} (no [MASK])")
     if seq_weights.shape != (tokens.shape[0],):
         raise ShapeError(f"seq_weights must have shape ({tokens.shape[0]},), got {tuple(seq_weights.shape)}")
-    return FusedPseudoLikelihood.apply(weights, bias, tokens, seq_weights)
+    return FusedPseudoLikelihood.apply(weights, bias, tokens, seq_weights, bool(symmetric))
 
 
 def fused_applies(

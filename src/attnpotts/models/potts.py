@@ -148,7 +148,9 @@ class FullPotts(MaskedLanguageModel):
         if self.fields is None or not fused_applies(self.couplings, tokens, self.kernel, self.n_states):
             return None
         J = self.coupling_tensor()
-        return fused_pseudo_likelihood(J.permute(0, 2, 1, 3), self.fields, tokens, weights)
+        return fused_pseudo_likelihood(
+            J.permute(0, 2, 1, 3), self.fields, tokens, weights, symmetric=self.symmetric
+        )
 
     def factor_parameters(self) -> list[nn.Parameter]:
         """The couplings (weight decay on them is L2 on ``J`` itself)."""
