@@ -5,7 +5,7 @@ Both give identical results for the same runs, because every run carries its own
 results the workers must also use the same number of threads: :class:`LocalExecutor` pins its worker
 processes to ``threads_per_worker`` threads (default 1), as Dask's nanny does for its workers
 (``OMP_NUM_THREADS=1``). Inline execution (``n_workers=1``) runs in the calling process with
-torch's thread count set to ``threads_per_worker`` for the duration of each job (numpy's BLAS
+torch's and numba's thread counts set to ``threads_per_worker`` for the duration of each job (numpy's BLAS
 threads cannot be changed after start-up; the built-in tasks use BLAS only on matrices too small
 for threading to change the result, which the tests check).
 
@@ -60,20 +60,30 @@ def _init_worker(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with torch's intra-op threads set to ``threads``, then restore them.
+def _numeric_threads(threads: int) -> Iterator[None]:
+    """Run the block with torch's and numba's threads set to ``threads``, then restore them.
 
-    Float32 reductions in torch depend on the thread count, so inline runs use the same count as
-    worker processes (this imports torch, a dependency of attnpotts anyway).
+    Float32 reductions in torch, and the per-thread partial sums of the numba kernels (e.g. the
+    fused pseudo-likelihood), depend on the thread count, so inline runs use the same count as
+    worker processes (this imports torch and numba, dependencies of attnpotts anyway).
     """
+    import numba
     import torch
 
-    old = torch.get_num_threads()
+    old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        torch.set_num_threads(old_torch)
+        numba.set_num_threads(old_numba)
+
+
+def _execute_pinned(job: Job, threads: int) -> RunResult | RunFailure:
+    """:func:`execute_job` with torch's and numba's threads set to ``threads`` (Dask workers)."""
+    with _numeric_threads(threads):
+        return execute_job(job)
 
 
 class LocalExecutor:
@@ -115,7 +125,7 @@ class LocalExecutor:
         """See :meth:`Executor.map_unordered`."""
         if self.n_workers == 1:
             for job in jobs:
-                with _torch_threads(self.threads_per_worker):
+                with _numeric_threads(self.threads_per_worker):
                     outcome = execute_job(job)
                 yield outcome
             return
@@ -166,16 +176,26 @@ class DaskExecutor:
         address: scheduler address (``"tcp://HOST:PORT"`` or ``"HOST:PORT"``); or
         client: an existing ``dask.distributed.Client`` (not closed by :meth:`close`).
         timeout_s: how long to try to reach the scheduler at ``address``.
+        threads_per_job: torch and numba threads each job uses on its worker (default 1, the
+            :class:`LocalExecutor` default, so that both give bit-identical results).
 
     The workers need attnpotts (and the modules registering the tasks) importable; results come
     back to this process, which writes them, so workers need no shared file system.
     """
 
     def __init__(
-        self, address: str | None = None, *, client: Any = None, timeout_s: float = 30.0
+        self,
+        address: str | None = None,
+        *,
+        client: Any = None,
+        timeout_s: float = 30.0,
+        threads_per_job: int = 1,
     ) -> None:
         if (address is None) == (client is None):
             raise ValidationError("give exactly one of address (HOST:PORT) or client")
+        if int(threads_per_job) < 1:
+            raise ValidationError(f"threads_per_job must be >= 1, got {threads_per_job}")
+        self.threads_per_job = int(threads_per_job)
         try:
             from dask.distributed import Client
         except ImportError as exc:  # pragma: no cover - dask is a dev dependency here
@@ -216,7 +236,7 @@ class DaskExecutor:
             return
         futures = {}
         for job in jobs:
-            fut = self.client.submit(execute_job, job, pure=False)
+            fut = self.client.submit(_execute_pinned, job, self.threads_per_job, pure=False)
             futures[fut.key] = (fut, job)
         try:
             for fut in as_completed([f for f, _ in futures.values()]):
