@@ -63,11 +63,12 @@ def _load() -> float:
 
 
 def _save(record: dict[str, Any]) -> Path:
-    """Write the record so far (the benchmark is long on a shared machine; partial results count)."""
+    """Write the record so far, atomically (the benchmark is long; partial results count, a
+    killed run leaves the previous complete file)."""
+    from attnpotts.storage import atomic_write_json
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / os.environ.get("BENCH_DCA_OUT", "bench_dca.json")
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    return atomic_write_json(RESULTS / os.environ.get("BENCH_DCA_OUT", "bench_dca.json"), record)
 
 
 # ------------------------------------------------------------------------------ 1. evaluation

@@ -508,14 +508,7 @@ class FactoredDCA(_BaseDCA):
             raise ValidationError(
                 f"factor_l2 must be a finite number >= 0 (AttentionDCA uses 1e-3), got {self.factor_l2!r}"
             )
-        if not (isinstance(self.init_std, int | float) and math.isfinite(self.init_std)
-                and self.init_std >= 0):
-            raise ValidationError(f"init_std must be a finite number >= 0, got {self.init_std!r}")
-        for name in ("n_heads", "key_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValidationError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.variant not in ("softmax", "free"):
-            raise ValidationError(f"variant must be 'softmax' or 'free', got {self.variant!r}")
+        # n_heads, key_dim, variant and init_std are checked by FactoredAttention itself
 
     def _weight_decay(self, n_sites: int) -> float:
         """``factor_l2`` (mean-form, summed over sites) as the loop's per-token ``weight_decay``.
