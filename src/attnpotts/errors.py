@@ -7,6 +7,8 @@ generic ``except ValueError`` code keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "AttnPottsError",
     "ConvergenceError",
@@ -17,6 +19,7 @@ __all__ = [
     "ShapeError",
     "UnreachableTargetError",
     "ValidationError",
+    "reject_unknown_keys",
 ]
 
 
@@ -65,3 +68,17 @@ class ConvergenceError(AttnPottsError, RuntimeError):
 
 class DivergenceError(AttnPottsError, FloatingPointError):
     """Training produced a non-finite loss or parameters; the last good state is kept."""
+
+
+def reject_unknown_keys(given: Iterable[str], known: Iterable[str], what: str, *, where: str = "") -> None:
+    """Raise :class:`ValidationError` naming the keys of ``given`` not in ``known`` (and the known ones).
+
+    ``what`` names the kind of key in the message (e.g. ``"training option"``); ``where`` prefixes
+    it (e.g. a file name).
+    """
+    known_set = set(known)
+    unknown = sorted(set(given) - known_set)
+    if unknown:
+        raise ValidationError(
+            f"{where}unknown {what}(s) {', '.join(unknown)}; known: {', '.join(sorted(known_set))}"
+        )

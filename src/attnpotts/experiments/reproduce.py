@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import ValidationError
+from ..errors import ValidationError, reject_unknown_keys
 from ..storage import atomic_write_bytes, atomic_write_json, environment_info, to_jsonable
 from .executors import Executor, LocalExecutor
 from .spec import ExperimentSpec, RunSpec
@@ -252,12 +252,7 @@ class ReproduceConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReproduceConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValidationError(
-                f"unknown reproduce option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_keys(data, (f.name for f in dataclasses.fields(cls)), "reproduce option")
         return cls(**dict(data))
 
     def derived_seed(self, purpose: int) -> int:

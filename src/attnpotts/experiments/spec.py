@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataFormatError, ValidationError
+from ..errors import DataFormatError, ValidationError, reject_unknown_keys
 from ..random import spawn_seeds
 from ..storage import atomic_write_text
 
@@ -341,13 +341,8 @@ class ExperimentSpec:
     def from_dict(cls, data: Mapping[str, Any], *, source: object = None) -> ExperimentSpec:
         """Build from :meth:`to_dict` output; unknown keys are an error naming them."""
         known = {"name", "task", "seed", "n_seeds", "description", "params", "sweep"}
-        unknown = sorted(set(data) - known)
         where = f"{source}: " if source is not None else ""
-        if unknown:
-            raise ValidationError(
-                f"{where}unknown experiment key(s) {', '.join(unknown)}; known: "
-                f"{', '.join(sorted(known))}"
-            )
+        reject_unknown_keys(data, known, "experiment key", where=where)
         missing = sorted({"name", "task"} - set(data))
         if missing:
             raise ValidationError(f"{where}experiment spec lacks {', '.join(missing)}")

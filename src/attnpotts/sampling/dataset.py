@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..alphabet import GENERIC_SYMBOLS, Alphabet
-from ..errors import DataFormatError, ShapeError, ValidationError
+from ..errors import DataFormatError, ShapeError, ValidationError, reject_unknown_keys
 from ..potts import PottsModel, check_states
 from ..potts.synthetic import GeneralizedPottsSpec
 from ..random import as_seed_sequence
@@ -172,12 +172,7 @@ class SampleConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SampleConfig:
         """Build from a dict; unknown keys are an error that lists the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValidationError(
-                f"unknown sample option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_keys(data, (f.name for f in dataclasses.fields(cls)), "sample option")
         values = dict(data)
         for key in _OPTIONAL:
             if isinstance(values.get(key), str) and values[key].lower() == "none":

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import ValidationError
+from ..errors import ValidationError, reject_unknown_keys
 from .masking import MASKING_KINDS
 
 __all__ = ["OPTIMIZERS", "TrainingConfig"]
@@ -109,10 +109,5 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
         """Build from a dict; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValidationError(
-                f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_keys(values, (f.name for f in dataclasses.fields(cls)), "training option")
         return cls(**values)
