@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ShapeError, ValidationError
 from ..models import MaskedLanguageModel
-from ..potts import ConditionalPotts
+from ..potts import ConditionalPotts, conditional_entropies
 from .objectives import per_sequence_loss
 
 __all__ = [
@@ -83,9 +83,7 @@ def optimal_loss(true_model: ConditionalPotts, states: Any, weights: Any = None)
         weights: optional ``(M,)`` weights (e.g. exact probabilities of enumerated states).
     """
     s = _check(true_model, states)
-    p = true_model.conditional_probabilities(s)  # (M, L, q)
-    ent = -(p * np.log(np.clip(p, 1e-300, None))).sum(-1)  # (M, L)
-    return estimate_mean(ent.mean(-1), weights)
+    return estimate_mean(conditional_entropies(true_model, s).mean(-1), weights)
 
 
 def true_model_loss(true_model: ConditionalPotts, states: Any, weights: Any = None) -> LossEstimate:

@@ -1,5 +1,6 @@
 """Generalized Potts models: energies, conditionals, gauge, exact enumeration, synthetic models."""
 
+from .entropy import conditional_entropies
 from .enumeration import MAX_STATES, ExactPotts, all_states
 from .gauge import zero_sum_gauge
 from .model import ConditionalPotts, PottsModel, check_states
@@ -21,6 +22,7 @@ __all__ = [
     "PottsModel",
     "all_states",
     "check_states",
+    "conditional_entropies",
     "dense_site_couplings",
     "ferromagnetic_colour_couplings",
     "gaussian_colour_couplings",

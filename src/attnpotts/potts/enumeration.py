@@ -11,6 +11,7 @@ from scipy.special import logsumexp
 
 from ..errors import EnumerationLimitError, ValidationError
 from ..random import SeedLike, as_generator
+from .entropy import conditional_entropies
 from .model import PottsModel
 
 __all__ = ["MAX_STATES", "ExactPotts", "all_states"]
@@ -90,8 +91,7 @@ class ExactPotts:
 
     def conditional_entropy(self) -> float:
         """Mean over sites of ``E_s[ H(P(. | s_rest)) ]``: the optimal masked-LM loss (nats)."""
-        p = self.model.conditional_probabilities(self.states)  # (S, L, q)
-        ent = -(p * np.log(np.clip(p, 1e-300, None))).sum(-1)  # (S, L)
+        ent = conditional_entropies(self.model, self.states)  # (S, L)
         return float(self.probabilities @ ent.mean(axis=1))
 
     def sample(self, n: int, seed: SeedLike = None) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..alphabet import GENERIC_SYMBOLS, Alphabet
 from ..errors import DataFormatError, ShapeError, ValidationError, reject_unknown_keys
-from ..potts import PottsModel, check_states
+from ..potts import PottsModel, check_states, conditional_entropies
 from ..potts.synthetic import GeneralizedPottsSpec
 from ..random import as_seed_sequence
 from ..storage import (
@@ -274,8 +274,7 @@ def _optimal_loss(model: PottsModel, test: np.ndarray) -> dict[str, float]:
     """Mean conditional entropy and the true model's masked-LM loss on ``test``, with std errors."""
     if test.shape[0] < 2:
         return {}
-    p = model.conditional_probabilities(test)  # (M, L, q)
-    ent = -(p * np.log(np.clip(p, 1e-300, None))).sum(-1).mean(-1)  # (M,)
+    ent = conditional_entropies(model, test).mean(-1)  # (M,)
     nll = -model.log_conditionals(test).mean(-1)  # (M,)
     M = test.shape[0]
     return {
