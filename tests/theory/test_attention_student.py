@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnpotts.inference.replica_student import fit_attention
+from attnpotts.experiments.attention_student import fit_attention
 from attnpotts.theory import (
     Scenario,
     fit_convex,

@@ -322,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
         if sim_student == "attention":
             from functools import partial
 
-            from ..inference.replica_student import fit_attention
+            from ..experiments.attention_student import fit_attention
 
             sim_fit = partial(fit_attention, device=getattr(args, "device", None) or "cpu")
         for lam in lams:

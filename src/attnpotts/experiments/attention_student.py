@@ -11,6 +11,9 @@ so the loss on sites ``1..N`` (whose "labels" are the i.i.d. spins) does not tou
 loop minimises ``sum CE / (M L) + (weight_decay / 2) |A|^2``; row 0 of that is the scenario's
 ``sum_mu CE_0 + (lam / 2) |a|^2`` with ``a = sqrt(N) A[0, 1:]`` when
 ``weight_decay = lam N / (M L)``. The returned ``"row"`` is ``a``.
+
+It lives in ``experiments/`` because it composes three layers below it (``theory`` for the data,
+``models`` and ``training`` for the fit); ``inference``, which ``training`` imports, must not.
 """
 
 from __future__ import annotations
