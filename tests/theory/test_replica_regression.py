@@ -66,6 +66,12 @@ def _cases() -> dict[str, Any]:
                 Scenario(np.asarray(UNEQUAL_2), beta=3.0), 2.0, 0.1, teacher_mean=0.7
             ).to_dict()
         ],
+        "factored_q4_qmc_8_scrambles": lambda: _curve(
+            np.eye(4), 2.0, [2.0], [0.3], "factored", qmc_points=64, qmc_eta_points=64
+        ),
+        "full_q4_qmc_8_scrambles": lambda: _curve(
+            np.eye(4), 2.0, [2.0], [0.3], "full", qmc_points=64, qmc_eta_points=64
+        ),
         "full_q3_identity": lambda: _curve(np.eye(3), 2.0, [0.5, 2.0], [0.1], "full"),
         "full_q3_gaussian_mean": lambda: _curve(
             gauss3, 2.0, [1.0], [0.3], "full", teacher_mean_nodes=3, gh_nodes=10
