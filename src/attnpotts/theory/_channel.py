@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import ConvergenceError, ValidationError
 from ._gauss import GaussRule
 
-__all__ = ["ChannelResult", "channel", "psd_sqrt", "softmax"]
+__all__ = ["ChannelPoint", "ChannelResult", "channel", "psd_sqrt", "softmax"]
 
 _NEWTON_TOL = 1e-10
 #: Below this gradient size Newton steps are taken in full (quadratic convergence region).
@@ -161,35 +161,45 @@ def _prox(
     return z.reshape(n, q, r), p.reshape(n, q, q), np.linalg.inv(hess).reshape(n, q, r, r)
 
 
+@dataclass(frozen=True)
+class ChannelPoint:
+    """Where the channel is evaluated: order parameters, read-outs of both models, ``alpha``.
+
+    Attributes:
+        Q, M, Rho, V: ``(r, r)`` order parameters (``Q``, ``Rho``, ``V`` positive definite).
+        ls, lt: ``(q, r)`` student and teacher read-outs; cs, ct: ``(q,)`` their bias logits.
+        lb: ``(q, nb)`` directions of the student's free bias (``nb`` may be 0).
+        beta: inverse temperature of the teacher; alpha: samples per dimension.
+    """
+
+    Q: np.ndarray
+    M: np.ndarray
+    Rho: np.ndarray
+    V: np.ndarray
+    ls: np.ndarray
+    lt: np.ndarray
+    cs: np.ndarray
+    ct: np.ndarray
+    lb: np.ndarray
+    beta: float
+    alpha: float
+
+
 def channel(
-    xi: GaussRule,
-    eta: GaussRule,
-    *,
-    Q: np.ndarray,
-    M: np.ndarray,
-    Rho: np.ndarray,
-    V: np.ndarray,
-    ls: np.ndarray,
-    lt: np.ndarray,
-    cs: np.ndarray,
-    ct: np.ndarray,
-    lb: np.ndarray,
-    beta: float,
-    alpha: float,
-    init: np.ndarray | None = None,
+    xi: GaussRule, eta: GaussRule, at: ChannelPoint, *, init: np.ndarray | None = None
 ) -> ChannelResult:
-    """Evaluate the channel averages (see the module docstring).
+    """Evaluate the channel averages at ``at`` (see the module docstring).
 
     Args:
         xi: rule for the student field (``(n_xi, r)`` nodes).
         eta: rule for the teacher's conditional noise: one shared rule, or (randomized QMC)
             one rule per randomization of ``xi``.
-        Q, M, Rho, V: ``(r, r)`` order parameters (``Q``, ``Rho``, ``V`` positive definite).
-        ls, lt: ``(q, r)`` student and teacher read-outs; ``cs, ct``: ``(q,)`` bias logits.
-        lb: ``(q, nb)`` directions of the student's free bias (``nb`` may be 0).
-        beta: inverse temperature of the teacher; alpha: samples per dimension.
-        init: warm start of the proximal points.
+        at: order parameters and read-outs (:class:`ChannelPoint`).
+        init: ``(n_xi, q, r)`` warm start of the proximal points.
     """
+    Q, M, Rho, V = at.Q, at.M, at.Rho, at.V
+    ls, lt, cs, ct, lb = at.ls, at.lt, at.cs, at.ct, at.lb
+    beta, alpha = at.beta, at.alpha
     r = Q.shape[0]
     q = ls.shape[0]
     lq = np.linalg.cholesky(Q)

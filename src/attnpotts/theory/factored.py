@@ -18,31 +18,17 @@ quenched: either given, or averaged over ``N(0, rho)`` by Gauss-Hermite (the def
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConvergenceError
-from ._channel import ChannelResult, channel
-from ._common import (
-    FixedPointReport,
-    ReplicaPoint,
-    SolverOptions,
-    build_rules,
-    check_point,
-    relative_error,
-    teacher_entropy,
-    teacher_mean_nodes,
-)
+from ._channel import ChannelPoint, ChannelResult, channel
+from ._common import ReplicaPoint, SolverOptions, check_point, teacher_entropy
+from ._gauss import GaussRule
+from ._solver import DIVERGENCE_Q, FixedPointStudent, Iterate, NodeSolution, Step, solve_student
 from .scenario import Scenario
 
 __all__ = ["solve_factored"]
-
-log = logging.getLogger(__name__)
-
-#: q_ above this is taken as divergence (no finite minimiser, e.g. lam = 0 and separable data).
-DIVERGENCE_Q = 1e8
 
 
 def _initial(scn: Scenario) -> np.ndarray:
@@ -51,6 +37,7 @@ def _initial(scn: Scenario) -> np.ndarray:
 
 
 def _prior(mh: float, qh: float, vh: float, lam: float, rho: float) -> np.ndarray:
+    """The L2 prior channel: ``(m, q_, V)`` from the conjugates."""
     v = 1.0 / (lam + vh)
     return np.array([rho * mh * v, (rho * mh**2 + qh) * v**2, v])
 
@@ -61,17 +48,15 @@ def _evaluate(
     bias: float,
     s_star: float,
     alpha: float,
-    rules: tuple[Any, Any],
+    rules: tuple[GaussRule, GaussRule],
     init: np.ndarray | None,
 ) -> ChannelResult:
-    r = scn.rank
-    eye = np.eye(r)
+    """The output channel at ``x = (m, q_, V)`` and the student's mean ``S = bias``."""
+    eye = np.eye(scn.rank)
     m, qq, v = x
     lb = scn.mean_dir[:, None] if scn.has_mean else np.zeros((scn.q, 0))
     xi, eta = rules
-    return channel(
-        xi,
-        eta,
+    at = ChannelPoint(
         Q=qq * eye,
         M=m * eye,
         Rho=scn.rho * eye,
@@ -83,141 +68,110 @@ def _evaluate(
         lb=lb,
         beta=scn.beta,
         alpha=alpha,
-        init=init if init is not None and init.shape[0] == xi.nodes.shape[0] else None,
+    )
+    return channel(
+        xi, eta, at, init=init if init is not None and init.shape[0] == xi.nodes.shape[0] else None
     )
 
 
-def _solve_one(
-    scn: Scenario,
-    alpha: float,
-    lam: float,
-    s_star: float,
-    options: SolverOptions,
-    state: dict[str, Any] | None,
-) -> dict[str, Any]:
-    rules = build_rules(scn.rank, options)
-    x = np.array(state["x"], dtype=float) if state else _initial(scn)
-    bias = float(state["bias"]) if state else 0.0
-    zhat = state.get("zhat") if state else None
-    d = options.damping
-    prev = np.inf
-    residual = np.inf
-    message = f"no convergence in {options.max_iter} iterations"
-    converged = False
-    hist_y: list[np.ndarray] = []  # Anderson history: iterates (m, q_, V, S) ...
-    hist_g: list[np.ndarray] = []  # ... and their fixed-point residuals F(y) - y
-    it = 0
-    for it in range(1, options.max_iter + 1):  # noqa: B007 (it is reported after the loop)
-        ch = _evaluate(scn, x, bias, s_star, alpha, rules, zhat)
-        zhat = ch.zhat
-        xn = _prior(np.trace(ch.mh), np.trace(ch.qh), np.trace(ch.vh), lam, scn.rho)
+class _Factored(FixedPointStudent):
+    """Iterate ``{"x": (m, q_, V), "bias": S, "zhat": proximal points}``; Anderson-mixed."""
+
+    label = "factored"
+    anderson = True
+
+    def __init__(
+        self,
+        scn: Scenario,
+        alpha: float,
+        lam: float,
+        options: SolverOptions,
+        teacher_mean: float | None,
+    ) -> None:
+        super().__init__(alpha, lam, options, scn.rank)
+        self.scn = scn
+        self.teacher_mean = teacher_mean
+
+    def start(self, warm: Iterate | None) -> Iterate:
+        if warm:
+            return {
+                "x": np.array(warm["x"], dtype=float),
+                "bias": float(warm["bias"]),
+                "zhat": warm.get("zhat"),
+            }
+        return {"x": _initial(self.scn), "bias": 0.0, "zhat": None}
+
+    def step(self, x: Iterate, s_star: float) -> Step:
+        scn = self.scn
+        assert self.rules is not None
+        ch = _evaluate(scn, x["x"], x["bias"], s_star, self.alpha, self.rules, x["zhat"])
+        xn = _prior(np.trace(ch.mh), np.trace(ch.qh), np.trace(ch.vh), self.lam, scn.rho)
         step_b = 0.0
         if scn.has_mean:
             step_b = -float(ch.bias_grad[0] / ch.bias_jac[0, 0])
-        scale = np.maximum(np.maximum(np.abs(x), np.abs(xn)), 1e-10)
-        residual = float(max(np.max(np.abs(xn - x) / scale), abs(step_b) / (1 + abs(bias))))
-        if not np.all(np.isfinite(xn)) or not np.isfinite(residual):
-            message = "non-finite iterate"
-            break
-        if residual < options.tol:
-            converged = True
-            message = "converged"
-            break
+        old, bias = x["x"], x["bias"]
+        scale = np.maximum(np.maximum(np.abs(old), np.abs(xn)), 1e-10)
+        residual = float(max(np.max(np.abs(xn - old) / scale), abs(step_b) / (1 + abs(bias))))
+        divergence = ""
         if xn[1] > DIVERGENCE_Q:
-            message = (
+            divergence = (
                 f"diverged: q_ = |a|^2/N exceeds {DIVERGENCE_Q:g} (no finite minimiser; with "
                 "lam = 0 the data are separable at this alpha; use lam > 0 or a larger alpha)"
             )
-            break
-        if residual > prev:
-            d = max(0.5 * d, options.min_damping)
-            hist_y.clear()
-            hist_g.clear()
-        else:
-            d = min(1.05 * d, options.damping)
-        prev = residual
-        y = np.append(x, bias)
-        g = np.append(xn, bias + step_b) - y
-        y_new = y + d * g
-        if options.anderson > 0:
-            hist_y.append(y)
-            hist_g.append(g)
-            del hist_y[: -options.anderson - 1], hist_g[: -options.anderson - 1]
-            if len(hist_y) > 1:
-                # Anderson mixing (type II) on residuals weighted by the iterate's scale.
-                wgt = 1.0 / np.maximum(np.abs(y), 1e-6)
-                dy = np.diff(np.array(hist_y), axis=0)  # (k, 4)
-                dg = np.diff(np.array(hist_g), axis=0)
-                gamma = np.linalg.lstsq((dg * wgt).T, g * wgt, rcond=None)[0]
-                cand = y + d * g - (dy + d * dg).T @ gamma
-                valid = (
-                    np.all(np.isfinite(cand))
-                    and cand[1] > 0
-                    and cand[2] > 0
-                    and cand[0] ** 2 < scn.rho * cand[1]
-                )
-                if valid:
-                    y_new = cand
-                else:
-                    hist_y.clear()
-                    hist_g.clear()
-        x = y_new[:3]
-        bias = float(y_new[3])
-    return {
-        "x": x,
-        "bias": bias,
-        "zhat": zhat,
-        "ch": ch,
-        "iterations": it,
-        "residual": residual,
-        "converged": converged,
-        "message": message,
-        "rules": rules,
-        "conj": (float(np.trace(ch.mh)), float(np.trace(ch.qh)), float(np.trace(ch.vh))),
-    }
+        finite = bool(np.all(np.isfinite(xn)) and np.isfinite(residual))
+        return Step(ch, {"x": xn, "step_b": step_b}, residual, finite, divergence)
 
+    def vector(self, x: Iterate, step: Step) -> tuple[np.ndarray, np.ndarray]:
+        y = np.append(x["x"], x["bias"])
+        return y, np.append(step.target["x"], x["bias"] + step.target["step_b"]) - y
 
-def _error_estimate(
-    scn: Scenario,
-    alpha: float,
-    lam: float,
-    s_star: float,
-    sol: dict[str, Any],
-    options: SolverOptions,
-) -> dict[str, float]:
-    """Integration error of the map's outputs and of eps_g at the fixed point."""
-    ch: ChannelResult = sol["ch"]
-    mh0, qh0, vh0 = sol["conj"]
-    base_map = _prior(mh0, qh0, vh0, lam, scn.rho)
-    xi, _ = sol["rules"]
-    if xi.kind == "qmc":
-        if xi.n_groups < 2:
-            return {}
-        g = ch.groups
-        maps = np.array(
-            [
-                _prior(
-                    np.trace(g["mh"][k]), np.trace(g["qh"][k]), np.trace(g["vh"][k]), lam, scn.rho
-                )
-                for k in range(xi.n_groups)
-            ]
-        )
-        se = maps.std(axis=0, ddof=1) / np.sqrt(xi.n_groups)
-        err = {"m": se[0], "q": se[1], "V": se[2]}
-        for key in ("eps_g", "class_error"):
-            err[key] = float(g[key].std(ddof=1) / np.sqrt(xi.n_groups))
-        return {k: float(v) for k, v in err.items()}
-    fine = build_rules(scn.rank, options, fine=True)
-    chf = _evaluate(scn, sol["x"], sol["bias"], s_star, alpha, fine, None)
-    fine_map = _prior(np.trace(chf.mh), np.trace(chf.qh), np.trace(chf.vh), lam, scn.rho)
-    diff = np.abs(fine_map - base_map)
-    return {
-        "m": float(diff[0]),
-        "q": float(diff[1]),
-        "V": float(diff[2]),
-        "eps_g": abs(chf.eps_g - ch.eps_g),
-        "class_error": abs(chf.class_error - ch.class_error),
-    }
+    def from_vector(self, y: np.ndarray, step: Step) -> Iterate:
+        return {"x": y[:3], "bias": float(y[3]), "zhat": step.channel.zhat}
+
+    def admissible(self, y: np.ndarray) -> bool:
+        return bool(y[1] > 0 and y[2] > 0 and y[0] ** 2 < self.scn.rho * y[1])
+
+    def mix(self, x: Iterate, step: Step, damping: float) -> Iterate:
+        y, g = self.vector(x, step)
+        return self.from_vector(y + damping * g, step)
+
+    def warm_state(self, sol: NodeSolution) -> Iterate:
+        return {"x": sol.iterate["x"], "bias": sol.iterate["bias"], "zhat": sol.step.channel.zhat}
+
+    def channel(self, x: Iterate, s_star: float, rules: tuple[GaussRule, GaussRule]) -> Any:
+        return _evaluate(self.scn, x["x"], x["bias"], s_star, self.alpha, rules, None)
+
+    def summary(self, qh: np.ndarray, mh: np.ndarray, vh: np.ndarray) -> np.ndarray:
+        return _prior(np.trace(mh), np.trace(qh), np.trace(vh), self.lam, self.scn.rho)
+
+    def node_values(self, sol: NodeSolution) -> dict[str, Any]:
+        x, ch = sol.iterate["x"], sol.step.channel
+        return {
+            "m": x[0],
+            "q": x[1],
+            "V": x[2],
+            "mh": float(np.trace(ch.mh)),
+            "qh": float(np.trace(ch.qh)),
+            "Vh": float(np.trace(ch.vh)),
+            "eps_g": ch.eps_g,
+            "class_error": ch.class_error,
+            "bias_sq": sol.iterate["bias"] ** 2,
+        }
+
+    def teacher(self, s_star: float) -> tuple[float, float]:
+        scn = self.scn
+        rho_mat = scn.rho * np.eye(scn.rank)
+        return teacher_entropy(scn.readout, rho_mat, s_star * scn.mean_dir, scn.beta, self.options)
+
+    def finish(self, avg: dict[str, Any], sols: list[NodeSolution]) -> tuple[dict[str, Any], float]:
+        order: dict[str, Any] = {k: float(avg[k]) for k in ("m", "q", "V", "mh", "qh", "Vh")}
+        if self.scn.has_mean:
+            if self.teacher_mean is None:
+                order["bias_rms"] = float(np.sqrt(avg["bias_sq"]))
+            else:
+                order["bias"] = float(sols[0].iterate["bias"])
+        beta, rho = self.scn.beta, self.scn.rho
+        return order, order["q"] - 2 * beta * order["m"] + beta**2 * rho
 
 
 def solve_factored(
@@ -250,95 +204,11 @@ def solve_factored(
     """
     options = options or SolverOptions()
     check_point(alpha, lam)
-    if scenario.has_mean and teacher_mean is None:
-        nodes, weights = teacher_mean_nodes(scenario.rho, options.teacher_mean_nodes)
-    else:
-        nodes = np.array([0.0 if teacher_mean is None else float(teacher_mean)])
-        weights = np.ones(1)
-    prev_states = list(init.state.get("nodes", [])) if init is not None else []
-    sols: list[dict[str, Any]] = []
-    for k, s_star in enumerate(nodes):
-        st = prev_states[k] if k < len(prev_states) else (sols[-1] if sols else None)
-        sols.append(_solve_one(scenario, alpha, lam, float(s_star), options, st))
-    errs = [
-        _error_estimate(scenario, alpha, lam, float(s), sol, options)
-        if options.error_estimate
-        else {}
-        for s, sol in zip(nodes, sols, strict=True)
-    ]
-    ent = [
-        teacher_entropy(
-            scenario.readout,
-            scenario.rho * np.eye(scenario.rank),
-            float(s) * scenario.mean_dir,
-            scenario.beta,
-            options,
-        )
-        for s in nodes
-    ]
-
-    def avg(values: list[float]) -> float:
-        return float(np.dot(weights, values))
-
-    m = avg([s["x"][0] for s in sols])
-    qq = avg([s["x"][1] for s in sols])
-    v = avg([s["x"][2] for s in sols])
-    eps_g = avg([s["ch"].eps_g for s in sols])
-    eps_opt = avg([e[0] for e in ent])
-    order: dict[str, Any] = {
-        "m": m,
-        "q": qq,
-        "V": v,
-        "mh": avg([s["conj"][0] for s in sols]),
-        "qh": avg([s["conj"][1] for s in sols]),
-        "Vh": avg([s["conj"][2] for s in sols]),
-    }
-    if scenario.has_mean:
-        if teacher_mean is None:
-            order["bias_rms"] = float(np.sqrt(avg([s["bias"] ** 2 for s in sols])))
-        else:
-            order["bias"] = float(sols[0]["bias"])
-    keys = sorted({k for e in errs for k in e})
-    integration_error = {k: avg([e.get(k, np.nan) for e in errs]) for k in keys}
-    converged = all(s["converged"] for s in sols)
-    rel = relative_error(integration_error, {"m": m, "q": qq, "V": v, "eps_g": eps_g})
-    messages = {s["message"] for s in sols}
-    if rel > options.integration_rtol:
-        converged = False
-        messages.add(
-            f"integration error {rel:.2g} above integration_rtol {options.integration_rtol:g} "
-            "(raise gh_nodes or qmc_points / qmc_eta_points)"
-        )
-    report = FixedPointReport(
-        iterations=int(sum(s["iterations"] for s in sols)),
-        residual=float(max(s["residual"] for s in sols)),
-        converged=converged,
-        integration=sols[0]["rules"][0].kind,
-        n_nodes=int(sols[0]["rules"][0].nodes.shape[0]),
-        integration_error=integration_error,
-        message="; ".join(sorted(messages)),
-        precision=options.integration_rtol,
-        relative_integration_error=rel,
+    student = _Factored(scenario, alpha, lam, options, teacher_mean)
+    return solve_student(
+        student,
+        has_mean=scenario.has_mean,
+        teacher_mean=teacher_mean,
+        rho=scenario.rho,
+        init=init,
     )
-    if not converged:
-        msg = (
-            f"factored fixed point at alpha={alpha:g}, lam={lam:g} not converged: "
-            f"{report.message} (residual {report.residual:.3g}, tol {options.tol:g})"
-        )
-        if options.strict:
-            raise ConvergenceError(msg)
-        log.warning(msg)
-    point = ReplicaPoint(
-        alpha=float(alpha),
-        lam=float(lam),
-        eps_g=eps_g,
-        eps_opt=eps_opt,
-        kl=eps_g - eps_opt,
-        coupling_error=qq - 2 * scenario.beta * m + scenario.beta**2 * scenario.rho,
-        class_error=avg([s["ch"].class_error for s in sols]),
-        class_error_opt=avg([e[1] for e in ent]),
-        order=order,
-        report=report,
-        state={"nodes": [{"x": s["x"], "bias": s["bias"], "zhat": s["zhat"]} for s in sols]},
-    )
-    return point

@@ -18,28 +18,17 @@ The output channel is :mod:`attnpotts.theory._channel` with read-out ``P``. The 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConvergenceError
-from ._channel import ChannelResult, channel
-from ._common import (
-    FixedPointReport,
-    ReplicaPoint,
-    SolverOptions,
-    build_rules,
-    check_point,
-    relative_error,
-    teacher_entropy,
-    teacher_mean_nodes,
-)
+from ._channel import ChannelPoint, channel
+from ._common import ReplicaPoint, SolverOptions, check_point, teacher_entropy
+from ._gauss import GaussRule
+from ._solver import DIVERGENCE_Q, FixedPointStudent, Iterate, NodeSolution, Step, solve_student
 from .scenario import Scenario, centering_basis
 
 __all__ = ["solve_full"]
-
-log = logging.getLogger(__name__)
 
 
 def _sym(a: np.ndarray) -> np.ndarray:
@@ -49,6 +38,7 @@ def _sym(a: np.ndarray) -> np.ndarray:
 def _prior(
     qh: np.ndarray, mh: np.ndarray, vh: np.ndarray, lam: float, rho_mat: np.ndarray, q: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The L2 prior channel: ``(Q, M, V)`` from the conjugates (module docstring)."""
     k = q - 1
     s2 = 1.0 / q
     a = np.linalg.inv(lam * np.eye(k) + s2 * _sym(vh))
@@ -59,148 +49,141 @@ def _prior(
     return _sym(qq), m, _sym(v)
 
 
-def _solve_one(
-    scn: Scenario,
-    alpha: float,
-    lam: float,
-    s_star: float,
-    options: SolverOptions,
-    start: dict[str, Any] | None,
-    rules: tuple[Any, Any],
-) -> dict[str, Any]:
-    q = scn.q
-    k = q - 1
-    p = centering_basis(q)
-    t = p.T @ scn.ucol @ p
-    rho_mat = scn.rho * t @ t / q
-    if start:
-        qq, m, v = (np.array(a) for a in start["x"])
-        b = np.array(start["b"])
-        zhat = start.get("zhat")
-    else:
-        qq = 0.05 * np.trace(rho_mat) / k * np.eye(k) + 1e-3 * np.eye(k)
-        m = np.zeros((k, k))
-        v = (k / q) * np.eye(k)
-        b = np.zeros(k)
-        zhat = None
-    xi, eta = rules
-    d = options.damping
-    prev = np.inf
-    residual = np.inf
-    converged = False
-    message = f"no convergence in {options.max_iter} iterations"
-    it = 0
-    ch: ChannelResult | None = None
-    for it in range(1, options.max_iter + 1):  # noqa: B007 (it is reported after the loop)
-        ch = channel(
-            xi,
-            eta,
+class _Full(FixedPointStudent):
+    """Iterate ``{"x": (Q, M, V), "b": bias (q - 1,), "zhat": proximal points}``; damped."""
+
+    label = "full-student"
+
+    def __init__(
+        self,
+        scn: Scenario,
+        alpha: float,
+        lam: float,
+        options: SolverOptions,
+        teacher_mean: float | None,
+    ) -> None:
+        super().__init__(alpha, lam, options, scn.q - 1)
+        self.scn = scn
+        self.teacher_mean = teacher_mean
+        self.p = centering_basis(scn.q)  # (q, q - 1)
+        t = self.p.T @ scn.ucol @ self.p
+        self.rho_mat = scn.rho * t @ t / scn.q  # (q - 1, q - 1) teacher's Rho
+
+    def start(self, warm: Iterate | None) -> Iterate:
+        if warm:
+            qq, m, v = (np.array(a) for a in warm["x"])
+            return {"x": (qq, m, v), "b": np.array(warm["b"]), "zhat": warm.get("zhat")}
+        q = self.scn.q
+        k = q - 1
+        return {
+            "x": (
+                0.05 * np.trace(self.rho_mat) / k * np.eye(k) + 1e-3 * np.eye(k),
+                np.zeros((k, k)),
+                (k / q) * np.eye(k),
+            ),
+            "b": np.zeros(k),
+            "zhat": None,
+        }
+
+    def _at(self, x: Iterate, s_star: float) -> ChannelPoint:
+        qq, m, v = x["x"]
+        p = self.p
+        return ChannelPoint(
             Q=qq,
             M=m,
-            Rho=rho_mat,
+            Rho=self.rho_mat,
             V=v,
             ls=p,
             lt=p,
-            cs=p @ b,
-            ct=s_star * scn.mean_dir,
+            cs=p @ x["b"],
+            ct=s_star * self.scn.mean_dir,
             lb=p,
-            beta=scn.beta,
-            alpha=alpha,
-            init=zhat if zhat is not None and zhat.shape[0] == xi.nodes.shape[0] else None,
+            beta=self.scn.beta,
+            alpha=self.alpha,
         )
-        zhat = ch.zhat
-        qn, mn, vn = _prior(ch.qh, ch.mh, ch.vh, lam, rho_mat, q)
+
+    def step(self, x: Iterate, s_star: float) -> Step:
+        assert self.rules is not None
+        xi, eta = self.rules
+        zhat = x["zhat"]
+        init = zhat if zhat is not None and zhat.shape[0] == xi.nodes.shape[0] else None
+        ch = channel(xi, eta, self._at(x, s_star), init=init)
+        qn, mn, vn = _prior(ch.qh, ch.mh, ch.vh, self.lam, self.rho_mat, self.scn.q)
         step_b = -np.linalg.solve(_sym(ch.bias_jac), ch.bias_grad)
         res = [
             np.abs(new - old).max() / max(np.abs(new).max(), np.abs(old).max(), 1e-10)
-            for new, old in ((qn, qq), (mn, m), (vn, v))
+            for new, old in zip((qn, mn, vn), x["x"], strict=True)
         ]
-        residual = float(max(*res, np.abs(step_b).max() / (1 + np.abs(b).max())))
-        if not np.isfinite(residual):
-            message = "non-finite iterate"
-            break
-        if residual < options.tol:
-            converged = True
-            message = "converged"
-            break
-        if np.trace(qn) > 1e8:
-            message = "diverged: tr Q exceeds 1e8 (no finite minimiser; use lam > 0)"
-            break
-        d = max(0.5 * d, options.min_damping) if residual > prev else min(1.05 * d, options.damping)
-        prev = residual
-        qq = (1 - d) * qq + d * qn
-        m = (1 - d) * m + d * mn
-        v = (1 - d) * v + d * vn
-        b = b + d * step_b
-    assert ch is not None
-    return {
-        "x": (qq, m, v),
-        "b": b,
-        "zhat": zhat,
-        "ch": ch,
-        "it": it,
-        "res": residual,
-        "conv": converged,
-        "msg": message,
-        "rho_mat": rho_mat,
-    }
+        residual = float(max(*res, np.abs(step_b).max() / (1 + np.abs(x["b"]).max())))
+        divergence = ""
+        if np.trace(qn) > DIVERGENCE_Q:
+            divergence = (
+                f"diverged: tr Q exceeds {DIVERGENCE_Q:g} (no finite minimiser; use lam > 0)"
+            )
+        target = {"x": (qn, mn, vn), "step_b": step_b}
+        return Step(ch, target, residual, bool(np.isfinite(residual)), divergence)
 
+    def mix(self, x: Iterate, step: Step, damping: float) -> Iterate:
+        d = damping
+        new = tuple(
+            (1 - d) * old + d * tgt for old, tgt in zip(x["x"], step.target["x"], strict=True)
+        )
+        return {"x": new, "b": x["b"] + d * step.target["step_b"], "zhat": step.channel.zhat}
 
-def _error(
-    scn: Scenario,
-    alpha: float,
-    lam: float,
-    s_star: float,
-    sol: dict[str, Any],
-    options: SolverOptions,
-    rules: tuple[Any, Any],
-) -> dict[str, float]:
-    ch: ChannelResult = sol["ch"]
-    q = scn.q
-    base = _prior(ch.qh, ch.mh, ch.vh, lam, sol["rho_mat"], q)
-    xi = rules[0]
-    if xi.kind == "qmc":
-        if xi.n_groups < 2:
-            return {}
-        g = ch.groups
-        maps = [
-            _prior(g["qh"][j], g["mh"][j], g["vh"][j], lam, sol["rho_mat"], q)
-            for j in range(xi.n_groups)
-        ]
-        sq = np.sqrt(xi.n_groups)
+    def warm_state(self, sol: NodeSolution) -> Iterate:
+        return {"x": sol.iterate["x"], "b": sol.iterate["b"], "zhat": sol.step.channel.zhat}
+
+    def channel(self, x: Iterate, s_star: float, rules: tuple[GaussRule, GaussRule]) -> Any:
+        return channel(rules[0], rules[1], self._at(x, s_star))
+
+    def summary(self, qh: np.ndarray, mh: np.ndarray, vh: np.ndarray) -> np.ndarray:
+        qq, m, v = _prior(qh, mh, vh, self.lam, self.rho_mat, self.scn.q)
+        return np.array([np.trace(m), np.trace(qq), np.trace(v)])
+
+    def node_values(self, sol: NodeSolution) -> dict[str, Any]:
+        (qq, m, v), b, ch = sol.iterate["x"], sol.iterate["b"], sol.step.channel
         return {
-            "q": float(np.std([np.trace(x[0]) for x in maps], ddof=1) / sq),
-            "m": float(np.std([np.trace(x[1]) for x in maps], ddof=1) / sq),
-            "V": float(np.std([np.trace(x[2]) for x in maps], ddof=1) / sq),
-            "eps_g": float(g["eps_g"].std(ddof=1) / sq),
-            "class_error": float(g["class_error"].std(ddof=1) / sq),
+            "Q": qq,
+            "M": m,
+            "V": v,
+            "Qh": ch.qh,
+            "Mh": ch.mh,
+            "Vh": ch.vh,
+            "eps_g": ch.eps_g,
+            "class_error": ch.class_error,
+            "b_sq": float(b @ b),
         }
-    fine = build_rules(q - 1, options, fine=True)
-    p = centering_basis(q)
-    qq, m, v = sol["x"]
-    chf = channel(
-        fine[0],
-        fine[1],
-        Q=qq,
-        M=m,
-        Rho=sol["rho_mat"],
-        V=v,
-        ls=p,
-        lt=p,
-        cs=p @ sol["b"],
-        ct=s_star * scn.mean_dir,
-        lb=p,
-        beta=scn.beta,
-        alpha=alpha,
-    )
-    fm = _prior(chf.qh, chf.mh, chf.vh, lam, sol["rho_mat"], q)
-    return {
-        "q": float(abs(np.trace(fm[0]) - np.trace(base[0]))),
-        "m": float(abs(np.trace(fm[1]) - np.trace(base[1]))),
-        "V": float(abs(np.trace(fm[2]) - np.trace(base[2]))),
-        "eps_g": abs(chf.eps_g - ch.eps_g),
-        "class_error": abs(chf.class_error - ch.class_error),
-    }
+
+    def teacher(self, s_star: float) -> tuple[float, float]:
+        scn = self.scn
+        return teacher_entropy(self.p, self.rho_mat, s_star * scn.mean_dir, scn.beta, self.options)
+
+    def finish(self, avg: dict[str, Any], sols: list[NodeSolution]) -> tuple[dict[str, Any], float]:
+        qq, m, v = avg["Q"], avg["M"], avg["V"]
+        order: dict[str, Any] = {
+            "m": float(np.trace(m)),
+            "q": float(np.trace(qq)),
+            "V": float(np.trace(v)),
+            "mh": float(np.trace(avg["Mh"])),
+            "qh": float(np.trace(avg["Qh"])),
+            "Vh": float(np.trace(avg["Vh"])),
+            "Q_matrix": qq.tolist(),
+            "M_matrix": m.tolist(),
+            "V_matrix": v.tolist(),
+            "Qh_matrix": avg["Qh"].tolist(),
+            "Mh_matrix": avg["Mh"].tolist(),
+            "Vh_matrix": avg["Vh"].tolist(),
+            "Rho_matrix": self.rho_mat.tolist(),
+        }
+        if self.teacher_mean is None and len(sols) > 1:
+            order["bias_rms"] = float(np.sqrt(avg["b_sq"]))
+        else:
+            order["bias"] = sols[0].iterate["b"].tolist()
+        q, beta = self.scn.q, self.scn.beta
+        coupling_error = float(
+            q * (np.trace(qq) - 2 * beta * np.trace(m) + beta**2 * np.trace(self.rho_mat))
+        )
+        return order, coupling_error
 
 
 def solve_full(
@@ -223,109 +206,11 @@ def solve_full(
     """
     options = options or SolverOptions()
     check_point(alpha, lam)
-    if scenario.has_mean and teacher_mean is None:
-        nodes, weights = teacher_mean_nodes(scenario.rho, options.teacher_mean_nodes)
-    else:
-        nodes = np.array([0.0 if teacher_mean is None else float(teacher_mean)])
-        weights = np.ones(1)
-    rules = build_rules(scenario.q - 1, options)
-    prev_states = list(init.state.get("nodes", [])) if init is not None else []
-    sols: list[dict[str, Any]] = []
-    for j, s_star in enumerate(nodes):
-        st = prev_states[j] if j < len(prev_states) else (sols[-1] if sols else None)
-        sols.append(_solve_one(scenario, alpha, lam, float(s_star), options, st, rules))
-    errs = [
-        _error(scenario, alpha, lam, float(s), sol, options, rules)
-        if options.error_estimate
-        else {}
-        for s, sol in zip(nodes, sols, strict=True)
-    ]
-    p = centering_basis(scenario.q)
-    ent = [
-        teacher_entropy(p, sols[0]["rho_mat"], float(s) * scenario.mean_dir, scenario.beta, options)
-        for s in nodes
-    ]
-
-    def avg(vals: list[Any]) -> Any:
-        return sum(w * v for w, v in zip(weights, vals, strict=True))
-
-    qq = avg([s["x"][0] for s in sols])
-    m = avg([s["x"][1] for s in sols])
-    v = avg([s["x"][2] for s in sols])
-    qh = avg([s["ch"].qh for s in sols])
-    mh = avg([s["ch"].mh for s in sols])
-    vh = avg([s["ch"].vh for s in sols])
-    rho_mat = sols[0]["rho_mat"]
-    eps_g = float(avg([s["ch"].eps_g for s in sols]))
-    eps_opt = float(avg([e[0] for e in ent]))
-    order: dict[str, Any] = {
-        "m": float(np.trace(m)),
-        "q": float(np.trace(qq)),
-        "V": float(np.trace(v)),
-        "mh": float(np.trace(mh)),
-        "qh": float(np.trace(qh)),
-        "Vh": float(np.trace(vh)),
-        "Q_matrix": qq.tolist(),
-        "M_matrix": m.tolist(),
-        "V_matrix": v.tolist(),
-        "Qh_matrix": qh.tolist(),
-        "Mh_matrix": mh.tolist(),
-        "Vh_matrix": vh.tolist(),
-        "Rho_matrix": rho_mat.tolist(),
-    }
-    if teacher_mean is None and len(nodes) > 1:
-        order["bias_rms"] = float(np.sqrt(avg([float(s["b"] @ s["b"]) for s in sols])))
-    else:
-        order["bias"] = sols[0]["b"].tolist()
-    keys = sorted({kk for e in errs for kk in e})
-    integration_error = {kk: float(avg([e.get(kk, np.nan) for e in errs])) for kk in keys}
-    converged = all(s["conv"] for s in sols)
-    rel = relative_error(
-        integration_error,
-        {
-            "m": float(np.trace(m)),
-            "q": float(np.trace(qq)),
-            "V": float(np.trace(v)),
-            "eps_g": eps_g,
-        },
-    )
-    messages = {s["msg"] for s in sols}
-    if rel > options.integration_rtol:
-        converged = False
-        messages.add(
-            f"integration error {rel:.2g} above integration_rtol {options.integration_rtol:g} "
-            "(raise gh_nodes or qmc_points / qmc_eta_points)"
-        )
-    report = FixedPointReport(
-        iterations=int(sum(s["it"] for s in sols)),
-        residual=float(max(s["res"] for s in sols)),
-        converged=converged,
-        integration=rules[0].kind,
-        n_nodes=int(rules[0].nodes.shape[0]),
-        integration_error=integration_error,
-        message="; ".join(sorted(messages)),
-        precision=options.integration_rtol,
-        relative_integration_error=rel,
-    )
-    if not converged:
-        msg = f"full-student fixed point at alpha={alpha:g}, lam={lam:g}: {report.message}"
-        if options.strict:
-            raise ConvergenceError(msg)
-        log.warning(msg)
-    q = scenario.q
-    beta = scenario.beta
-    return ReplicaPoint(
-        alpha=float(alpha),
-        lam=float(lam),
-        eps_g=eps_g,
-        eps_opt=eps_opt,
-        kl=eps_g - eps_opt,
-        coupling_error=float(
-            q * (np.trace(qq) - 2 * beta * np.trace(m) + beta**2 * np.trace(rho_mat))
-        ),
-        class_error=float(avg([s["ch"].class_error for s in sols])),
-        class_error_opt=float(avg([e[1] for e in ent])),
-        order=order,
-        report=report,
-        state={"nodes": [{"x": s["x"], "b": s["b"], "zhat": s["zhat"]} for s in sols]},
+    student = _Full(scenario, alpha, lam, options, teacher_mean)
+    return solve_student(
+        student,
+        has_mean=scenario.has_mean,
+        teacher_mean=teacher_mean,
+        rho=scenario.rho,
+        init=init,
     )

@@ -11,12 +11,12 @@ This is a separate implementation from :func:`attnpotts.theory.solve_factored` (
 the classic scalar equations (Aubin et al. 2020; Loureiro et al. 2021) with the teacher partition
 function ``Z*(y, w, V0) = E_eta sigmoid(y beta kappa (w + sqrt(V0) eta))`` and its derivative in
 ``w`` (not the Stein-averaged form of the general solver), and a closed-form one-dimensional Newton
-proximal step.
+proximal step. Only the iteration skeleton (:mod:`attnpotts.theory._solver`: damping, the average
+over the teacher's mean, the report) is shared; the equations and integrals are its own.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -24,17 +24,10 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import expit, log_expit
 
 from ..errors import ConvergenceError, ValidationError
-from ._common import (
-    FixedPointReport,
-    ReplicaPoint,
-    SolverOptions,
-    check_point,
-    teacher_mean_nodes,
-)
+from ._common import ReplicaPoint, SolverOptions, check_point
+from ._solver import DIVERGENCE_Q, FixedPointStudent, Iterate, NodeSolution, Step, solve_student
 
 __all__ = ["solve_ising"]
-
-log = logging.getLogger(__name__)
 
 _N_NODES = 64
 
@@ -96,43 +89,100 @@ def _channel(
     return out
 
 
-def _solve_one(
-    alpha: float,
-    lam: float,
-    beta: float,
-    rho: float,
-    kappa: float,
-    delta: float,
-    s_star: float,
-    options: SolverOptions,
-    n_nodes: int,
-    start: dict[str, Any] | None,
-) -> dict[str, Any]:
-    x = np.array(start["x"]) if start else np.array([0.05 * rho, 0.05 * rho, 1.0])
-    bias = float(start["bias"]) if start else 0.0
-    d = options.damping
-    prev = np.inf
-    residual = np.inf
-    converged = False
-    it = 0
-    ch: dict[str, float] = {}
-    for it in range(1, options.max_iter + 1):  # noqa: B007 (it is reported after the loop)
-        ch = _channel(x, bias, s_star, alpha, beta, rho, kappa, delta, n_nodes)
-        vn = 1.0 / (lam + ch["vh"])
-        xn = np.array([rho * ch["mh"] * vn, (rho * ch["mh"] ** 2 + ch["qh"]) * vn**2, vn])
-        step_b = -ch["bg"] / ch["bj"] if delta != 0 else 0.0
-        scale = np.maximum(np.maximum(np.abs(x), np.abs(xn)), 1e-10)
-        residual = float(max(np.max(np.abs(xn - x) / scale), abs(step_b) / (1 + abs(bias))))
-        if not np.isfinite(residual) or xn[1] > 1e8:
-            break
-        if residual < options.tol:
-            converged = True
-            break
-        d = max(0.5 * d, options.min_damping) if residual > prev else min(1.05 * d, options.damping)
-        prev = residual
-        x = (1 - d) * x + d * xn
-        bias += d * step_b
-    return {"x": x, "bias": bias, "ch": ch, "it": it, "res": residual, "conv": converged}
+class _Ising(FixedPointStudent):
+    """Iterate ``{"x": (m, q_, V), "bias": S}``; damped; its own fixed Gauss-Hermite rule."""
+
+    label = "scalar Ising"
+
+    def __init__(
+        self,
+        alpha: float,
+        lam: float,
+        options: SolverOptions,
+        *,
+        beta: float,
+        rho: float,
+        kappa: float,
+        delta: float,
+        gh_nodes: int,
+        teacher_mean: float | None,
+    ) -> None:
+        super().__init__(alpha, lam, options, None)
+        self.n_nodes = gh_nodes**2
+        self.beta, self.rho, self.kappa, self.delta = beta, rho, kappa, delta
+        self.gh_nodes = gh_nodes
+        self.teacher_mean = teacher_mean
+
+    def start(self, warm: Iterate | None) -> Iterate:
+        rho = self.rho
+        x = np.array(warm["x"]) if warm else np.array([0.05 * rho, 0.05 * rho, 1.0])
+        return {"x": x, "bias": float(warm["bias"]) if warm else 0.0}
+
+    def step(self, x: Iterate, s_star: float) -> Step:
+        old, bias = x["x"], x["bias"]
+        ch = _channel(
+            old,
+            bias,
+            s_star,
+            self.alpha,
+            self.beta,
+            self.rho,
+            self.kappa,
+            self.delta,
+            self.gh_nodes,
+        )
+        vn = 1.0 / (self.lam + ch["vh"])
+        xn = np.array([self.rho * ch["mh"] * vn, (self.rho * ch["mh"] ** 2 + ch["qh"]) * vn**2, vn])
+        step_b = -ch["bg"] / ch["bj"] if self.delta != 0 else 0.0
+        scale = np.maximum(np.maximum(np.abs(old), np.abs(xn)), 1e-10)
+        residual = float(max(np.max(np.abs(xn - old) / scale), abs(step_b) / (1 + abs(bias))))
+        divergence = ""
+        if xn[1] > DIVERGENCE_Q:
+            divergence = f"diverged: q_ exceeds {DIVERGENCE_Q:g} (no finite minimiser; use lam > 0)"
+        target = {"x": xn, "step_b": step_b}
+        return Step(ch, target, residual, bool(np.isfinite(residual)), divergence)
+
+    def mix(self, x: Iterate, step: Step, damping: float) -> Iterate:
+        d = damping
+        return {
+            "x": (1 - d) * x["x"] + d * step.target["x"],
+            "bias": x["bias"] + d * step.target["step_b"],
+        }
+
+    def warm_state(self, sol: NodeSolution) -> Iterate:
+        return {"x": sol.iterate["x"], "bias": sol.iterate["bias"]}
+
+    def node_values(self, sol: NodeSolution) -> dict[str, Any]:
+        x, ch = sol.iterate["x"], sol.step.channel
+        return {
+            "m": x[0],
+            "q": x[1],
+            "V": x[2],
+            "mh": ch["mh"],
+            "qh": ch["qh"],
+            "Vh": ch["vh"],
+            "eps_g": ch["eps_g"],
+            "class_error": ch["cls"],
+            "bias_sq": sol.iterate["bias"] ** 2,
+        }
+
+    def teacher(self, s_star: float) -> tuple[float, float]:
+        """Optimal loss and Bayes error: 1D integrals over ``g* ~ N(0, rho)``."""
+        xs, ws = _gh(self.gh_nodes)
+        t = self.beta * (self.kappa * np.sqrt(self.rho) * xs + self.delta * s_star)
+        p = expit(t)
+        ent = float(ws @ -(p * log_expit(t) + (1 - p) * log_expit(-t)))
+        return ent, float(ws @ np.minimum(p, 1 - p))
+
+    def finish(self, avg: dict[str, Any], sols: list[NodeSolution]) -> tuple[dict[str, Any], float]:
+        order: dict[str, Any] = {k: float(avg[k]) for k in ("m", "q", "V", "mh", "qh", "Vh")}
+        if self.delta != 0:
+            if self.teacher_mean is None:
+                order["bias_rms"] = float(np.sqrt(avg["bias_sq"]))
+            else:
+                order["bias"] = float(sols[0].iterate["bias"])
+        beta = self.beta
+        return order, order["q"] - 2 * beta * order["m"] + beta**2 * self.rho
 
 
 def solve_ising(
@@ -169,79 +219,15 @@ def solve_ising(
     delta = (u[0, 0] - u[1, 1]) / 2
     if kappa == 0:
         raise ValidationError("ucol has u00 - 2 u01 + u11 = 0: the logits do not depend on spins")
-    if delta != 0 and teacher_mean is None:
-        nodes, weights = teacher_mean_nodes(rho, options.teacher_mean_nodes)
-    else:
-        nodes = np.array([0.0 if teacher_mean is None else float(teacher_mean)])
-        weights = np.ones(1)
-    sols: list[dict[str, Any]] = []
-    for s_star in nodes:
-        sols.append(
-            _solve_one(
-                alpha,
-                lam,
-                beta,
-                rho,
-                kappa,
-                delta,
-                float(s_star),
-                options,
-                n_nodes,
-                sols[-1] if sols else None,
-            )
-        )
-    # Optimal loss and Bayes error: 1D integrals over g* ~ N(0, rho).
-    xs, ws = _gh(n_nodes)
-    ent, bayes = [], []
-    for s_star in nodes:
-        t = beta * (kappa * np.sqrt(rho) * xs + delta * s_star)
-        p = expit(t)
-        ent.append(float(ws @ -(p * log_expit(t) + (1 - p) * log_expit(-t))))
-        bayes.append(float(ws @ np.minimum(p, 1 - p)))
-
-    def avg(vals: list[float]) -> float:
-        return float(np.dot(weights, vals))
-
-    m = avg([s["x"][0] for s in sols])
-    qq = avg([s["x"][1] for s in sols])
-    eps_g = avg([s["ch"]["eps_g"] for s in sols])
-    eps_opt = avg(ent)
-    converged = all(s["conv"] for s in sols)
-    order: dict[str, Any] = {
-        "m": m,
-        "q": qq,
-        "V": avg([s["x"][2] for s in sols]),
-        "mh": avg([s["ch"]["mh"] for s in sols]),
-        "qh": avg([s["ch"]["qh"] for s in sols]),
-        "Vh": avg([s["ch"]["vh"] for s in sols]),
-    }
-    if delta != 0:
-        order["bias_rms" if teacher_mean is None else "bias"] = (
-            float(np.sqrt(avg([s["bias"] ** 2 for s in sols])))
-            if teacher_mean is None
-            else float(sols[0]["bias"])
-        )
-    report = FixedPointReport(
-        iterations=int(sum(s["it"] for s in sols)),
-        residual=float(max(s["res"] for s in sols)),
-        converged=converged,
-        integration="gauss-hermite",
-        n_nodes=n_nodes**2,
-        message="converged" if converged else "not converged",
+    student = _Ising(
+        alpha,
+        lam,
+        options,
+        beta=beta,
+        rho=rho,
+        kappa=kappa,
+        delta=delta,
+        gh_nodes=n_nodes,
+        teacher_mean=teacher_mean,
     )
-    if not converged:
-        if options.strict:
-            raise ConvergenceError(f"scalar Ising fixed point not converged at alpha={alpha}")
-        log.warning("scalar Ising fixed point not converged at alpha=%g lam=%g", alpha, lam)
-    return ReplicaPoint(
-        alpha=float(alpha),
-        lam=float(lam),
-        eps_g=eps_g,
-        eps_opt=eps_opt,
-        kl=eps_g - eps_opt,
-        coupling_error=qq - 2 * beta * m + beta**2 * rho,
-        class_error=avg([s["ch"]["cls"] for s in sols]),
-        class_error_opt=avg(bayes),
-        order=order,
-        report=report,
-    )
+    return solve_student(student, has_mean=delta != 0, teacher_mean=teacher_mean, rho=rho)
