@@ -9,6 +9,7 @@ inside functions, ``try`` blocks and ``if TYPE_CHECKING`` count too. A new unit 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +243,20 @@ def test_imports_follow_the_layers() -> None:
 def test_no_import_cycle_between_units() -> None:
     cycle = find_cycle(dependency_graph(PKG))
     assert cycle is None, f"import cycle between units: {' -> '.join(cycle or [])}"
+
+
+def test_architecture_doc_states_the_same_table() -> None:
+    doc = (PKG.parents[1] / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `(\w+)`[^|]*\| ([^|]+) \|$", doc, flags=re.MULTILINE)
+    stated: dict[str, frozenset[str]] = {}
+    for unit, cell in rows:
+        if unit not in ALLOWED:
+            continue
+        names = set(re.findall(r"`(\w+)`", cell))
+        if cell.startswith("every unit"):
+            names = set(ALLOWED) - {unit} - (names if "except" in cell else set())
+        stated[unit] = frozenset(names)
+    assert stated == ALLOWED, "docs/architecture.md's table differs from ALLOWED"
 
 
 def test_subpackages_declare_public_api() -> None:
