@@ -35,7 +35,14 @@ from ._common import (
 )
 from ._gauss import GaussRule
 
-__all__ = ["Anderson", "FixedPointStudent", "NodeSolution", "Step", "solve_student"]
+__all__ = [
+    "Anderson",
+    "FixedPointStudent",
+    "NodeSolution",
+    "ScalarStudent",
+    "Step",
+    "solve_student",
+]
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +167,51 @@ class FixedPointStudent(ABC):
     def finish(self, avg: dict[str, Any], sols: list[NodeSolution]) -> tuple[dict[str, Any], float]:
         """``(order, coupling_error)`` from the averages of :meth:`node_values` over the nodes;
         ``order`` holds the scalars ``m``, ``q`` and ``V``."""
+
+
+class ScalarStudent(FixedPointStudent):
+    """A student with scalar order parameters: iterate ``{"x": (m, q_, V), "bias": S, ...}``.
+
+    Subclasses set ``has_mean`` (whether the logits carry the mean ``S``), ``teacher_mean``,
+    ``beta`` and ``rho``, and implement :meth:`scalars`; the averages then read the same way for
+    all of them, with the coupling error ``q_ - 2 beta m + beta^2 rho``.
+    """
+
+    has_mean: bool
+    teacher_mean: float | None
+    beta: float
+    rho: float
+
+    @abstractmethod
+    def scalars(self, ch: Any) -> tuple[tuple[float, float, float], float, float]:
+        """``((mh, qh, Vh), eps_g, class_error)`` of the channel result ``ch``."""
+
+    def node_values(self, sol: NodeSolution) -> dict[str, Any]:
+        (mh, qh, vh), eps_g, class_error = self.scalars(sol.step.channel)
+        x = sol.iterate["x"]
+        return {
+            "m": x[0],
+            "q": x[1],
+            "V": x[2],
+            "mh": mh,
+            "qh": qh,
+            "Vh": vh,
+            "eps_g": eps_g,
+            "class_error": class_error,
+            "bias_sq": sol.iterate["bias"] ** 2,
+        }
+
+    def finish(self, avg: dict[str, Any], sols: list[NodeSolution]) -> tuple[dict[str, Any], float]:
+        """``order``: ``m, q, V, mh, qh, Vh`` and, with a mean, ``bias_rms`` (averaged over the
+        teacher's mean) or ``bias`` (one ``S*``)."""
+        order: dict[str, Any] = {k: float(avg[k]) for k in ("m", "q", "V", "mh", "qh", "Vh")}
+        if self.has_mean:
+            if self.teacher_mean is None:
+                order["bias_rms"] = float(np.sqrt(avg["bias_sq"]))
+            else:
+                order["bias"] = float(sols[0].iterate["bias"])
+        beta = self.beta
+        return order, order["q"] - 2 * beta * order["m"] + beta**2 * self.rho
 
 
 class Anderson:

@@ -25,7 +25,7 @@ import numpy as np
 from ._channel import ChannelPoint, ChannelResult, channel
 from ._common import ReplicaPoint, SolverOptions, check_point, teacher_entropy
 from ._gauss import GaussRule
-from ._solver import DIVERGENCE_Q, FixedPointStudent, Iterate, NodeSolution, Step, solve_student
+from ._solver import DIVERGENCE_Q, Iterate, NodeSolution, ScalarStudent, Step, solve_student
 from .scenario import Scenario
 
 __all__ = ["solve_factored"]
@@ -74,7 +74,7 @@ def _evaluate(
     )
 
 
-class _Factored(FixedPointStudent):
+class _Factored(ScalarStudent):
     """Iterate ``{"x": (m, q_, V), "bias": S, "zhat": proximal points}``; Anderson-mixed."""
 
     label = "factored"
@@ -91,6 +91,7 @@ class _Factored(FixedPointStudent):
         super().__init__(alpha, lam, options, scn.rank)
         self.scn = scn
         self.teacher_mean = teacher_mean
+        self.has_mean, self.beta, self.rho = scn.has_mean, scn.beta, scn.rho
 
     def start(self, warm: Iterate | None) -> Iterate:
         if warm:
@@ -144,34 +145,14 @@ class _Factored(FixedPointStudent):
     def summary(self, qh: np.ndarray, mh: np.ndarray, vh: np.ndarray) -> np.ndarray:
         return _prior(np.trace(mh), np.trace(qh), np.trace(vh), self.lam, self.scn.rho)
 
-    def node_values(self, sol: NodeSolution) -> dict[str, Any]:
-        x, ch = sol.iterate["x"], sol.step.channel
-        return {
-            "m": x[0],
-            "q": x[1],
-            "V": x[2],
-            "mh": float(np.trace(ch.mh)),
-            "qh": float(np.trace(ch.qh)),
-            "Vh": float(np.trace(ch.vh)),
-            "eps_g": ch.eps_g,
-            "class_error": ch.class_error,
-            "bias_sq": sol.iterate["bias"] ** 2,
-        }
+    def scalars(self, ch: Any) -> tuple[tuple[float, float, float], float, float]:
+        conj = (float(np.trace(ch.mh)), float(np.trace(ch.qh)), float(np.trace(ch.vh)))
+        return conj, ch.eps_g, ch.class_error
 
     def teacher(self, s_star: float) -> tuple[float, float]:
         scn = self.scn
         rho_mat = scn.rho * np.eye(scn.rank)
         return teacher_entropy(scn.readout, rho_mat, s_star * scn.mean_dir, scn.beta, self.options)
-
-    def finish(self, avg: dict[str, Any], sols: list[NodeSolution]) -> tuple[dict[str, Any], float]:
-        order: dict[str, Any] = {k: float(avg[k]) for k in ("m", "q", "V", "mh", "qh", "Vh")}
-        if self.scn.has_mean:
-            if self.teacher_mean is None:
-                order["bias_rms"] = float(np.sqrt(avg["bias_sq"]))
-            else:
-                order["bias"] = float(sols[0].iterate["bias"])
-        beta, rho = self.scn.beta, self.scn.rho
-        return order, order["q"] - 2 * beta * order["m"] + beta**2 * rho
 
 
 def solve_factored(

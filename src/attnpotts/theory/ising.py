@@ -25,7 +25,7 @@ from scipy.special import expit, log_expit
 
 from ..errors import ConvergenceError, ValidationError
 from ._common import ReplicaPoint, SolverOptions, check_point
-from ._solver import DIVERGENCE_Q, FixedPointStudent, Iterate, NodeSolution, Step, solve_student
+from ._solver import DIVERGENCE_Q, Iterate, NodeSolution, ScalarStudent, Step, solve_student
 
 __all__ = ["solve_ising"]
 
@@ -89,7 +89,7 @@ def _channel(
     return out
 
 
-class _Ising(FixedPointStudent):
+class _Ising(ScalarStudent):
     """Iterate ``{"x": (m, q_, V), "bias": S}``; damped; its own fixed Gauss-Hermite rule."""
 
     label = "scalar Ising"
@@ -112,6 +112,7 @@ class _Ising(FixedPointStudent):
         self.beta, self.rho, self.kappa, self.delta = beta, rho, kappa, delta
         self.gh_nodes = gh_nodes
         self.teacher_mean = teacher_mean
+        self.has_mean = delta != 0
 
     def start(self, warm: Iterate | None) -> Iterate:
         rho = self.rho
@@ -152,19 +153,8 @@ class _Ising(FixedPointStudent):
     def warm_state(self, sol: NodeSolution) -> Iterate:
         return {"x": sol.iterate["x"], "bias": sol.iterate["bias"]}
 
-    def node_values(self, sol: NodeSolution) -> dict[str, Any]:
-        x, ch = sol.iterate["x"], sol.step.channel
-        return {
-            "m": x[0],
-            "q": x[1],
-            "V": x[2],
-            "mh": ch["mh"],
-            "qh": ch["qh"],
-            "Vh": ch["vh"],
-            "eps_g": ch["eps_g"],
-            "class_error": ch["cls"],
-            "bias_sq": sol.iterate["bias"] ** 2,
-        }
+    def scalars(self, ch: Any) -> tuple[tuple[float, float, float], float, float]:
+        return (ch["mh"], ch["qh"], ch["vh"]), ch["eps_g"], ch["cls"]
 
     def teacher(self, s_star: float) -> tuple[float, float]:
         """Optimal loss and Bayes error: 1D integrals over ``g* ~ N(0, rho)``."""
@@ -173,16 +163,6 @@ class _Ising(FixedPointStudent):
         p = expit(t)
         ent = float(ws @ -(p * log_expit(t) + (1 - p) * log_expit(-t)))
         return ent, float(ws @ np.minimum(p, 1 - p))
-
-    def finish(self, avg: dict[str, Any], sols: list[NodeSolution]) -> tuple[dict[str, Any], float]:
-        order: dict[str, Any] = {k: float(avg[k]) for k in ("m", "q", "V", "mh", "qh", "Vh")}
-        if self.delta != 0:
-            if self.teacher_mean is None:
-                order["bias_rms"] = float(np.sqrt(avg["bias_sq"]))
-            else:
-                order["bias"] = float(sols[0].iterate["bias"])
-        beta = self.beta
-        return order, order["q"] - 2 * beta * order["m"] + beta**2 * self.rho
 
 
 def solve_ising(
