@@ -182,6 +182,12 @@ class ScalarStudent(FixedPointStudent):
     beta: float
     rho: float
 
+    @staticmethod
+    def residual(old: np.ndarray, new: np.ndarray, bias_step: float, bias: float) -> float:
+        """Largest relative change of ``(m, q_, V)`` from ``old`` to ``new``, and of the bias."""
+        scale = np.maximum(np.maximum(np.abs(old), np.abs(new)), 1e-10)
+        return float(max(np.max(np.abs(new - old) / scale), abs(bias_step) / (1 + abs(bias))))
+
     @abstractmethod
     def scalars(self, ch: Any) -> tuple[tuple[float, float, float], float, float]:
         """``((mh, qh, Vh), eps_g, class_error)`` of the channel result ``ch``."""

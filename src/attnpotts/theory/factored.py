@@ -110,9 +110,7 @@ class _Factored(ScalarStudent):
         step_b = 0.0
         if scn.has_mean:
             step_b = -float(ch.bias_grad[0] / ch.bias_jac[0, 0])
-        old, bias = x["x"], x["bias"]
-        scale = np.maximum(np.maximum(np.abs(old), np.abs(xn)), 1e-10)
-        residual = float(max(np.max(np.abs(xn - old) / scale), abs(step_b) / (1 + abs(bias))))
+        residual = self.residual(x["x"], xn, step_b, x["bias"])
         divergence = ""
         if xn[1] > DIVERGENCE_Q:
             divergence = (

@@ -135,8 +135,7 @@ class _Ising(ScalarStudent):
         vn = 1.0 / (self.lam + ch["vh"])
         xn = np.array([self.rho * ch["mh"] * vn, (self.rho * ch["mh"] ** 2 + ch["qh"]) * vn**2, vn])
         step_b = -ch["bg"] / ch["bj"] if self.delta != 0 else 0.0
-        scale = np.maximum(np.maximum(np.abs(old), np.abs(xn)), 1e-10)
-        residual = float(max(np.max(np.abs(xn - old) / scale), abs(step_b) / (1 + abs(bias))))
+        residual = self.residual(old, xn, step_b, bias)
         divergence = ""
         if xn[1] > DIVERGENCE_Q:
             divergence = f"diverged: q_ exceeds {DIVERGENCE_Q:g} (no finite minimiser; use lam > 0)"
