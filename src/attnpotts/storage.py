@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -36,9 +37,12 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_input_file",
     "check_output_dir",
     "environment_info",
+    "inspect_npz",
     "output_lock",
+    "read_bounded",
     "to_jsonable",
 ]
 
@@ -273,6 +277,103 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)
+
+
+def check_input_file(path: str | os.PathLike[str], what: str = "an input file") -> Path:
+    """Check that ``path`` is an existing regular file (not a folder, device, pipe or socket).
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        DataFormatError: ``path`` is a folder or a special file (e.g. ``/dev/zero``).
+    """
+    from .errors import DataFormatError
+
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{what} {p} does not exist") from None
+    except OSError as exc:
+        raise DataFormatError(f"cannot be read ({exc.strerror}), expected {what}", path=p) from None
+    if stat.S_ISDIR(mode):
+        raise DataFormatError(f"is a folder, expected {what}", path=p)
+    if not stat.S_ISREG(mode):
+        raise DataFormatError(
+            f"is not a regular file (a device, pipe or socket), expected {what}; copy the data "
+            "into a file",
+            path=p,
+        )
+    return p
+
+
+def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "an input file") -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` bytes (never reads more).
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        DataFormatError: a folder or special file, or larger than ``max_bytes``.
+    """
+    from .errors import DataFormatError
+
+    p = check_input_file(path, what)
+    with open(p, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DataFormatError(
+            f"larger than {max_bytes} bytes, too large for {what}; check that this is the right file",
+            path=p,
+        )
+    return data
+
+
+def inspect_npz(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """Shape and dtype of every array of an ``.npz`` file, read from the headers only.
+
+    Lets a loader check sizes and dtypes *before* it allocates anything (a crafted header may
+    declare terabytes). Object arrays (pickles) are refused.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        DataFormatError: not a readable ``.npz`` file, or an entry that is not a plain array.
+    """
+    import zipfile
+
+    from .errors import DataFormatError
+
+    p = check_input_file(path, "an .npz file")
+    out: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise DataFormatError(f"entry {info.filename!r} is not a .npy array", path=p)
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                    else:
+                        raise DataFormatError(f"unknown .npy version {version}", path=p)
+                if dtype.hasobject:
+                    raise DataFormatError(
+                        f"array {info.filename[:-4]!r} holds Python objects (pickles are never "
+                        "loaded)",
+                        path=p,
+                    )
+                out[info.filename[:-4]] = (tuple(int(n) for n in shape), dtype)
+    except DataFormatError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
+            RuntimeError, NotImplementedError, UnicodeDecodeError) as exc:  # fmt: skip
+        raise DataFormatError(f"not a readable .npz file ({type(exc).__name__}: {exc})", path=p) from None
+    except Exception as exc:  # zlib.error and other decompressor errors
+        import zlib
+
+        if isinstance(exc, zlib.error):
+            raise DataFormatError(f"corrupt compressed .npz entry ({exc})", path=p) from None
+        raise
+    return out
 
 
 def environment_info() -> dict[str, Any]:

@@ -20,7 +20,6 @@ import gzip
 import io
 import os
 import re
-import stat
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import numpy as np
 
 from ..alphabet import PROTEIN, Alphabet
 from ..errors import DataFormatError, ValidationError
-from ..storage import atomic_write_bytes
+from ..storage import atomic_write_bytes, check_input_file, read_bounded
 from .msa import MultipleSequenceAlignment, ReferenceSequence
 
 __all__ = [
@@ -103,49 +102,6 @@ class RawAlignment:
 
 
 # ------------------------------------------------------------------------------------ detection
-def check_input_file(path: str | os.PathLike[str], what: str = "input file") -> Path:
-    """Check that ``path`` is an existing regular file (not a folder, device, pipe or socket).
-
-    Raises:
-        FileNotFoundError: nothing at ``path``.
-        DataFormatError: ``path`` is a folder or a special file (e.g. ``/dev/zero``).
-    """
-    p = Path(path)
-    try:
-        mode = p.stat().st_mode
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} {p} does not exist") from None
-    except NotADirectoryError:
-        raise FileNotFoundError(f"{what} {p} does not exist (a path component is a file)") from None
-    if stat.S_ISDIR(mode):
-        raise DataFormatError(f"is a folder, expected {what}", path=p)
-    if not stat.S_ISREG(mode):
-        raise DataFormatError(
-            f"is not a regular file (a device, pipe or socket), expected {what}; copy the data "
-            "into a file",
-            path=p,
-        )
-    return p
-
-
-def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "input file") -> bytes:
-    """The bytes of a regular file of at most ``max_bytes`` bytes (never reads more).
-
-    Raises:
-        FileNotFoundError: nothing at ``path``.
-        DataFormatError: a folder or special file, or larger than ``max_bytes``.
-    """
-    p = check_input_file(path, what)
-    with open(p, "rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise DataFormatError(
-            f"larger than {max_bytes} bytes, too large for {what}; check that this is the right file",
-            path=p,
-        )
-    return data
-
-
 class _BoundedReader(io.RawIOBase):
     """A binary stream that raises :class:`DataFormatError` after ``limit`` bytes (gzip bombs)."""
 
