@@ -40,6 +40,7 @@ __all__ = [
     "check_input_file",
     "check_output_dir",
     "environment_info",
+    "inspect_npy",
     "inspect_npz",
     "output_lock",
     "read_bounded",
@@ -326,6 +327,37 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "a
     return data
 
 
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"unknown .npy version {version}")
+    return tuple(int(n) for n in shape), dtype
+
+
+def inspect_npy(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype of a ``.npy`` file from its header (nothing else is read).
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        DataFormatError: not a ``.npy`` file, or an array of Python objects.
+    """
+    from .errors import DataFormatError
+
+    p = check_input_file(path, "a .npy file")
+    try:
+        with open(p, "rb") as fh:
+            shape, dtype = _npy_header(fh)
+    except (ValueError, OSError, EOFError, SyntaxError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"not a readable .npy file ({exc})", path=p) from None
+    if dtype.hasobject:
+        raise DataFormatError("the array holds Python objects (pickles are never loaded)", path=p)
+    return shape, dtype
+
+
 def inspect_npz(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
     """Shape and dtype of every array of an ``.npz`` file, read from the headers only.
 
@@ -348,24 +380,18 @@ def inspect_npz(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...]
                 if not info.filename.endswith(".npy"):
                     raise DataFormatError(f"entry {info.filename!r} is not a .npy array", path=p)
                 with zf.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                    elif version in ((2, 0), (3, 0)):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                    else:
-                        raise DataFormatError(f"unknown .npy version {version}", path=p)
+                    shape, dtype = _npy_header(fh)
                 if dtype.hasobject:
                     raise DataFormatError(
                         f"array {info.filename[:-4]!r} holds Python objects (pickles are never "
                         "loaded)",
                         path=p,
                     )
-                out[info.filename[:-4]] = (tuple(int(n) for n in shape), dtype)
+                out[info.filename[:-4]] = (shape, dtype)
     except DataFormatError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
-            RuntimeError, NotImplementedError, UnicodeDecodeError) as exc:  # fmt: skip
+            RuntimeError, NotImplementedError, UnicodeDecodeError, SyntaxError) as exc:  # fmt: skip
         raise DataFormatError(f"not a readable .npz file ({type(exc).__name__}: {exc})", path=p) from None
     except Exception as exc:  # zlib.error and other decompressor errors
         import zlib

@@ -143,11 +143,13 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
         config["memory_limit_gb"] = DEFAULT_MEMORY_LIMIT_GB
     sources: dict[str, str] = {}
     memory_from_file: Any = None
+    memory_source = "--memory-limit-gb"
     if getattr(args, "config", None) is not None:
         path = Path(args.config)
         from_file = read_config_file(path)
         if "memory_limit_gb" not in defaults and "memory_limit_gb" in from_file:
             memory_from_file = from_file.pop("memory_limit_gb")
+            memory_source = f"memory_limit_gb in {path}"
         unknown = sorted(set(from_file) - set(defaults) - {"seed"})
         if unknown:
             raise ValidationError(
@@ -171,12 +173,18 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
     if command is not None:
         check_options(command, config, sources)
     if "memory_limit_gb" not in defaults and hasattr(args, "memory_limit_gb"):
-        given = args.memory_limit_gb if args.memory_limit_gb is not None else memory_from_file
+        given, source = args.memory_limit_gb, "--memory-limit-gb"
+        if given is None:
+            given, source = memory_from_file, memory_source
         if given is not None:
-            check_options("*", {"memory_limit_gb": given}, {"memory_limit_gb": "memory_limit_gb"})
+            check_options("*", {"memory_limit_gb": given}, {"memory_limit_gb": source})
             args.memory_limit_gb = float(given)
     if config.get("device") is not None:
         check_device(str(config["device"]))
+    if command in ("sample", "theory"):
+        from .resources import check_command_resources
+
+        check_command_resources(command, config, args)
     return config
 
 

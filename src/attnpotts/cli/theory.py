@@ -17,6 +17,7 @@ from ..storage import (
     atomic_write_json,
     atomic_write_text,
     environment_info,
+    inspect_npy,
 )
 from .common import add_common_arguments, resolve_config
 
@@ -130,16 +131,15 @@ def _ucol(spec: str, q: int, seed: int) -> np.ndarray:
     path = Path(spec)
     if path.suffix != ".npy":
         raise ValidationError(f"--ucol must be identity, gaussian or a .npy file, got {spec!r}")
+    shape, dtype = inspect_npy(path)  # checked before anything is read
+    if shape != (q, q):
+        raise DataFormatError(f"Ucol has shape {shape}, expected ({q}, {q}) for --states {q}", path=path)
+    if dtype.kind not in "fiu":
+        raise DataFormatError(f"Ucol has dtype {dtype}; expected real numbers (float)", path=path)
     try:
         u = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise DataFormatError(f"cannot read a numpy array ({exc})", path=path) from exc
-    if u.shape != (q, q):
-        raise DataFormatError(
-            f"Ucol has shape {u.shape}, expected ({q}, {q}) for --states {q}", path=path
-        )
     return np.asarray(u, dtype=float)
 
 

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ValidationError
 from ..storage import atomic_output_dir, atomic_write_json, environment_info
+from .resources import check_train_resources
 
 __all__ = ["MODEL_DEFAULTS", "TRAIN_DEFAULTS", "register", "run"]
 
@@ -414,6 +415,7 @@ def run(args: argparse.Namespace) -> int:
         )
     config = training_config(values)
     data = load_data(values)
+    check_train_resources(values, int(data.train.shape[0]), data.n_sites, data.n_states, args)
     model = build_from_options(values, data.n_sites, data.n_states)
     callbacks = [] if args.no_progress else [ProgressBar(f"train {values['model']}")]
     t0 = time.perf_counter()
