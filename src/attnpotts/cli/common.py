@@ -37,9 +37,11 @@ __all__ = [
     "check_device",
     "exit_code_for",
     "memory_limit_bytes",
+    "print_warnings",
     "read_config_file",
     "resolve_config",
     "run_command",
+    "training_data_warnings",
 ]
 
 #: The one default of ``--memory-limit-gb`` (GiB) for every command: estimated peak memory of the
@@ -186,6 +188,32 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
 
         check_command_resources(command, config, args)
     return config
+
+
+def training_data_warnings(data: Any) -> list[str]:
+    """:func:`attnpotts.alignment.data_warnings` of a ``TrainingData`` (all its sequences)."""
+    import numpy as np
+
+    from ..alignment import data_warnings
+
+    symbols = data.info.get("alphabet")
+    gap = symbols.index("-") if isinstance(symbols, str) and "-" in symbols else None
+    parts = [
+        (a, w)
+        for a, w in ((data.train, data.train_weights), (data.validation, data.validation_weights),
+                     (data.test, data.test_weights))
+        if a.shape[0]
+    ]  # fmt: skip
+    weights = None
+    if all(w is not None for _, w in parts):
+        weights = np.concatenate([np.asarray(w) for _, w in parts])
+    return data_warnings(np.concatenate([a for a, _ in parts]), gap_index=gap, weights=weights)
+
+
+def print_warnings(command: str, warnings: list[str]) -> None:
+    """Print data warnings on stderr, one line each."""
+    for w in warnings:
+        print(f"attnpotts {command}: warning: {w}", file=sys.stderr)
 
 
 def memory_limit_bytes(args: argparse.Namespace | None) -> int:
