@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from attnpotts.alignment.examples import example_files
@@ -142,3 +143,21 @@ def test_write_failures_are_clean_io_errors(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and errno.errorcode[code] in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing half-written, no lock
+
+
+def test_a_successful_resume_removes_the_killed_runs_temporary_folder(tmp_path: Path) -> None:
+    import shutil
+
+    rng = np.random.default_rng(0)
+    aln = tmp_path / "a.fasta"
+    aln.write_text("".join(f">s{k}\n{''.join(rng.choice(list('ACDEFG'), 8))}\n" for k in range(40)))
+    base = ["train", "--data", str(aln), "--no-progress", "--batch-size", "20"]
+    assert main([*base, "--epochs", "1", "--out", str(tmp_path / "first")]) == 0
+    stale = tmp_path / ".o.tmp-killed"  # what a run of --out o killed after epoch 1 leaves
+    stale.mkdir()
+    shutil.copy(tmp_path / "first" / "model.pt", stale / "model.pt")
+    other = tmp_path / ".other.tmp-x"  # not this run's: kept
+    other.mkdir()
+    assert main([*base, "--epochs", "2", "--resume", str(stale / "model.pt"), "--out", str(tmp_path / "o")]) == 0
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-x", "a.fasta", "first", "o"]

@@ -183,6 +183,8 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
             args.memory_limit_gb = float(given)
     if config.get("device") is not None:
         check_device(str(config["device"]))
+    if config.get("resume"):
+        args.resolved_resume = config["resume"]  # for the clean-up after a successful resume
     if command in ("sample", "theory"):
         from .resources import check_command_resources
 
@@ -318,6 +320,24 @@ def _preflight_out(args: argparse.Namespace) -> Path | None:
     return check_output_dir(out, overwrite=bool(getattr(args, "overwrite", False)))
 
 
+def _remove_resumed_temporary(args: argparse.Namespace, out: Path) -> None:
+    """After a resumed run finished into ``out``, remove the killed run's temporary folder.
+
+    Only a folder named like the temporary folder of ``out`` (``.<name>.tmp-*`` next to it) that
+    held the ``--resume`` checkpoint is removed, and only once ``out`` is a finished result.
+    """
+    import shutil
+
+    from ..storage import OUTPUT_MARKER
+
+    resume = getattr(args, "resolved_resume", None)
+    if not resume or not (out / OUTPUT_MARKER).is_file():
+        return
+    stale = Path(os.path.abspath(resume)).parent
+    if stale.parent == out.parent and stale.name.startswith(f".{out.name}.tmp-") and stale.is_dir():
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed subcommand ``args.func(args)`` with ``--out`` checked and locked.
 
@@ -332,7 +352,9 @@ def run_command(args: argparse.Namespace) -> int:
         if out is None:
             return int(args.func(args) or 0)
         with output_lock(out):
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            _remove_resumed_temporary(args, out)
+            return code
     except BaseException as exc:
         if isinstance(exc, SystemExit | GeneratorExit):
             raise
