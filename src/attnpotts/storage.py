@@ -328,14 +328,20 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "a
 
 
 def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-    elif version in ((2, 0), (3, 0)):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    else:
-        raise ValueError(f"unknown .npy version {version}")
-    return tuple(int(n) for n in shape), dtype
+    """Shape and dtype of a ``.npy`` stream; any malformed header is a ``ValueError``."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+        return tuple(int(n) for n in shape), np.dtype(dtype)
+    except OSError:
+        raise
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
+        raise ValueError(f"malformed .npy header ({type(exc).__name__}: {exc})") from None
 
 
 def inspect_npy(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype[Any]]:
