@@ -183,6 +183,8 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
             args.memory_limit_gb = float(given)
     if config.get("device") is not None:
         check_device(str(config["device"]))
+    elif "device" not in defaults and getattr(args, "device", None) is not None:
+        check_device(str(args.device))  # a --device flag outside the option dict (theory)
     if config.get("resume"):
         args.resolved_resume = config["resume"]  # for the clean-up after a successful resume
     if command in ("sample", "theory"):
