@@ -164,6 +164,13 @@ def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -
         raise OutputFolderError(
             f"output path {path} is a file, not a folder; choose another --out"
         )
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise OutputFolderError(
+                    f"output path {path}: {parent} is a file, not a folder; choose another --out"
+                )
+            break
     if path.is_dir():
         try:
             empty = not any(path.iterdir())

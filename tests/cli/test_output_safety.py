@@ -63,6 +63,8 @@ def test_out_naming_a_file_or_the_current_folder_is_refused(
     f.write_text("keep")
     assert main(_commands(f, tmp_path)[command]) == EXIT_CODES["bad_input"]
     assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(_commands(f / "sub", tmp_path)[command]) == EXIT_CODES["bad_input"]
+    assert "notes.txt is a file, not a folder" in capsys.readouterr().err
     assert f.read_text() == "keep"
     monkeypatch.chdir(tmp_path)
     assert main([*_commands(Path("."), tmp_path)[command], "--overwrite"]) == 2

@@ -170,13 +170,17 @@ def validate_checkpoint(data: Any, path: str | os.PathLike[str], *, resume: bool
     if data["model_dtype"] not in _MODEL_DTYPES:
         raise _bad(p, f"model dtype {data['model_dtype']!r} is not one of {_MODEL_DTYPES}")
     dims = [1]
-    n_tensors = 0
+    n_tensors = n_stored = 0
     for where, leaf in _leaves(data):
         if isinstance(leaf, torch.Tensor):
             if leaf.dtype not in _DTYPES:
                 raise _bad(p, f"tensor {where} has dtype {leaf.dtype}, not a checkpoint dtype")
+            if leaf.layout != torch.strided or leaf.is_quantized:
+                raise _bad(p, f"tensor {where} is {leaf.layout}, not a dense tensor")
             dims.extend(int(d) for d in leaf.shape)
             n_tensors += 1
+            if where.startswith("/model_state/"):
+                n_stored += leaf.numel()
     try:
         hp = json.loads(data["model_hparams"])
     except json.JSONDecodeError:
@@ -195,6 +199,10 @@ def validate_checkpoint(data: Any, path: str | os.PathLike[str], *, resume: bool
                 )
         elif not isinstance(value, float):
             raise _bad(p, f"hyper-parameter {name} has type {type(value).__name__}")
+    L, q = hp.get("n_sites"), hp.get("n_states")
+    size = L * L * q * q if isinstance(L, int) and isinstance(q, int) else 0
+    if data["model_kind"] == "potts" and size > 4 * n_stored + 10**6:  # its (L, L, q, q) couplings
+        raise _bad(p, f"n_sites = {L}, n_states = {q} do not fit the stored couplings")
     for key in ("model_state", "final_model_state", "best_state"):
         state = data.get(key)
         if state is not None and not (
