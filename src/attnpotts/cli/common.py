@@ -157,6 +157,9 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
             raise ValidationError(
                 f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
             )
+        command = getattr(args, "command", None)
+        if command is not None:  # the file's own values, even those a flag overrides
+            check_options(command, from_file, {k: f"{k} in {path}" for k in from_file})
         config.update(from_file)
         sources.update({k: f"{k} in {path}" for k in from_file})
     # Option flags have default None, so a non-None value was typed and overrides the file.

@@ -123,6 +123,10 @@ def parse_alphas(tokens: list[Any]) -> list[float]:
     return sorted(set(values))
 
 
+#: Largest |Ucol| entry read from a file (logits beta * U * field must stay far from overflow).
+_MAX_UCOL = 1e6
+
+
 def _ucol(spec: str, q: int, seed: int) -> np.ndarray:
     from ..theory import make_ucol
 
@@ -140,7 +144,14 @@ def _ucol(spec: str, q: int, seed: int) -> np.ndarray:
         u = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise DataFormatError(f"cannot read a numpy array ({exc})", path=path) from exc
-    return np.asarray(u, dtype=float)
+    u = np.asarray(u, dtype=float)
+    if not np.isfinite(u).all() or np.abs(u).max() > _MAX_UCOL:
+        raise DataFormatError(
+            f"Ucol entries must be finite numbers with |U| <= {_MAX_UCOL:g} (larger values only "
+            "overflow the solver); rescale the matrix or lower --beta",
+            path=path,
+        )
+    return u
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
