@@ -340,3 +340,17 @@ def test_resume_on_other_data_is_refused(tmp_path: Path, checkpoint: Path) -> No
     model = FactoredAttention(n_sites=5, n_states=3, seed=0)
     with pytest.raises(ValidationError, match="trained on other data"):
         train(model, other, config=TrainingConfig(max_epochs=3, batch_size=20), resume_from=checkpoint)
+
+
+def test_loading_a_checkpoint_is_checked_against_the_memory_limit(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--data", ALN, "--resume", str(checkpoint), "--memory-limit-gb", "1e-6"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == BAD
+    assert "loading --resume" in _one_line_error(capsys)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_bytes(checkpoint.read_bytes())
+    argv = ["evaluate", "--run", str(run), "--memory-limit-gb", "1e-6", "--out", str(tmp_path / "e")]
+    assert main(argv) == BAD
+    assert "loading the checkpoint" in _one_line_error(capsys)

@@ -190,7 +190,7 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
         check_device(str(args.device))  # a --device flag outside the option dict (theory)
     if config.get("resume"):
         args.resolved_resume = config["resume"]  # for the clean-up after a successful resume
-    if command in ("sample", "theory"):
+    if command in ("sample", "theory", "evaluate", "train"):
         from .resources import check_command_resources
 
         check_command_resources(command, config, args)

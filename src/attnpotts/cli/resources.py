@@ -105,9 +105,24 @@ def _max_alpha(tokens: list[Any]) -> tuple[float, int]:
     return (top if math.isfinite(top) else 0.0), count
 
 
+def _checkpoint_bytes(path: Any) -> float:
+    """Memory to load a checkpoint: its tensors, the model built from them and a state copy."""
+    import os
+
+    try:
+        return 3.0 * os.stat(path).st_size
+    except OSError:
+        return 0.0  # missing or unreadable: the loader reports it
+
+
 def check_command_resources(command: str, cfg: dict[str, Any], args: argparse.Namespace) -> None:
-    """The checks that need only the resolved options (``sample``, ``theory``)."""
-    if command == "sample":
+    """The checks that need only the resolved options (``sample``, ``theory``, checkpoints)."""
+    if command == "evaluate" and getattr(args, "run", None) is not None:
+        ckpt = f"{args.run}/model.pt"
+        require_memory(_checkpoint_bytes(ckpt), args, "loading the checkpoint", ckpt)
+    elif command == "train" and cfg.get("resume"):
+        require_memory(_checkpoint_bytes(cfg["resume"]), args, "loading --resume", str(cfg["resume"]))
+    elif command == "sample":
         if cfg.get("model_file"):
             from ..storage import inspect_npz
 
