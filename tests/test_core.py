@@ -14,7 +14,7 @@ from attnpotts.alphabet import PROTEIN, RNA, Alphabet
 from attnpotts.cli.common import add_common_arguments, resolve_config
 from attnpotts.errors import DataFormatError, ValidationError
 from attnpotts.random import as_generator, spawn_seeds, torch_generator
-from attnpotts.storage import atomic_output_dir, atomic_write_json, atomic_write_text
+from attnpotts.storage import OUTPUT_MARKER, atomic_output_dir, atomic_write_json, atomic_write_text
 
 
 @settings(max_examples=50, deadline=None)
@@ -78,7 +78,7 @@ def test_atomic_output_dir_leaves_nothing_on_failure(tmp_path) -> None:
         pass
     with atomic_output_dir(out, overwrite=True) as tmp:
         atomic_write_text(tmp / "new.txt", "new")
-    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 

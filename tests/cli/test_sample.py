@@ -81,7 +81,9 @@ def test_errors_are_clear_and_leave_nothing(tmp_path, capsys) -> None:
     (out / "keep").write_text("x")
     assert main(["sample", "--out", str(out), "--target-distance", "none", *TINY]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    # --overwrite never deletes a folder attnpotts did not write
     assert (
-        main(["sample", "--out", str(out), "--overwrite", "--target-distance", "none", *TINY]) == 0
+        main(["sample", "--out", str(out), "--overwrite", "--target-distance", "none", *TINY]) == 2
     )
-    assert not (out / "keep").exists()
+    assert "not written by attnpotts" in capsys.readouterr().err
+    assert (out / "keep").read_text() == "x"

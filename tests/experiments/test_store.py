@@ -71,7 +71,7 @@ def test_write_and_load_round_trip(tmp_path: Path, toy: ModuleType) -> None:
     assert path == tmp_path / "store" / r.run_id
     names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
     assert names == [
-        "arrays.npz", "config.json", "environment.json", "figures/f.png", "metrics.json",
+        ".attnpotts-output", "arrays.npz", "config.json", "environment.json", "figures/f.png", "metrics.json",
         "timings.json",
     ]
     config = json.loads((path / "config.json").read_text())

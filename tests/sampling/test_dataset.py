@@ -69,6 +69,7 @@ def test_save_load_round_trip_and_folder_format(tmp_path) -> None:
     out = ds.save(tmp_path / "data")
     names = {p.name for p in out.iterdir()}
     assert names == {
+        ".attnpotts-output",
         "model.npz",
         "sequences.npz",
         "train.fasta",

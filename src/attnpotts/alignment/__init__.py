@@ -15,7 +15,7 @@ from .io import (
     write_a2m,
     write_fasta,
 )
-from .msa import MultipleSequenceAlignment, ReferenceSequence
+from .msa import MIN_NEFF_PER_SITE, MultipleSequenceAlignment, ReferenceSequence, data_warnings
 from .structure import (
     DISTANCE_KINDS,
     ChainStructure,
@@ -46,6 +46,7 @@ __all__ = [
     "DISTANCE_KINDS",
     "EXAMPLES",
     "FORMATS",
+    "MIN_NEFF_PER_SITE",
     "ChainStructure",
     "ColumnMapping",
     "DistanceTable",
@@ -57,6 +58,7 @@ __all__ = [
     "StructureDistances",
     "align_sequences",
     "contact_map",
+    "data_warnings",
     "detect_format",
     "distance_maps",
     "encode_alignment",

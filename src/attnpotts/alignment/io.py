@@ -20,6 +20,7 @@ import gzip
 import io
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,16 +30,19 @@ import numpy as np
 
 from ..alphabet import PROTEIN, Alphabet
 from ..errors import DataFormatError, ValidationError
-from ..storage import atomic_write_bytes
+from ..storage import atomic_write_bytes, check_input_file, read_bounded
 from .msa import MultipleSequenceAlignment, ReferenceSequence
 
 __all__ = [
     "FORMATS",
+    "MAX_ALIGNMENT_BYTES",
     "RawAlignment",
+    "check_input_file",
     "detect_format",
     "encode_alignment",
     "parse_alignment",
     "read_alignment",
+    "read_bounded",
     "read_raw_alignment",
     "write_a2m",
     "write_fasta",
@@ -65,6 +69,11 @@ _EXTENSIONS = {
     ".psicov": "psicov",
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Largest alignment read (bytes of text, after decompression): a bound against gzip bombs and
+#: endless inputs; pass ``max_bytes`` to :func:`read_alignment` for larger files.
+MAX_ALIGNMENT_BYTES = 4 * 1024**3
+#: Control characters (other than tab, CR, LF) never belong in an alignment, header or not.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _REGION = re.compile(r"/(\d+)-(\d+)$")
 _INSERT_GAP = "."
 #: str.translate table deleting insertions (lower case letters and '.').
@@ -93,12 +102,39 @@ class RawAlignment:
 
 
 # ------------------------------------------------------------------------------------ detection
-def _open_text(path: Path) -> io.TextIOBase:
+class _BoundedReader(io.RawIOBase):
+    """A binary stream that raises :class:`DataFormatError` after ``limit`` bytes (gzip bombs)."""
+
+    def __init__(self, raw: io.BufferedIOBase | gzip.GzipFile, limit: int, path: Path) -> None:
+        self._raw, self._left, self._limit, self._path = raw, limit, limit, path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)
+        self._left -= n
+        if self._left < 0:
+            raise DataFormatError(
+                f"more than {self._limit} bytes of text (after decompression); too large for an "
+                "alignment read at once (pass max_bytes to read it anyway)",
+                path=self._path,
+            )
+        return int(n)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_text(path: Path, max_bytes: int = MAX_ALIGNMENT_BYTES) -> io.TextIOBase:
+    path = check_input_file(path, "an alignment file")
     with open(path, "rb") as fh:
         magic = fh.read(2)
-    if magic == _GZIP_MAGIC:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="ascii", errors="strict")
-    return open(path, encoding="ascii", errors="strict")
+    raw: io.BufferedIOBase | gzip.GzipFile
+    raw = gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")  # noqa: SIM115
+    stream = io.BufferedReader(_BoundedReader(raw, max_bytes, path))
+    return io.TextIOWrapper(stream, encoding="ascii", errors="strict")
 
 
 def detect_format(path: str | os.PathLike[str], text: str | None = None) -> str:
@@ -147,6 +183,8 @@ def _first_line(path: Path) -> str | None:
             return _first_nonblank(fh)
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"not an ASCII text file ({exc})", path=path) from exc
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataFormatError(f"corrupt gzip file ({exc})", path=path) from exc
 
 
 # ------------------------------------------------------------------------------------- parsing
@@ -175,6 +213,30 @@ def _check_chars(
         )
 
 
+def _check_control(line: str, source: str, n: int) -> None:
+    m = _CONTROL.search(line)
+    if m is not None:
+        raise DataFormatError(
+            f"control character {m.group()!r} at position {m.start() + 1}; an alignment is "
+            "printable text (is this a binary file?)",
+            path=source,
+            line=n,
+        )
+
+
+def _check_unique(ids: Sequence[str], starts: Sequence[int], source: str) -> None:
+    first: dict[str, int] = {}
+    for ident, line in zip(ids, starts, strict=True):
+        if ident in first:
+            raise DataFormatError(
+                f"record id {ident!r} appears twice (lines {first[ident]} and {line}); ids must "
+                "be unique (e.g. NAME/START-END): rename or remove one",
+                path=source,
+                line=line,
+            )
+        first[ident] = line
+
+
 def _split_header(header: str) -> tuple[str, str]:
     parts = header.split(None, 1)
     if not parts:
@@ -194,6 +256,7 @@ def _parse_fasta(
         line = raw.strip()
         if not line:
             continue
+        _check_control(line, source, n)
         if line.startswith(">"):
             if ids and not chunks:
                 raise DataFormatError(
@@ -228,17 +291,20 @@ def _parse_fasta(
         rows.append("".join(chunks))
     if not ids:
         raise DataFormatError("no '>' record found: not a FASTA/A2M/A3M file", path=source)
+    _check_unique(ids, starts, source)
     return RawAlignment(tuple(ids), tuple(descs), tuple(rows), tuple(starts), fmt, source)
 
 
 def _parse_stockholm(lines: Iterable[str], source: str, allowed: frozenset[str]) -> RawAlignment:
     seqs: dict[str, list[str]] = {}
     starts: dict[str, int] = {}
+    in_block: dict[str, int] = {}  # names of the current block of an interleaved file -> line
     header_seen = False
     ended = False
     for n, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         stripped = line.strip()
+        _check_control(line, source, n)
         if not header_seen:
             if not stripped:
                 continue
@@ -250,10 +316,18 @@ def _parse_stockholm(lines: Iterable[str], source: str, allowed: frozenset[str])
             continue
         if ended:
             if stripped:
-                break  # a second alignment in the same file: only the first is read
+                raise DataFormatError(
+                    "text after the '//' that ends the alignment (a second alignment?); a "
+                    "Stockholm file given to attnpotts must hold one alignment: split the file",
+                    path=source,
+                    line=n,
+                )
             continue
-        if not stripped or stripped.startswith("#"):
-            continue  # blank lines and #=GF/#=GS/#=GR/#=GC annotation
+        if not stripped:
+            in_block = {}  # a blank line separates the blocks of an interleaved alignment
+            continue
+        if stripped.startswith("#"):
+            continue  # #=GF/#=GS/#=GR/#=GC annotation
         if stripped == "//":
             ended = True
             continue
@@ -266,6 +340,14 @@ def _parse_stockholm(lines: Iterable[str], source: str, allowed: frozenset[str])
             )
         name, seq = parts
         _check_chars(seq, allowed, source, n)
+        if name in in_block:
+            raise DataFormatError(
+                f"sequence name {name!r} appears twice in one block (lines {in_block[name]} and "
+                f"{n}); names must be unique: rename or remove one",
+                path=source,
+                line=n,
+            )
+        in_block[name] = n
         if name not in seqs:
             seqs[name] = []
             starts[name] = n
@@ -294,6 +376,7 @@ def _parse_psicov(lines: Iterable[str], source: str, allowed: frozenset[str]) ->
         line = raw.strip()
         if not line:
             continue
+        _check_control(line, source, n)
         if line.startswith(">"):
             raise DataFormatError(
                 "a PSICOV .aln file has one sequence per line and no headers; this looks like "
@@ -337,20 +420,29 @@ def _check_format(format: str) -> str:
 
 
 def read_raw_alignment(
-    path: str | os.PathLike[str], *, format: str | None = None, alphabet: Alphabet = PROTEIN
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    alphabet: Alphabet = PROTEIN,
+    max_bytes: int = MAX_ALIGNMENT_BYTES,
 ) -> RawAlignment:
-    """Read the records of an alignment file without encoding them (see :func:`read_alignment`)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"alignment file {p} does not exist")
+    """Read the records of an alignment file without encoding them (see :func:`read_alignment`).
+
+    At most ``max_bytes`` of text are read (after decompression).
+    """
+    p = check_input_file(path, "an alignment file")
     fmt = _check_format(format) if format is not None else detect_format(p)
     try:
-        with _open_text(p) as fh:
+        with _open_text(p, max_bytes) as fh:
             return parse_alignment(fh, fmt, alphabet=alphabet, source=str(p))
     except UnicodeDecodeError as exc:
-        raise DataFormatError(f"not an ASCII text file ({exc})", path=p) from exc
-    except (EOFError, gzip.BadGzipFile) as exc:
-        raise DataFormatError(f"corrupt gzip file ({exc})", path=p) from exc
+        raise DataFormatError(
+            f"not an ASCII text file (byte {exc.object[exc.start:exc.start + 1]!r}); alignments "
+            "are ASCII",
+            path=p,
+        ) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataFormatError(f"corrupt or truncated gzip file ({exc})", path=p) from exc
 
 
 # ------------------------------------------------------------------------------------ encoding

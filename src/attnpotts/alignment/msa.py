@@ -19,7 +19,13 @@ from ..errors import ShapeError, ValidationError
 if TYPE_CHECKING:  # pragma: no cover
     from .weights import SequenceWeights
 
-__all__ = ["MultipleSequenceAlignment", "ReferenceSequence"]
+__all__ = ["MIN_NEFF_PER_SITE", "MultipleSequenceAlignment", "ReferenceSequence", "data_warnings"]
+
+#: Below ``N_eff = MIN_NEFF_PER_SITE * L`` effective sequences, the data are too few for ``L``
+#: columns: with fewer effective sequences than columns, the ``L^2 q^2`` couplings are set by the
+#: regularization more than by the data (the usual rule of thumb of DCA, e.g. EVcouplings'
+#: N_eff / L >= 1 quality criterion).
+MIN_NEFF_PER_SITE = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,6 +213,54 @@ class MultipleSequenceAlignment:
         from .weights import sequence_weights
 
         return sequence_weights(self.states, threshold=threshold)
+
+
+def data_warnings(
+    states: np.ndarray,
+    *,
+    gap_index: int | None = None,
+    weights: np.ndarray | None = None,
+    min_neff_per_site: float = MIN_NEFF_PER_SITE,
+) -> list[str]:
+    """Warnings about degenerate training data; an empty list when nothing is wrong.
+
+    Checks: a single sequence; ``N_eff`` (sum of ``weights``, else the number of sequences)
+    below ``min_neff_per_site * L``; constant columns (one state in every sequence: nothing to
+    learn); sequences without any residue (all gaps, e.g. all ``X`` read as gaps).
+
+    Args:
+        states: ``(N, L)`` encoded sequences.
+        gap_index: the gap state (``None``: the data have no gap state).
+        weights: ``(N,)`` sequence weights.
+    """
+    x = np.asarray(states)
+    if x.ndim != 2:
+        raise ShapeError(f"states must be (N, L), got shape {x.shape}")
+    n, L = x.shape
+    out: list[str] = []
+    if n == 0 or L == 0:
+        return [f"no data: {n} sequences of {L} columns"]
+    if n == 1:
+        out.append("only one sequence: there is no variation to learn couplings from")
+    n_eff = float(n if weights is None else np.asarray(weights, dtype=np.float64).sum())
+    if n_eff < min_neff_per_site * L:
+        out.append(
+            f"few effective sequences: N_eff = {n_eff:.1f} is below {min_neff_per_site:g} x L = "
+            f"{min_neff_per_site * L:g} (L = {L} columns); couplings will reflect the "
+            "regularization more than the data"
+        )
+    constant = np.flatnonzero((x == x[0]).all(axis=0))
+    if constant.size:
+        shown = ", ".join(str(int(c) + 1) for c in constant[:10])
+        out.append(
+            f"{constant.size} constant column(s) (one state in every sequence; 1-based: {shown}"
+            f"{', ...' if constant.size > 10 else ''})"
+        )
+    if gap_index is not None:
+        empty = int((x == gap_index).all(axis=1).sum())
+        if empty:
+            out.append(f"{empty} sequence(s) without any residue (all gaps or unknown letters)")
+    return out
 
 
 def _as_indices(sel: np.ndarray, n: int, name: str) -> np.ndarray:

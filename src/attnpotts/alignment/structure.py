@@ -18,6 +18,7 @@ value per distance column; absent pairs are unknown.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,6 +86,10 @@ class ChainStructure:
         return len(self.sequence)
 
 
+#: Largest structure file read (bytes; the largest mmCIF files in the PDB are a few hundred MB).
+MAX_STRUCTURE_BYTES = 2 * 1024**3
+
+
 def read_structure(
     path: str | os.PathLike[str], *, chain: str | None = None, model: int = 0
 ) -> ChainStructure:
@@ -99,13 +104,28 @@ def read_structure(
         model: 0-based model index (NMR ensembles).
 
     Raises:
-        DataFormatError: gemmi cannot read the file, or it has no such chain or no amino acids.
+        DataFormatError: gemmi cannot read the file, or it has no such chain or no amino acids,
+            or it is not a regular file, too large, or has names that are not UTF-8 text.
     """
+    from .io import check_input_file
+
+    p = check_input_file(path, "a structure file (PDB or mmCIF)")
+    if p.stat().st_size > MAX_STRUCTURE_BYTES:
+        raise DataFormatError(
+            f"larger than {MAX_STRUCTURE_BYTES} bytes, too large for a structure file", path=p
+        )
+    try:
+        return _read_structure(p, chain, model)
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"a residue, chain or atom name is not UTF-8 text ({exc.reason} at byte {exc.start})",
+            path=p,
+        ) from None
+
+
+def _read_structure(p: Path, chain: str | None, model: int) -> ChainStructure:
     import gemmi
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"structure file {p} does not exist")
     try:
         st = gemmi.read_structure(str(p))
     except (RuntimeError, ValueError) as exc:
@@ -396,65 +416,126 @@ class DistanceTable:
         return self.maps[name]
 
 
+#: Largest distances TSV read (bytes): a few hundred thousand pairs take a few MB.
+MAX_DISTANCES_BYTES = 256 * 1024**2
+#: Largest memory of the ``(L, L)`` maps a distances TSV may ask for (bytes).
+MAX_DISTANCE_MAP_BYTES = 1024**3
+
+
 def read_distance_table(
     path: str | os.PathLike[str], *, n_sites: int | None = None
 ) -> DistanceTable:
     """Read a distances TSV file (``#`` comments, header ``i j NAME...``, 1-based ``i j``).
 
+    Every distance must be finite and non-negative, ``i != j``, and a pair given twice (as
+    ``i j`` or ``j i``) must repeat the same values; anything else is refused, never fixed.
+
     Args:
-        n_sites: size ``L`` of the maps; by default the largest column number in the file.
+        n_sites: size ``L`` of the maps (e.g. the alignment's columns: larger column numbers are
+            refused); by default the largest column number in the file.
 
     Raises:
-        DataFormatError: malformed header or line (names the file and line).
+        DataFormatError: malformed header or line, a bad value (names the file and line), a file
+            that is not UTF-8 text, too large, or maps too large for memory.
     """
+    from .io import read_bounded
+
     p = Path(path)
+    raw_bytes = read_bounded(p, MAX_DISTANCES_BYTES, what="a distances TSV file")
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"not UTF-8 text (byte {exc.start}); a distances file is a tab-separated text file",
+            path=p,
+        ) from None
     comments: list[str] = []
     header: list[str] | None = None
     header_line = 0
     rows: list[tuple[int, int, list[float]]] = []
-    with open(p, encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith("#"):
-                comments.append(line[1:].strip())
-                continue
-            fields = line.split()
-            if header is None:
-                if len(fields) < 3 or fields[0] != "i" or fields[1] != "j":
-                    raise DataFormatError(
-                        f"expected a header 'i j NAME...' (tab separated), got {line[:60]!r}",
-                        path=p,
-                        line=n,
-                    )
-                header = fields
-                header_line = n
-                continue
-            if len(fields) != len(header):
+    seen: dict[tuple[int, int], tuple[int, list[float]]] = {}
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            comments.append(line[1:].strip())
+            continue
+        if "\x00" in line:
+            raise DataFormatError("NUL byte in a text line (a binary file?)", path=p, line=n)
+        fields = line.split()
+        if header is None:
+            if len(fields) < 3 or fields[0] != "i" or fields[1] != "j":
                 raise DataFormatError(
-                    f"expected {len(header)} fields like the header, got {len(fields)}",
+                    f"expected a header 'i j NAME...' (tab separated), got {line[:60]!r}",
                     path=p,
                     line=n,
                 )
-            try:
-                i, j = int(fields[0]), int(fields[1])
-                vals = [float(v) for v in fields[2:]]
-            except ValueError as exc:
-                raise DataFormatError(f"not a number: {exc}", path=p, line=n) from exc
-            if i < 1 or j < 1:
-                raise DataFormatError(f"column numbers start at 1, got i={i} j={j}", path=p, line=n)
-            if n_sites is not None and max(i, j) > n_sites:
+            if len(set(fields)) != len(fields):
+                raise DataFormatError(f"repeated column name in the header {fields}", path=p, line=n)
+            header = fields
+            header_line = n
+            continue
+        if len(fields) != len(header):
+            raise DataFormatError(
+                f"expected {len(header)} fields like the header, got {len(fields)}",
+                path=p,
+                line=n,
+            )
+        try:
+            i, j = int(fields[0]), int(fields[1])
+            vals = [float(v) for v in fields[2:]]
+        except ValueError as exc:
+            raise DataFormatError(f"not a number: {exc}", path=p, line=n) from exc
+        if i < 1 or j < 1:
+            raise DataFormatError(f"column numbers start at 1, got i={i} j={j}", path=p, line=n)
+        if i == j:
+            raise DataFormatError(
+                f"a distance of column {i} to itself (i == j); list pairs i != j only",
+                path=p,
+                line=n,
+            )
+        if n_sites is not None and max(i, j) > n_sites:
+            raise DataFormatError(
+                f"column {max(i, j)} exceeds n_sites={n_sites} (the alignment's columns)",
+                path=p,
+                line=n,
+            )
+        bad = [f for f, v in zip(header[2:], vals, strict=True) if not (math.isfinite(v) and v >= 0)]
+        if bad:
+            raise DataFormatError(
+                f"distance {bad[0]} must be a finite number >= 0, got "
+                f"{vals[header.index(bad[0]) - 2]!r}; leave the pair out if it is unknown",
+                path=p,
+                line=n,
+            )
+        key = (min(i, j), max(i, j))
+        if key in seen:
+            first_line, first_vals = seen[key]
+            if first_vals != vals:
                 raise DataFormatError(
-                    f"column {max(i, j)} exceeds n_sites={n_sites}", path=p, line=n
+                    f"pair ({key[0]}, {key[1]}) is given twice with different distances (lines "
+                    f"{first_line} and {n}); keep one",
+                    path=p,
+                    line=n,
                 )
-            rows.append((i, j, vals))
+            continue
+        seen[key] = (n, vals)
+        rows.append((i, j, vals))
     if header is None:
         raise DataFormatError("no header line 'i j NAME...' found", path=p)
     if not rows:
         raise DataFormatError("no distance lines after the header", path=p, line=header_line)
     L = n_sites if n_sites is not None else max(max(i, j) for i, j, _ in rows)
     names = tuple(header[2:])
+    need = L * L * 8 * len(names)
+    if need > MAX_DISTANCE_MAP_BYTES:
+        raise DataFormatError(
+            f"column numbers up to {L} would need {len(names)} map(s) of {L} x {L} "
+            f"({need / 1024**3:.1f} GiB); columns are numbered in the alignment (from 1): check "
+            "the file",
+            path=p,
+        )
     ii = np.array([r[0] for r in rows]) - 1
     jj = np.array([r[1] for r in rows]) - 1
     table = np.array([r[2] for r in rows], dtype=np.float64)  # (pairs, n_names)

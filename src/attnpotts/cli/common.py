@@ -1,24 +1,78 @@
-"""Shared CLI plumbing: ``--config FILE.toml``, ``--seed``, ``--out``, ``--overwrite``, ``--device``.
+"""Shared CLI plumbing: common options, config resolution, typed option checks, exit codes.
 
+Common options: ``--config FILE.toml``, ``--seed``, ``--out``, ``--overwrite``,
+``--memory-limit-gb``, ``--no-progress`` (and ``--device``).
 The rule for every subcommand: defaults < values in ``--config`` < flags given on the command line.
+Every value, from either source, is checked against the command's option table
+(:mod:`attnpotts.cli.options`) before any work. :func:`run_command` runs a parsed command: it
+checks ``--out``, holds the output lock, and turns every error into one line on stderr and an exit
+code of :data:`EXIT_CODES` (documented in ``docs/errors.md``), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import sys
 import tomllib
+import traceback
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataFormatError, ValidationError
+from ..errors import (
+    AttnPottsError,
+    DataFormatError,
+    DivergenceError,
+    ResourceLimitError,
+    ValidationError,
+)
 
-__all__ = ["add_common_arguments", "resolve_config"]
+__all__ = [
+    "DEBUG_ENV",
+    "DEFAULT_MEMORY_LIMIT_GB",
+    "EXIT_CODES",
+    "MAX_CONFIG_BYTES",
+    "add_common_arguments",
+    "check_device",
+    "exit_code_for",
+    "memory_limit_bytes",
+    "print_warnings",
+    "read_config_file",
+    "resolve_config",
+    "run_command",
+    "training_data_warnings",
+]
+
+#: The one default of ``--memory-limit-gb`` (GiB) for every command: estimated peak memory of the
+#: large arrays a command would allocate; above it the command refuses before allocating.
+DEFAULT_MEMORY_LIMIT_GB = 8.0
+
+#: Largest ``--config`` file read (bytes); a TOML options file is a few hundred bytes.
+MAX_CONFIG_BYTES = 1 << 20
+
+#: Set this environment variable to 1 to get the traceback of an unexpected error (a bug).
+DEBUG_ENV = "ATTNPOTTS_DEBUG"
+
+#: Exit status of ``attnpotts`` by outcome (see ``docs/errors.md``).
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "not_converged": 1,
+    "bad_input": 2,
+    "diverged": 3,
+    "out_of_memory": 4,
+    "io_error": 5,
+    "locked": 6,
+    "bug": 70,
+    "interrupted": 130,
+}
 
 
 def add_common_arguments(
     parser: argparse.ArgumentParser, *, default_out: str | None = None, device: bool = False
 ) -> None:
-    """Add ``--config``, ``--seed``, ``--out``, ``--overwrite`` (and ``--device``) to ``parser``."""
+    """Add ``--config``, ``--seed``, ``--out``, ``--overwrite``, ``--memory-limit-gb``,
+    ``--no-progress`` (and ``--device``) to ``parser``."""
     parser.add_argument("--config", type=Path, help="TOML file of options (flags override it)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument(
@@ -29,12 +83,48 @@ def add_common_arguments(
         help="output folder (written atomically)"
         + (f"; default {default_out}" if default_out else ""),
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out folder written by attnpotts (others are never deleted)",
+    )
+    parser.add_argument(
+        "--memory-limit-gb",
+        dest="memory_limit_gb",
+        type=float,
+        default=None,
+        help="refuse work whose estimated memory is above this many GiB "
+        f"(default {DEFAULT_MEMORY_LIMIT_GB:g})",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     if device:
         parser.add_argument(
             "--device", default=None, help="torch device: cpu (default), cuda, cuda:1, ..."
         )
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML options file (bounded read, UTF-8); every failure is a clean error naming it.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataFormatError: not a regular file, larger than :data:`MAX_CONFIG_BYTES`, not UTF-8, or
+            not valid TOML.
+    """
+    from ..alignment.io import read_bounded
+
+    path = Path(path)
+    raw = read_bounded(path, MAX_CONFIG_BYTES, what="a TOML options file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"not UTF-8 text (byte {exc.start}); save the options file as UTF-8", path=path
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DataFormatError(f"invalid TOML ({exc})", path=path) from exc
 
 
 def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -43,31 +133,238 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[s
     ``defaults`` maps option names (``dest`` of the flags) to default values; only those keys are
     read from the file, unknown keys are an error naming the file and the key. Option flags must
     be declared with ``default=None`` so that a flag the user did not type leaves the file's value.
+    Values are checked against the option table of ``args.command`` (type, range, choice; the same
+    message for a flag and a TOML key); ``device`` is checked against the machine. The memory limit
+    (``memory_limit_gb`` in the file or ``--memory-limit-gb``) is resolved onto
+    ``args.memory_limit_gb`` (and into the result only for commands whose defaults have it).
     """
+    from .options import check_options
+
     config = dict(defaults)
+    if "memory_limit_gb" in config:  # one default for every command
+        config["memory_limit_gb"] = DEFAULT_MEMORY_LIMIT_GB
+    sources: dict[str, str] = {}
+    memory_from_file: Any = None
+    memory_source = "--memory-limit-gb"
     if getattr(args, "config", None) is not None:
         path = Path(args.config)
-        try:
-            with path.open("rb") as fh:
-                from_file = tomllib.load(fh)
-        except FileNotFoundError:
-            raise
-        except tomllib.TOMLDecodeError as exc:
-            raise DataFormatError(f"invalid TOML ({exc})", path=path) from exc
+        from_file = read_config_file(path)
+        if "memory_limit_gb" not in defaults and "memory_limit_gb" in from_file:
+            memory_from_file = from_file.pop("memory_limit_gb")
+            memory_source = f"memory_limit_gb in {path}"
         unknown = sorted(set(from_file) - set(defaults) - {"seed"})
         if unknown:
             raise ValidationError(
                 f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
             )
+        command = getattr(args, "command", None)
+        if command is not None:  # the file's own values, even those a flag overrides
+            check_options(command, from_file, {k: f"{k} in {path}" for k in from_file})
         config.update(from_file)
+        sources.update({k: f"{k} in {path}" for k in from_file})
     # Option flags have default None, so a non-None value was typed and overrides the file.
     for key in defaults:
         value = getattr(args, key, None)
         if value is not None:
             config[key] = value
+            sources[key] = "--" + key.replace("_", "-")
     if getattr(args, "seed", None) is not None:
         config["seed"] = args.seed
+        sources["seed"] = "--seed"
     config.setdefault("seed", 0)
     if config["seed"] is None:
         config["seed"] = 0
+    command = getattr(args, "command", None)
+    if command is not None:
+        check_options(command, config, sources)
+    if "memory_limit_gb" not in defaults and hasattr(args, "memory_limit_gb"):
+        given, source = args.memory_limit_gb, "--memory-limit-gb"
+        if given is None:
+            given, source = memory_from_file, memory_source
+        if given is not None:
+            check_options("*", {"memory_limit_gb": given}, {"memory_limit_gb": source})
+            args.memory_limit_gb = float(given)
+    if config.get("device") is not None:
+        check_device(str(config["device"]))
+    elif "device" not in defaults and getattr(args, "device", None) is not None:
+        check_device(str(args.device))  # a --device flag outside the option dict (theory)
+    if config.get("resume"):
+        args.resolved_resume = config["resume"]  # for the clean-up after a successful resume
+    if command in ("sample", "theory", "evaluate", "train"):
+        from .resources import check_command_resources
+
+        check_command_resources(command, config, args)
     return config
+
+
+def training_data_warnings(data: Any) -> list[str]:
+    """:func:`attnpotts.alignment.data_warnings` of a ``TrainingData`` (all its sequences)."""
+    import numpy as np
+
+    from ..alignment import data_warnings
+
+    symbols = data.info.get("alphabet")
+    gap = symbols.index("-") if isinstance(symbols, str) and "-" in symbols else None
+    parts = [
+        (a, w)
+        for a, w in ((data.train, data.train_weights), (data.validation, data.validation_weights),
+                     (data.test, data.test_weights))
+        if a.shape[0]
+    ]  # fmt: skip
+    weights = None
+    if all(w is not None for _, w in parts):
+        weights = np.concatenate([np.asarray(w) for _, w in parts])
+    return data_warnings(np.concatenate([a for a, _ in parts]), gap_index=gap, weights=weights)
+
+
+def print_warnings(command: str, warnings: list[str]) -> None:
+    """Print data warnings on stderr, one line each."""
+    for w in warnings:
+        print(f"attnpotts {command}: warning: {w}", file=sys.stderr)
+
+
+def memory_limit_bytes(args: argparse.Namespace | None) -> int:
+    """The memory limit of a command in bytes (``--memory-limit-gb`` or the default)."""
+    gb = getattr(args, "memory_limit_gb", None) if args is not None else None
+    return int((DEFAULT_MEMORY_LIMIT_GB if gb is None else float(gb)) * 1024**3)
+
+
+def check_device(name: str) -> None:
+    """Refuse a torch device this machine cannot serve (e.g. ``cuda`` without CUDA), cleanly.
+
+    Raises:
+        ValidationError: unknown device string, CUDA/MPS not available, or an index past the
+            number of devices.
+    """
+    text = name.strip().lower()
+    if text == "cpu":
+        return
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise ValidationError(
+            f"unknown --device {name!r} ({exc}); use cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValidationError(
+                f"--device {name} asks for CUDA, but this machine has no usable CUDA device "
+                "(or torch was built without CUDA); use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValidationError(
+                f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+            )
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValidationError(f"--device {name}: MPS is not available here; use --device cpu")
+    elif device.type != "cpu":
+        raise ValidationError(f"--device {name}: unsupported device type; use cpu, cuda or mps")
+
+
+def exit_code_for(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one-line message (without the command prefix) of ``exc``."""
+    from ..storage import OutputLockedError
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_CODES["interrupted"], (
+            "interrupted; nothing half-written was left (finished runs of a sweep are kept for "
+            "resume)"
+        )
+    if isinstance(exc, OutputLockedError):
+        return EXIT_CODES["locked"], text
+    if isinstance(exc, DivergenceError):
+        return EXIT_CODES["diverged"], f"training diverged: {text}"
+    if isinstance(exc, MemoryError) and not isinstance(exc, ResourceLimitError):
+        return EXIT_CODES["out_of_memory"], (
+            "ran out of memory; use smaller sizes, or lower --memory-limit-gb so that the "
+            "estimate refuses such runs up front"
+        )
+    if isinstance(exc, AttnPottsError | FileExistsError | FileNotFoundError):
+        return EXIT_CODES["bad_input"], text
+    if isinstance(exc, OSError):
+        name = errno.errorcode.get(exc.errno or 0, "")
+        what = exc.strerror or text
+        where = f" {exc.filename}" if exc.filename is not None else ""
+        hint = {
+            "ENOSPC": "free some disk space or choose another --out",
+            "EDQUOT": "free some disk quota or choose another --out",
+            "EROFS": "the file system is read-only; choose another --out",
+            "EACCES": "check the permissions, or choose another path",
+            "EPERM": "check the permissions, or choose another path",
+            "ENOTDIR": "a path component is a file, not a folder",
+            "EISDIR": "a folder was given where a file is expected",
+        }.get(name, "check the path and the disk")
+        return EXIT_CODES["io_error"], (
+            f"I/O error{where}: {what}" + (f" ({name})" if name else "") + f"; {hint}"
+        )
+    return EXIT_CODES["bug"], (
+        f"unexpected internal error {type(exc).__name__}: {text}. This is a bug in attnpotts; "
+        f"please report it with the command line (set {DEBUG_ENV}=1 to print the traceback)"
+    )
+
+
+def _preflight_out(args: argparse.Namespace) -> Path | None:
+    """Check ``--out`` before any work; return the folder to lock (None: the command has none)."""
+    from ..storage import check_output_dir
+
+    out = getattr(args, "out", None)
+    if out is None:
+        return None
+    if getattr(args, "command", None) == "reproduce":  # resumes into its folder; checks it itself
+        path = Path(os.path.abspath(out))
+        if path.exists() and not path.is_dir():
+            from ..storage import OutputFolderError
+
+            raise OutputFolderError(f"output path {path} is a file, not a folder; choose another --out")
+        return path
+    return check_output_dir(out, overwrite=bool(getattr(args, "overwrite", False)))
+
+
+def _remove_resumed_temporary(args: argparse.Namespace, out: Path) -> None:
+    """After a resumed run finished into ``out``, remove the killed run's temporary folder.
+
+    Only a folder named like the temporary folder of ``out`` (``.<name>.tmp-*`` next to it) that
+    held the ``--resume`` checkpoint is removed, and only once ``out`` is a finished result.
+    """
+    import shutil
+
+    from ..storage import OUTPUT_MARKER
+
+    resume = getattr(args, "resolved_resume", None)
+    if not resume or not (out / OUTPUT_MARKER).is_file():
+        return
+    stale = Path(os.path.abspath(resume)).parent
+    if stale.parent == out.parent and stale.name.startswith(f".{out.name}.tmp-") and stale.is_dir():
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand ``args.func(args)`` with ``--out`` checked and locked.
+
+    Returns its exit status; every exception becomes one line ``attnpotts COMMAND: error: ...`` on
+    stderr and the exit status of :func:`exit_code_for` (the traceback of a bug only with
+    ``ATTNPOTTS_DEBUG=1``).
+    """
+    from ..storage import output_lock
+
+    try:
+        out = _preflight_out(args)
+        if out is None:
+            return int(args.func(args) or 0)
+        with output_lock(out):
+            code = int(args.func(args) or 0)
+            _remove_resumed_temporary(args, out)
+            return code
+    except BaseException as exc:
+        if isinstance(exc, SystemExit | GeneratorExit):
+            raise
+        code, message = exit_code_for(exc)
+        if code == EXIT_CODES["bug"] and os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            traceback.print_exc()
+        print(f"attnpotts {getattr(args, 'command', '')}: error: {message}", file=sys.stderr)
+        return code

@@ -75,8 +75,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--score-gap", dest="score_gap", choices=["exclude", "include"], default=None,
                    help="leave the gap state out of the Frobenius score (default, CCMpred) or keep "
                    "it (plmc); summary.json reports the precision of both")
-    g.add_argument("--memory-limit-gb", dest="memory_limit_gb", type=float, default=None,
-                   help=f"refuse fits estimated above this (default {d.memory_limit_gb})")
     a = p.add_argument_group("alignment")
     a.add_argument("--identity-threshold", dest="identity_threshold", type=float, default=None,
                    help=f"sequence weights identity threshold (default {d.identity_threshold})")

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataFormatError
-from ..storage import atomic_output_dir, atomic_write_json, environment_info
+from ..storage import atomic_output_dir, atomic_write_json, environment_info, read_bounded
+from .options import check_options
 
 __all__ = ["evaluate_run", "register", "run"]
 
@@ -65,9 +66,10 @@ def evaluate_run(
             "missing model.pt or config.json; not an `attnpotts train` folder", path=run_dir
         )
     try:
-        options = dict(json.loads(cfg_path.read_text())["options"])
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise DataFormatError(f"config.json is not a train config ({exc})", path=cfg_path) from exc
+        options = dict(json.loads(read_bounded(cfg_path, 64 * 1024**2).decode("utf-8"))["options"])
+        check_options("train", options)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataFormatError(f"config.json is not a train config ({exc})", path=cfg_path) from None
     if data is not None:
         options["data"] = data
     dataset = load_data(options)

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import AttnPottsError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -65,17 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except (AttnPottsError, FileExistsError, FileNotFoundError) as exc:
-        print(f"attnpotts {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            f"attnpotts {args.command}: interrupted; nothing half-written was left (finished runs of a sweep are kept for resume)",
-            file=sys.stderr,
-        )
-        return 130
+    from .common import run_command
+
+    return run_command(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from ..storage import (
     atomic_write_json,
     atomic_write_text,
     environment_info,
+    inspect_npy,
 )
 from .common import add_common_arguments, resolve_config
 
@@ -122,6 +123,10 @@ def parse_alphas(tokens: list[Any]) -> list[float]:
     return sorted(set(values))
 
 
+#: Largest |Ucol| entry read from a file (logits beta * U * field must stay far from overflow).
+_MAX_UCOL = 1e6
+
+
 def _ucol(spec: str, q: int, seed: int) -> np.ndarray:
     from ..theory import make_ucol
 
@@ -130,17 +135,23 @@ def _ucol(spec: str, q: int, seed: int) -> np.ndarray:
     path = Path(spec)
     if path.suffix != ".npy":
         raise ValidationError(f"--ucol must be identity, gaussian or a .npy file, got {spec!r}")
+    shape, dtype = inspect_npy(path)  # checked before anything is read
+    if shape != (q, q):
+        raise DataFormatError(f"Ucol has shape {shape}, expected ({q}, {q}) for --states {q}", path=path)
+    if dtype.kind not in "fiu":
+        raise DataFormatError(f"Ucol has dtype {dtype}; expected real numbers (float)", path=path)
     try:
         u = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise DataFormatError(f"cannot read a numpy array ({exc})", path=path) from exc
-    if u.shape != (q, q):
+    u = np.asarray(u, dtype=float)
+    if not np.isfinite(u).all() or np.abs(u).max() > _MAX_UCOL:
         raise DataFormatError(
-            f"Ucol has shape {u.shape}, expected ({q}, {q}) for --states {q}", path=path
+            f"Ucol entries must be finite numbers with |U| <= {_MAX_UCOL:g} (larger values only "
+            "overflow the solver); rescale the matrix or lower --beta",
+            path=path,
         )
-    return np.asarray(u, dtype=float)
+    return u
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

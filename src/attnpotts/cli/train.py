@@ -12,6 +12,8 @@ import torch
 
 from ..errors import ValidationError
 from ..storage import atomic_output_dir, atomic_write_json, environment_info
+from .common import print_warnings, training_data_warnings
+from .resources import check_train_resources
 
 __all__ = ["MODEL_DEFAULTS", "TRAIN_DEFAULTS", "register", "run"]
 
@@ -414,6 +416,9 @@ def run(args: argparse.Namespace) -> int:
         )
     config = training_config(values)
     data = load_data(values)
+    check_train_resources(values, int(data.train.shape[0]), data.n_sites, data.n_states, args)
+    data_warnings = training_data_warnings(data)
+    print_warnings("train", data_warnings)
     model = build_from_options(values, data.n_sites, data.n_states)
     callbacks = [] if args.no_progress else [ProgressBar(f"train {values['model']}")]
     t0 = time.perf_counter()
@@ -463,6 +468,7 @@ def run(args: argparse.Namespace) -> int:
             if result.wall_time_s > 0
             else None,
             "total_time_s": time.perf_counter() - t0,
+            "warnings": data_warnings,
         }
         if isinstance(model, FactoredAttention | FullPotts):
             potts = to_conditional_potts(model)

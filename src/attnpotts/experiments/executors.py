@@ -50,6 +50,9 @@ class Executor(Protocol):
 
 def _init_worker(threads: int) -> None:
     """Pin a fresh worker process to ``threads`` threads before any numeric library starts."""
+    from ..processes import die_with_parent
+
+    die_with_parent()  # a killed reproduce must not leave its workers running
     # torch and numba read these when first imported, which happens later, in the first job.
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)

@@ -810,7 +810,7 @@ def _check_out(out: Path, config_doc: dict[str, Any], overwrite: bool) -> None:
     if cfg_path.is_file():
         try:
             same = key(json.loads(cfg_path.read_text()).get("config")) == key(config_doc)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             same = False
     if same:
         logger.info("resuming in %s (same configuration)", out)

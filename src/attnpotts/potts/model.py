@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 
 from ..errors import DataFormatError, ShapeError, ValidationError
-from ..storage import atomic_savez
+from ..storage import atomic_savez, inspect_npz
 from .gauge import zero_sum_gauge
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,6 +78,52 @@ def _as_float_array(x: ArrayLike, name: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValidationError(f"{name} contain NaN or infinite values; pass finite numbers")
     return arr
+
+
+#: Largest arrays :meth:`ConditionalPotts.load` reads by default (bytes; 8 GiB).
+MAX_MODEL_BYTES = 8 * 1024**3
+_MODEL_ARRAYS = ("fields", "couplings", "metadata", "site_couplings", "colour_couplings")
+
+
+def _check_model_header(
+    header: dict[str, tuple[tuple[int, ...], np.dtype[Any]]], path: Path, max_bytes: int
+) -> None:
+    """Refuse a model file whose arrays are missing, unexpected, of a wrong dtype, shape or size."""
+    for key in ("fields", "couplings", "metadata"):
+        if key not in header:
+            raise DataFormatError(f"missing array {key!r}; not an attnpotts model file", path=path)
+    extra = sorted(set(header) - set(_MODEL_ARRAYS))
+    if extra:
+        raise DataFormatError(f"unexpected array(s) {extra}; not an attnpotts model file", path=path)
+    for key, (shape, dtype) in header.items():
+        if key == "metadata":
+            if dtype.kind != "U" or shape != () or dtype.itemsize > 4 * 1024**2:
+                raise DataFormatError("metadata must be one JSON text string", path=path)
+        elif dtype.kind != "f" or dtype.itemsize not in (4, 8):
+            raise DataFormatError(
+                f"array {key!r} has dtype {dtype}; expected float64 (or float32)", path=path
+            )
+    J, h = header["couplings"][0], header["fields"][0]
+    if len(J) != 4 or J[0] != J[1] or J[2] != J[3] or h != (J[0], J[2]):
+        raise DataFormatError(
+            f"couplings {J} and fields {h} must have shapes (L, L, q, q) and (L, q)", path=path
+        )
+    if ("site_couplings" in header) != ("colour_couplings" in header):
+        raise DataFormatError("site_couplings and colour_couplings come together", path=path)
+    if "site_couplings" in header:
+        S, C = header["site_couplings"][0], header["colour_couplings"][0]
+        L, q = h
+        if len(S) != 3 or len(C) != 3 or S[1:] != (L, L) or C[1:] != (q, q) or S[0] != C[0]:
+            raise DataFormatError(
+                f"factors {S} and {C} must be (K, L, L) and (K, q, q) with L={L}, q={q}", path=path
+            )
+    need = sum(8 * int(np.prod(shape)) for k, (shape, _) in header.items() if k != "metadata")
+    if need > max_bytes:
+        raise DataFormatError(
+            f"the arrays take {need / 1024**3:.2f} GiB as float64, above the limit of "
+            f"{max_bytes / 1024**3:.2f} GiB (max_bytes); is this the right file?",
+            path=path,
+        )
 
 
 class ConditionalPotts:
@@ -330,35 +376,54 @@ class ConditionalPotts:
         )
 
     @classmethod
-    def load(cls: type[_T], path: str | os.PathLike[str]) -> _T:
-        """Load a model written by :meth:`save` (a ``PottsModel`` file loads as either class)."""
+    def load(cls: type[_T], path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES) -> _T:
+        """Load a model written by :meth:`save` (a ``PottsModel`` file loads as either class).
+
+        Shapes, dtypes and sizes are checked from the file's headers before any array is read;
+        at most ``max_bytes`` of arrays are loaded.
+
+        Raises:
+            FileNotFoundError: no such file.
+            DataFormatError: not an attnpotts model file, or inconsistent (names the problem).
+        """
         path = Path(path)
+        header = inspect_npz(path)
+        _check_model_header(header, path, max_bytes)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except FileNotFoundError:
             raise
-        except Exception as exc:  # zipfile/ValueError on a corrupt file
+        except Exception as exc:  # zipfile/ValueError/zlib.error on a corrupt file
             raise DataFormatError(f"not a readable .npz model file ({exc})", path=path) from exc
-        for key in ("fields", "couplings", "metadata"):
-            if key not in arrays:
-                raise DataFormatError(
-                    f"missing array {key!r}; not an attnpotts model file", path=path
-                )
         try:
             meta = json.loads(str(arrays["metadata"]))
         except json.JSONDecodeError as exc:
             raise DataFormatError(f"metadata is not valid JSON ({exc})", path=path) from exc
-        if meta.get("format") != "attnpotts.potts":
+        if not isinstance(meta, dict) or meta.get("format") != "attnpotts.potts":
             raise DataFormatError("metadata format is not 'attnpotts.potts'", path=path)
+        kind = meta.get("kind")
+        if kind not in ("PottsModel", "ConditionalPotts"):
+            raise DataFormatError(f"metadata kind {kind!r} is not a Potts model class", path=path)
+        beta = meta.get("beta")
+        if isinstance(beta, bool) or not isinstance(beta, int | float):
+            raise DataFormatError(f"metadata beta must be a number, got {beta!r}", path=path)
+        L, q = header["fields"][0]
+        if (meta.get("n_sites"), meta.get("n_states")) != (L, q):
+            raise DataFormatError(
+                f"metadata says L={meta.get('n_sites')}, q={meta.get('n_states')} but the arrays "
+                f"have L={L}, q={q}",
+                path=path,
+            )
         if cls is ConditionalPotts:
             # load as what was saved, if that is a subclass; otherwise as conditionals
-            target: type[ConditionalPotts] = (
-                PottsModel if meta.get("kind") == "PottsModel" else ConditionalPotts
-            )
+            target: type[ConditionalPotts] = PottsModel if kind == "PottsModel" else ConditionalPotts
         else:
             target = cls
-        obj = target._from_arrays(arrays, float(meta["beta"]))
+        try:
+            obj = target._from_arrays(arrays, float(beta))
+        except ValidationError as exc:
+            raise DataFormatError(f"invalid model ({exc})", path=path) from None
         return obj  # type: ignore[return-value]
 
     @classmethod
@@ -532,6 +597,15 @@ class PottsModel(ConditionalPotts):
 
     @classmethod
     def _from_arrays(cls, arrays: dict[str, np.ndarray], beta: float) -> PottsModel:
+        site, colour = arrays.get("site_couplings"), arrays.get("colour_couplings")
+        if site is not None and colour is not None:
+            J = np.einsum("kij,kab->ijab", site, colour)
+            scale = max(1.0, float(np.abs(J).max(initial=0.0)))
+            if not np.allclose(J, arrays["couplings"], rtol=0, atol=1e-9 * scale):
+                raise ValidationError(
+                    "the stored couplings are not the product of the stored factors "
+                    "site_couplings x colour_couplings"
+                )
         return cls(
             arrays["fields"],
             arrays["couplings"],

@@ -42,6 +42,8 @@ from ..storage import (
     atomic_write_json,
     atomic_write_text,
     environment_info,
+    inspect_npz,
+    read_bounded,
     to_jsonable,
 )
 from .calibration import calibrate_beta, default_ladder
@@ -57,6 +59,8 @@ _BURN_IN_TAUS = 20
 _THIN_TAUS = 2
 #: R-hat above which the chains count as not mixed (reported in the manifest, and logged).
 _RHAT_WARN = 1.05
+#: Largest sequence arrays :meth:`SampledDataset.load` reads (bytes as int64).
+_MAX_SEQUENCE_BYTES = 8 * 1024**3
 
 Progress = Callable[[str, int, int], None]
 #: Options that may be ``None``; in TOML (which has no null) they are written ``"none"``.
@@ -259,15 +263,36 @@ class SampledDataset:
             if not (d / name).is_file():
                 raise DataFormatError(f"missing {name}; not a sampled data set folder", path=d)
         model = PottsModel.load(d / "model.npz")
-        with np.load(d / "sequences.npz", allow_pickle=False) as npz:
-            if "train" not in npz.files or "test" not in npz.files:
-                raise DataFormatError("sequences.npz needs arrays 'train' and 'test'", path=d)
-            train, test = npz["train"], npz["test"]
+        seq_path = d / "sequences.npz"
+        header = inspect_npz(seq_path)
+        if "train" not in header or "test" not in header:
+            raise DataFormatError("sequences.npz needs arrays 'train' and 'test'", path=d)
+        for name in ("train", "test"):
+            shape, dtype = header[name]
+            if dtype.kind not in "iu" or len(shape) != 2 or shape[1] != model.n_sites:
+                raise DataFormatError(
+                    f"array {name!r} must be integer states of shape (M, L = {model.n_sites}), got "
+                    f"{dtype} {shape}",
+                    path=seq_path,
+                )
+            if 8 * shape[0] * shape[1] > _MAX_SEQUENCE_BYTES:
+                raise DataFormatError(f"array {name!r} {shape} is too large", path=seq_path)
         try:
-            manifest = json.loads((d / "summary.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"invalid JSON ({exc})", path=d / "summary.json") from exc
-        return cls(model, train, test, manifest)
+            with np.load(seq_path, allow_pickle=False) as npz:
+                train, test = npz["train"], npz["test"]
+        except Exception as exc:  # zipfile/zlib/ValueError on a corrupt file
+            raise DataFormatError(f"not a readable .npz file ({exc})", path=seq_path) from None
+        raw = read_bounded(d / "summary.json", 64 * 1024**2, what="a summary.json file")
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataFormatError(f"invalid JSON ({exc})", path=d / "summary.json") from None
+        if not isinstance(manifest, dict):
+            raise DataFormatError("summary.json must hold a JSON object", path=d / "summary.json")
+        try:
+            return cls(model, train, test, manifest)
+        except ValidationError as exc:
+            raise DataFormatError(f"invalid sequences ({exc})", path=seq_path) from None
 
 
 def _optimal_loss(model: PottsModel, test: np.ndarray) -> dict[str, float]:

@@ -40,7 +40,8 @@ class TrainingConfig:
         tolerance: stop (``"converged"``) when the training objective changes by less than
             ``tolerance * max(1, |loss|)`` between epochs; 0 disables.
         divergence_factor: stop (``"diverged"``) when the epoch's training loss exceeds this
-            multiple of the first epoch's, or is not finite; the last good state is restored.
+            multiple of the first epoch's (of ln q in the first epoch), or is not finite; the
+            last good state is restored.
         max_grad_norm: clip the gradient norm (``None``: no clipping; not used by L-BFGS).
         lbfgs_max_iter: L-BFGS iterations per epoch.
         lbfgs_history: L-BFGS memory.

@@ -40,7 +40,13 @@ from ..models import MaskedLanguageModel, check_tokens, model_kind
 from ..random import spawn_seeds, torch_generator
 from ..storage import atomic_write_text
 from .callbacks import Callback
-from .checkpoint import load_checkpoint, model_payload, save_checkpoint
+from .checkpoint import (
+    check_data_fingerprint,
+    data_fingerprint,
+    load_checkpoint,
+    model_payload,
+    save_checkpoint,
+)
 from .config import TrainingConfig
 from .lbfgs import LBFGS
 from .masking import MaskingPolicy
@@ -296,8 +302,9 @@ def train(
     reference: float | None = None
     elapsed = 0.0
     steps = 0
+    fingerprint = data_fingerprint(tokens, w)
     if resume_from is not None:
-        data = load_checkpoint(resume_from, map_location=device)
+        data = load_checkpoint(resume_from, map_location=device, resume=True)
         saved_cfg = json.loads(data["training_config"])
         diff = sorted(k for k, v in cfg.to_dict().items() if saved_cfg.get(k) != v)
         if set(diff) - _RESUMABLE_CHANGES:
@@ -317,6 +324,7 @@ def train(
             raise ValidationError(
                 f"cannot resume {resume_from}: it was trained on {data['n_train']} sequences, got {M}"
             )
+        check_data_fingerprint(data, fingerprint, resume_from)
         model.load_state_dict(data["model_state"])
         optimizer.load_state_dict(data["optimizer_state"])
         gen.set_state(data["generator_state"])
@@ -362,6 +370,7 @@ def train(
             steps=steps,
             n_train=M,
             training_config=json.dumps(cfg.to_dict()),
+            data_fingerprint=fingerprint,
         )
         if final_state is not None:
             payload["final_model_state"] = final_state
@@ -388,11 +397,9 @@ def train(
         else:
             train_loss, n_steps = _adam_epoch(model, fwd, optimizer, cfg, tokens, w, gen, dgen)
         diverged = not math.isfinite(train_loss) or not _finite_params(model)
-        if (
-            not diverged
-            and reference is not None
-            and train_loss > cfg.divergence_factor * reference
-        ):
+        # before a first good epoch, the bound is relative to ln q (a uniform guess's loss)
+        bound = cfg.divergence_factor * (math.log(model.n_states) if reference is None else reference)
+        if not diverged and train_loss > bound:
             diverged = True
         if diverged:
             model.load_state_dict(good[0])
@@ -403,7 +410,7 @@ def train(
             stop_reason = "diverged"
             message = (
                 f"epoch {epoch + 1}: training loss {train_loss:.6g} is not finite or above "
-                f"{cfg.divergence_factor} x the first epoch's ({reference}); the state of epoch "
+                f"{cfg.divergence_factor} x the first epoch's (or ln q before it): {bound:.6g}; the state of epoch "
                 f"{epoch} was restored. Lower the learning rate or add regularisation."
             )
             logger.warning(message)
