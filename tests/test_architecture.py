@@ -31,8 +31,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     ROOT: frozenset(),
     "errors": frozenset(),
     "random": frozenset({"errors"}),
-    "storage": frozenset({"errors"}),
+    "storage": frozenset({ROOT, "errors"}),  # the version string, for the output marker
     "alphabet": frozenset({"errors"}),
+    # worker processes that die with their parent (used by the executors and the CLI)
+    "processes": frozenset(),
     # numerical and data cores: only the foundation
     "potts": BASE,
     "theory": BASE,
@@ -47,8 +49,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "training": BASE | {"potts", "models", "inference", "sampling", "alignment"},
     # applications
     "dca": BASE | {"potts", "models", "inference", "training"} | _DATA | {"plotting"},
-    "experiments": _CORE | _DATA | _OUTPUT | {"dca"},
-    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments"},
+    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes"},
+    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes"},
 }
 
 #: Third-party packages confined to the listed units.
@@ -64,6 +66,7 @@ NO_TORCH = frozenset(
         "errors",
         "storage",
         "alphabet",
+        "processes",
         "alignment",
         "evaluation",
         "theory",
