@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from attnpotts.alignment import example_files
 from attnpotts.cli.main import main
 from attnpotts.evaluation import load_couplings_npz, read_ec_table, read_score_matrix
 from attnpotts.potts import ExactPotts, PottsModel
 
-PROTEINS = Path("/work/shared/data/proteins")
 EDGES = [(0, 6), (1, 8), (2, 9), (3, 9)]
 L_SYN = 10
 
@@ -147,19 +148,17 @@ def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.slow
 def test_pf00014_precision_end_to_end(tmp_path: Path) -> None:
-    fam = PROTEINS / "PF00014"
-    if not fam.is_dir():
-        pytest.skip("protein data not available")
+    files = example_files("PF00014")
     out = tmp_path / "pf14"
-    # plmc's score (gap state kept in the Frobenius norm): the reference is plmc's 0.981
+    # plmc's score (gap state kept in the Frobenius norm): plmc itself reaches 0.981 here
     rc = main(
         [
             "contacts",
-            str(fam / "PF00014_mgap6.fasta.gz"),
+            str(files.alignment),
             "--out",
             str(out),
             "--distances",
-            str(fam / "PF00014.distances.tsv"),
+            str(files.distances),
             "--score-gap",
             "include",
         ]
@@ -172,10 +171,10 @@ def test_pf00014_precision_end_to_end(tmp_path: Path) -> None:
 
 
 def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> None:
-    fam = PROTEINS / "PF00076_2X1B"
-    if not fam.is_dir():
-        pytest.skip("protein data not available")
-    lines = (fam / "PF00076.align.80").read_text().splitlines()[:400]  # 200 records, fast fit
+    files = example_files("PF00076_2X1B")
+    assert files.structure is not None and files.structure_sequence is not None
+    with gzip.open(files.alignment, "rt") as fh:
+        lines = fh.read().splitlines()[:400]  # 200 records, fast fit
     aln = tmp_path / "small.fasta"
     aln.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
@@ -186,11 +185,11 @@ def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> N
             "--out",
             str(out),
             "--structure",
-            str(fam / "2X1B_A.pdb"),
+            str(files.structure),
             "--chain",
             "A",
             "--structure-sequence",
-            str(fam / "PF00076_domain_sequence.txt"),
+            str(files.structure_sequence),
             "--max-iter",
             "3",
             "--distance-column",
