@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, checked on the source: lower layers never import higher ones."""
+"""The layering of docs/conventions.md, checked on the source: lower layers never import higher ones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Structures -> column distances: hand-built structures, sequence mapping, the group B families."""
+"""Structures -> column distances: hand-built structures, sequence mapping, a shipped family with a PDB file."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from attnpotts.alignment import (
     align_sequences,
-    example_files,
     contact_map,
     distance_maps,
+    example_files,
     map_reference,
     read_distance_table,
     read_distances,
@@ -24,7 +24,6 @@ from attnpotts.alignment import (
     write_distance_table,
 )
 from attnpotts.errors import DataFormatError, ValidationError
-
 
 
 def _atom(

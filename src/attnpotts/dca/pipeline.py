@@ -79,8 +79,8 @@ class ContactsConfig:
         dtype: ``"float32"`` or ``"float64"``.
         device: torch device.
         memory_limit_gb: refuse fits estimated above this.
-        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default; SCIENCE.md,
-            CCMpred) or ``"include"`` it (plmc's score).
+        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default; CCMpred,
+            ``docs/dca.md``) or ``"include"`` it (plmc's score).
         focus: keep only the reference sequence's residue columns.
         reference: id (prefix) or row of the reference sequence (default: first record).
         max_column_gap: drop columns with a larger gap fraction.
