@@ -76,6 +76,7 @@ def test_contacts_writes_every_output_with_column_map(
         "config.json",
         "scores.mat",
         "ec.txt",
+        "ec.tsv",
         "couplings.npz",
         "column_map.tsv",
         "contact_map.png",
@@ -104,6 +105,29 @@ def test_contacts_writes_every_output_with_column_map(
     assert list(npz.columns) == list(range(2, L_SYN + 2))
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["max_iter"] == 40 and "environment" in config
+
+
+def test_ec_files_numbered_by_the_focus_sequence(tmp_path: Path) -> None:
+    """With --focus, ec.txt uses the focus sequence's residue numbers (plmc's focus mode) and
+    ec.tsv keeps the original alignment columns next to them."""
+    aln, _ = _synthetic_family(tmp_path, extra_gap_column=True)
+    text = aln.read_text().replace(f">seq0/1-{L_SYN}\n", f">seq0/101-{100 + L_SYN}\n", 1)
+    aln.write_text(text)
+    out = tmp_path / "focus"
+    rc = main(["contacts", str(aln), "--out", str(out), "--focus", "--max-iter", "40"])
+    assert rc == 0
+    first = (out / "ec.txt").read_text().splitlines()[0].split()
+    assert len(first) == 6 and first[4] == "0"
+    i, j = int(first[0]), int(first[2])
+    assert (i - 101, j - 101) in EDGES  # residue numbers of the focus sequence
+    assert first[1] in "ACD" and first[3] in "ACD"
+    header, top = (out / "ec.tsv").read_text().splitlines()[:2]
+    assert header.split("\t")[:6] == ["i", "A_i", "j", "A_j", "column_i", "column_j"]
+    row = top.split("\t")
+    assert (int(row[0]), int(row[2])) == (i, j)
+    assert (int(row[4]), int(row[5])) == (i - 101 + 2, j - 101 + 2)  # original columns
+    summary = json.loads((out / "summary.json").read_text())
+    assert "focus sequence" in summary["conventions"]["columns"]
 
 
 def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
