@@ -170,16 +170,16 @@ def plot_coupling_comparison(
         return "" if v is None else f" (r = {v:.3f})"
 
     rows = (
-        (ts, ls, "true Jsite", "learned A" + r(site_correlation), 1, "site", "Jsite, A"),
-        (tc, lc, "true Ucol", "learned V" + r(colour_correlation), 0, "colour", "Ucol, V"),
-    )
-    for row, (true, learned, t_title, l_title, first, what, bar) in enumerate(rows):
+        (ts, ls, "true Jsite", "learned A" + r(site_correlation), 1, "site i", "site j", "Jsite, A"),
+        (tc, lc, "true Ucol", "learned V" + r(colour_correlation), 0,
+         "colour a (state)", "colour b (state)", "Ucol, V"),
+    )  # fmt: skip
+    for row, (true, learned, t_title, l_title, first, ylabel, xlabel, bar) in enumerate(rows):
         vmax = float(max(np.abs(true).max(), np.abs(learned).max())) or 1.0
-        kw = {"vmax": vmax, "first": first, "xlabel": f"{what} j", "ylabel": f"{what} i"}
-        if what == "colour":
-            kw.update(xlabel="colour b (state)", ylabel="colour a (state)")
-        im = _heatmap(axes[row, 0], true, t_title, **kw)
-        _heatmap(axes[row, 1], learned, l_title, **kw)
+        for col, (m, title) in enumerate(((true, t_title), (learned, l_title))):
+            im = _heatmap(
+                axes[row, col], m, title, vmax=vmax, first=first, xlabel=xlabel, ylabel=ylabel
+            )
         cbar = fig.colorbar(im, ax=list(axes[row]), shrink=0.85)
         cbar.set_label(bar, fontsize=8)
     return fig
