@@ -144,10 +144,11 @@ def test_readme_session_runs_literally_in_a_fresh_clone(tmp_path: Path) -> None:
     assert proc.returncode == 0, log[-6000:]
     # the examples do what the README says they do
     train = json.loads((clone / "runs/factored/summary.json").read_text())
-    assert "max_epochs" not in json.dumps(train.get("stop_reason", train)), train
+    assert train["stop_reason"] in ("converged", "early_stopping"), train  # not the epoch cap
     evaluation = json.loads((clone / "runs/factored-eval/summary.json").read_text())
     assert evaluation["recovery"]["as_learned"]["coupling_correlation"] > 0.9
     assert "+-" in log or "±" in log  # numbers with their uncertainties
+    assert "DeprecationWarning" not in log  # e.g. setuptools on the license field
     assert "r(A, Jsite) 0." in log and "[" not in log.split("r(A, Jsite)")[1].splitlines()[0]
     contacts = json.loads((clone / "runs/contacts/summary.json").read_text())
     assert contacts["precision"]["L"] > 0.9
