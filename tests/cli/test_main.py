@@ -66,3 +66,14 @@ def test_evaluate_prints_numbers_not_lists() -> None:
     assert _numbers([0.99481234]) == "0.995"
     assert _numbers([0.9, 0.12]) == "0.900, 0.120 (per head)"
     assert _numbers(0.5) == "0.500"
+
+
+def test_missing_input_file_names_the_file_and_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "model.npz"
+    rc = main(["sample", "--model-file", str(missing), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2
+    assert err == f"attnpotts sample: error: {missing}: no such file (given to --model-file); check the path"
+    assert not (tmp_path / "o").exists()

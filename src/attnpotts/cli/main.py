@@ -126,6 +126,21 @@ def _parse(
     return args
 
 
+def _missing_file_message(exc: FileNotFoundError, argv: list[str]) -> str | None:
+    """``FILE does not exist (given to --option)`` for a bare ``[Errno 2]`` about a typed path."""
+    name = exc.filename
+    if not isinstance(name, str) or exc.strerror is None:
+        return None  # already a sentence of ours
+    option = None
+    for k, token in enumerate(argv):
+        if token.startswith("--") and token.partition("=")[2] == name:
+            option = token.partition("=")[0]
+        elif token == name and k > 0 and argv[k - 1].startswith("--"):
+            option = argv[k - 1]
+    where = f" (given to {option})" if option else ""
+    return f"{name}: no such file{where}; check the path"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``attnpotts`` with ``argv``; return the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -142,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (AttnPottsError, FileExistsError, FileNotFoundError) as exc:
-        print(f"attnpotts {args.command}: error: {exc}", file=sys.stderr)
+        message = _missing_file_message(exc, argv) if isinstance(exc, FileNotFoundError) else None
+        print(f"attnpotts {args.command}: error: {message or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
