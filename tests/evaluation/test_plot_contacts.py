@@ -31,6 +31,8 @@ def test_contact_map_figure() -> None:
     assert figure_to_png(fig)[:4] == b"\x89PNG"
     only = plot_contact_map(S)
     assert "precision" not in only.axes[0].get_title()
+    named = plot_contact_map(S, D, top=5, title="family (plm)").axes[0].get_title()
+    assert named.splitlines()[0] == "family (plm)" and "precision" in named.splitlines()[1]
     with pytest.raises(ShapeError):
         plot_contact_map(S, D[:5, :5])
     with pytest.raises(ValidationError):

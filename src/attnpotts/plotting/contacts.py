@@ -46,7 +46,8 @@ def plot_contact_map(
         positions: ``(L,)`` 1-based numbers of the sites for the axes (default ``1..L``), e.g.
             the original alignment columns (``msa.columns``) or residue numbers.
         position_label: what ``positions`` count (the axis labels: "<label> i", "<label> j").
-        title: figure title; by default the precision of the shown pairs when distances are given.
+        title: first line of the title; the second (or only) line says which pairs are shown
+            and, when distances are given, their precision.
     """
     S = np.asarray(scores, dtype=np.float64)
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
@@ -120,10 +121,9 @@ def plot_contact_map(
     ax.set_aspect("equal")
     ax.set_xlabel(f"{position_label} j")
     ax.set_ylabel(f"{position_label} i")
-    if title is None:
-        title = f"top {len(pi)} pairs, |i - j| >= {min_separation}"
-        if precision is not None:
-            title += f": precision {precision:.2f}"
-    ax.set_title(title, fontsize=10)
+    shown = f"top {len(pi)} pairs, |i - j| >= {min_separation}"
+    if precision is not None:
+        shown += f": precision {precision:.2f}"
+    ax.set_title(shown if title is None else f"{title}\n{shown}", fontsize=10)
     fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     return fig
