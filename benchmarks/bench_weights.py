@@ -4,7 +4,7 @@ Baselines, measured in the same run on the same data:
   * ``numpy-rows``: one vectorised comparison of every row with all others (``(X == X[i]).sum``);
   * ``one-hot-matmul``: identities as blocked float32 one-hot matrix products (BLAS).
 Data: synthetic families of L = 100 columns (sequences mutated from 200 ancestors, 30% sites
-resampled, 10% exact duplicates), seeded; plus the shared PF00595 alignment when ../shared exists.
+resampled, 10% exact duplicates), seeded; plus PF00595 from $ATTNPOTTS_PROTEINS (default data/proteins) when it exists.
 Prints a table and writes benchmarks/results/bench_weights.json.
 
 Run: python benchmarks/bench_weights.py [--sizes 2000 5000 40000] [--baseline-max 5000]
@@ -23,7 +23,7 @@ from attnpotts.alignment import min_matches, read_alignment, sequence_weights
 from attnpotts.storage import atomic_write_json, environment_info
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT / ".." / "shared" / "data" / "proteins"
+PROTEINS = Path(os.environ.get("ATTNPOTTS_PROTEINS", ROOT / "data" / "proteins"))
 
 
 def family(n: int, L: int = 100, q: int = 21, seed: int = 0) -> np.ndarray:
@@ -70,7 +70,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     rows = []
     datasets = [(f"synthetic N={n} L=100", family(n)) for n in args.sizes]
-    real = SHARED / "PF00595" / "PF00595_mgap6.fasta.gz"
+    real = PROTEINS / "PF00595" / "PF00595_mgap6.fasta.gz"
     if real.is_file():
         msa = read_alignment(real)
         datasets.append((f"PF00595 N={msa.n_sequences} L={msa.n_sites}", msa.states))

@@ -1,4 +1,4 @@
-"""Structures -> column distances: hand-built structures, sequence mapping, the group B families."""
+"""Structures -> column distances: hand-built structures, sequence mapping, a shipped family with a PDB file."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from attnpotts.alignment import (
     align_sequences,
     contact_map,
     distance_maps,
+    example_files,
     map_reference,
     read_distance_table,
     read_distances,
@@ -23,9 +24,6 @@ from attnpotts.alignment import (
     write_distance_table,
 )
 from attnpotts.errors import DataFormatError, ValidationError
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-PROTEINS = SHARED / "data" / "proteins"
 
 
 def _atom(
@@ -183,30 +181,24 @@ def test_unknown_distance_column(tmp_path: Path) -> None:
         read_distances(path, column="d_cb")
 
 
-# ------------------------------------------------------------------ the group B families
-GROUP_B = [
-    ("PF00072_1MVO", "1MVO_A.pdb", "PF00072"),
-    ("PF00076_2X1B", "2X1B_A.pdb", "PF00076"),
-    ("PF00550_1T8K", "1T8K_A.pdb", "PF00550"),
-]
-
-
-@pytest.mark.parametrize(("folder", "pdb", "family"), GROUP_B)
-def test_group_b_distances_reproduced(
-    folder: str, pdb: str, family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+# ------------------------------------------------------------------ a family with a structure
+def test_shipped_structure_distances_reproduced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = PROTEINS / folder
-    if not base.is_dir():
-        pytest.skip(f"shared protein data not found at {PROTEINS} (the ../shared checkout)")
-    aligned = (base / f"{family}_domain_sequence.txt").read_text().split()[-1]
+    """PF00076 with chain A of PDB 2X1B (shipped): our pipeline reproduces its distance table."""
+    files = example_files("PF00076_2X1B")
+    assert files.structure is not None and files.structure_sequence is not None
+    assert files.column_map is not None
+    folder = files.name
+    aligned = files.structure_sequence.read_text().split()[-1]
     L = len(aligned)
-    result = structure_distances(base / pdb, aligned, chain="A")
+    result = structure_distances(files.structure, aligned, chain="A")
     assert result.mapping.identity == 1.0
-    # write in the shared format, read back, compare with the shipped table
+    # write in the distance-table format, read back, compare with the shipped table
     ours = tmp_path / "ours.tsv"
     write_distance_table(ours, result.distances, comment=f"{folder} recomputed")
     mine = read_distance_table(ours, n_sites=L)
-    ref = read_distance_table(base / f"{folder}.distances.tsv", n_sites=L)
+    ref = read_distance_table(files.distances, n_sites=L)
     assert mine.names == ref.names == ("d_min_heavy", "d_cb")
     iu = np.triu_indices(L, 1)
     worst = {}
@@ -220,7 +212,7 @@ def test_group_b_distances_reproduced(
         raw = result.distances[name][iu]
         assert float(np.nanmax(np.abs(raw - b))) <= 0.0005 + 1e-9
     # the column map of the folder agrees with ours
-    cmap = [ln.split("\t") for ln in (base / f"{folder}.column_map.tsv").read_text().splitlines()]
+    cmap = [ln.split("\t") for ln in files.column_map.read_text().splitlines()]
     numbers = [int(r[3]) if r[3] != "-" else -1 for r in cmap[2:]]
     np.testing.assert_array_equal(result.mapping.residue_numbers, numbers)
     with capsys.disabled():

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from attnpotts.alignment import example_files
 from attnpotts.cli.main import main
 from attnpotts.evaluation import load_couplings_npz, read_ec_table, read_score_matrix
 from attnpotts.potts import ExactPotts, PottsModel
 
-PROTEINS = Path("/work/shared/data/proteins")
 EDGES = [(0, 6), (1, 8), (2, 9), (3, 9)]
 L_SYN = 10
 
@@ -75,6 +76,7 @@ def test_contacts_writes_every_output_with_column_map(
         "config.json",
         "scores.mat",
         "ec.txt",
+        "ec.tsv",
         "couplings.npz",
         "column_map.tsv",
         "contact_map.png",
@@ -103,6 +105,29 @@ def test_contacts_writes_every_output_with_column_map(
     assert list(npz.columns) == list(range(2, L_SYN + 2))
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["max_iter"] == 40 and "environment" in config
+
+
+def test_ec_files_numbered_by_the_focus_sequence(tmp_path: Path) -> None:
+    """With --focus, ec.txt uses the focus sequence's residue numbers (plmc's focus mode) and
+    ec.tsv keeps the original alignment columns next to them."""
+    aln, _ = _synthetic_family(tmp_path, extra_gap_column=True)
+    text = aln.read_text().replace(f">seq0/1-{L_SYN}\n", f">seq0/101-{100 + L_SYN}\n", 1)
+    aln.write_text(text)
+    out = tmp_path / "focus"
+    rc = main(["contacts", str(aln), "--out", str(out), "--focus", "--max-iter", "40"])
+    assert rc == 0
+    first = (out / "ec.txt").read_text().splitlines()[0].split()
+    assert len(first) == 6 and first[4] == "0"
+    i, j = int(first[0]), int(first[2])
+    assert (i - 101, j - 101) in EDGES  # residue numbers of the focus sequence
+    assert first[1] in "ACD" and first[3] in "ACD"
+    header, top = (out / "ec.tsv").read_text().splitlines()[:2]
+    assert header.split("\t")[:6] == ["i", "A_i", "j", "A_j", "column_i", "column_j"]
+    row = top.split("\t")
+    assert (int(row[0]), int(row[2])) == (i, j)
+    assert (int(row[4]), int(row[5])) == (i - 101 + 2, j - 101 + 2)  # original columns
+    summary = json.loads((out / "summary.json").read_text())
+    assert "focus sequence" in summary["conventions"]["columns"]
 
 
 def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,19 +172,17 @@ def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.slow
 def test_pf00014_precision_end_to_end(tmp_path: Path) -> None:
-    fam = PROTEINS / "PF00014"
-    if not fam.is_dir():
-        pytest.skip("protein data not available")
+    files = example_files("PF00014")
     out = tmp_path / "pf14"
-    # plmc's score (gap state kept in the Frobenius norm): the issue's reference is plmc's 0.981
+    # plmc's score (gap state kept in the Frobenius norm): plmc itself reaches 0.981 here
     rc = main(
         [
             "contacts",
-            str(fam / "PF00014_mgap6.fasta.gz"),
+            str(files.alignment),
             "--out",
             str(out),
             "--distances",
-            str(fam / "PF00014.distances.tsv"),
+            str(files.distances),
             "--score-gap",
             "include",
         ]
@@ -172,10 +195,10 @@ def test_pf00014_precision_end_to_end(tmp_path: Path) -> None:
 
 
 def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> None:
-    fam = PROTEINS / "PF00076_2X1B"
-    if not fam.is_dir():
-        pytest.skip("protein data not available")
-    lines = (fam / "PF00076.align.80").read_text().splitlines()[:400]  # 200 records, fast fit
+    files = example_files("PF00076_2X1B")
+    assert files.structure is not None and files.structure_sequence is not None
+    with gzip.open(files.alignment, "rt") as fh:
+        lines = fh.read().splitlines()[:400]  # 200 records, fast fit
     aln = tmp_path / "small.fasta"
     aln.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
@@ -186,11 +209,11 @@ def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> N
             "--out",
             str(out),
             "--structure",
-            str(fam / "2X1B_A.pdb"),
+            str(files.structure),
             "--chain",
             "A",
             "--structure-sequence",
-            str(fam / "PF00076_domain_sequence.txt"),
+            str(files.structure_sequence),
             "--max-iter",
             "3",
             "--distance-column",

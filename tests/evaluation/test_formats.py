@@ -7,7 +7,9 @@ the readers under test.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import re
 import struct
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from attnpotts.alphabet import PROTEIN, RNA, Alphabet
 from attnpotts.errors import DataFormatError, ShapeError, ValidationError
 from attnpotts.evaluation import (
     CCMPRED_ALPHABET,
+    EC_TSV_HEADER,
+    ec_numbering,
     load_couplings_npz,
     read_adabmdca_params,
     read_ccmpred_raw,
@@ -31,6 +35,7 @@ from attnpotts.evaluation import (
     write_adabmdca_params,
     write_ccmpred_braw,
     write_ec_table,
+    write_ec_tsv,
     write_score_matrix,
 )
 
@@ -58,23 +63,90 @@ def test_score_matrix_round_trip(tmp_path: Path) -> None:
     S = np.random.default_rng(0).normal(size=(7, 7))
     write_score_matrix(tmp_path / "s.mat", S)
     np.testing.assert_allclose(read_score_matrix(tmp_path / "s.mat"), S, rtol=1e-10)
+    # what readers of CCMpred's .mat do (numpy.loadtxt) gives the matrix back
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "s.mat"), S, rtol=1e-10)
+    # CCMpred's own layout (io.c write_matrix: "%.20e\t" per value, a trailing tab) reads
+    ccm = "".join("".join(f"{v:.20e}\t" for v in row) + "\n" for row in S)
+    (tmp_path / "ccm.mat").write_text(ccm)
+    np.testing.assert_array_equal(read_score_matrix(tmp_path / "ccm.mat"), S)
     (tmp_path / "bad.mat").write_text("1 2\n3\n")
     with pytest.raises(DataFormatError, match=r"bad\.mat, line 2"):
         read_score_matrix(tmp_path / "bad.mat")
 
 
-def test_ec_table(tmp_path: Path) -> None:
+#: plmc's ``-c`` line (plm.c: ``"%d %c %d %c 0 %f\\n"``): i A_i j A_j 0 cn, single spaces.
+PLMC_EC_LINE = re.compile(r"^(\d+) (\S) (\d+) (\S) 0 (-?\d+\.\d{6})$")
+
+
+def test_ec_file_has_plmcs_exact_layout(tmp_path: Path) -> None:
     S = np.array([[0, 1, 5, 2], [1, 0, 3, 4], [5, 3, 0, 0], [2, 4, 0, 0]], dtype=float)
-    write_ec_table(tmp_path / "ec.txt", S, columns=np.array([3, 5, 6, 10]), residues="ACDE")
+    S[0, 3] = S[3, 0] = 1.9999999  # printed with plmc's 6 decimals
+    write_ec_table(tmp_path / "ec.txt", S, numbers=np.array([3, 5, 6, 10]), residues="ACDE")
+    lines = (tmp_path / "ec.txt").read_text().splitlines()
+    assert len(lines) == 6
+    parsed = [PLMC_EC_LINE.match(line) for line in lines]
+    assert all(parsed), lines
+    assert lines[0] == "3 A 6 D 0 5.000000"
+    assert lines[1] == "5 C 10 E 0 4.000000"
+    assert lines[3] == "3 A 10 E 0 2.000000"
+    # the reader: 6 fields, i < j, by decreasing score
     rows = read_ec_table(tmp_path / "ec.txt")
     assert rows[0] == (3, "A", 6, "D", 5.0)
-    assert rows[1] == (5, "C", 10, "E", 4.0)
     assert [r[-1] for r in rows] == [5, 4, 3, 2, 1, 0]
-    write_ec_table(tmp_path / "plmc.txt", S, plmc_columns=True)
-    first = (tmp_path / "plmc.txt").read_text().splitlines()[0]
-    assert first.split() == ["1", "-", "3", "-", "0", "5"]
+    assert all(i < j for i, _, j, _, _ in rows)
+    # default numbering 1..L with plmc's "-" residues
+    write_ec_table(tmp_path / "plain.txt", S)
+    assert (tmp_path / "plain.txt").read_text().splitlines()[0] == "1 - 3 - 0 5.000000"
     with pytest.raises(ValidationError, match="1-based"):
-        write_ec_table(tmp_path / "x.txt", S, columns=np.arange(4))
+        write_ec_table(tmp_path / "x.txt", S, numbers=np.arange(4))
+    with pytest.raises(ShapeError, match="letters"):
+        write_ec_table(tmp_path / "x.txt", S, residues="AC")
+
+
+def test_ec_file_read_as_evcouplings_reads_it(tmp_path: Path) -> None:
+    """EVcouplings reads plmc's EC file as space-separated columns i A_i j A_j fn cn."""
+    S = np.random.default_rng(1).normal(size=(6, 6))
+    S = S + S.T
+    write_ec_table(tmp_path / "ec.txt", S, numbers=np.arange(11, 17), residues="MKVLAG")
+    table = np.genfromtxt(
+        tmp_path / "ec.txt",
+        delimiter=" ",
+        dtype=None,
+        encoding="ascii",
+        names=["i", "A_i", "j", "A_j", "fn", "cn"],
+    )
+    assert table.shape == (15,)
+    assert set(table["fn"].tolist()) == {0}
+    iu = np.triu_indices(6, 1)
+    np.testing.assert_allclose(np.sort(table["cn"]), np.sort(S[iu]), atol=5e-7)
+    # cn belongs to the pair it names: numbers 11.. map back to 0-based sites
+    np.testing.assert_allclose(table["cn"], S[table["i"] - 11, table["j"] - 11], atol=5e-7)
+    assert "".join(table["A_i"][table["i"] == 11][:1]) == "M"
+
+
+def test_ec_numbering_follows_the_focus_sequence() -> None:
+    cols = np.array([2, 3, 5])
+    nums, res, scheme = ec_numbering(cols, np.array([40, 41, 42]), "MKV")
+    assert scheme == "focus" and nums.tolist() == [40, 41, 42] and res == "MKV"
+    # a reference with a gap at a fitted column is no focus sequence: alignment columns, "-"
+    nums, res, scheme = ec_numbering(cols, np.array([40, -1, 41]), "M-K")
+    assert scheme == "column" and nums.tolist() == [2, 3, 5] and res == "---"
+    assert ec_numbering(cols)[2] == "column"
+
+
+def test_ec_tsv_keeps_the_alignment_columns(tmp_path: Path) -> None:
+    S = np.array([[0, 1, 5], [1, 0, 3], [5, 3, 0]], dtype=float)
+    write_ec_tsv(
+        tmp_path / "ec.tsv", S, columns=np.array([2, 3, 5]), numbers=[40, 41, 42], residues="MKV"
+    )
+    with open(tmp_path / "ec.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert tuple(rows[0]) == EC_TSV_HEADER
+    assert rows[0] == {
+        "i": "40", "A_i": "M", "j": "42", "A_j": "V", "column_i": "2", "column_j": "5",
+        "score": "5.0",
+    }
+    assert [float(r["score"]) for r in rows] == [5.0, 3.0, 1.0]
 
 
 # ---------------------------------------------------------------------------- npz couplings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,7 @@ def test_coupling_and_learning_curve_and_equivalence_figures() -> None:
     c = rng.standard_normal((4, 4))
     fig = plot_coupling_comparison(s, s + 0.1, c, c, site_correlation=0.99, colour_correlation=1.0)
     assert "r = 0.990" in fig.axes[1].get_title()
+    _check_coupling_panels(fig, s, s + 0.1, c, c)
     assert _is_png(figure_to_png(fig))
     with pytest.raises(ShapeError, match=r"\(L, L\)"):
         plot_coupling_comparison(s, s[:5, :5], c, c)
@@ -81,3 +84,32 @@ def test_training_curve_figure() -> None:
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["training", "validation", "optimal loss", "best validation epoch"]
     assert _is_png(figure_to_png(fig))
+
+
+def _check_coupling_panels(fig: Any, ts: Any, ls: Any, tc: Any, lc: Any) -> None:
+    """Four labelled panels, numbered axes, one colour scale per compared pair."""
+    panels = fig.axes[:4]
+    for ax, first, what in zip(panels, ("1", "1", "0", "0"), ("site", "site", "colour", "colour"), strict=True):
+        assert ax.get_xlabel().startswith(what) and ax.get_ylabel().startswith(what)
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [t.get_text() for t in axis.get_ticklabels()]
+            assert labels and labels[0] == first
+    # true and learned panels of a pair share their colour limits, wide enough for both
+    for (a, b), (x, y) in (((0, 1), (ts, ls)), ((2, 3), (tc, lc))):
+        lim_a, lim_b = panels[a].images[0].get_clim(), panels[b].images[0].get_clim()
+        assert lim_a == lim_b
+        vmax = max(np.abs(x).max(), np.abs(y).max())
+        assert lim_a == pytest.approx((-vmax, vmax))
+    # one colour bar per pair, labelled
+    bars = fig.axes[4:]
+    assert len(bars) == 2 and all(bar.get_ylabel() for bar in bars)
+
+
+def test_coupling_panels_with_different_ranges() -> None:
+    rng = np.random.default_rng(2)
+    s = rng.standard_normal((20, 20))
+    c = rng.standard_normal((20, 20))
+    fig = plot_coupling_comparison(s, 3 * s, c, 0.1 * c)
+    _check_coupling_panels(fig, s, 3 * s, c, 0.1 * c)
+    sites = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert sites[0] == "1" and sites[-1] == "20" and len(sites) <= 8

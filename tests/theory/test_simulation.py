@@ -62,8 +62,7 @@ def test_simulation_bad_inputs() -> None:
 
 
 # Slow: theory against simulation at N = 500, 8 teachers per point, alphas 0.5, 2, 8, for
-# q = 2, 3, 5, beta = 1, 3 and lambda = 0.1, 1 (Ucol = I): eps_g, q_ and m. Tolerance of the
-# issue: 2 standard errors plus 2% of the theory value. With 4 teachers the standard error is
+# q = 2, 3, 5, beta = 1, 3 and lambda = 0.1, 1 (Ucol = I): eps_g, q_ and m. Tolerance: 2 standard errors plus 2% of the theory value. With 4 teachers the standard error is
 # itself too uncertain (3 degrees of freedom) and about one comparison in a hundred failed; 8
 # teachers make the check reliable. About 8 minutes on a busy 2-core machine.
 SLOW_N = 500
@@ -89,8 +88,8 @@ def test_theory_matches_simulation(q: int, beta: float, lam: float) -> None:
 
 
 @pytest.mark.slow
-def test_science_md_reference_point_at_n1000() -> None:
-    # SCIENCE.md: q = 3, Ucol = I, beta = 3, lambda = 0.1, rho = 1 agrees to about 1% at N = 1000.
+def test_reference_point_at_n1000() -> None:
+    # docs/theory.md: q = 3, Ucol = I, beta = 3, lambda = 0.1, rho = 1 agrees to about 1% at N = 1000.
     scn = Scenario(np.eye(3), beta=3.0)
     sims = simulate(scn, (0.5, 8.0), 0.1, 1000, n_seeds=3, n_test=10000, seed=5)
     for sim in sims:

@@ -11,7 +11,7 @@ reference has a residue to a residue of the chain, and compute per pair of colum
 Columns without a residue in the structure get ``NaN`` distances. A contact is
 ``distance < cutoff`` (8 A by default).
 
-The distances TSV format (that of ``../shared/data/proteins``): comment lines starting with ``#``,
+The distances TSV format (that of the shipped example families, ``attnpotts/data``): comment lines starting with ``#``,
 a header line ``i j NAME...``, then one line per pair ``i < j`` of 1-based column numbers with one
 value per distance column; absent pairs are unknown.
 """

@@ -343,12 +343,36 @@ def _remove_resumed_temporary(args: argparse.Namespace, out: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def run_command(args: argparse.Namespace) -> int:
+def _missing_file_message(exc: BaseException, argv: list[str]) -> str | None:
+    """The message of a missing or misplaced input file, naming the option it was given to.
+
+    ``FILE: no such file (given to --option); check the path`` for a bare ``[Errno 2]``; our own
+    messages ("an .npz file FILE does not exist") get ``(given to --option)`` appended.
+    """
+    text = " ".join(str(exc).split())
+    name = getattr(exc, "filename", None)
+    bare = isinstance(exc, OSError) and exc.strerror is not None and isinstance(name, str)
+    option = None
+    for k, token in enumerate(argv):
+        flag, eq, value = token.partition("=")
+        if not eq and k > 0 and argv[k - 1].startswith("--"):
+            flag, value = argv[k - 1], token
+        if not flag.startswith("--") or not value:
+            continue
+        if (bare and value == name) or (not bare and value in text):
+            option = flag
+    where = f" (given to {option})" if option else ""
+    if bare:
+        return f"{name}: no such file{where}; check the path"
+    return f"{text}{where}; check the path" if option else None
+
+
+def run_command(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Run the parsed subcommand ``args.func(args)`` with ``--out`` checked and locked.
 
     Returns its exit status; every exception becomes one line ``attnpotts COMMAND: error: ...`` on
     stderr and the exit status of :func:`exit_code_for` (the traceback of a bug only with
-    ``ATTNPOTTS_DEBUG=1``).
+    ``ATTNPOTTS_DEBUG=1``); ``argv`` lets a missing file name the option it was given to.
     """
     from ..storage import output_lock
 
@@ -364,6 +388,8 @@ def run_command(args: argparse.Namespace) -> int:
         if isinstance(exc, SystemExit | GeneratorExit):
             raise
         code, message = exit_code_for(exc)
+        if isinstance(exc, FileNotFoundError | IsADirectoryError) and argv:
+            message = _missing_file_message(exc, argv) or message
         if code == EXIT_CODES["bug"] and os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             traceback.print_exc()
         print(f"attnpotts {getattr(args, 'command', '')}: error: {message}", file=sys.stderr)

@@ -24,8 +24,9 @@ _EPILOG = """examples:
   attnpotts contacts family.a3m --out runs/fa --model factored --n-heads 32
   attnpotts contacts aln.fasta --out runs/c --regularization ccmpred --lambda-j 0.2
 
-output folder: summary.json, config.json, scores.mat (CCMpred), ec.txt (i A_i j A_j score, original
-columns), couplings.npz (couplings (L, L, q, q), fields (L, q), column map, conventions),
+output folder: summary.json, config.json, scores.mat (CCMpred), ec.txt (plmc's EC layout
+'i A_i j A_j 0 cn', focus-sequence numbering with --focus, else alignment columns), ec.tsv (the
+same with the alignment columns kept), couplings.npz (couplings (L, L, q, q), fields (L, q), column map, conventions),
 column_map.tsv, contact_map.png
 """
 

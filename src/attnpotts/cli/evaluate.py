@@ -113,6 +113,14 @@ def evaluate_run(
     return summary
 
 
+def _numbers(values: float | list[float]) -> str:
+    """``0.995`` for one value, ``0.995, 0.120 (per head)`` for several (3 decimals)."""
+    if isinstance(values, (int, float)):
+        return f"{values:.3f}"
+    text = ", ".join(f"{v:.3f}" for v in values)
+    return text if len(values) == 1 else f"{text} (per head)"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``attnpotts evaluate``; return the exit status."""
     from .common import resolve_config
@@ -148,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if "attention_correlation" in r:
             lines.append(
-                f"  factors    r(A, Jsite) {r['attention_correlation']}, r(V, Ucol) {r['value_correlation']}"
+                f"  factors    r(A, Jsite) {_numbers(r['attention_correlation'])}, "
+                f"r(V, Ucol) {_numbers(r['value_correlation'])}"
             )
     print("\n".join(lines))
     return 0

@@ -7,6 +7,7 @@ Each module in :data:`SUBCOMMANDS` defines ``register(subparsers) -> argparse.Ar
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import sys
@@ -51,12 +52,77 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    """The registered parser of subcommand ``name`` (None if it is not registered)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(name)
+    return None
+
+
+def _option_strings(*parsers: argparse.ArgumentParser) -> list[str]:
+    return [o for p in parsers for a in p._actions for o in a.option_strings]
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _unknown_options(argv: list[str], options: list[str]) -> list[str]:
+    """Options in ``argv`` that are neither known nor an unambiguous prefix of a known one."""
+    unknown = []
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("-") or token == "-" or _is_number(token):
+            continue
+        flag = token.split("=", 1)[0]
+        if flag in options:
+            continue
+        if flag.startswith("--") and len([o for o in options if o.startswith(flag)]) == 1:
+            continue  # argparse accepts unambiguous abbreviations
+        unknown.append(flag)
+    return unknown
+
+
+def _parse(
+    parser: argparse.ArgumentParser, argv: list[str], command: str | None
+) -> argparse.Namespace:
+    """Parse ``argv``. Errors name the subcommand, suggest the closest option or command
+    (difflib), and name a missing ``--config`` file and the option."""
+    if command is not None and command not in SUBCOMMANDS:
+        close = difflib.get_close_matches(command, SUBCOMMANDS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        parser.error(f"unknown command {command!r}{hint} (choose from {', '.join(SUBCOMMANDS)})")
+    sub = _subparser(parser, command) if command is not None else None
+    target = sub if sub is not None else parser
+    options = _option_strings(parser, target)
+    unknown = _unknown_options(argv, options)
+    if unknown:
+        long_options = [o for o in options if o.startswith("--")]
+        parts = []
+        for flag in unknown:
+            close = difflib.get_close_matches(flag, long_options, n=1, cutoff=0.6)
+            parts.append(f"unrecognized option {flag}" + (f"; did you mean {close[0]}?" if close else ""))
+        where = f"attnpotts {command} --help" if sub is not None else "attnpotts --help"
+        target.error("; ".join(parts) + f" ({where} lists the options)")
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        where = f"attnpotts {command} --help" if sub is not None else "attnpotts --help"
+        target.error(f"unexpected argument(s) {' '.join(extra)} ({where} shows the usage)")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``attnpotts`` with ``argv``; return the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv, command)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
@@ -66,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from .common import run_command
 
-    return run_command(args)
+    return run_command(args, argv=argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

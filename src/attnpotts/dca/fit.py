@@ -293,7 +293,7 @@ class _BaseDCA:
 
         Sets ``couplings_ (L, L, q, q)`` (symmetric, as fitted), ``fields_ (L, q)``,
         ``scores_ (L, L)`` (Frobenius norm in the zero-sum gauge, then APC; the gap state is left
-        out with ``score_gap="exclude"``, the default of SCIENCE.md, and kept with ``"include"``,
+        out with ``score_gap="exclude"``, the project's default (``docs/dca.md``), and kept with ``"include"``,
         plmc's score),
         ``frobenius_ (L, L)`` (before APC), ``n_sequences_``, ``n_unique_``, ``n_eff_``,
         ``convergence_`` (:class:`ConvergenceReport`), ``regularization_`` (the convention and its
@@ -405,8 +405,8 @@ class PlmDCA(_BaseDCA):
         device: torch device (``"cpu"``; ``"cuda"`` uses the dense kernel).
         memory_limit_gb: refuse fits whose estimated memory is above this.
         chunk: sequences per forward pass (``None``: all when they fit the memory limit).
-        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default, CCMpred and
-            SCIENCE.md) or ``"include"`` it (plmc).
+        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default, as CCMpred;
+            ``docs/dca.md``) or ``"include"`` it (plmc).
         seed: recorded for reproducibility (the fit itself is deterministic: zero start).
     """
 

@@ -27,7 +27,7 @@ from ..errors import ResourceLimitError, ValidationError
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "MemoryEstimate", "check_memory", "estimate_memory"]
 
-#: Default budget of a fit (bytes): 2 GiB, the issue's target at L = 200.
+#: Default budget of a fit (bytes): 2 GiB, room for a fit at L = 200.
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 
 _BYTES = {"float32": 4, "float64": 8}

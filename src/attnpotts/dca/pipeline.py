@@ -16,8 +16,10 @@ Output folder (``OUT_FILES``):
 * ``config.json``: the resolved configuration, seed and versions;
 * ``scores.mat``: CCMpred-style ``L x L`` score matrix (rows/columns = the fitted columns, listed
   in ``column_map.tsv``);
-* ``ec.txt``: EC table ``i A_i j A_j score`` with ``i, j`` the original alignment columns
-  (1-based) and the reference residues;
+* ``ec.txt``: EC file in plmc's layout ``i A_i j A_j 0 cn`` by decreasing score, numbered by the
+  focus sequence's residues when it covers every fitted column (``--focus``), else by the
+  original alignment columns (1-based) with ``-`` residues (:func:`attnpotts.evaluation.ec_numbering`);
+* ``ec.tsv``: the same pairs with a header, the original alignment columns kept as columns;
 * ``couplings.npz``: couplings ``(L, L, q, q)`` and fields ``(L, q)`` as fitted (the layout of
   :func:`attnpotts.evaluation.save_couplings_npz`, with the column map and the conventions);
 * ``column_map.tsv``: fitted column (1-based) -> original column (1-based), reference residue,
@@ -52,6 +54,7 @@ OUT_FILES = (
     "config.json",
     "scores.mat",
     "ec.txt",
+    "ec.tsv",
     "couplings.npz",
     "column_map.tsv",
     "contact_map.png",
@@ -79,8 +82,8 @@ class ContactsConfig:
         dtype: ``"float32"`` or ``"float64"``.
         device: torch device.
         memory_limit_gb: refuse fits estimated above this.
-        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default; SCIENCE.md,
-            CCMpred) or ``"include"`` it (plmc's score).
+        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default; CCMpred,
+            ``docs/dca.md``) or ``"include"`` it (plmc's score).
         focus: keep only the reference sequence's residue columns.
         reference: id (prefix) or row of the reference sequence (default: first record).
         max_column_gap: drop columns with a larger gap fraction.
@@ -256,10 +259,12 @@ def run_contacts(
     from ..alignment import read_alignment
     from ..evaluation import (
         contact_scores,
+        ec_numbering,
         precision_at,
         precision_table,
         save_couplings_npz,
         write_ec_table,
+        write_ec_tsv,
         write_score_matrix,
     )
     from ..storage import atomic_output_dir, atomic_write_json, atomic_write_text, environment_info
@@ -283,6 +288,15 @@ def run_contacts(
     ref_num = (
         np.asarray(msa.reference.residue_numbers) if msa.reference is not None else np.full(L, -1)
     )
+    # plmc numbers ECs by the focus sequence only in focus mode; so do we (--focus)
+    ec_numbers, ec_residues, ec_scheme = (
+        ec_numbering(columns, ref_num, ref_res) if cfg.focus else ec_numbering(columns)
+    )
+    ec_scheme_text = (
+        "residue numbers of the focus sequence"
+        if ec_scheme == "focus"
+        else "original 1-based alignment columns (no --focus)"
+    )
     conventions = {
         "weights": {
             "scheme": "inverse number of neighbours at >= identity_threshold identity (self included); "
@@ -298,8 +312,9 @@ def run_contacts(
         + ("without the gap state" if cfg.score_gap == "exclude" else "with the gap state (plmc)")
         + ", then APC",
         "contact": f"distance < {CONTACT_CUTOFF} A, |i - j| >= {MIN_SEPARATION} (fitted columns)",
-        "columns": "scores.mat, couplings.npz: fitted columns in order; ec.txt: original 1-based "
-        "columns; column_map.tsv: the map",
+        "columns": "scores.mat, couplings.npz: fitted columns in order; ec.txt, ec.tsv: "
+        + ec_scheme_text
+        + "; ec.tsv also the original 1-based columns; column_map.tsv: the map",
     }
     summary: dict[str, Any] = {
         "alignment": os.fspath(alignment),
@@ -347,7 +362,10 @@ def run_contacts(
         config_record.update(extra_config)
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         write_score_matrix(tmp / "scores.mat", scores)
-        write_ec_table(tmp / "ec.txt", scores, columns=columns, residues=ref_res)
+        write_ec_table(tmp / "ec.txt", scores, numbers=ec_numbers, residues=ec_residues)
+        write_ec_tsv(
+            tmp / "ec.tsv", scores, columns=columns, numbers=ec_numbers, residues=ec_residues
+        )
         save_couplings_npz(
             tmp / "couplings.npz",
             est.couplings_,

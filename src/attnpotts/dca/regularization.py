@@ -17,7 +17,7 @@ Conventions (:data:`CONVENTIONS`), ``L`` sites and ``q`` states:
 * ``"plmc"``: ``lam_pair = lambda_j``, ``lam_h = lambda_h`` as given (plmc's ``-le`` / ``-lh``).
 * ``"evcouplings"`` (= ``"gremlin"``): ``lam_pair = lambda_j (L - 1)(q - 1)``,
   ``lam_h = lambda_h`` (EVcouplings' ``lambda_J_times_Lq``; GREMLIN's ``lam_w``); defaults 0.01 and
-  0.01, the plmc settings of the issue's reference measurements and attnpotts' default.
+  0.01, the plmc settings of the README's DCA benchmark and attnpotts' default.
 * ``"ccmpred"``: ``lam_pair = lambda_j (L - 1)`` (CCMpred's ``-l LFACTOR``, default 0.2) and
   ``lam_h = lambda_h`` (default 0.01); CCMpred writes ``lambda_pair / 2 * sum_{i, j}`` over both
   orders, which is the same ``sum_{i<j}``.

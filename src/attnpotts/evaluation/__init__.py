@@ -3,9 +3,11 @@
 from .formats import (
     ADABMDCA_PROTEIN_ALPHABET,
     CCMPRED_ALPHABET,
+    EC_TSV_HEADER,
     NPZ_FORMAT_VERSION,
     CouplingsFile,
     ImportedParameters,
+    ec_numbering,
     load_couplings_npz,
     read_adabmdca_params,
     read_ccmpred_raw,
@@ -16,6 +18,7 @@ from .formats import (
     write_adabmdca_params,
     write_ccmpred_braw,
     write_ec_table,
+    write_ec_tsv,
     write_score_matrix,
 )
 from .precision import (
@@ -41,6 +44,7 @@ __all__ = [
     "CCMPRED_ALPHABET",
     "DEFAULT_FRACTIONS",
     "DEFAULT_SEPARATIONS",
+    "EC_TSV_HEADER",
     "NPZ_FORMAT_VERSION",
     "CouplingsFile",
     "FactorCorrelations",
@@ -50,6 +54,7 @@ __all__ = [
     "contact_precision",
     "contact_scores",
     "coupling_recovery",
+    "ec_numbering",
     "factor_correlations",
     "frobenius_scores",
     "load_couplings_npz",
@@ -68,5 +73,6 @@ __all__ = [
     "write_adabmdca_params",
     "write_ccmpred_braw",
     "write_ec_table",
+    "write_ec_tsv",
     "write_score_matrix",
 ]

@@ -1,6 +1,6 @@
 """``attnpotts reproduce``: the paper's experiments as one pipeline of sweeps, a JSON document and a report.
 
-Stages (SCIENCE.md section 4; each is a sweep of registered tasks run through the results store, so
+Stages (``docs/experiments.md``; each is a sweep of registered tasks run through the results store, so
 a killed pipeline resumes where it stopped and any executor gives the same numbers):
 
 * ``depth`` - test loss against training compute for vanilla transformers with 1..4 layers and one
@@ -11,7 +11,7 @@ a killed pipeline resumes where it stopped and any executor gives the same numbe
   factored layer's test loss, or none.
 * ``couplings`` - the learned attention ``A`` and value ``V`` of the factored layer next to the true
   ``Jsite`` and ``Ucol``, with gauge-invariant correlations.
-* ``theory`` - replica learning curves (SCIENCE.md section 5) against finite-``N`` simulations.
+* ``theory`` - replica learning curves (``docs/theory.md``) against finite-``N`` simulations.
 * ``equivalence`` - the MLM loss of factored attention and ``-(1/(M L)) log PL`` of the converted
   Potts model, for random parameters of both variants and for the trained model.
 
@@ -214,7 +214,7 @@ class ReproduceConfig:
         """The built-in settings of ``mode`` (``quick``, ``default``, ``full``) with overrides.
 
         * ``quick``: a smoke test (small system, few epochs; well under 2 minutes on 2 cores);
-        * ``default``: SCIENCE.md section 4 (``L = q = 20``, ``M = 3000``), one seed;
+        * ``default``: the paper's size (``L = q = 20``, ``M = 3000``), one seed;
         * ``full``: several seeds, a regularisation grid per depth, longer training, larger
           simulations (meant for a cluster: ``--executor dask``).
         """
@@ -363,7 +363,7 @@ def theory_curve_spec(config: ReproduceConfig) -> ExperimentSpec:
         seed=config.derived_seed(4),
         params={**_theory_params(config), "alphas": theory_alpha_grid(config), "student": "factored"},
         sweep={"lambda": list(config.theory_lambdas)},
-        description="replica-symmetric fixed point of the factored student (SCIENCE.md 5)",
+        description="replica-symmetric fixed point of the factored student (docs/theory.md)",
     )
 
 
@@ -770,7 +770,7 @@ def stage_equivalence(ctx: _Context) -> StageOutput:
     return StageOutput(summary, {"equivalence": figure_to_png(fig)}, used)
 
 
-#: Relative agreement required of the two losses (float64; issue 3's standard).
+#: Relative agreement required of the two losses (float64; the tests' standard).
 EQUIVALENCE_RTOL = 1e-10
 
 _STAGE_FUNCS: dict[str, Callable[[_Context], StageOutput]] = {

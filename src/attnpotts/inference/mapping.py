@@ -1,4 +1,4 @@
-"""The exact mapping between factored attention / full Potts models and Potts models (SCIENCE.md 3).
+"""The exact mapping between factored attention / full Potts models and Potts models (docs/conventions.md).
 
 Factored attention's conditional is a Potts conditional with
 

@@ -1,6 +1,6 @@
 """Factored self-attention: one layer whose attention depends on positions, values on colours.
 
-``logits_i(a) = b[i, a] + sum_h sum_{j != i} A_h[i, j] * V_h[a, s_j]``  (SCIENCE.md section 2).
+``logits_i(a) = b[i, a] + sum_h sum_{j != i} A_h[i, j] * V_h[a, s_j]``  (``docs/conventions.md``).
 
 Variants of the attention matrices ``A_h: (L, L)``:
 

@@ -1,4 +1,4 @@
-"""A standard (vanilla) transformer encoder for masked language modelling (SCIENCE.md section 2).
+"""A standard (vanilla) transformer encoder for masked language modelling (docs/conventions.md).
 
 Token embeddings (``q`` colours plus ``[MASK]``) + learned positional embeddings, ``n_layers``
 pre-layer-norm blocks ``x + MHA(LN(x))``, ``x + MLP(LN(x))`` with bidirectional multi-head

@@ -3,8 +3,8 @@
 Lower triangle: the true contacts (``distance < cutoff``, ``|i - j| >= min_separation``) in grey,
 columns of unknown distance shaded. Upper triangle: the ``top`` best-scoring pairs (same
 separation rule), blue when they are contacts, red when they are not, hollow when their distance is
-unknown. Axes are numbered like the original alignment when ``positions`` (1-based columns) are
-given.
+unknown. Axes are numbered from 1 like every output file, by the original alignment columns when
+``positions`` (1-based columns) are given.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ShapeError, ValidationError
 from . import new_figure
+from .experiments import index_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -30,6 +31,7 @@ def plot_contact_map(
     cutoff: float = 8.0,
     min_separation: int = 6,
     positions: Any = None,
+    position_label: str = "column",
     title: str | None = None,
 ) -> Figure:
     """Draw the top-``top`` predicted pairs over the true contact map.
@@ -41,8 +43,11 @@ def plot_contact_map(
         top: number of predicted pairs shown (default ``L``).
         cutoff: contact distance cutoff in Angstrom.
         min_separation: minimum ``|i - j|`` of the pairs shown (in ``positions``).
-        positions: ``(L,)`` 1-based original column numbers for the axes (default ``1..L``).
-        title: figure title; by default the precision of the shown pairs when distances are given.
+        positions: ``(L,)`` 1-based numbers of the sites for the axes (default ``1..L``), e.g.
+            the original alignment columns (``msa.columns``) or residue numbers.
+        position_label: what ``positions`` count (the axis labels: "<label> i", "<label> j").
+        title: first line of the title; the second (or only) line says which pairs are shown
+            and, when distances are given, their precision.
     """
     S = np.asarray(scores, dtype=np.float64)
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
@@ -105,15 +110,20 @@ def plot_contact_map(
             precision = float(hit[is_known].mean())
     else:
         ax.scatter(pos[pj], pos[pi], s=14, c="tab:blue", label="predicted")
-    ax.set_xlim(pos[0] - 1, pos[-1] + 1)
-    ax.set_ylim(pos[-1] + 1, pos[0] - 1)
+    # 1-based numbers as in every output file; the first column is always labelled
+    lo, hi = int(pos.min()), int(pos.max())
+    idx, labels = index_ticks(hi - lo + 1, first=lo)
+    ticks = [lo + k for k in idx]
+    ax.set_xlim(lo - 0.5, hi + 0.5)
+    ax.set_ylim(hi + 0.5, lo - 0.5)
+    ax.set_xticks(ticks, labels)
+    ax.set_yticks(ticks, labels)
     ax.set_aspect("equal")
-    ax.set_xlabel("column j")
-    ax.set_ylabel("column i")
-    if title is None:
-        title = f"top {len(pi)} pairs, |i - j| >= {min_separation}"
-        if precision is not None:
-            title += f": precision {precision:.2f}"
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(f"{position_label} j")
+    ax.set_ylabel(f"{position_label} i")
+    shown = f"top {len(pi)} pairs, |i - j| >= {min_separation}"
+    if precision is not None:
+        shown += f": precision {precision:.2f}"
+    ax.set_title(shown if title is None else f"{title}\n{shown}", fontsize=10)
     fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     return fig

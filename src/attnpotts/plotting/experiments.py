@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
+    "index_ticks",
     "plot_coupling_comparison",
     "plot_depth_study",
     "plot_equivalence",
@@ -100,13 +101,39 @@ def _colours(n: int) -> list[Any]:
     return [cmap(v) for v in np.linspace(0.0, 0.85, max(n, 1))][:n]
 
 
-def _heatmap(fig: Figure, ax: Axes, m: np.ndarray, title: str) -> None:
-    vmax = float(np.abs(m).max()) or 1.0
+def index_ticks(n: int, first: int = 1, max_ticks: int = 8) -> tuple[list[int], list[str]]:
+    """Tick positions (0-based indices) and labels for ``n`` items numbered from ``first``.
+
+    The first item is always labelled; the others at multiples of a round step (1, 2, 5, 10, ...)
+    chosen so that at most about ``max_ticks`` labels show.
+    """
+    step = 1
+    for base in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
+        step = base
+        if n / base <= max_ticks:
+            break
+    idx = [k for k in range(n) if k == 0 or (k + first) % step == 0]
+    if len(idx) > 1 and idx[1] < step / 2:
+        idx.pop(1)  # keep the first label clear of its neighbour
+    return idx, [str(k + first) for k in idx]
+
+
+def _heatmap(
+    ax: Axes, m: np.ndarray, title: str, *, vmax: float, first: int, xlabel: str, ylabel: str
+) -> Any:
+    """One matrix panel with labelled, numbered axes; returns the image for a shared colour bar."""
     im = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    for n, set_ticks, set_labels in (
+        (m.shape[1], ax.set_xticks, ax.set_xticklabels),
+        (m.shape[0], ax.set_yticks, ax.set_yticklabels),
+    ):
+        pos, labels = index_ticks(n, first)
+        set_ticks(pos)
+        set_labels(labels, fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    return im
 
 
 def plot_coupling_comparison(
@@ -125,8 +152,10 @@ def plot_coupling_comparison(
         true_colour, learned_colour: ``(q, q)`` matrices.
         site_correlation, colour_correlation: shown in the titles when given.
 
-    The learned matrices are shown as they are: the scale gauge ``(cA, V/c)`` and the sign of the
-    pair are fixed by the caller.
+    Each compared pair (true vs learned) shares one symmetric colour scale and one colour bar, so
+    equal colours mean equal values. Sites are numbered from 1 (as in every file), colours by
+    their state index from 0. The learned matrices are shown as they are: the scale gauge
+    ``(cA, V/c)`` and the sign of the pair are fixed by the caller.
     """
     ts, ls = _finite(true_site, "true_site"), _finite(learned_site, "learned_site")
     tc, lc = _finite(true_colour, "true_colour"), _finite(learned_colour, "learned_colour")
@@ -140,10 +169,19 @@ def plot_coupling_comparison(
     def r(v: float | None) -> str:
         return "" if v is None else f" (r = {v:.3f})"
 
-    _heatmap(fig, axes[0, 0], ts, "true Jsite")
-    _heatmap(fig, axes[0, 1], ls, "learned A" + r(site_correlation))
-    _heatmap(fig, axes[1, 0], tc, "true Ucol")
-    _heatmap(fig, axes[1, 1], lc, "learned V" + r(colour_correlation))
+    rows = (
+        (ts, ls, "true Jsite", "learned A" + r(site_correlation), 1, "site i", "site j", "Jsite, A"),
+        (tc, lc, "true Ucol", "learned V" + r(colour_correlation), 0,
+         "colour a (state)", "colour b (state)", "Ucol, V"),
+    )  # fmt: skip
+    for row, (true, learned, t_title, l_title, first, ylabel, xlabel, bar) in enumerate(rows):
+        vmax = float(max(np.abs(true).max(), np.abs(learned).max())) or 1.0
+        for col, (m, title) in enumerate(((true, t_title), (learned, l_title))):
+            im = _heatmap(
+                axes[row, col], m, title, vmax=vmax, first=first, xlabel=xlabel, ylabel=ylabel
+            )
+        cbar = fig.colorbar(im, ax=list(axes[row]), shrink=0.85)
+        cbar.set_label(bar, fontsize=8)
     return fig
 
 

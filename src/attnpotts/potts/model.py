@@ -1,6 +1,6 @@
 """Potts models: conditionals (any couplings) and the symmetric Boltzmann model (energies).
 
-Conventions (SCIENCE.md section 1), used everywhere in attnpotts:
+Conventions (``docs/conventions.md``), used everywhere in attnpotts:
 
 * states ``s_i in {0..q-1}``, sequences ``states: (M, L)`` integers;
 * ``fields: (L, q)``, ``couplings: (L, L, q, q)`` with ``couplings[i, i] == 0``;

@@ -1,8 +1,8 @@
 """Synthetic generalized Potts models: random site and colour interaction matrices.
 
-The paper's data model (SCIENCE.md section 1) has couplings ``J[i, j, a, b] = Jsite[i, j] Ucol[a, b]``
+The paper's data model (``docs/conventions.md``) has couplings ``J[i, j, a, b] = Jsite[i, j] Ucol[a, b]``
 (``K = 1``) and no fields. How the paper drew ``Jsite`` and ``Ucol`` is unknown; the library offers
-(SCIENCE.md section 4):
+(``docs/experiments.md``):
 
 * ``Jsite``: a sparse random graph (Erdős–Rényi with a given mean degree) with Gaussian weights
   ``N(0, scale^2)`` on its edges, or dense Gaussian ``N(0, scale^2 / L)`` on every pair;
@@ -13,7 +13,7 @@ The paper's data model (SCIENCE.md section 1) has couplings ``J[i, j, a, b] = Js
 
 **Library default** (:class:`GeneralizedPottsSpec` defaults): ``L = 20``, ``q = 20``, sparse graph of
 mean degree 3 with ``N(0, 1)`` weights, symmetric Gaussian ``Ucol`` with ``scale = 1``, no fields
-(the ensemble of the pilot run in SCIENCE.md section 4).
+(the ensemble of the pilot run described in ``docs/experiments.md``).
 """
 
 from __future__ import annotations

@@ -307,7 +307,7 @@ def _theory(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes])
     sc = s["scenario"]
     sec = rep.section("Replica theory against simulations")
     sec.text(
-        "Scenario of SCIENCE.md section 5: q = {q} colours, beta = {beta}, teacher variance "
+        "Scenario (one masked site, N other uniform spins; docs/theory.md): q = {q} colours, beta = {beta}, teacher variance "
         "rho = {rho}; simulations with N = {n} sites averaged over {seeds} seeds. {agree} of {pts} "
         "simulation points agree with the theory ({rule}); the largest relative deviation is {dev}.",
         q=Num(sc["q"], k + "scenario.q", "d"), beta=Num(sc["beta"], k + "scenario.beta", ".3g"),

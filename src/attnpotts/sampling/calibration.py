@@ -1,7 +1,7 @@
 """Calibrate the temperature: find ``beta`` whose samples have a target mean Hamming distance.
 
 Plain Gibbs chains from random starts freeze into different local minima at low temperature, and
-their mean pairwise distance then *rises* again with beta (SCIENCE.md section 4, pilot findings):
+their mean pairwise distance then *rises* again with beta (pilot findings, ``docs/experiments.md``):
 a naive bisection drifts to nonsense. So every distance here is measured with parallel tempering
 over a ladder that starts at ``beta = 0``, the curve ``d(beta)`` is checked to decrease
 monotonically and the chains to agree (R-hat), the reachable range is reported, and an

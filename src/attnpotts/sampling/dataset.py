@@ -76,7 +76,8 @@ class SampleConfig:
     ``N(0, 1)`` weights and a symmetric Gaussian ``Ucol``; ``beta`` is calibrated so that sampled
     sequences have mean pairwise normalised Hamming distance ``target_distance = 0.88``, where the
     optimal masked-LM loss (mean conditional entropy) is 1-2 nats for this ensemble (measured:
-    1.1-1.8 nats over seeds 0-2), as SCIENCE.md section 4 advises.
+    1.1-1.8 nats over seeds 0-2), a loss large enough that finite-sample noise stays small
+    against it (``docs/experiments.md``).
 
     Attributes:
         n_sites, n_states, site, mean_degree, site_scale, colour, colour_scale, colour_diagonal:

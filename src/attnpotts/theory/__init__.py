@@ -1,6 +1,6 @@
 """Replica theory of the generalization error of factored attention (numpy/scipy only).
 
-The scenario of SCIENCE.md section 5: one masked site, ``N`` other i.i.d. uniform spins, a teacher
+The scenario of ``docs/theory.md``: one masked site, ``N`` other i.i.d. uniform spins, a teacher
 attention row ``w* ~ N(0, rho)`` with value matrix ``Ucol``, labels from ``softmax(beta z*)``.
 
 * :class:`Scenario` - the teacher; :func:`make_ucol` - value matrices.

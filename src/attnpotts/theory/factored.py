@@ -1,4 +1,4 @@
-"""Replica-symmetric fixed point of the factored student (SCIENCE.md section 5; numpy/scipy only).
+"""Replica-symmetric fixed point of the factored student (docs/theory.md; numpy/scipy only).
 
 The student learns one attention row ``a`` (``N`` numbers) with the value matrix fixed to the
 teacher's ``Ucol``, by minimising ``sum_mu CE(y_mu, z_mu) + (lam / 2) |a|^2`` over ``M = alpha N``

@@ -1,4 +1,4 @@
-"""The model scenario of the replica theory (SCIENCE.md section 5) and its derived quantities.
+"""The model scenario of the replica theory (docs/theory.md) and its derived quantities.
 
 One masked site of a generalized Potts model with ``N`` other sites whose spins are i.i.d. uniform
 over ``q`` colours. The teacher's attention row is ``w*_j ~ N(0, rho)``, its couplings
