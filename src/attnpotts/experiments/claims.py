@@ -284,8 +284,10 @@ def _claim_scaling(results: Mapping[str, Any]) -> Claim:
         "power law excess ~ M^slope fitted over the sizes (weighted least squares on log-log axes); "
         f"reproduced if the fitted slope + {Z:g} s.e. < 0 and the curve still falls between the two "
         f"largest M (that segment's slope + {Z:g} s.e. < 0) or the excess at the largest M is within "
-        f"{Z:g} s.e. of 0; not reproduced if the fitted or the last segment's slope - {Z:g} s.e. >= 0 "
-        "(a floor); inconclusive otherwise, with fewer than 3 usable sizes, or if a run did not stop early"
+        f"{Z:g} s.e. of 0; not reproduced if the fitted slope - {Z:g} s.e. >= 0, or the excess levels "
+        f"off (the last segment's slope is within {Z:g} s.e. of 0 and above the fitted slope by more "
+        f"than {Z:g} combined s.e.); inconclusive otherwise, with fewer than 3 usable sizes, or if a "
+        "run did not stop early"
     )
     sc = _stage(results, "scaling")
     if sc is None:
@@ -325,8 +327,14 @@ def _claim_scaling(results: Mapping[str, Any]) -> Claim:
         return Claim("e", statement, "inconclusive",
                      f"{text}; but runs at M = {', '.join(map(str, stalled))} did not stop early", rule, ev,
                      "sample_curves")  # fmt: skip
-    if s - Z * s_se >= 0 or (seg is not None and float(seg["slope"]) - Z * float(seg["slope_stderr"]) >= 0):
-        return Claim("e", statement, "not reproduced", f"{text}: the excess levels off", rule, ev, "sample_curves")
+    if s - Z * s_se >= 0:
+        return Claim("e", statement, "not reproduced", f"{text}: the excess does not fall", rule, ev,
+                     "sample_curves")  # fmt: skip
+    if seg is not None:
+        g, g_se = float(seg["slope"]), float(seg["slope_stderr"])
+        if abs(g) <= Z * g_se and g - s > Z * math.hypot(g_se, s_se):
+            return Claim("e", statement, "not reproduced", f"{text}: the excess levels off at the largest M",
+                         rule, ev, "sample_curves")  # fmt: skip
     still_falling = seg is not None and float(seg["slope"]) + Z * float(seg["slope_stderr"]) < 0
     at_zero = float(last["excess_loss"]) - Z * float(last["excess_loss_stderr"]) <= 0
     if s + Z * s_se < 0 and (still_falling or at_zero):
