@@ -42,6 +42,7 @@ from ..inference.objectives import (
 from ..models import MaskedLanguageModel, check_tokens, model_kind
 from ..random import spawn_seeds, torch_generator
 from ..storage import atomic_write_text
+from .allocator import keep_freed_memory
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
 from .config import TrainingConfig
@@ -400,6 +401,7 @@ def train(
         ValidationError / ShapeError: bad data, weights or options (message says which).
     """
     cfg = TrainingConfig() if config is None else config
+    keep_freed_memory()  # no page-fault churn from per-batch allocations (see .allocator)
     if not isinstance(model, MaskedLanguageModel):
         raise ValidationError(
             f"model must be an attnpotts MaskedLanguageModel, got {type(model).__name__}"
