@@ -93,8 +93,9 @@ class ReproduceConfig:
     (``M`` values; nested random subsets of one sampled pool per data seed),
     ``scaling_data_seeds`` (data sets, each a new model from the ensemble with its own samples and
     test set), ``scaling_depths`` (transformer depths trained at every size; empty: the factored
-    layer only). Same hyper-parameters as the depth study, the first value of each
-    regularisation grid, one training seed per size and data seed.
+    layer only) at the sizes up to ``scaling_transformer_max_size`` (transformers cost far more per
+    sequence than the factored layer). Same hyper-parameters as the depth study, the first value of
+    each regularisation grid, one training seed per size and data seed.
 
     Theory: ``theory_states`` (q), ``theory_ucol`` (``"identity"`` or ``"gaussian"``),
     ``theory_beta``, ``theory_rho``, ``theory_lambdas``, ``theory_alphas`` (simulation points;
@@ -128,10 +129,10 @@ class ReproduceConfig:
     transformer_weight_decay: float = 0.01
     transformer_lr: float = 2e-3
     transformer_batch_size: int = 64
-    transformer_epochs: int = 25
+    transformer_epochs: int = 300
     transformer_masking: str = "one"
-    transformer_mask_copies: int = 0
-    transformer_warmup_epochs: float = 0.0
+    transformer_mask_copies: int = 4
+    transformer_warmup_epochs: float = 1.0
     transformer_lr_schedule: str = "constant"
     factored_heads: int = 1
     factored_variant: str = "free"
@@ -147,6 +148,7 @@ class ReproduceConfig:
     scaling_sizes: tuple[int, ...] = (300, 1000, 3000, 10000)
     scaling_data_seeds: int = 3
     scaling_depths: tuple[int, ...] = (1,)
+    scaling_transformer_max_size: int = 3000
     # theory
     theory_states: int = 3
     theory_ucol: str = "identity"
@@ -182,7 +184,7 @@ class ReproduceConfig:
             "theory_states": 2, "theory_curve_points": 2, "simulation_sites": 2,
             "simulation_seeds": 1, "simulation_test": 1, "equivalence_draws": 1,
             "equivalence_sites": 2, "equivalence_states": 2, "equivalence_sequences": 1,
-            "transformer_mask_copies": 0, "scaling_data_seeds": 1,
+            "transformer_mask_copies": 0, "scaling_data_seeds": 1, "scaling_transformer_max_size": 1,
         }  # fmt: skip
         for name, minimum in ints.items():
             v = getattr(self, name)
@@ -272,6 +274,7 @@ class ReproduceConfig:
                 transformer_epochs=2, transformer_batch_size=100, factored_coupling_l2=(0.0,),
                 factored_epochs=20, factored_batch_size=300, patience=3,
                 scaling_sizes=(100, 200, 400), scaling_data_seeds=2, scaling_depths=(1,),
+                scaling_transformer_max_size=400,
                 theory_lambdas=(0.1, 1.0), theory_alphas=(0.5, 2.0, 8.0), theory_curve_points=6,
                 simulation_sites=40, simulation_seeds=2, simulation_test=1000,
                 equivalence_draws=1, equivalence_sites=5, equivalence_states=3,
@@ -280,10 +283,10 @@ class ReproduceConfig:
         elif mode == "full":
             base.update(
                 n_sites=30, n_train=10000, n_validation=1000, n_test=2000, n_chains=400,
-                transformer_dropout=(0.0, 0.1, 0.2), transformer_epochs=100, factored_epochs=200,
+                transformer_dropout=(0.0, 0.1, 0.2), transformer_epochs=1000, factored_epochs=200,
                 factored_coupling_l2=(0.0, 1e-5, 1e-4), patience=10, n_seeds=4,
                 scaling_sizes=(300, 1000, 3000, 10000, 30000), scaling_data_seeds=5,
-                scaling_depths=(1, 2, 3, 4),
+                scaling_depths=(1, 2, 3, 4), scaling_transformer_max_size=30000,
                 theory_lambdas=(0.001, 0.01, 0.1, 1.0), theory_alphas=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
                 theory_curve_points=40, simulation_sites=1000, simulation_seeds=8,
                 simulation_test=20000, equivalence_draws=4,
@@ -439,7 +442,8 @@ def scaling_specs(config: ReproduceConfig) -> list[ExperimentSpec]:
             description="one factored layer trained on M sequences, for several M and data sets",
         )
     ]  # fmt: skip
-    if config.scaling_depths:
+    tr_sizes = sorted(m for m in config.scaling_sizes if m <= config.scaling_transformer_max_size)
+    if config.scaling_depths and len(tr_sizes) >= 2:
         specs.append(
             ExperimentSpec(
                 name="scaling-transformer",
@@ -450,7 +454,7 @@ def scaling_specs(config: ReproduceConfig) -> list[ExperimentSpec]:
                     "model": _transformer_model(config), "training": _transformer_training(config),
                     "train_size": min(config.scaling_sizes),
                 },
-                sweep={**sweep, "model.n_layers": list(config.scaling_depths)},
+                sweep={**sweep, "train_size": tr_sizes, "model.n_layers": list(config.scaling_depths)},
                 description="transformers trained on M sequences, for several M, data sets, depths",
             )
         )  # fmt: skip
@@ -853,7 +857,7 @@ def stage_scaling(ctx: _Context) -> StageOutput:
     models: list[dict[str, Any]] = []
     for label, depth, runs in groups:
         points: list[dict[str, Any]] = []
-        for size in sizes:
+        for size in sorted({int(r.run.params["train_size"]) for r in runs}):
             at = [r for r in runs if int(r.run.params["train_size"]) == size]
             exc, exc_se = _mean_se([r.metrics["excess_loss"]["mean"] for r in at],
                                    [r.metrics["excess_loss"]["stderr"] for r in at])  # fmt: skip
@@ -906,8 +910,11 @@ def stage_scaling(ctx: _Context) -> StageOutput:
 #: Rough CPU seconds per unit of work of the built-in tasks (measured on a 2-core machine; only
 #: their ratios matter for the ETA, which is rescaled by the observed speed as runs finish).
 _COST = {
-    "factored_per_seq_epoch": 1.2e-4,  # per sequence and epoch at L = q = 20
-    "transformer_per_token_layer": 6e-5,  # per masked target and layer at L = 20, width 64
+    "factored_per_seq_epoch": 1.2e-4,  # L-BFGS, per sequence and epoch at L = q = 20 (~8 epochs)
+    "factored_epochs": 10,
+    "transformer_per_token_layer": 2.1e-4,  # per masked copy and layer at L = 20, width 64
+    "transformer_per_token": 0.4e-4,  # embedding, read-out, optimizer
+    "transformer_epochs": 40,
     "run_overhead": 3.0,  # test evaluation, coupling recovery, figures
     "theory_curve": 5.0,
     "theory_simulation": 1.0,
@@ -923,14 +930,17 @@ def estimated_cost(run: RunSpec) -> float:
     data, training, model = p["data"], p["training"], p["model"]
     M = int(p.get("train_size", data["n_train"]))
     L, q = int(data["n_sites"]), int(data["n_states"])
-    size = (L / 20.0) ** 2 * (q / 20.0)
-    epochs = min(int(training["max_epochs"]), 40)
     if model["kind"] == "transformer":
+        epochs = min(int(training["max_epochs"]), _COST["transformer_epochs"])
         masking = training.get("masking", "one")
         per_seq = {"all": L, "copies": int(training.get("n_mask_copies", L)), "one": 1}.get(masking, 0.15 * L)
-        layers = int(model.get("n_layers", 1))
-        return _COST["run_overhead"] + _COST["transformer_per_token_layer"] * (L / 20.0) * M * per_seq * epochs * (layers + 1)
-    return _COST["run_overhead"] + _COST["factored_per_seq_epoch"] * size * M * epochs
+        width = (int(model.get("width", 64)) / 64.0) ** 2
+        per_token = _COST["transformer_per_token"] + _COST["transformer_per_token_layer"] * width * int(
+            model.get("n_layers", 1)
+        )
+        return _COST["run_overhead"] + per_token * (L / 20.0) * M * per_seq * epochs
+    epochs = min(int(training["max_epochs"]), _COST["factored_epochs"])
+    return _COST["run_overhead"] + _COST["factored_per_seq_epoch"] * (L / 20.0) ** 2 * (q / 20.0) * M * epochs
 
 
 def stage_couplings(ctx: _Context) -> StageOutput:

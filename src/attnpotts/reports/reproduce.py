@@ -319,8 +319,10 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
         i, best = min(transformers, key=lambda im: im[1]["test_loss"])
         sec.text(
             "No transformer with up to {depth} layers came within {tol} of the factored layer "
-            "within this training budget; the closest, {label}, ended {gap} ± {se} (paired "
-            "standard error on the test sequences) above it.",
+            "{how}; the closest, {label}, ended {gap} ± {se} (paired standard error on the test "
+            "sequences) above it.",
+            how="at convergence (every run early-stopped)" if all(m.get("converged") for m in models)
+            else "within this training budget (some runs stopped at their epoch cap)",
             depth=Num(s["max_depth"], k + "max_depth", "d"), tol=tol, label=best["label"],
             gap=Num(best["relative_gap_to_factored"], k + f"models.{i}.relative_gap_to_factored", ".1%"),
             se=Num(best["relative_gap_stderr"], k + f"models.{i}.relative_gap_stderr", ".1%"),
