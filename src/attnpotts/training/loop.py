@@ -302,7 +302,7 @@ def _auto_validation_positions(
         return None  # one unmasked pass gives every position: the exact loss costs no more
     if cfg.masking == "all":
         return None  # an epoch already runs L copies per sequence
-    rows = n_train * fwd.copies * (L * cfg.mask_rate if cfg.masking == "bert" else 1)
+    rows = n_train * fwd.copies  # forward rows of a training epoch
     # a training step is about 3 forward passes; 10% of the epoch = 0.3 forward rows per row
     k = min(L, max(1, math.floor(0.3 * rows / max(1, n_val))))
     return None if k >= L else k
@@ -388,14 +388,22 @@ def train(
             ``config.checkpoint_every`` epochs and at the end); it keeps the last good state.
         metrics_path: JSON-lines file of per-epoch metrics (rewritten atomically every epoch).
         resume_from: a checkpoint of an earlier run of the same model and config (only
-            ``max_epochs``, ``patience``, ``checkpoint_every``, ``eval_batch_size`` may differ);
-            training continues exactly where it stopped.
+            ``max_epochs``, ``patience``, ``checkpoint_every``, ``eval_batch_size``,
+            ``still_improving_tol`` may differ); training continues exactly where it stopped
+            (the learning rate is a function of the step count, saved in the checkpoint; a
+            ``"cosine"`` schedule follows the new ``max_epochs``).
         raise_on_divergence: raise :class:`~attnpotts.errors.DivergenceError` (after restoring and
             checkpointing the last good state) instead of returning ``stop_reason="diverged"``.
 
     Returns:
         A :class:`TrainingResult`; the model holds the final parameters (the best validation
         epoch's if ``config.restore_best`` and validation data were given).
+
+    The per-epoch validation loss of a transformer is measured on a fixed masked subset (see
+    ``TrainingConfig.validation_positions``); the exact all-positions losses are computed once,
+    at the end (``final_train_loss``, ``final_validation_loss``). On glibc the first call sets
+    the allocator's thresholds so that per-batch tensors reuse memory
+    (:func:`~attnpotts.training.keep_freed_memory`).
 
     Raises:
         ValidationError / ShapeError: bad data, weights or options (message says which).
