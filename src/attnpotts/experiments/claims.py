@@ -243,7 +243,7 @@ def _claim_depth(results: Mapping[str, Any]) -> Claim:
     for i, m in enumerate(models[1:], start=1):
         gap, se = float(m["relative_gap_to_factored"]), m.get("relative_gap_stderr")
         se_v = float(se) if se is not None and math.isfinite(float(se)) else math.inf
-        ev.append(Evidence(f"gap of {m['label']} to the factored layer", gap,
+        ev.append(Evidence(f"test-loss gap to the factored layer, {m['label']}", gap,
                            k + f"models.{i}.relative_gap_to_factored", ".2%", se,
                            k + f"models.{i}.relative_gap_stderr"))  # fmt: skip
         state[int(m["n_layers"])] = (
@@ -253,7 +253,7 @@ def _claim_depth(results: Mapping[str, Any]) -> Claim:
     unconverged = [m["label"] for m in models if not m.get("converged", False)]
     if unconverged:
         return Claim("d", statement, "inconclusive",
-                     f"{described}; but {', '.join(unconverged)} did not stop by early stopping "
+                     f"{described}; but {'; '.join(unconverged)} did not stop by early stopping "
                      "(the comparison would measure the training budget)", rule, ev, "depth_study")  # fmt: skip
     if 1 not in state:
         return Claim("d", statement, "inconclusive", f"{described}; no 1-layer transformer was trained",
