@@ -264,9 +264,9 @@ def test_reproduce_quick_end_to_end(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "quick"
-    t0 = time.perf_counter()
+    cpu0 = time.process_time()  # --quick runs inline: this process does all the work
     assert main(["reproduce", "--quick", "--out", str(out), "--no-progress"]) == 0
-    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     results = check_artifacts(out, STAGES)
     depth = results["stages"]["depth"]["summary"]
     cfg = ReproduceConfig.preset("quick")
@@ -289,7 +289,8 @@ def test_reproduce_quick_end_to_end(tmp_path: Path) -> None:
     assert results["stages"]["equivalence"]["summary"]["agree"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["depth"]["optimal_loss"] == depth["optimal_loss"]
-    assert elapsed < 120, f"--quick took {elapsed:.0f} s (budget 2 minutes)"
+    # CPU time, not wall time: a loaded machine must not fail the test (about 15 s when measured)
+    assert cpu < 60, f"--quick took {cpu:.0f} CPU s (budget 1 minute)"
     assert np.isfinite(results["timings"]["total_s"])
 
 
