@@ -92,6 +92,7 @@ def test_missing_stages_are_not_run() -> None:
 
 def test_conditionals_flip() -> None:
     doc = fabricated()
+    del doc["stages"]["scaling"]  # without learning curves: judged on the depth study's M
     fac = doc["stages"]["depth"]["summary"]["models"][0]
     fac["excess_loss"] = 2.0 * EXCESS_REL_TOL * 2.0  # twice the tolerance of the optimal loss 2.0
     assert verdicts(doc)["a"] == "not reproduced"
@@ -103,6 +104,17 @@ def test_conditionals_flip() -> None:
     doc = fabricated()
     doc["stages"]["depth"]["summary"]["models"][0]["converged"] = False
     assert verdicts(doc)["a"] == "inconclusive"
+
+
+def test_conditionals_use_the_largest_sample_size() -> None:
+    """With learning curves, the factored layer is judged where it had the most data."""
+    doc = fabricated()
+    doc["stages"]["depth"]["summary"]["models"][0]["excess_loss"] = 0.1  # 5%: small-M excess
+    claim = next(c for c in evaluate_claims(doc) if c.id == "a")
+    assert claim.verdict == "reproduced" and "M = 10000" in claim.reason
+    last = doc["stages"]["scaling"]["summary"]["models"][0]["points"][-1]
+    last["excess_loss"], last["excess_loss_stderr"] = 0.1, 0.001
+    assert verdicts(doc)["a"] == "not reproduced"
 
 
 def test_equivalence_flips() -> None:

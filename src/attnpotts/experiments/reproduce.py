@@ -113,7 +113,7 @@ class ReproduceConfig:
     # data
     n_sites: int = 20
     n_states: int = 20
-    n_train: int = 3000
+    n_train: int = 1000
     n_validation: int = 500
     n_test: int = 1000
     calibrate: bool = True
@@ -123,14 +123,14 @@ class ReproduceConfig:
     pilot_sweeps: int = 400
     # depth study
     depths: tuple[int, ...] = (1, 2, 3, 4)
-    width: int = 64
+    width: int = 32
     transformer_heads: int = 4
     transformer_dropout: tuple[float, ...] = (0.1,)
     transformer_weight_decay: float = 0.01
     transformer_lr: float = 2e-3
     transformer_batch_size: int = 64
     transformer_epochs: int = 300
-    transformer_masking: str = "one"
+    transformer_masking: str = "copies"
     transformer_mask_copies: int = 4
     transformer_warmup_epochs: float = 1.0
     transformer_lr_schedule: str = "constant"
@@ -148,7 +148,7 @@ class ReproduceConfig:
     scaling_sizes: tuple[int, ...] = (300, 1000, 3000, 10000)
     scaling_data_seeds: int = 3
     scaling_depths: tuple[int, ...] = (1,)
-    scaling_transformer_max_size: int = 3000
+    scaling_transformer_max_size: int = 1000
     # theory
     theory_states: int = 3
     theory_ucol: str = "identity"
@@ -282,7 +282,7 @@ class ReproduceConfig:
             )  # fmt: skip
         elif mode == "full":
             base.update(
-                n_sites=30, n_train=10000, n_validation=1000, n_test=2000, n_chains=400,
+                n_train=3000, width=64, n_validation=1000, n_test=2000, n_chains=400,
                 transformer_dropout=(0.0, 0.1, 0.2), transformer_epochs=1000, factored_epochs=200,
                 factored_coupling_l2=(0.0, 1e-5, 1e-4), patience=10, n_seeds=4,
                 scaling_sizes=(300, 1000, 3000, 10000, 30000), scaling_data_seeds=5,
