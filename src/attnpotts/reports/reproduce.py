@@ -296,6 +296,19 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
             "Mean pairwise Hamming distance of the test sequences: {dist}.",
             dist=Num(d["test_mean_pairwise_hamming"], k + "data.test_mean_pairwise_hamming", ".3f"),
         )
+    masking = {
+        "copies": "several masked copies of every sequence per step, each with one different "
+        "position masked (a smooth validation curve, so early stopping does not fire on noise)",
+        "one": "one masked position per sequence", "all": "every position (one copy per position)",
+        "bert": "BERT-style random masking",
+    }  # fmt: skip
+    if s.get("transformer_masking") in masking:
+        sec.text(
+            "Every model is trained until early stopping on the validation loss; the factored layer "
+            "predicts all positions (its loss is the pseudo-likelihood), the transformers are "
+            "trained on {how}.",
+            how=masking[s["transformer_masking"]],
+        )
     models = s["models"]
     fac = models[0]
     sec.text(
