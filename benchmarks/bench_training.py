@@ -63,7 +63,7 @@ FACTORED: dict[str, Any] = {
 RECOMMENDED: dict[str, Any] = {
     "optimizer": "adamw", "learning_rate": 2e-3, "batch_size": 64, "masking": "copies",
     "n_mask_copies": 4, "weight_decay": 0.01, "patience": 5, "warmup_epochs": 1.0,
-    "lr_schedule": "cosine", "min_delta": 1e-3,
+    "lr_schedule": "constant",
 }  # fmt: skip
 DROPOUT = 0.1
 WIDTH, HEADS = 64, 4
