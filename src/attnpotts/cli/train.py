@@ -527,8 +527,7 @@ def run(args: argparse.Namespace) -> int:
                 "potts_symmetrized.npz": "PottsModel with (J[i,j,a,b] + J[j,i,b,a]) / 2",
             }
         atomic_write_json(tmp / "summary.json", summary)
-    for text in result.warnings:
-        print(f"warning: {text}", file=sys.stderr)
+    # result.warnings (e.g. the epoch-cap warning) were logged on stderr by the library
     _print_summary(out, summary)
     return 0 if result.stop_reason != "diverged" else 3
 
