@@ -359,3 +359,18 @@ def test_training_progress_prints_plain_lines_and_logs(caplog: pytest.LogCapture
 def test_keep_freed_memory_is_idempotent() -> None:
     first = keep_freed_memory()
     assert keep_freed_memory() is first
+
+
+@pytest.mark.gpu
+def test_copies_fixed_validation_and_schedule_on_cuda() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cfg = TrainingConfig(
+        max_epochs=3, masking="copies", n_mask_copies=2, lr_schedule="cosine", warmup_epochs=1,
+        batch_size=40, learning_rate=3e-3, validation_positions=2, patience=2,
+    )  # fmt: skip
+    for kind in ("factored", "transformer"):
+        m = build_model(kind, n_sites=L, n_states=Q, device="cuda")
+        res = train(m, TRAIN, config=cfg, validation=VALID)
+        assert res.validation_positions == 2 and res.tokens_seen == 3 * 2 * len(TRAIN)
+        assert np.isfinite(res.final_validation_loss)
