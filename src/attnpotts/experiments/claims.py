@@ -142,8 +142,10 @@ def _claim_conditionals(results: Mapping[str, Any]) -> Claim:
         Evidence("optimal loss (nats)", opt, k + "optimal_loss", ".4f",
                  depth.get("optimal_loss_stderr"), k + "optimal_loss_stderr"),
     ]  # fmt: skip
+    fig = "depth_study"
     sc = _stage(results, "scaling")
     if sc is not None:
+        fig = "sample_curves"
         # the most data the factored layer was trained on: the largest size of the learning curve
         pts = sc["models"][0]["points"]
         j = len(pts) - 1
@@ -163,19 +165,19 @@ def _claim_conditionals(results: Mapping[str, Any]) -> Claim:
     if not fac.get("converged", False):
         return Claim("a", statement, "inconclusive",
                      f"{rel}, but a factored run stopped by {', '.join(fac.get('stop_reasons', []))} "
-                     "rather than early stopping", rule, ev, "depth_study")  # fmt: skip
+                     "rather than early stopping", rule, ev, fig)  # fmt: skip
     if exc - Z * se > tol:
         return Claim("a", statement, "not reproduced", f"{rel}, above the {EXCESS_REL_TOL:.0%} tolerance",
-                     rule, ev, "depth_study")  # fmt: skip
+                     rule, ev, fig)  # fmt: skip
     if r is not None and r < COUPLING_R_MIN:
         return Claim("a", statement, "not reproduced",
                      f"coupling correlation r = {r:.3f} < {COUPLING_R_MIN:g}", rule, ev, "couplings")
     if exc + Z * se <= tol:
         tail = f"; coupling correlation r = {r:.3f}" if r is not None else " (couplings stage not run)"
         verdict = "reproduced" if r is not None else "inconclusive"
-        return Claim("a", statement, verdict, rel + tail, rule, ev, "depth_study")
+        return Claim("a", statement, verdict, rel + tail, rule, ev, fig)
     return Claim("a", statement, "inconclusive",
-                 f"{rel}: the error bar straddles the {EXCESS_REL_TOL:.0%} tolerance", rule, ev, "depth_study")
+                 f"{rel}: the error bar straddles the {EXCESS_REL_TOL:.0%} tolerance", rule, ev, fig)
 
 
 def _claim_equivalence(results: Mapping[str, Any]) -> Claim:
