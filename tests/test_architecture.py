@@ -35,6 +35,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "alphabet": frozenset({"errors"}),
     # worker processes that die with their parent (used by the executors and the CLI)
     "processes": frozenset(),
+    # progress lines and bars of long work (training, the CLI, the reproduce pipeline)
+    "progress": frozenset(),
     # numerical and data cores: only the foundation
     "potts": BASE,
     "theory": BASE,
@@ -46,11 +48,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "models": BASE | {"potts"},
     "evaluation": BASE | {"potts", "alignment"},
     "inference": BASE | {"potts", "models"},
-    "training": BASE | {"potts", "models", "inference", "sampling", "alignment"},
+    "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress"},
     # applications
     "dca": BASE | {"potts", "models", "inference", "training"} | _DATA | {"plotting"},
-    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes"},
-    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes"},
+    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress"},
+    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress"},
 }
 
 #: Third-party packages confined to the listed units.
@@ -67,6 +69,7 @@ NO_TORCH = frozenset(
         "storage",
         "alphabet",
         "processes",
+        "progress",
         "alignment",
         "evaluation",
         "theory",

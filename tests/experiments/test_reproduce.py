@@ -66,7 +66,8 @@ def test_config_validation_and_round_trip() -> None:
         cfg = ReproduceConfig.preset(mode)
         assert ReproduceConfig.from_dict(cfg.to_dict()) == cfg
     assert ReproduceConfig.preset("default").n_sites == 20
-    assert ReproduceConfig.preset("default").n_train == 3000
+    assert ReproduceConfig.preset("default").n_train == 1000
+    assert ReproduceConfig.preset("full").n_train == 3000  # the paper's setting
     with pytest.raises(ValidationError, match="mode"):
         ReproduceConfig.preset("huge")
     with pytest.raises(ValidationError, match="stages"):
@@ -204,14 +205,44 @@ TINY: dict[str, Any] = {
     "n_chains": 10, "pilot_sweeps": 16, "depths": (1,), "width": 8, "transformer_heads": 2,
     "transformer_epochs": 1, "factored_epochs": 3, "theory_lambdas": (0.1,),
     "theory_alphas": (1.0, 4.0), "theory_curve_points": 3, "simulation_sites": 10,
-    "simulation_test": 100, "stages": ("depth", "couplings", "theory"),
+    "simulation_test": 100, "stages": ("depth", "scaling", "couplings", "theory"),
+    "scaling_sizes": (20, 40, 60), "scaling_data_seeds": 2, "scaling_depths": (1,),
 }
 
 
 def test_tiny_pipeline_every_stage(tmp_path: Path) -> None:
     cfg = ReproduceConfig.preset("quick", **TINY)
-    results = reproduce(cfg, tmp_path / "tiny").results
-    check_artifacts(tmp_path / "tiny", ("depth", "couplings", "theory"))
+    progress: list[dict[str, Any]] = []
+    results = reproduce(cfg, tmp_path / "tiny", on_progress=progress.append).results
+    check_artifacts(tmp_path / "tiny", ("depth", "scaling", "couplings", "theory"))
+    # progress: one report per run of the whole pipeline, the time left ending at 0
+    assert [p["done"] for p in progress] == list(range(1, len(progress) + 1))
+    assert progress[-1]["done"] == progress[-1]["total"] and progress[-1]["eta_s"] == 0
+    assert all(p["eta_s"] >= 0 for p in progress)
+    # the claims are the pure function of the rest of the document
+    from attnpotts.experiments.claims import evaluate_claims
+
+    rest = {k: v for k, v in results.items() if k != "claims"}
+    assert results["claims"] == json.loads(json.dumps([c.as_dict() for c in evaluate_claims(rest)]))
+    assert [c["verdict"] for c in results["claims"]][1] == "not run"  # equivalence not selected
+    report = (tmp_path / "tiny" / "report.html").read_text()
+    assert report.index('id="claims"') < report.index('id="overview"')
+    # the depth table says how every run stopped and at which epoch it was best
+    for m in results["stages"]["depth"]["summary"]["models"]:
+        for reason, best, last in zip(m["stop_reasons"], m["best_epochs"], m["epochs"], strict=True):
+            assert reason.replace("_", " ") in report
+            assert best is None or best <= last
+    scaling = results["stages"]["scaling"]["summary"]
+    assert [m["label"] for m in scaling["models"]] == ["factored attention (1 layer)", "transformer, 1 layer"]
+    for m in scaling["models"]:
+        assert [p["train_size"] for p in m["points"]] == [20, 40, 60]
+        assert all(p["n_data_sets"] == 2 for p in m["points"])
+    store = ResultsStore(tmp_path / "tiny" / "runs")
+    sizes = {
+        int(r.metrics["data_sizes"]["train"]) for r in store.completed()
+        if r.run.task == "depth_study_run" and "train_size" in r.run.params
+    }  # fmt: skip
+    assert sizes == {20, 40, 60}
     depth = results["stages"]["depth"]["summary"]
     assert [m["label"] for m in depth["models"]] == ["factored attention (1 layer)", "transformer, 1 layer"]
     assert depth["models"][0]["relative_gap_to_factored"] == 0.0
@@ -234,9 +265,9 @@ def test_reproduce_quick_end_to_end(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "quick"
-    t0 = time.perf_counter()
+    cpu0 = time.process_time()  # --quick runs inline: this process does all the work
     assert main(["reproduce", "--quick", "--out", str(out), "--no-progress"]) == 0
-    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     results = check_artifacts(out, STAGES)
     depth = results["stages"]["depth"]["summary"]
     cfg = ReproduceConfig.preset("quick")
@@ -259,14 +290,17 @@ def test_reproduce_quick_end_to_end(tmp_path: Path) -> None:
     assert results["stages"]["equivalence"]["summary"]["agree"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["depth"]["optimal_loss"] == depth["optimal_loss"]
-    assert elapsed < 120, f"--quick took {elapsed:.0f} s (budget 2 minutes)"
+    # CPU time, not wall time: a loaded machine must not fail the test (about 15 s when measured)
+    assert cpu < 60, f"--quick took {cpu:.0f} CPU s (budget 1 minute)"
     assert np.isfinite(results["timings"]["total_s"])
 
 
 def _without_timings(obj: Any) -> Any:
     """The results minus wall-clock measurements (the only thing allowed to differ)."""
     if isinstance(obj, dict):
-        return {k: _without_timings(v) for k, v in obj.items() if k not in {"train_time_s", "wall_s"}}
+        return {
+            k: _without_timings(v) for k, v in obj.items() if k not in {"train_time_s", "wall_s", "train_cpu_s"}
+        }
     if isinstance(obj, list):
         return [_without_timings(v) for v in obj]
     return obj

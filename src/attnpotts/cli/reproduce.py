@@ -16,19 +16,28 @@ from .common import add_common_arguments, resolve_config
 __all__ = ["register", "run"]
 
 _EPILOG = """examples:
-  attnpotts reproduce                       # built-in default (L = q = 20, M = 3000), all stages
+  attnpotts reproduce                       # built-in default (L = q = 20, M = 1000), all stages
   attnpotts reproduce --quick --out /tmp/q  # smoke version (small system; about a minute)
   attnpotts reproduce --full --executor dask --address scheduler:8786 --out runs/full
   attnpotts reproduce --stages depth,couplings --workers 2
   attnpotts reproduce --config my.toml      # any option of the preset, e.g. depths = [1, 2, 6]
 
-Stages: depth (transformers of 1-4 layers vs one factored layer), couplings (learned A, V vs true
-Jsite, Ucol), theory (replica learning curves vs simulations), equivalence (MLM loss vs
-pseudo-likelihood). Running the same command again resumes: finished runs in OUT/runs are reused.
+Stages: depth (transformers of 1-4 layers vs one factored layer, each early-stopped), scaling
+(excess loss vs the number of training sequences M, with fitted slopes), couplings (learned A, V vs
+true Jsite, Ucol), theory (replica learning curves vs simulations), equivalence (MLM loss vs
+pseudo-likelihood). The report opens with a verdict on each claim of the paper, computed from
+results.json by stated rules. Running the same command again resumes: finished runs in OUT/runs are
+reused. Progress: one line per finished run with the time left (estimated from the runs' costs).
 
 output folder: report.html (self-contained), results.json, figures/*.png, summary.json,
 config.json, runs/ (one folder per run: config, seed, versions, timings, metrics)
 """
+
+
+def _duration(seconds: float) -> str:
+    """``"1 min 05 s"`` style (``"0 s"`` for negative or non-finite input)."""
+    s = round(seconds) if seconds == seconds and seconds > 0 else 0
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def _stages(text: str) -> tuple[str, ...]:
@@ -89,16 +98,35 @@ def run(args: argparse.Namespace) -> int:
         executor = make_executor("dask", address=args.address)
     t0 = time.perf_counter()
 
+    tty = sys.stderr.isatty()
+    pending = [False]  # a progress line without its newline (terminal only)
+
     def on_stage(name: str, event: str) -> None:
+        if pending[0]:
+            print(file=sys.stderr)
+            pending[0] = False
         print(f"[{time.perf_counter() - t0:7.1f} s] {name}: {event}", file=sys.stderr, flush=True)
+
+    def on_progress(info: dict[str, Any]) -> None:
+        line = (
+            f"[{time.perf_counter() - t0:7.1f} s] {info['stage']}: {info['done']}/{info['total']} runs "
+            f"done, about {_duration(info['eta_s'])} left"
+        )
+        if tty:  # one line, rewritten in place
+            print("\r" + line.ljust(79), end="", file=sys.stderr, flush=True)
+            pending[0] = True
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     try:
         result = reproduce(
             config, args.out, executor=executor, overwrite=args.overwrite,
-            progress=not args.no_progress, on_stage=on_stage,
+            on_stage=on_stage, on_progress=None if args.no_progress else on_progress,
         )  # fmt: skip
     finally:
         executor.close()
+    if pending[0]:
+        print(file=sys.stderr)
     print(f"report:  {result.report}")
     print(f"results: {result.results_path}")
     stages = result.results["stages"]
@@ -112,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
                f"no transformer up to {d['max_depth']} layers comes within "
                f"{d['match_tolerance']:.0%} of the factored layer")
         )  # fmt: skip
+    for c in result.results["claims"]:
+        print(f"claim ({c['id']}): {c['verdict']} - {c['reason']}")
     if "equivalence" in stages:
         e = stages["equivalence"]["summary"]
         print(f"equivalence: max relative difference {e['max_rel_difference']:.2e}")

@@ -257,18 +257,13 @@ def run(args: argparse.Namespace) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         if args.no_progress:
             return
-        from tqdm.auto import tqdm
+        from ..progress import Progress
 
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(
-                total=total,
-                desc=stage,
-                unit="run" if stage == "calibration" else "sweep",
-                leave=False,
-            )
-        bar.total = total
-        bar.update(done - bar.n)
+            unit = "runs" if stage == "calibration" else "sweeps"
+            bar = bars[stage] = Progress(total, stage, unit=unit)
+        bar.set(done, total)
 
     try:
         ds = sample_dataset(config, progress=progress)

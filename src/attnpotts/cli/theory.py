@@ -308,10 +308,10 @@ def run(args: argparse.Namespace) -> int:
         if args.no_progress:
             return
         if bar is None:
-            from tqdm.auto import tqdm
+            from ..progress import Progress
 
-            bar = tqdm(total=total, desc="theory", unit="point", leave=False)
-        bar.update(done - bar.n)
+            bar = Progress(total, "theory", unit="points")
+        bar.set(done, total)
 
     try:
         curves = learning_curves(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ _EPILOG = """examples:
   attnpotts train --data runs/sample --out runs/plm --model potts --optimizer lbfgs \\
       --batch-size full --dtype float64 --coupling-l2 1e-4
   attnpotts train --data runs/sample --out runs/tf2 --model transformer --layers 2 \\
-      --masking one --lr 1e-3 --patience 20 --dropout 0.1
+      --masking copies --mask-copies 4 --lr 2e-3 --warmup-epochs 1 --patience 5 --dropout 0.1
+      4 masked copies per sequence per step (each masks one different position)
   attnpotts train --data family.a2m --out runs/dca --model potts --optimizer lbfgs
       an alignment file: 20% held out for testing, sequences reweighted at 80% identity
   attnpotts train --config train.toml --out runs/x --device cuda
@@ -68,6 +70,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "batch_size": 256,
     "masking": "all",
     "mask_rate": 0.15,
+    "mask_copies": None,
+    "lr_schedule": "constant",
+    "warmup_epochs": 0.0,
+    "min_lr_ratio": 0.0,
+    "validation_positions": None,
     "weight_decay": 0.0,
     "coupling_l2": 0.0,
     "field_l2": 0.0,
@@ -214,9 +221,48 @@ def register(sub: Any) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--masking",
-        choices=["all", "one", "bert"],
+        choices=["all", "one", "copies", "bert"],
         default=None,
-        help="positions predicted (default all = pseudo-likelihood)",
+        help="positions predicted (default all = pseudo-likelihood; copies: --mask-copies masked "
+        "copies per sequence, one position each, unbiased; bert: biased for rate > 1/L)",
+    )
+    g.add_argument(
+        "--mask-copies",
+        dest="mask_copies",
+        type=int,
+        default=None,
+        help="copies per sequence of --masking copies (default L: every position once)",
+    )
+    g.add_argument(
+        "--lr-schedule",
+        dest="lr_schedule",
+        choices=["constant", "cosine"],
+        default=None,
+        help="learning rate after the warm-up (default constant; cosine decays to "
+        "--min-lr-ratio x --lr at --epochs)",
+    )
+    g.add_argument(
+        "--warmup-epochs",
+        dest="warmup_epochs",
+        type=float,
+        default=None,
+        help="linear learning-rate warm-up over this many epochs (default 0)",
+    )
+    g.add_argument(
+        "--min-lr-ratio",
+        dest="min_lr_ratio",
+        type=float,
+        default=None,
+        help="final learning rate of --lr-schedule cosine, as a fraction of --lr (default 0)",
+    )
+    g.add_argument(
+        "--validation-positions",
+        dest="validation_positions",
+        type=int,
+        default=None,
+        help="masked positions per validation sequence for the per-epoch validation loss "
+        "(a fixed set; default automatic: all for factored/potts, ~10%% of an epoch's cost "
+        "for transformers)",
     )
     g.add_argument(
         "--mask-rate",
@@ -351,6 +397,11 @@ def training_config(values: dict[str, Any]) -> Any:
         batch_size=values["batch_size"],
         masking=values["masking"],
         mask_rate=values["mask_rate"],
+        n_mask_copies=values["mask_copies"],
+        lr_schedule=values["lr_schedule"],
+        warmup_epochs=values["warmup_epochs"],
+        min_lr_ratio=values["min_lr_ratio"],
+        validation_positions=values["validation_positions"],
         weight_decay=values["weight_decay"],
         coupling_l2=values["coupling_l2"],
         field_l2=values["field_l2"],
@@ -408,6 +459,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models import FactoredAttention, FullPotts
     from ..training import ProgressBar, train
 
+    t0 = time.perf_counter()  # the command's wall time includes loading data and evaluation
     values = resolve(args)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -420,8 +472,10 @@ def run(args: argparse.Namespace) -> int:
     data_warnings = training_data_warnings(data)
     print_warnings("train", data_warnings)
     model = build_from_options(values, data.n_sites, data.n_states)
-    callbacks = [] if args.no_progress else [ProgressBar(f"train {values['model']}")]
-    t0 = time.perf_counter()
+    # plain progress lines (no escape codes) when stdout is not a terminal
+    callbacks = (
+        [] if args.no_progress else [ProgressBar(f"train {values['model']}", stream=sys.stdout)]
+    )
     with atomic_output_dir(out, overwrite=args.overwrite) as tmp:
         atomic_write_json(
             tmp / "config.json",
@@ -479,6 +533,7 @@ def run(args: argparse.Namespace) -> int:
                 "potts_symmetrized.npz": "PottsModel with (J[i,j,a,b] + J[j,i,b,a]) / 2",
             }
         atomic_write_json(tmp / "summary.json", summary)
+    # result.warnings (e.g. the epoch-cap warning) were logged on stderr by the library
     _print_summary(out, summary)
     return 0 if result.stop_reason != "diverged" else 3
 
@@ -499,8 +554,13 @@ def _print_summary(out: Path, s: dict[str, Any]) -> None:
         f"{s['data']['n_test']} test sequences ({s['data']['source']})"
     )
     lines.append(
-        f"  stopped    {s['stop_reason']} after {s['epochs']} epochs ({s['wall_time_s']:.1f} s)"
+        f"  stopped    {s['stop_reason']} after {s['epochs']} epochs (best epoch "
+        f"{s['best_epoch']}); {s['wall_time_s']:.1f} s in training epochs, "
+        f"{s['total_time_s']:.1f} s for the whole command (wall), "
+        f"{s['cpu_time_s']:.1f} CPU-s training"
     )
+    for text in s.get("warnings", []):
+        lines.append(f"  warning    {text}")
     if s.get("message"):
         lines.append(f"  note       {s['message']}")
     lines.append(

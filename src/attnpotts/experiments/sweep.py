@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,7 @@ def run_runs(
     raise_on_failure: bool = True,
     progress: bool = False,
     description: str = "runs",
+    on_result: Callable[[RunSpec, RunResult | RunFailure | None], None] | None = None,
 ) -> SweepReport:
     """Execute the runs missing from ``store`` and write each one as it finishes.
 
@@ -94,6 +95,8 @@ def run_runs(
             task raised; otherwise report failures in the returned :class:`SweepReport`.
         progress: show a progress bar (tqdm, on stderr).
         description: label of the progress bar and log lines.
+        on_result: called as ``on_result(run, outcome)`` after each run is written (or failed),
+            and with ``outcome=None`` for every run found complete (for progress and ETA).
 
     Raises:
         ValidationError: two runs have the same identity.
@@ -123,6 +126,11 @@ def run_runs(
             "%s: %d runs, %d already done, %d to compute on %s",
             description, len(runs), len(skipped), len(todo), executor.describe(),
         )
+        if on_result is not None:
+            done = set(skipped)
+            for r in runs:
+                if r.run_id in done:
+                    on_result(r, None)
         bar = None
         if progress and todo:
             from tqdm.auto import tqdm
@@ -142,6 +150,8 @@ def run_runs(
                     logger.error("%s: run failed: %s\n%s", description, outcome, outcome.traceback)
                 if bar is not None:
                     bar.update(1)
+                if on_result is not None:
+                    on_result(outcome.run, outcome)
         finally:
             if bar is not None:
                 bar.close()

@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +110,10 @@ def _data_info(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return info
 
 
+def _optional_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
 def _loss_dict(est: Any) -> dict[str, float | int]:
     return {"mean": float(est.mean), "stderr": float(est.stderr), "n": int(est.n)}
 
@@ -124,11 +129,17 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
             the run's seed, ``patience`` needs validation data).
         device: torch device (default ``"cpu"``); ``dtype``: ``"float32"`` (default) or
             ``"float64"``.
+        train_size: train on the first ``train_size`` training sequences only (the split is
+            shuffled, so this is a random subset; nested for growing sizes: learning curves in
+            ``M``). Default: all of them.
 
     Metrics: ``test_loss``, ``excess_loss`` (paired, against the true model on the same test
     tokens), ``optimal_loss`` (mean conditional entropy), ``true_model_loss``, each
     ``{"mean", "stderr", "n"}``; ``curve`` with per-epoch ``compute_s`` (cumulative training wall
-    seconds), ``sequences_seen``, ``validation_loss``; the training summary; for models with Potts
+    seconds), ``cpu_s`` (cumulative process CPU seconds of training, when the training loop
+    reports them, else ``None``), ``tokens`` (cumulative masked training targets, likewise),
+    ``sequences_seen``, ``validation_loss``; ``training_cpu_s`` (process CPU seconds of the whole
+    ``train`` call); the training summary; for models with Potts
     couplings the coupling recovery and the MLM / pseudo-likelihood equivalence on the test set.
     Arrays: ``test_losses`` ``(M_test,)`` per-sequence test losses (for paired comparisons);
     for factored attention also ``attention`` ``(H, L, L)``, ``value`` ``(H, q, q)``,
@@ -172,7 +183,18 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
         raise ValidationError("params.training.seed is derived from the run's seed; leave it out")
     config = TrainingConfig.from_dict({**training, "seed": _seed_int(seed, 1)})
     validation = data.validation if data.validation.shape[0] else None
-    result = train(model, data.train, config=config, validation=validation)
+    train_states = data.train
+    if "train_size" in p:
+        size = int(p["train_size"])
+        if not 1 <= size <= data.train.shape[0]:
+            raise ValidationError(
+                f"train_size must lie in [1, {data.train.shape[0]}] (the data recipe's n_train), "
+                f"got {size}; raise data.n_train or lower train_size"
+            )
+        train_states = data.train[:size]
+    cpu0 = time.process_time()
+    result = train(model, train_states, config=config, validation=validation)
+    training_cpu_s = time.process_time() - cpu0
     model.eval()
 
     per_seq = per_sequence_loss(model, data.test)  # (M_test,) nats per site, float64
@@ -182,6 +204,7 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
         "model": model.hyperparameters(),
         "n_parameters": int(model.n_parameters()),
         "training": result.summary(),
+        "training_cpu_s": training_cpu_s,
         "test_loss": _loss_dict(test_est),
         "excess_loss": _loss_dict(excess_loss(model, true, data.test)),
         "optimal_loss": _loss_dict(optimal_loss(true, data.test)),
@@ -189,13 +212,15 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
         "beta": float(true.beta),
         "data": _data_info(data.manifest),
         "data_sizes": {
-            "train": int(data.train.shape[0]),
+            "train": int(train_states.shape[0]),
             "validation": int(data.validation.shape[0]),
             "test": int(data.test.shape[0]),
         },
         "curve": {
             "epoch": [int(r["epoch"]) for r in result.history],
             "compute_s": [float(r["elapsed_s"]) for r in result.history],
+            "cpu_s": [_optional_float(r.get("cpu_s")) for r in result.history],
+            "tokens": [_optional_float(r.get("tokens_seen")) for r in result.history],
             "sequences_seen": [int(r["sequences_seen"]) for r in result.history],
             "validation_loss": [r.get("validation_loss") for r in result.history],
             "train_loss": [r.get("train_loss") for r in result.history],

@@ -26,6 +26,7 @@ __all__ = [
     "plot_depth_study",
     "plot_equivalence",
     "plot_learning_curves",
+    "plot_sample_curves",
     "plot_training_curve",
 ]
 
@@ -39,6 +40,7 @@ _LAZY = {
     "plot_depth_study": "experiments",
     "plot_equivalence": "experiments",
     "plot_learning_curves": "experiments",
+    "plot_sample_curves": "experiments",
     "plot_training_curve": "experiments",
 }
 

@@ -26,6 +26,7 @@ __all__ = [
     "plot_depth_study",
     "plot_equivalence",
     "plot_learning_curves",
+    "plot_sample_curves",
     "plot_training_curve",
 ]
 
@@ -42,33 +43,42 @@ def plot_depth_study(
     *,
     optimal_loss: float,
     optimal_stderr: float | None = None,
-    compute_label: str = "training compute (CPU seconds)",
+    compute_label: str = "training compute (process CPU seconds)",
     title: str = "",
 ) -> Figure:
     """Held-out loss against training compute for several models, with the optimal-loss line.
 
     Args:
-        curves: one mapping per model with ``label``, ``compute`` ``(T,)`` and ``loss`` ``(T,)``
-            (the validation loss during training), and the final ``test_loss``, ``test_stderr`` and
-            ``final_compute`` of the early-stopped model (drawn as a marker with an error bar).
+        curves: one mapping per training run with ``label`` (legend text, or ``None`` for further
+            runs of the same model), optional ``group`` (runs of one model share a colour; default:
+            the label), ``compute`` ``(T,)`` and ``loss`` ``(T,)`` (the validation loss during
+            training), and the ``test_loss``, ``test_stderr`` and ``final_compute`` of the
+            early-stopped model (drawn as a marker with an error bar).
         optimal_loss: the true model's mean conditional entropy on the test set (dashed line).
         optimal_stderr: its standard error (shaded band).
         compute_label: x-axis label (log scale).
     """
     if not curves:
         raise ValidationError("plot_depth_study needs at least one curve")
+    groups: list[str] = []
+    for c in curves:
+        g = str(c.get("group") or c["label"])
+        if g not in groups:
+            groups.append(g)
+    colour_of = dict(zip(groups, _colours(len(groups)), strict=True))
     fig = new_figure(7.0, 4.5)
     ax = fig.add_subplot()
-    colours = _colours(len(curves))
-    for colour, c in zip(colours, curves, strict=True):
-        x = _finite(c["compute"], f"{c['label']} compute")
-        y = _finite(c["loss"], f"{c['label']} loss")
+    for c in curves:
+        name = str(c.get("group") or c["label"])
+        colour = colour_of[name]
+        x = _finite(c["compute"], f"{name} compute")
+        y = _finite(c["loss"], f"{name} loss")
         if x.shape != y.shape or x.ndim != 1:
             raise ShapeError(
-                f"{c['label']}: compute and loss must be 1-D of equal length, got {x.shape} and "
-                f"{y.shape}"
+                f"{name}: compute and loss must be 1-D of equal length, got {x.shape} and {y.shape}"
             )
-        ax.plot(x, y, color=colour, lw=1.4, alpha=0.8, label=str(c["label"]))
+        label = None if c.get("label") is None else str(c["label"])
+        ax.plot(x, y, color=colour, lw=1.4, alpha=0.8, label=label)
         if c.get("test_loss") is not None:
             ax.errorbar(
                 [float(c["final_compute"])],
@@ -88,8 +98,73 @@ def plot_depth_study(
     ax.set_xscale("log")
     ax.set_xlabel(compute_label)
     ax.set_ylabel("loss (nats per site)")
-    ax.set_title(title or "Held-out loss vs compute; markers: test loss ± s.e. at early stopping")
+    ax.set_title(title or "Held-out loss vs compute (one line per training seed); "
+                 "markers: test loss ± s.e. at the best epoch", fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def plot_sample_curves(
+    models: Sequence[Mapping[str, Any]],
+    *,
+    reference_slope: float | None = -1.0,
+    title: str = "",
+) -> Figure:
+    """Excess test loss over the true model against the number of training sequences (log-log).
+
+    Args:
+        models: one mapping per model with ``label``, ``sizes`` ``(n,)``, ``mean`` ``(n,)`` and
+            ``stderr`` ``(n,)`` (over data sets), and optionally ``fit`` (a mapping with ``slope``,
+            ``slope_stderr``, ``intercept``: the fitted power law, drawn over the sizes and quoted
+            in the legend). Points with a mean <= 0 cannot be drawn on a log axis; they are marked
+            with a triangle at the bottom edge instead of being dropped silently.
+        reference_slope: a dotted guide ``~ M^reference_slope`` through the first model's largest
+            size (``-1``: the rate of a consistent parametric estimator; ``None``: no guide).
+    """
+    if not models:
+        raise ValidationError("plot_sample_curves needs at least one model")
+    fig = new_figure(6.5, 4.5)
+    ax = fig.add_subplot()
+    colours = _colours(len(models))
+    positive_all: list[float] = []
+    for m in models:
+        positive_all += [float(v) for v in _finite(m["mean"], "mean") if v > 0]
+    floor = min(positive_all) / 3 if positive_all else 1e-4
+    for colour, m in zip(colours, models, strict=True):
+        x = _finite(m["sizes"], f"{m['label']} sizes")
+        y = _finite(m["mean"], f"{m['label']} mean")
+        se = _finite(m.get("stderr", np.zeros_like(y)), f"{m['label']} stderr")
+        if not (x.ndim == 1 and x.shape == y.shape == se.shape):
+            raise ShapeError(f"{m['label']}: sizes, mean and stderr must be 1-D of equal length")
+        fit = m.get("fit")
+        label = str(m["label"])
+        if fit:
+            label += f" (slope {fit['slope']:.2f} ± {fit['slope_stderr']:.2f})"
+        pos = y > 0
+        lower = np.minimum(se, y - floor / 2)  # keep the lower error bar on the log axis
+        ax.errorbar(x[pos], y[pos], yerr=[np.maximum(lower[pos], 0), se[pos]], fmt="o-", ms=5,
+                    capsize=3, color=colour, mec="black", mew=0.5, lw=1.0, label=label)
+        if (~pos).any():
+            ax.plot(x[~pos], np.full((~pos).sum(), floor), marker="v", ls="none", color=colour,
+                    mec="black", mew=0.5)
+        if fit:
+            xs = np.geomspace(x.min(), x.max(), 50)
+            ax.plot(xs, np.exp(fit["intercept"]) * xs ** fit["slope"], color=colour, ls="--", lw=1)
+    if reference_slope is not None:
+        x0 = _finite(models[0]["sizes"], "sizes")
+        y0 = _finite(models[0]["mean"], "mean")
+        if y0.size and y0[-1] > 0:
+            xs = np.geomspace(x0.min(), x0.max(), 20)
+            ax.plot(xs, y0[-1] * (xs / x0[-1]) ** reference_slope, color="grey", ls=":", lw=1.2,
+                    label=f"~ M^{reference_slope:g} (guide)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training sequences M")
+    ax.set_ylabel("test loss - true model's loss (nats per site)")
+    ax.set_title(title or "Excess loss vs number of training sequences (± s.e. over data sets; "
+                 "triangles: mean <= 0)", fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     return fig
 

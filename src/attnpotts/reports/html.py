@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..storage import atomic_write_text
 
-__all__ = ["Num", "Report", "Section", "extract_numbers"]
+__all__ = ["Fragment", "Link", "Num", "Report", "Section", "extract_numbers"]
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,30 @@ class Num:
         return f'<span class="num"{key}{fmt}{raw}>{html.escape(self.number())}</span>{unit}'
 
 
+@dataclass(frozen=True)
+class Fragment:
+    """A table cell made of a template with :class:`Num` fields (several numbers in one cell)."""
+
+    template: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link in a table cell (e.g. to a figure of the same report: ``href="#fig-NAME"``)."""
+
+    text: str
+    href: str
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, Num):
         return value.html()
+    if isinstance(value, Fragment):
+        return _render_template(value.template, value.values)
+    if isinstance(value, Link):
+        return f'<a href="{html.escape(value.href, quote=True)}">{html.escape(value.text)}</a>'
+
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
@@ -113,8 +134,9 @@ class Section:
         self.blocks.append("<ul>" + "".join(lis) + "</ul>")
         return self
 
-    def table(self, columns: list[str], rows: list[list[Any]], *, caption: str = "") -> Section:
-        """A table; cells are :class:`Num`, text or booleans."""
+    def table(self, columns: list[str], rows: list[list[Any]], *, caption: str = "", text: bool = False) -> Section:
+        """A table; cells are :class:`Num`, :class:`Fragment`, :class:`Link`, text or booleans
+        (``text=True``: cells aligned left, for tables of sentences)."""
         for i, row in enumerate(rows):
             if len(row) != len(columns):
                 raise ValidationError(
@@ -123,7 +145,8 @@ class Section:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
         body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        self.blocks.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        cls = ' class="text"' if text else ""
+        self.blocks.append(f"<table{cls}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         return self
 
     def figure(self, png: bytes, *, caption: str = "", name: str = "", **values: Any) -> Section:
@@ -134,7 +157,7 @@ class Section:
         alt = html.escape(name or "figure", quote=True)
         cap = f"<figcaption>{_render_template(caption, values)}</figcaption>" if caption else ""
         self.blocks.append(
-            f'<figure data-name="{alt}"><img alt="{alt}" src="data:image/png;base64,{data}">'
+            f'<figure id="fig-{alt}" data-name="{alt}"><img alt="{alt}" src="data:image/png;base64,{data}">'
             f"{cap}</figure>"
         )
         return self
@@ -162,6 +185,7 @@ figure{margin:1rem 0}img{max-width:100%}figcaption{font-size:.88rem;color:#444}
 .note{background:#fff6e0;border-left:4px solid #e0a800;padding:.4rem .8rem}
 pre{background:#f6f6f6;padding:.6rem;overflow-x:auto;font-size:.85rem}
 .meta{color:#666;font-size:.85rem}nav ul{columns:2}
+table.text td,table.text th{text-align:left;vertical-align:top}
 """
 
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .html import Num, Report
+from .html import Fragment, Link, Num, Report
 from .schema import validate
 
 __all__ = ["RESULTS_SCHEMA", "build_report", "validate_results"]
+
+#: Stage names (as in :data:`attnpotts.experiments.reproduce.STAGES`; reports never import experiments).
+_STAGES = ("depth", "scaling", "couplings", "theory", "equivalence")
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -40,6 +43,10 @@ _MODEL = _obj({
     "relative_gap_stderr": _NUM_OR_NULL,
     "within_tolerance": {"type": "boolean"}, "n_seeds": {"type": "integer", "minimum": 1},
     "run_ids": {"type": "array", "minItems": 1, "items": _STR},
+    "stop_reasons": {"type": "array", "items": _STR},
+    "best_epochs": {"type": "array", "items": {"type": ["integer", "null"]}},
+    "epochs": {"type": "array", "items": _INT}, "converged": {"type": "boolean"},
+    "train_cpu_s": _NUM_OR_NULL,
 })  # fmt: skip
 
 _DEPTH = _obj({
@@ -49,7 +56,38 @@ _DEPTH = _obj({
     "match_tolerance": {"type": "number", "exclusiveMinimum": 0},
     "layers_to_match": {"type": ["integer", "null"], "minimum": 1},
     "max_depth": {"type": "integer", "minimum": 1}, "compute_measure": _STR,
+    "patience": {"type": "integer", "minimum": 1}, "n_runs": _INT, "n_early_stopped": _INT,
+    "not_early_stopped": {"type": "array", "items": _STR},
 })  # fmt: skip
+
+_FIT = {"anyOf": [{"type": "null"}, _obj({
+    "slope": _NUM, "slope_stderr": _NUM, "intercept": _NUM, "n_points": _INT, "chi2_dof": _NUM_OR_NULL,
+})]}  # fmt: skip
+
+_SCALING = _obj({
+    "sizes": {"type": "array", "minItems": 2, "items": _INT},
+    "n_data_sets": {"type": "integer", "minimum": 1}, "n_test": _INT, "patience": _INT,
+    "fit_rule": _STR, "stderr_rule": _STR,
+    "models": {"type": "array", "minItems": 1, "items": _obj({
+        "label": _STR, "kind": {"enum": ["factored", "transformer"]},
+        "n_layers": {"type": ["integer", "null"], "minimum": 1},
+        "points": {"type": "array", "minItems": 2, "items": _obj({
+            "train_size": _INT, "excess_loss": _NUM, "excess_loss_stderr": _NUM, "test_loss": _NUM,
+            "test_loss_stderr": _NUM, "n_data_sets": _INT, "n_early_stopped": _INT,
+            "stop_reasons": {"type": "array", "items": _STR},
+        })},
+        "fit": _FIT, "last_slope": _FIT, "run_ids": {"type": "array", "items": _STR},
+    })},
+})  # fmt: skip
+
+_CLAIM = _obj({
+    "id": _STR, "statement": _STR, "verdict": {"enum": ["reproduced", "not reproduced", "inconclusive", "not run"]},
+    "reason": _STR, "rule": _STR, "figure": {"type": ["string", "null"]},
+    "evidence": {"type": "array", "items": _obj({
+        "label": _STR, "value": _NUM_OR_NULL, "key": _STR, "fmt": _STR, "stderr": _NUM_OR_NULL,
+        "stderr_key": _STR,
+    })},
+}, extra=False)  # fmt: skip
 
 _COUPLINGS = _obj({
     "run_id": _STR, "attention_correlation": _NUM, "value_correlation": _NUM,
@@ -101,7 +139,7 @@ def _stage(summary: dict[str, Any]) -> dict[str, Any]:
 #: Schema of ``results.json`` (checked by :func:`validate_results`).
 RESULTS_SCHEMA: dict[str, Any] = _obj(
     {
-        "schema": {"const": "attnpotts.reproduce/1"},
+        "schema": {"const": "attnpotts.reproduce/2"},
         "attnpotts_version": _STR,
         "created": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T"},
         "mode": {"enum": ["quick", "default", "full"]},
@@ -113,13 +151,15 @@ RESULTS_SCHEMA: dict[str, Any] = _obj(
             {},
             {
                 "depth": _stage(_DEPTH),
+                "scaling": _stage(_SCALING),
                 "couplings": _stage(_COUPLINGS),
                 "theory": _stage(_THEORY),
                 "equivalence": _stage(_EQUIVALENCE),
             },
             extra=False,
         ),
-        "not_run": {"type": "array", "items": {"enum": ["depth", "couplings", "theory", "equivalence"]}},
+        "not_run": {"type": "array", "items": {"enum": list(_STAGES)}},
+        "claims": {"type": "array", "minItems": 1, "items": _CLAIM},
         "sweeps": {"type": "array", "items": _obj({
             "experiment": _STR, "n_runs": _INT, "n_computed": _INT, "n_skipped": _INT,
             "n_failed": _INT,
@@ -143,10 +183,13 @@ def build_report(results: Mapping[str, Any], figures: Mapping[str, bytes]) -> Re
         subtitle="Rende, Gerace, Laio & Goldt, Phys. Rev. Research 6, 023057 (2024), as run by "
         "attnpotts reproduce",
     )
+    _claims(rep, results)
     _overview(rep, results)
     stages = results["stages"]
     if "depth" in stages:
         _depth(rep, stages["depth"], figures)
+    if "scaling" in stages:
+        _scaling(rep, stages["scaling"], figures)
     if "couplings" in stages:
         _couplings(rep, stages["couplings"], figures)
     if "theory" in stages:
@@ -161,6 +204,44 @@ def _figure(sec: Any, stage: Mapping[str, Any], figures: Mapping[str, bytes], na
             **values: Any) -> None:
     if f"figures/{name}.png" in stage["figures"] and name in figures:
         sec.figure(figures[name], name=name, caption=caption, **values)
+
+
+_VERDICT_TEXT = {
+    "reproduced": "REPRODUCED",
+    "not reproduced": "NOT REPRODUCED",
+    "inconclusive": "INCONCLUSIVE",
+    "not run": "not run",
+}
+
+
+def _evidence_cell(claim_index: int, evidence: list[Mapping[str, Any]]) -> Fragment:
+    parts, values = [], {}
+    for j, e in enumerate(evidence):
+        ek = f"claims.{claim_index}.evidence.{j}."
+        values[f"v{j}"] = Num(e["value"], e["key"] or ek + "value", e["fmt"])
+        part = f"{e['label']}: {{v{j}}}"
+        if e.get("stderr") is not None:
+            values[f"s{j}"] = Num(e["stderr"], e["stderr_key"] or ek + "stderr", e["fmt"])
+            part += f" ± {{s{j}}}"
+        parts.append(part)
+    return Fragment("; ".join(parts), values)
+
+
+def _claims(rep: Report, r: Mapping[str, Any]) -> None:
+    """The verdict on every claim (computed from this document by attnpotts.experiments.claims)."""
+    sec = rep.section("Claims")
+    sec.text(
+        "Each claim of the paper with the evidence from this run and a verdict computed from "
+        "results.json by the rule stated below it (reproduced, not reproduced, inconclusive with "
+        "the reason, or not run); ± values are standard errors."
+    )
+    rows = []
+    for i, c in enumerate(r["claims"]):
+        fig = Link(c["figure"], f"#fig-{c['figure']}") if c.get("figure") else ""
+        rows.append([f"({c['id']})", c["statement"], _VERDICT_TEXT[c["verdict"]],
+                     _evidence_cell(i, c["evidence"]), c["reason"], fig])  # fmt: skip
+    sec.table(["", "claim", "verdict", "evidence", "why", "figure"], rows, text=True)
+    sec.bullets([f"({c['id']}) {c['rule']}." for c in r["claims"]])
 
 
 def _overview(rep: Report, r: Mapping[str, Any]) -> None:
@@ -180,6 +261,8 @@ def _overview(rep: Report, r: Mapping[str, Any]) -> None:
         "factored attention layer against training compute, with the optimal loss (the true "
         "model's mean conditional entropy on the test set) as the floor no model can beat in "
         "expectation.",
+        "scaling": "Learning curves in M: the excess test loss over the true model against the "
+        "number of training sequences, for one factored layer and transformers, with fitted slopes.",
         "couplings": "Learned couplings: the factored layer's attention and value matrices next to "
         "the true site and colour interactions, up to the gauges that leave every conditional "
         "unchanged.",
@@ -213,6 +296,19 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
             "Mean pairwise Hamming distance of the test sequences: {dist}.",
             dist=Num(d["test_mean_pairwise_hamming"], k + "data.test_mean_pairwise_hamming", ".3f"),
         )
+    masking = {
+        "copies": "several masked copies of every sequence per step, each with one different "
+        "position masked (a smooth validation curve, so early stopping does not fire on noise)",
+        "one": "one masked position per sequence", "all": "every position (one copy per position)",
+        "bert": "BERT-style random masking",
+    }  # fmt: skip
+    if s.get("transformer_masking") in masking:
+        sec.text(
+            "Every model is trained until early stopping on the validation loss; the factored layer "
+            "predicts all positions (its loss is the pseudo-likelihood), the transformers are "
+            "trained on {how}.",
+            how=masking[s["transformer_masking"]],
+        )
     models = s["models"]
     fac = models[0]
     sec.text(
@@ -236,8 +332,10 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
         i, best = min(transformers, key=lambda im: im[1]["test_loss"])
         sec.text(
             "No transformer with up to {depth} layers came within {tol} of the factored layer "
-            "within this training budget; the closest, {label}, ended {gap} ± {se} (paired "
-            "standard error on the test sequences) above it.",
+            "{how}; the closest, {label}, ended {gap} ± {se} (paired standard error on the test "
+            "sequences) above it.",
+            how="at convergence (every run early-stopped)" if all(m.get("converged") for m in models)
+            else "within this training budget (some runs stopped at their epoch cap)",
             depth=Num(s["max_depth"], k + "max_depth", "d"), tol=tol, label=best["label"],
             gap=Num(best["relative_gap_to_factored"], k + f"models.{i}.relative_gap_to_factored", ".1%"),
             se=Num(best["relative_gap_stderr"], k + f"models.{i}.relative_gap_stderr", ".1%"),
@@ -253,20 +351,85 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
             Num(m["excess_loss"], mk + "excess_loss", ".4f"),
             Num(m["relative_gap_to_factored"], mk + "relative_gap_to_factored", ".2%"),
             Num(m["relative_gap_stderr"], mk + "relative_gap_stderr", ".2%"),
-            m["within_tolerance"], ", ".join(m["stop_reasons"]),
+            m["within_tolerance"], _stops(m, mk),
+            Num(m.get("train_cpu_s"), mk + "train_cpu_s", ".1f"),
         ])  # fmt: skip
     sec.table(
         ["model", "parameters", "selected regularisation", "test loss", "± s.e.", "excess",
-         "gap to factored", "± s.e. (paired)", "within tolerance", "stopped by"],
+         "gap to factored", "± s.e. (paired)", "within tolerance",
+         "stopped by (best epoch / last epoch), per seed", "training CPU s"],
         rows,
         caption="Test loss in nats per site; s.e. from the test set (and training seeds); excess = "
-        "paired difference to the true model's loss; regularisation chosen on the validation set.",
+        "paired difference to the true model's loss; regularisation chosen on the validation set; "
+        "early stopping restores the parameters of the best validation epoch.",
     )  # fmt: skip
+    n_runs, n_early = s.get("n_runs"), s.get("n_early_stopped")
+    if n_runs is not None:
+        msg = (
+            "{n_early} of {n_runs} training runs of the depth study (every regularisation and seed) "
+            "ended by early stopping, their best epoch at least {patience} epochs before the last."
+        )
+        vals = {"n_early": Num(n_early, k + "n_early_stopped", "d"), "n_runs": Num(n_runs, k + "n_runs", "d"),
+                    "patience": Num(s["patience"], k + "patience", "d")}  # fmt: skip
+        if n_early == n_runs:
+            sec.text(msg, **vals)
+        else:
+            sec.note(msg + " The others stopped at the epoch cap while possibly still improving: "
+                     "their losses measure the training budget, not the model.", **vals)
     _figure(
         sec, stage, figures, "depth_study",
         "Validation loss during training against {measure}; markers: test loss ± s.e. of the "
         "early-stopped model; dashed: optimal loss ± s.e.",
         measure=s["compute_measure"],
+    )
+
+
+def _stops(m: Mapping[str, Any], mk: str) -> Fragment:
+    parts, values = [], {}
+    for j, reason in enumerate(m["stop_reasons"]):
+        best = (m.get("best_epochs") or [None] * (j + 1))[j]
+        last = (m.get("epochs") or [None] * (j + 1))[j]
+        values[f"b{j}"] = Num(best, mk + f"best_epochs.{j}", "d")
+        values[f"e{j}"] = Num(last, mk + f"epochs.{j}", "d")
+        parts.append(f"{reason.replace('_', ' ')} ({{b{j}}} / {{e{j}}})")
+    return Fragment("; ".join(parts), values)
+
+
+def _scaling(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) -> None:
+    s = stage["summary"]
+    k = "stages.scaling.summary."
+    sec = rep.section("Learning curves in the number of training sequences")
+    sec.text(
+        "Each model is trained on the first M sequences of a sampled pool (nested random subsets) "
+        "for {n} data sets, each a new model of the ensemble with its own samples, "
+        "{val}-sequence validation set (early stopping, patience {patience} epochs) and "
+        "{test}-sequence test set. Plotted: the test loss minus the true model's loss on the same "
+        "test tokens (the excess loss), mean ± s.e. over the data sets.",
+        n=Num(s["n_data_sets"], k + "n_data_sets", "d"), val=Num(s.get("n_validation"), k + "n_validation", "d"),
+        patience=Num(s["patience"], k + "patience", "d"), test=Num(s["n_test"], k + "n_test", "d"),
+    )  # fmt: skip
+    rows = []
+    for i, m in enumerate(s["models"]):
+        mk = k + f"models.{i}."
+        fit = m["fit"]
+        for j, pnt in enumerate(m["points"]):
+            pk = mk + f"points.{j}."
+            rows.append([
+                m["label"] if j == 0 else "", Num(pnt["train_size"], pk + "train_size", "d"),
+                Num(pnt["excess_loss"], pk + "excess_loss", ".4f"),
+                Num(pnt["excess_loss_stderr"], pk + "excess_loss_stderr", ".4f"),
+                Fragment("{a} of {b}", {"a": Num(pnt["n_early_stopped"], pk + "n_early_stopped", "d"),
+                                        "b": Num(pnt["n_data_sets"], pk + "n_data_sets", "d")}),
+                Fragment("{s} ± {e}", {"s": Num(fit["slope"], mk + "fit.slope", ".2f"),
+                                       "e": Num(fit["slope_stderr"], mk + "fit.slope_stderr", ".2f")})
+                if fit is not None and j == 0 else "",
+            ])  # fmt: skip
+    sec.table(["model", "M", "excess loss", "± s.e.", "early-stopped runs", "fitted slope"], rows,
+              caption="Excess loss in nats per site. Slope: " + s["fit_rule"] + ".")
+    _figure(
+        sec, stage, figures, "sample_curves",
+        "Excess loss against M on log-log axes, ± s.e. over data sets; dashed: fitted power laws; "
+        "dotted: a 1/M guide (the rate of a consistent estimator).",
     )
 
 

@@ -1,5 +1,6 @@
 """The one training loop (all models, masking policies, optimizers), callbacks and checkpoints."""
 
+from .allocator import keep_freed_memory
 from .callbacks import Callback, ProgressBar
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import OPTIMIZERS, TrainingConfig
@@ -22,6 +23,7 @@ __all__ = [
     "TrainingData",
     "TrainingResult",
     "as_token_tensor",
+    "keep_freed_memory",
     "load_checkpoint",
     "load_model",
     "load_training_data",

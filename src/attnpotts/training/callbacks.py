@@ -1,4 +1,4 @@
-"""Callbacks of the training loop: progress bar, user hooks.
+"""Callbacks of the training loop: progress reporting, user hooks.
 
 A callback gets the epoch record (a dict of metrics) after every epoch and may ask the loop to
 stop by returning ``True`` from :meth:`Callback.on_epoch_end`. Checkpoints, the metrics log and
@@ -7,9 +7,14 @@ early stopping are part of the loop itself because their state must be saved wit
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, TextIO
+
+from ..progress import Progress, format_duration
 
 __all__ = ["Callback", "ProgressBar"]
+
+logger = logging.getLogger(__name__)
 
 
 class Callback:
@@ -27,32 +32,59 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over epochs (on stderr) showing the training and validation losses."""
+    """Per-epoch progress: losses and ETA (to ``max_epochs``; early stopping may end sooner).
 
-    def __init__(self, description: str = "train") -> None:
+    Shown through :class:`attnpotts.progress.Progress` (a tqdm bar on a terminal, plain lines
+    without escape codes otherwise) and logged at ``INFO`` (logger ``attnpotts.training``).
+
+    Args:
+        description: prefix of the progress line.
+        stream: where to show progress (default ``sys.stderr``).
+        interval_s: least seconds between two plain lines.
+        bar: force a bar (``True``) or plain lines (``False``); ``None``: a bar on a terminal.
+    """
+
+    def __init__(
+        self,
+        description: str = "train",
+        *,
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+        bar: bool | None = None,
+    ) -> None:
         self.description = description
-        self._bar: Any = None
+        self.stream, self.interval_s, self.bar = stream, interval_s, bar
+        self._progress: Progress | None = None
 
     def on_train_begin(self, info: dict[str, Any]) -> None:
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(
-            total=info["max_epochs"],
+        self._progress = Progress(
+            info["max_epochs"],
+            self.description,
+            unit="epochs",
             initial=info["start_epoch"],
-            desc=self.description,
-            leave=False,
+            stream=self.stream,
+            interval_s=self.interval_s,
+            bar=self.bar,
         )
 
     def on_epoch_end(self, record: dict[str, Any]) -> bool | None:
-        if self._bar is not None:
-            post = {"train": f"{record['train_loss']:.4f}"}
-            if record.get("validation_loss") is not None:
-                post["val"] = f"{record['validation_loss']:.4f}"
-            self._bar.set_postfix(post)
-            self._bar.update(1)
+        p = self._progress
+        if p is None:
+            return None
+        val = record.get("validation_loss")
+        info: dict[str, Any] = {} if val is None else {"val": float(val)}
+        p.set(int(record["epoch"]), loss=float(record["train_loss"]), **info)
+        logger.info(
+            "epoch %d/%s  train %.4f%s  eta %s",
+            record["epoch"],
+            p.total,
+            record["train_loss"],
+            "" if val is None else f"  validation {val:.4f}",
+            format_duration(p.eta_s),
+        )
         return None
 
     def on_train_end(self, result: Any) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None

@@ -2,10 +2,13 @@
 
 ``train(model, states, config=...)`` minimises the objective of
 :mod:`attnpotts.inference.objectives` (weighted masked cross-entropy plus the chosen L2 terms)
-with Adam/AdamW on mini-batches or full-batch L-BFGS, evaluates the exact all-positions loss on
-validation data after every epoch (early stopping, best-epoch restore), writes a JSON-lines
+with Adam/AdamW on mini-batches (optionally with a warm-up / cosine learning-rate schedule) or
+full-batch L-BFGS, evaluates the validation loss after every epoch (the exact all-positions loss
+for structural models; a fixed masked validation set for transformers, so validating costs a
+small fraction of an epoch) for early stopping and best-epoch restore, writes a JSON-lines
 metrics log and a checkpoint from which a resumed run continues bit for bit (on the CPU), and
-stops cleanly on a non-finite or diverging loss with the last good state restored.
+stops cleanly on a non-finite or diverging loss with the last good state restored. The exact
+all-positions losses are computed once, at the end.
 
 Randomness (shuffling, masks, dropout) comes only from generators derived from ``config.seed``.
 """
@@ -39,6 +42,7 @@ from ..inference.objectives import (
 from ..models import MaskedLanguageModel, check_tokens, model_kind
 from ..random import spawn_seeds, torch_generator
 from ..storage import atomic_write_text
+from .allocator import keep_freed_memory
 from .callbacks import Callback
 from .checkpoint import (
     check_data_fingerprint,
@@ -60,7 +64,12 @@ STOP_REASONS = ("max_epochs", "early_stopping", "converged", "diverged", "callba
 #: Config fields that may differ between a checkpoint and the run that resumes it.
 #: Function evaluations allowed per L-BFGS iteration (line search included).
 _LBFGS_EVALS_PER_ITER = 3.0
-_RESUMABLE_CHANGES = {"max_epochs", "checkpoint_every", "eval_batch_size", "patience"}
+_RESUMABLE_CHANGES = {
+    "max_epochs", "checkpoint_every", "eval_batch_size", "patience", "still_improving_tol",
+}  # fmt: skip
+#: Epochs over which a run stopped by ``max_epochs`` is checked for a still-falling loss when
+#: there is no ``patience``.
+_IMPROVING_WINDOW = 5
 
 
 @dataclass
@@ -75,8 +84,27 @@ class TrainingResult:
         best_validation_loss: that loss.
         final_train_loss: exact all-positions loss on the training data with the final parameters.
         final_validation_loss: the same on the validation data (``None`` without validation).
-        wall_time_s: seconds spent training (summed over resumed segments).
+        wall_time_s: wall seconds spent in training epochs, without validation (summed over
+            resumed segments; as the history's ``elapsed_s``).
         message: human-readable note (e.g. why a run diverged).
+        cpu_time_s: process CPU seconds (all threads) of the training epochs and their
+            validation (summed over resumed segments; as the history's ``cpu_s``).
+        tokens_seen: masked training targets (predicted positions) seen in all epochs.
+        validation_positions: positions per validation sequence of the per-epoch validation
+            loss (``None``: all positions, exact); ``best_validation_loss`` is on that set.
+        still_improving: the run ended on ``max_epochs`` while its validation loss (training
+            loss without validation) still fell by more than ``still_improving_tol`` over the
+            last ``patience`` epochs: it did not converge; raise ``max_epochs``.
+        warnings: warnings of the run (also logged), e.g. the epoch-cap warning.
+
+    The history records (one per epoch) hold ``epoch``, ``train_loss`` (the epoch's mean
+    training objective over its masked targets, without penalties), ``validation_loss``,
+    ``penalty``, ``steps`` (optimizer steps so far), ``sequences_seen`` (``epoch * M``),
+    ``elapsed_s`` (cumulative training wall seconds, without validation), ``cpu_s``
+    (cumulative process CPU seconds, validation included), ``validation_cpu_s`` (CPU seconds
+    of this epoch's validation), ``tokens_seen`` (cumulative masked targets),
+    ``learning_rate`` (at the epoch's last step), and for L-BFGS ``objective``,
+    ``gradient_norm``, ``evaluations``, ``lbfgs_stop``.
     """
 
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -88,6 +116,11 @@ class TrainingResult:
     final_validation_loss: float | None = None
     wall_time_s: float = 0.0
     message: str = ""
+    cpu_time_s: float = 0.0
+    tokens_seen: int = 0
+    validation_positions: int | None = None
+    still_improving: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the history, for ``summary.json``."""
@@ -172,13 +205,23 @@ class _Forward:
     def __init__(self, model: MaskedLanguageModel, policy: MaskingPolicy) -> None:
         self.model = model
         self.policy = policy
+        self.copies = policy.copies(model.n_sites)
 
     def draw(
-        self, tokens: torch.Tensor, gen: torch.Generator
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        self, tokens: torch.Tensor, weights: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(targets (R, L), weights (R,), inputs (R, L) | None, predict (R, L) | None)``.
+
+        ``R = B`` except for ``"copies"`` (``B k`` rows, the copies of a sequence adjacent);
+        ``None`` inputs and mask mean every position is predicted (policy ``"all"``).
+        """
         if self.policy.kind == "all":
-            return None, None
-        return self.policy.draw(tokens, self.model.mask_token, gen)
+            return tokens, weights, None, None
+        inputs, predict = self.policy.draw(tokens, self.model.mask_token, gen)
+        if self.copies > 1:
+            tokens = tokens.repeat_interleave(self.copies, dim=0)
+            weights = weights.repeat_interleave(self.copies, dim=0)
+        return tokens, weights, inputs, predict
 
     def logits(
         self, tokens: torch.Tensor, inputs: torch.Tensor | None, dgen: torch.Generator
@@ -194,6 +237,110 @@ class _Forward:
         masked[idx, :, idx] = model.mask_token
         out = model.logits(masked.reshape(L * B, L), generator=dgen).reshape(L, B, L, -1)
         return out[idx, :, idx].transpose(0, 1)
+
+
+class _FixedValidation:
+    """The per-epoch validation loss on a fixed masked set (drawn once; same every epoch).
+
+    ``k`` distinct positions per sequence (``k = L``: all, in order). A structural model is
+    evaluated by one unmasked pass and its loss read at those positions; a contextual model gets
+    one copy per (sequence, position) with that position masked. The loss is
+    ``sum_{b, c} w_b CE_{b, i_bc} / (k sum_b w_b)``: with ``k = L`` the exact all-positions loss.
+    """
+
+    def __init__(
+        self,
+        model: MaskedLanguageModel,
+        tokens: torch.Tensor,
+        weights: torch.Tensor,
+        k: int,
+        gen: torch.Generator,
+        rows_per_pass: int,
+    ) -> None:
+        B, L = tokens.shape
+        self.model, self.k, self.rows = model, int(k), max(1, int(rows_per_pass))
+        pos = MaskingPolicy("copies", n_copies=self.k).positions(B, L, gen).to(tokens.device)
+        self.norm = float(weights.double().sum()) * self.k
+        if model.structural:
+            self.tokens = tokens
+            self.predict = torch.zeros(B, L, dtype=torch.bool, device=tokens.device)
+            self.predict.scatter_(1, pos, True)
+            self.weights = weights
+        else:
+            flat = pos.reshape(-1)  # (B k,)
+            self.tokens = tokens.repeat_interleave(self.k, dim=0)  # (B k, L) targets
+            self.predict = torch.zeros_like(self.tokens, dtype=torch.bool)
+            self.predict[torch.arange(flat.shape[0], device=tokens.device), flat] = True
+            self.inputs = self.tokens.masked_fill(self.predict, model.mask_token)
+            self.weights = weights.repeat_interleave(self.k, dim=0)
+
+    def loss(self) -> float:
+        """The validation loss of the model's current parameters (eval mode, no gradients)."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        total = 0.0
+        try:
+            with torch.no_grad():
+                n = self.tokens.shape[0]
+                for start in range(0, n, self.rows):
+                    sl = slice(start, min(n, start + self.rows))
+                    x = self.tokens[sl] if model.structural else self.inputs[sl]
+                    ce = masked_cross_entropy(
+                        model.logits(x), self.tokens[sl], self.predict[sl], self.weights[sl],
+                        reduction="sum",
+                    )
+                    total += float(ce.double())
+        finally:
+            model.train(was_training)
+        return total / self.norm
+
+
+def _auto_validation_positions(
+    model: MaskedLanguageModel, cfg: TrainingConfig, fwd: _Forward, n_train: int, n_val: int
+) -> int | None:
+    """``validation_positions`` of ``cfg`` resolved (``None`` = exact all-positions loss)."""
+    L = model.n_sites
+    if cfg.validation_positions is not None:
+        k = min(int(cfg.validation_positions), L)
+        return None if k >= L else k
+    if model.structural:
+        return None  # one unmasked pass gives every position: the exact loss costs no more
+    if cfg.masking == "all":
+        return None  # an epoch already runs L copies per sequence
+    rows = n_train * fwd.copies  # forward rows of a training epoch
+    # a training step is about 3 forward passes; 10% of the epoch = 0.3 forward rows per row
+    k = min(L, max(1, math.floor(0.3 * rows / max(1, n_val))))
+    return None if k >= L else k
+
+
+def _current_lr(optimizer: torch.optim.Optimizer | LBFGS, cfg: TrainingConfig) -> float:
+    groups = getattr(optimizer, "param_groups", None)
+    return float(groups[0]["lr"]) if groups else float(cfg.learning_rate)
+
+
+def _lr_factor(cfg: TrainingConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning-rate multiplier of optimizer step ``step`` (0-based): warm-up, then schedule."""
+    warm = math.ceil(cfg.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return (step + 1) / warm
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    total = max(1, cfg.max_epochs * steps_per_epoch - warm)
+    frac = min(1.0, (step - warm) / total)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def _still_improving(history: Sequence[dict[str, Any]], window: int, tol: float) -> float | None:
+    """Relative fall of the monitored loss over the last ``window`` epochs, if above ``tol``."""
+    key = "validation_loss" if history and history[-1].get("validation_loss") is not None else "train_loss"
+    values = [float(r[key]) for r in history if r.get(key) is not None]
+    if len(values) < 2:
+        return None
+    before = min(values[: max(1, len(values) - window)])
+    recent = min(values[max(1, len(values) - window) :])
+    drop = (before - recent) / max(abs(before), 1e-12)
+    return drop if drop > tol else None
 
 
 def _finite_params(model: MaskedLanguageModel) -> bool:
@@ -247,8 +394,10 @@ def train(
             ``config.checkpoint_every`` epochs and at the end); it keeps the last good state.
         metrics_path: JSON-lines file of per-epoch metrics (rewritten atomically every epoch).
         resume_from: a checkpoint of an earlier run of the same model and config (only
-            ``max_epochs``, ``patience``, ``checkpoint_every``, ``eval_batch_size`` may differ);
-            training continues exactly where it stopped.
+            ``max_epochs``, ``patience``, ``checkpoint_every``, ``eval_batch_size``,
+            ``still_improving_tol`` may differ); training continues exactly where it stopped
+            (the learning rate is a function of the step count, saved in the checkpoint; a
+            ``"cosine"`` schedule follows the new ``max_epochs``).
         raise_on_divergence: raise :class:`~attnpotts.errors.DivergenceError` (after restoring and
             checkpointing the last good state) instead of returning ``stop_reason="diverged"``.
 
@@ -256,10 +405,17 @@ def train(
         A :class:`TrainingResult`; the model holds the final parameters (the best validation
         epoch's if ``config.restore_best`` and validation data were given).
 
+    The per-epoch validation loss of a transformer is measured on a fixed masked subset (see
+    ``TrainingConfig.validation_positions``); the exact all-positions losses are computed once,
+    at the end (``final_train_loss``, ``final_validation_loss``). On glibc the first call sets
+    the allocator's thresholds so that per-batch tensors reuse memory
+    (:func:`~attnpotts.training.keep_freed_memory`).
+
     Raises:
         ValidationError / ShapeError: bad data, weights or options (message says which).
     """
     cfg = TrainingConfig() if config is None else config
+    keep_freed_memory()  # no page-fault churn from per-batch allocations (see .allocator)
     if not isinstance(model, MaskedLanguageModel):
         raise ValidationError(
             f"model must be an attnpotts MaskedLanguageModel, got {type(model).__name__}"
@@ -284,11 +440,19 @@ def train(
             f"coupling_l2 needs a model with Potts couplings, {type(model).__name__} has none; "
             "use weight_decay instead"
         )
-    policy = MaskingPolicy(cfg.masking, cfg.mask_rate)
+    policy = MaskingPolicy(cfg.masking, cfg.mask_rate, cfg.n_mask_copies)
     fwd = _Forward(model, policy)
-    seeds = spawn_seeds(cfg.seed, 2)
+    seeds = spawn_seeds(cfg.seed, 3)
     gen = torch_generator(seeds[0])  # CPU: shuffling and masks
     dgen = torch_generator(seeds[1], device)  # dropout, on the model's device
+    val_k: int | None = None
+    fixed_val: _FixedValidation | None = None
+    if val_tokens is not None and val_w is not None:
+        val_k = _auto_validation_positions(model, cfg, fwd, M, val_tokens.shape[0])
+        if val_k is not None:
+            fixed_val = _FixedValidation(
+                model, val_tokens, val_w, val_k, torch_generator(seeds[2]), cfg.eval_batch_size
+            )
     optimizer = _make_optimizer(model, cfg)
     ckpt_path = None if checkpoint_path is None else Path(checkpoint_path)
     log_path = None if metrics_path is None else Path(metrics_path)
@@ -301,6 +465,8 @@ def train(
     since_best = 0
     reference: float | None = None
     elapsed = 0.0
+    cpu_elapsed = 0.0
+    tokens_seen = 0
     steps = 0
     fingerprint = data_fingerprint(tokens, w)
     if resume_from is not None:
@@ -337,6 +503,8 @@ def train(
         since_best = int(data["since_best"])
         reference = None if data["reference"] is None else float(data["reference"])
         elapsed = float(data["elapsed"])
+        cpu_elapsed = float(data.get("cpu_elapsed", 0.0))
+        tokens_seen = int(data.get("tokens_seen", 0))
         steps = int(data["steps"])
         _write_metrics(log_path, history)
 
@@ -367,6 +535,8 @@ def train(
             since_best=since_best,
             reference=reference,
             elapsed=elapsed,
+            cpu_elapsed=cpu_elapsed,
+            tokens_seen=tokens_seen,
             steps=steps,
             n_train=M,
             training_config=json.dumps(cfg.to_dict()),
@@ -391,11 +561,16 @@ def train(
     model.train()
     while epoch < cfg.max_epochs:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         model.train()
         if isinstance(optimizer, LBFGS):
-            train_loss, n_steps = _lbfgs_epoch(model, fwd, optimizer, cfg, tokens, w, gen, dgen)
+            train_loss, n_steps, n_tokens = _lbfgs_epoch(
+                model, fwd, optimizer, cfg, tokens, w, gen, dgen
+            )
         else:
-            train_loss, n_steps = _adam_epoch(model, fwd, optimizer, cfg, tokens, w, gen, dgen)
+            train_loss, n_steps, n_tokens = _adam_epoch(
+                model, fwd, optimizer, cfg, tokens, w, gen, dgen, steps
+            )
         diverged = not math.isfinite(train_loss) or not _finite_params(model)
         # before a first good epoch, the bound is relative to ln q (a uniform guess's loss)
         bound = cfg.divergence_factor * (math.log(model.n_states) if reference is None else reference)
@@ -419,10 +594,17 @@ def train(
             reference = train_loss
         epoch += 1
         steps += n_steps
+        tokens_seen += n_tokens
         elapsed += time.perf_counter() - t0
         val_loss = None
-        if val_tokens is not None:
+        c1 = time.process_time()
+        if fixed_val is not None:
+            val_loss = fixed_val.loss()
+        elif val_tokens is not None:
             val_loss = mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size)
+        c2 = time.process_time()
+        cpu_elapsed += c2 - c0
+        if val_loss is not None:
             if val_loss < best_loss - cfg.min_delta:
                 best_loss, best_epoch, since_best = val_loss, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
@@ -438,6 +620,10 @@ def train(
             "steps": steps,
             "sequences_seen": epoch * M,
             "elapsed_s": elapsed,
+            "cpu_s": cpu_elapsed,
+            "validation_cpu_s": c2 - c1,
+            "tokens_seen": tokens_seen,
+            "learning_rate": _current_lr(optimizer, cfg),
         }
         if isinstance(optimizer, LBFGS) and optimizer.last_report is not None:
             # the objective (data term + penalties) and gradient where this epoch's step ended
@@ -468,6 +654,21 @@ def train(
             stop_reason = "callback"
             break
 
+    run_warnings: list[str] = []
+    still_improving = False
+    if stop_reason == "max_epochs" and history:
+        window = cfg.patience if cfg.patience is not None else _IMPROVING_WINDOW
+        drop = _still_improving(history, window, cfg.still_improving_tol)
+        if drop is not None:
+            still_improving = True
+            what = "validation" if history[-1].get("validation_loss") is not None else "training"
+            run_warnings.append(
+                f"training stopped on its epoch cap (max_epochs = {cfg.max_epochs}) while the "
+                f"{what} loss still fell by {100 * drop:.2g}% over the last {window} epochs "
+                f"(more than still_improving_tol = {cfg.still_improving_tol:g}): the run has not "
+                "converged; raise max_epochs (or the learning rate)"
+            )
+            logger.warning(run_warnings[-1])
     final_state = best_state if cfg.restore_best else None
     # the checkpoint keeps the training state (for resuming) and the final parameters separately
     if final_state is not None:
@@ -492,6 +693,11 @@ def train(
         else mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size),
         wall_time_s=elapsed,
         message=message,
+        cpu_time_s=cpu_elapsed,
+        tokens_seen=tokens_seen,
+        validation_positions=val_k,
+        still_improving=still_improving,
+        warnings=run_warnings,
     )
     for cb in callbacks:
         cb.on_train_end(result)
@@ -528,20 +734,30 @@ def _adam_epoch(
     w: torch.Tensor,
     gen: torch.Generator,
     dgen: torch.Generator,
-) -> tuple[float, int]:
+    first_step: int,
+) -> tuple[float, int, int]:
+    """One epoch of mini-batch steps: ``(mean training loss, steps, masked targets)``."""
     M = tokens.shape[0]
     bs = M if cfg.batch_size is None else min(int(cfg.batch_size), M)
+    steps_per_epoch = math.ceil(M / bs)
+    scheduled = cfg.lr_schedule != "constant" or cfg.warmup_epochs > 0
     perm = torch.randperm(M, generator=gen).to(tokens.device)
     total = torch.zeros((), dtype=torch.float64, device=tokens.device)
     count = torch.zeros((), dtype=torch.float64, device=tokens.device)
     n_steps = 0
+    n_tokens = 0
     for start in range(0, M, bs):
         idx = perm[start : start + bs]
-        x, wb = tokens[idx], w[idx]
-        inputs, predict = fwd.draw(x, gen)
+        x, wb, inputs, predict = fwd.draw(tokens[idx], w[idx], gen)
         data, norm = _data_term(fwd, x, wb, inputs, predict, dgen)
         if float(norm) <= 0:
             continue  # no predicted position with positive weight in this batch
+        if predict is None:
+            n_tokens += x.numel()
+        elif fwd.policy.kind == "bert":
+            n_tokens += int(predict.sum())
+        else:
+            n_tokens += x.shape[0]  # one predicted position per row ("one", "copies")
         loss = data / norm
         pen = _penalty(model, cfg)
         if pen is not None:
@@ -551,14 +767,18 @@ def _adam_epoch(
         if cfg.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         if not math.isfinite(float(loss.detach())):
-            return math.nan, n_steps
+            return math.nan, n_steps, n_tokens
+        if scheduled:
+            lr = cfg.learning_rate * _lr_factor(cfg, first_step + n_steps, steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         optimizer.step()
         n_steps += 1
         total += data.detach().double()
         count += norm.detach().double()
     if float(count) <= 0:
-        return math.nan, n_steps
-    return float(total / count), n_steps
+        return math.nan, n_steps, n_tokens
+    return float(total / count), n_steps, n_tokens
 
 
 def _lbfgs_epoch(
@@ -570,16 +790,19 @@ def _lbfgs_epoch(
     w: torch.Tensor,
     gen: torch.Generator,
     dgen: torch.Generator,
-) -> tuple[float, int]:
+) -> tuple[float, int, int]:
+    # one draw per epoch, fixed during the line search
+    tokens, w, inputs, predict = fwd.draw(tokens, w, gen)
     M = tokens.shape[0]
     chunk = int(cfg.eval_batch_size)
-    inputs, predict = fwd.draw(tokens, gen)  # one draw per epoch, fixed during the line search
     if predict is None:
         norm = float(w.sum()) * tokens.shape[1]
+        n_tokens = tokens.numel()
     else:
         norm = float((predict.to(w.dtype) * w[:, None]).sum())
+        n_tokens = int(predict.sum())
     if norm <= 0:
-        return math.nan, 0
+        return math.nan, 0, n_tokens
     first: list[float] = []
 
     def closure() -> torch.Tensor:
@@ -609,4 +832,4 @@ def _lbfgs_epoch(
     optimizer.step(closure)
     report = optimizer.last_report
     assert report is not None
-    return (first[0] if first else math.nan), report.iterations
+    return (first[0] if first else math.nan), report.iterations, n_tokens
