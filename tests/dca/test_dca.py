@@ -120,17 +120,19 @@ def test_objective_gradient_matches_finite_differences() -> None:
             assert fd == pytest.approx(float(g[idx]), abs=1e-8, rel=1e-6)
 
 
-def test_factored_attention_coupling_path_matches_the_einsum_path() -> None:
-    """Batches of >= q sequences go through J and the kernel; single sequences through the einsum."""
+def test_factored_attention_logit_paths_agree() -> None:
+    """Blocked kernel ("auto"), J with the dense kernel (>= q sequences) and the einsum (fewer): same logits."""
     L, q, H = 6, 4, 3
     a = FactoredAttention(L, q, H, variant="softmax", key_dim=5, init_std=0.5, seed=5, dtype=torch.float64)
     with torch.no_grad():
         a.fields.normal_(generator=torch.Generator().manual_seed(6))  # type: ignore[union-attr]
     tokens = torch.randint(0, q + 1, (30, L), generator=torch.Generator().manual_seed(7))  # with [MASK]
-    assert a._use_coupling_tensor(30) and not a._use_coupling_tensor(1)
+    blocked = a.logits(tokens).detach().numpy()
+    a.kernel = "dense"
     batched = a.logits(tokens).detach().numpy()
     single = np.concatenate([a.logits(tokens[k : k + 1]).detach().numpy() for k in range(30)])
     np.testing.assert_allclose(batched, single, atol=1e-12)
+    np.testing.assert_allclose(blocked, single, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["plm", "factored"])

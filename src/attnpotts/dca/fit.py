@@ -469,6 +469,8 @@ class FactoredDCA(_BaseDCA):
         key_dim: width ``d`` of the positional queries and keys.
         variant: ``"softmax"`` (default) or ``"free"``.
         init_std: standard deviation of the Gaussian start of the factors (default 1, see above).
+        value_init_std: that of the values alone (``None``: ``init_std``; ``0``: zero couplings
+            at the start, like the full model, with non-uniform attention).
         factor_l2: L2 on the factors (queries, keys, values) in AttentionDCA's mean form,
             ``sum_i [-(1/N_eff) sum_n w_n log P(s_i^n | rest)] + factor_l2 ||theta||^2`` (the
             training loop's ``weight_decay = 2 factor_l2 / L``); default 0 (see above).
@@ -489,6 +491,7 @@ class FactoredDCA(_BaseDCA):
         key_dim: int = 16,
         variant: str = "softmax",
         init_std: float = 1.0,
+        value_init_std: float | None = None,
         factor_l2: float = 0.0,
         max_iter: int = 600,
         lbfgs_history: int = 20,
@@ -499,6 +502,7 @@ class FactoredDCA(_BaseDCA):
         self.key_dim = key_dim
         self.variant = variant
         self.init_std = init_std
+        self.value_init_std = value_init_std
         self.factor_l2 = factor_l2
 
     def _validate(self) -> None:
@@ -544,7 +548,8 @@ class FactoredDCA(_BaseDCA):
         L, q = data.states.shape[1], data.n_states
         model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
-            fields=True, init_std=float(self.init_std), seed=self.seed, dtype=torch_dtype,
+            fields=True, init_std=float(self.init_std), value_init_std=self.value_init_std,
+            seed=self.seed, dtype=torch_dtype,
             device=self.device,
         )
         model.kernel = self.kernel
