@@ -221,3 +221,16 @@ def test_fit_defaults_follow_the_model() -> None:
     assert _defaults()["max_iter"] is None and _defaults()["lbfgs_history"] is None
     with pytest.raises(ValidationError, match="lbfgs_history"):
         ContactsConfig(lbfgs_history=0)
+
+
+def test_contacts_warns_when_the_fit_stops_far_from_convergence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aln, _ = _synthetic_family(tmp_path)
+    out = tmp_path / "out"
+    assert main(["contacts", str(aln), "--out", str(out), "--max-iter", "1"]) == 0
+    err = capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["warnings"]) == 1 and "far from convergence" in summary["warnings"][0]
+    assert summary["convergence"]["far_from_convergence"] is True
+    assert "warning: the fit stopped far from convergence" in err

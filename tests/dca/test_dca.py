@@ -266,3 +266,24 @@ def test_bad_options() -> None:
         PlmDCA(kernel="fast").fit(states, np.ones(3))
     with pytest.raises(ValidationError, match="dtype"):
         PlmDCA(dtype="float16").fit(states, np.ones(3))
+
+
+def test_fit_stopped_far_from_convergence_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """Two iterations leave the objective still falling: the report says so; a converged fit does not."""
+    import logging
+
+    from attnpotts.dca import FAR_FROM_CONVERGENCE
+
+    L, q, M = 6, 3, 2000
+    exact = ExactPotts(_planted_model(L, q, [(0, 3), (1, 5)], seed=31))
+    rng = np.random.default_rng(32)
+    states = exact.states[rng.choice(exact.probabilities.size, size=M, p=exact.probabilities)]
+    with caplog.at_level(logging.WARNING, logger="attnpotts.dca.fit"):
+        short = PlmDCA(max_iter=2).fit(states, np.ones(M))
+    conv = short.convergence_
+    assert conv.stop_reason == "max_iterations" and conv.last_relative_decrease > FAR_FROM_CONVERGENCE
+    assert conv.far_from_convergence and "far from convergence" in conv.warning and "--max-iter" in conv.warning
+    assert any("far from convergence" in r.getMessage() for r in caplog.records)
+    long = PlmDCA(max_iter=300, dtype="float64").fit(states, np.ones(M))
+    assert not long.convergence_.far_from_convergence and long.convergence_.warning == ""
+    assert long.convergence_.last_relative_decrease < FAR_FROM_CONVERGENCE

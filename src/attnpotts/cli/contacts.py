@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any
 
 from ..dca.pipeline import ContactsConfig, run_contacts
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         f"|grad|={conv['final_gradient_norm']:.3g}; "
         f"{summary['wall_seconds']:.1f} s"
     )
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     if "precision" in summary:
         prec = ", ".join(f"{k}: {v:.3f}" for k, v in summary["precision"].items())
         print(f"precision (8 A, |i-j| >= 6): {prec}")

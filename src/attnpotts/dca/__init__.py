@@ -8,6 +8,7 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 """
 
 from .fit import (
+    FAR_FROM_CONVERGENCE,
     ConvergenceReport,
     FactoredDCA,
     PlmDCA,
@@ -23,6 +24,7 @@ __all__ = [
     "CONVENTIONS",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
+    "FAR_FROM_CONVERGENCE",
     "ConvergenceReport",
     "FactoredDCA",
     "MemoryEstimate",

@@ -36,6 +36,7 @@ from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate
 from .regularization import DEFAULT_REGULARIZATION, Regularization
 
 __all__ = [
+    "FAR_FROM_CONVERGENCE",
     "ConvergenceReport",
     "FactoredDCA",
     "PlmDCA",
@@ -178,6 +179,12 @@ class ConvergenceReport:
             ``final_gradient_norm``.
         wall_seconds: time in the training loop.
         message: the training loop's note, if any.
+        last_relative_decrease: relative objective decrease of the last iteration,
+            ``(f_old - f) / |f|`` (NaN when unknown).
+        far_from_convergence: the fit ran out of iterations or evaluations while the objective
+            still fell by more than :data:`FAR_FROM_CONVERGENCE` (relative) per iteration; the
+            couplings, and possibly the contacts, would still change with more iterations.
+        warning: the message for that case (empty otherwise).
     """
 
     iterations: int
@@ -188,6 +195,27 @@ class ConvergenceReport:
     stop_reason: str
     wall_seconds: float
     message: str = ""
+    last_relative_decrease: float = math.nan
+    far_from_convergence: bool = False
+    warning: str = ""
+
+
+#: Relative objective decrease per iteration above which a fit that ran out of iterations is
+#: reported as far from convergence (see ``benchmarks/select_dca_defaults.py``).
+FAR_FROM_CONVERGENCE = 1e-4
+
+
+def _convergence_warning(stop_reason: str, last_decrease: float, iterations: int) -> str:
+    """The warning of a fit stopped by its budget while still moving (empty otherwise)."""
+    if stop_reason not in ("max_iterations", "max_evaluations"):
+        return ""
+    if not (math.isfinite(last_decrease) and last_decrease > FAR_FROM_CONVERGENCE):
+        return ""
+    return (
+        f"the fit stopped far from convergence: after {iterations} iterations ({stop_reason}) the "
+        f"objective still fell by {last_decrease:.2g} (relative) in the last iteration, above "
+        f"{FAR_FROM_CONVERGENCE:g}; raise max_iter (--max-iter) for converged couplings"
+    )
 
 
 def _objective_and_gradient_norm(
@@ -340,12 +368,17 @@ class _BaseDCA:
             # the L-BFGS step ended where it last evaluated objective and gradient: no extra pass
             objective, gnorm = float(last["objective"]), float(last["gradient_norm"])
             reason = str(last["lbfgs_stop"])
+            last_decrease = float(last.get("last_relative_decrease", math.nan))
             evaluations = int(last["evaluations"])
         else:
             tokens = torch.as_tensor(prepared.states.astype(np.int64), device=self.device)
             wt = torch.as_tensor(prepared.weights, dtype=torch_dtype, device=self.device)
             objective, gnorm = _objective_and_gradient_norm(model, tokens, wt, cl2, fl2, wd)
             reason = "diverged"
+            last_decrease = math.nan
+        warning = _convergence_warning(reason, last_decrease, iterations)
+        if warning:
+            logger.warning("%s fit: %s", self.model_name, warning)
             evaluations = int(last.get("evaluations", 0))
         self.convergence_ = ConvergenceReport(
             iterations=iterations,
@@ -355,6 +388,9 @@ class _BaseDCA:
             final_gradient_norm=gnorm,
             stop_reason=reason,
             wall_seconds=wall,
+            last_relative_decrease=last_decrease,
+            far_from_convergence=bool(warning),
+            warning=warning,
             message=result.message,
         )
         with torch.no_grad():

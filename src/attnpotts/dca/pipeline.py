@@ -9,7 +9,8 @@ Output folder (``OUT_FILES``):
 
 * ``summary.json``: ``n_sequences``, ``n_unique``, ``n_eff``, ``n_sites``, ``n_states``,
   ``wall_seconds`` (whole run, reading included), ``model``, ``convergence`` (iterations, final
-  gradient norm, stop reason), ``conventions`` (weights, regularisation with its equivalents in
+  gradient norm, stop reason, last relative objective decrease), ``warnings`` (e.g. a fit that
+  ran out of iterations far from convergence), ``conventions`` (weights, regularisation with its equivalents in
   every convention, gauge, score), ``memory_estimate_gib`` and, with distances,
   ``precision`` (``"L"``, ``"L/2"``, ``"L/5"``, ``"L/10"`` at 8 A and ``|i - j| >= 6``) and
   ``precision_table`` (separations 6, 12, 24);
@@ -312,6 +313,8 @@ def run_contacts(
         "n_original_columns": int(msa.n_original_columns),
         "reference": None if msa.reference is None else msa.reference.id,
         "convergence": est.convergence_dict(),
+        # e.g. a fit stopped by its iteration budget far from convergence (ConvergenceReport)
+        "warnings": [w for w in (est.convergence_.warning,) if w],
         "memory_estimate_gib": est.memory_estimate_.total_gib,
         "conventions": conventions,
     }
