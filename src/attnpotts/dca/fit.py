@@ -201,8 +201,11 @@ class ConvergenceReport:
 
 
 #: Relative objective decrease per iteration above which a fit that ran out of iterations is
-#: reported as far from convergence (see ``benchmarks/select_dca_defaults.py``).
-FAR_FROM_CONVERGENCE = 1e-4
+#: reported as far from convergence. Measured on the eight benchmark families
+#: (``benchmarks/select_dca_defaults.py``, objective every 5 iterations): while the objective
+#: still falls by more than ~1e-2 per iteration (the first 5-15 iterations) the top-L precision
+#: is 0.03-0.25 below where it settles; below ~5e-3 it moves by at most a pair or two.
+FAR_FROM_CONVERGENCE = 1e-2
 
 
 def _convergence_warning(stop_reason: str, last_decrease: float, iterations: int) -> str:
