@@ -221,6 +221,31 @@ def print_tools(rows: list[dict[str, Any]]) -> None:
               f"{r['peak_rss_gib']:5.2f} {r['load_avg']:5.1f}  {note}")
 
 
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The per-family table as Markdown: ``wall s, P@L / P@L/5`` per tool (the README's table)."""
+    fams = list(dict.fromkeys(r["family"] for r in rows))
+    tools = [t for t in TOOLS if any(r["tool"] == t for r in rows)]
+    by = {(r["family"], r["tool"]): r for r in rows}
+    head = "| family (L, N) | " + " | ".join(tools) + " |"
+    lines = [head, "|---" * (len(tools) + 1) + "|"]
+    for f in fams:
+        first = next(r for r in rows if r["family"] == f)
+        cells = []
+        for t in tools:
+            r = by.get((f, t))
+            if r is None or "skipped" in r:
+                cells.append("-")
+            elif r.get("timed_out"):
+                cells.append(f"> {r['wall_s']:.0f} s (stopped)")
+            elif r.get("returncode") != 0 or "precision" not in r:
+                cells.append("failed")
+            else:
+                p = r["precision"]
+                cells.append(f"{r['wall_s']:.1f} s, {p['L']:.3f} / {p['L/5']:.3f}")
+        lines.append(f"| {f} ({first['L']}, {first['N']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per tool: mean P@L, worst P@L difference to plmc, median and max wall / CCMpred."""
     by = {(r["family"], r["tool"]): r for r in rows if r.get("returncode") == 0 and "precision" in r}
@@ -371,7 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default="bench_dca.json", help="file name in benchmarks/results/")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="only print the Markdown table of this result file and exit")
     args = ap.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())["tools"]))
+        return 0
     if not args.data.is_dir():
         ap.error(f"no protein families folder {args.data}; pass --data or set ATTNPOTTS_PROTEINS")
     os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
@@ -387,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             _save(record, args.out)
             print_tools([r for r in rows if r["family"] == fam])
     print_tools(rows)
+    print("\n" + markdown(rows))
     record["summary"] = summarise(rows)
     print("\nsummary:", json.dumps(record["summary"], indent=1))
     if not args.skip_eval:

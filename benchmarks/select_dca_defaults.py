@@ -177,7 +177,7 @@ def cmd_select(args: argparse.Namespace) -> int:
             if r.get("tool") == "plmc" and "precision" in r:
                 plmc[r["family"]] = r["precision"]["L"]
     folds = []
-    print(f"{'held out':9} {'chosen on the other 7':44} {'P@L':>6} {'plmc':>6} {'diff':>7}")
+    print(f"{'held out':9} {'chosen on the other families':44} {'P@L':>6} {'plmc':>6} {'diff':>7}")
     for held in families:
         train_f = [f for f in families if f != held]
         k = _choose(table, train_f, args.tolerance)
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="file in benchmarks/results/ (select reads every dca_defaults_fits*.json)")
     s = sub.add_parser("select")
     s.add_argument("--tolerance", type=float, default=0.005)
-    s.add_argument("--baseline", default=str(RESULTS / "bench_dca_baseline.json"))
+    s.add_argument("--baseline", default=str(RESULTS / "bench_dca.json"))
     args = ap.parse_args(argv)
     return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
 

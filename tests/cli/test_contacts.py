@@ -147,28 +147,19 @@ def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.slow
 def test_pf00014_precision_end_to_end(tmp_path: Path) -> None:
-    fam = PROTEINS / "PF00014"
-    if not fam.is_dir():
-        pytest.skip("protein data not available")
+    """The default command on the shipped PF00014 reaches plmc's top-L precision there (0.981)."""
+    from attnpotts.alignment import example_files
+
+    ex = example_files("PF00014")
     out = tmp_path / "pf14"
-    # plmc's score (gap state kept in the Frobenius norm): the issue's reference is plmc's 0.981
-    rc = main(
-        [
-            "contacts",
-            str(fam / "PF00014_mgap6.fasta.gz"),
-            "--out",
-            str(out),
-            "--distances",
-            str(fam / "PF00014.distances.tsv"),
-            "--score-gap",
-            "include",
-        ]
-    )
+    rc = main(["contacts", str(ex.alignment), "--out", str(out), "--distances", str(ex.distances)])
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_sequences"] == 13600 and summary["n_sites"] == 53
-    assert summary["precision"]["L"] >= 0.95
+    assert summary["precision"]["L"] >= 0.98
+    # the default score keeps the gap state (plmc's); the other is reported alongside
     assert summary["precision"] == summary["precision_by_score"]["gap_included"]
+    assert summary["warnings"] == []
 
 
 def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> None:
@@ -206,14 +197,18 @@ def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> N
 
 
 def test_fit_defaults_follow_the_model() -> None:
-    """Without --max-iter / --lbfgs-history each model gets its estimator's defaults."""
+    """Without --max-iter / --lbfgs-history / --score-gap each model gets its estimator's defaults."""
     from attnpotts.cli.contacts import _defaults
-    from attnpotts.dca import FactoredDCA, PlmDCA
+    from attnpotts.dca import PLM_MAX_ITER, PLM_SCORE_GAP, FactoredDCA, PlmDCA
     from attnpotts.dca.pipeline import ContactsConfig
     from attnpotts.errors import ValidationError
 
     plm, fac = ContactsConfig(), ContactsConfig(model="factored")
-    assert (plm.max_iter, plm.lbfgs_history) == (PlmDCA().max_iter, PlmDCA().lbfgs_history) == (30, 5)
+    assert (plm.max_iter, plm.lbfgs_history) == (PlmDCA().max_iter, PlmDCA().lbfgs_history) == (PLM_MAX_ITER, 5)
+    assert plm.score_gap == PlmDCA().score_gap == PLM_SCORE_GAP
+    assert fac.score_gap == FactoredDCA().score_gap
+    assert ContactsConfig(score_gap="exclude").estimator().score_gap == "exclude"
+    assert _defaults()["score_gap"] is None
     assert (fac.max_iter, fac.lbfgs_history) == (FactoredDCA().max_iter, FactoredDCA().lbfgs_history)
     assert (fac.max_iter, fac.lbfgs_history) == (600, 20)
     est = ContactsConfig(model="factored", max_iter=7, lbfgs_history=3).estimator()

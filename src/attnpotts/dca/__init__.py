@@ -9,6 +9,9 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 
 from .fit import (
     FAR_FROM_CONVERGENCE,
+    PLM_MAX_ITER,
+    PLM_REGULARIZATION,
+    PLM_SCORE_GAP,
     ConvergenceReport,
     FactoredDCA,
     PlmDCA,
@@ -25,6 +28,9 @@ __all__ = [
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
     "FAR_FROM_CONVERGENCE",
+    "PLM_MAX_ITER",
+    "PLM_REGULARIZATION",
+    "PLM_SCORE_GAP",
     "ConvergenceReport",
     "FactoredDCA",
     "MemoryEstimate",

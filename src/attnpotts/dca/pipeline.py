@@ -80,8 +80,9 @@ class ContactsConfig:
         dtype: ``"float32"`` or ``"float64"``.
         device: torch device.
         memory_limit_gb: refuse fits estimated above this.
-        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default; SCIENCE.md,
-            CCMpred) or ``"include"`` it (plmc's score).
+        score_gap: ``"include"`` the gap state in the Frobenius norm (plmc's score) or
+            ``"exclude"`` it (CCMpred's); ``None``: the estimator's default (plm: include, see
+            :class:`PlmDCA`; factored: exclude); resolved on creation.
         focus: keep only the reference sequence's residue columns.
         reference: id (prefix) or row of the reference sequence (default: first record).
         max_column_gap: drop columns with a larger gap fraction.
@@ -101,7 +102,7 @@ class ContactsConfig:
     dtype: str = "float32"
     device: str = "cpu"
     memory_limit_gb: float = 2.0
-    score_gap: str = "exclude"
+    score_gap: str | None = None
     focus: bool = False
     reference: str | None = None
     max_column_gap: float | None = None
@@ -116,6 +117,9 @@ class ContactsConfig:
             )
         if not 0 < self.identity_threshold <= 1:
             raise ValidationError(f"identity_threshold must lie in (0, 1], got {self.identity_threshold}")
+        if self.score_gap is None:  # the estimator's own default, written into the config
+            default_gap = (PlmDCA() if self.model == "plm" else FactoredDCA()).score_gap
+            object.__setattr__(self, "score_gap", default_gap)
         if self.score_gap not in ("exclude", "include"):
             raise ValidationError(f"score_gap must be 'exclude' or 'include', got {self.score_gap!r}")
         for name in ("max_iter", "lbfgs_history"):
