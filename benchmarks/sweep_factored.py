@@ -82,8 +82,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 #: Leave-one-family-out grid (each traced, so every evaluation budget up to ``max_iter`` is a
 #: candidate): random values (as before) or zero values (zero couplings at the start, like plm).
 LOFO_CONFIGS: dict[str, dict[str, Any]] = {
-    "v1": {"init_std": 1.0, "max_iter": 200, "lbfgs_history": 20},
-    "v0": {"init_std": 1.0, "value_init_std": 0.0, "max_iter": 200, "lbfgs_history": 20},
+    "v1": {"init_std": 1.0, "max_iter": 150, "lbfgs_history": 20},
+    "v0": {"init_std": 1.0, "value_init_std": 0.0, "max_iter": 150, "lbfgs_history": 20},
 }
 
 
@@ -200,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--lofo", action="store_true", help="leave-one-family-out over all families")
     ap.add_argument("--analyse", action="store_true", help="only analyse the saved --lofo runs")
+    ap.add_argument("--lofo-out", type=Path, default=LOFO_OUT, help="JSON of the --lofo runs")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[],
+                    help="more --lofo JSON files whose runs join the analysis (parallel runs)")
+    ap.add_argument("--no-plm", action="store_true", help="--lofo without the plm fits")
     args = ap.parse_args(argv)
     if args.lofo or args.analyse:
         return lofo(args)
@@ -249,27 +253,33 @@ def lofo(args: argparse.Namespace) -> int:
     families = args.families or list(FAMILIES)
     names = args.only or list(LOFO_CONFIGS)
     trace = args.trace or 10
+    out: Path = args.lofo_out
     runs: list[dict[str, Any]] = []
-    if LOFO_OUT.exists():
-        runs = json.loads(LOFO_OUT.read_text()).get("runs", [])
+    if out.exists():
+        runs = json.loads(out.read_text()).get("runs", [])
     if not args.analyse:
         for fam in families:
             msa, D, gap = load(fam)
             data = prepare_data(msa)
             print(f"# {fam}: L={msa.n_sites} N={msa.n_sequences} N_eff={data.n_eff:.0f}", flush=True)
-            new = [run_plm(fam, data, D, gap)]
-            _print(new[-1])
+            new = [] if args.no_plm else [run_plm(fam, data, D, gap)]
+            if new:
+                _print(new[-1])
             for name in names:
                 new.append(run_factored(name, fam, data, D, gap, LOFO_CONFIGS[name], trace))
                 _print(new[-1])
             done = {(r["family"], r["config"]) for r in new}
             runs = [r for r in runs if (r["family"], r["config"]) not in done] + new
             if not args.no_write:  # after every family, so a stopped run keeps what it did
-                atomic_write_json(LOFO_OUT, {"description": __doc__, "environment": environment_info(),
+                atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
                                              "configs": LOFO_CONFIGS, "runs": runs})
+    for extra in args.merge:
+        have = {(r["family"], r["config"]) for r in runs}
+        runs += [r for r in json.loads(extra.read_text()).get("runs", [])
+                 if (r["family"], r["config"]) not in have]
     analysis = _lofo_select(runs)
     if analysis and not args.no_write:
-        atomic_write_json(LOFO_OUT, {"description": __doc__, "environment": environment_info(),
+        atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
                                      "configs": LOFO_CONFIGS, "runs": runs, "analysis": analysis})
     return 0
 

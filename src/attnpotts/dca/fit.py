@@ -337,7 +337,6 @@ class _BaseDCA:
             ResourceLimitError: the estimated memory exceeds ``memory_limit_gb`` (message names
                 the options that fit).
         """
-        from ..evaluation import contact_scores, frobenius_scores
         from ..training import TrainingConfig, train
 
         self._validate()
@@ -374,18 +373,18 @@ class _BaseDCA:
             # the L-BFGS step ended where it last evaluated objective and gradient: no extra pass
             objective, gnorm = float(last["objective"]), float(last["gradient_norm"])
             reason = str(last["lbfgs_stop"])
-            last_decrease = float(last.get("last_relative_decrease", math.nan))
             evaluations = int(last["evaluations"])
+            last_decrease = float(last.get("last_relative_decrease", math.nan))
         else:
             tokens = torch.as_tensor(prepared.states.astype(np.int64), device=self.device)
             wt = torch.as_tensor(prepared.weights, dtype=torch_dtype, device=self.device)
             objective, gnorm = _objective_and_gradient_norm(model, tokens, wt, cl2, fl2, wd)
             reason = "diverged"
+            evaluations = int(last.get("evaluations", 0))
             last_decrease = math.nan
         warning = _convergence_warning(reason, last_decrease, iterations)
         if warning:
             logger.warning("%s fit: %s", self.model_name, warning)
-            evaluations = int(last.get("evaluations", 0))
         self.convergence_ = ConvergenceReport(
             iterations=iterations,
             max_iterations=int(self.max_iter),
@@ -394,27 +393,24 @@ class _BaseDCA:
             final_gradient_norm=gnorm,
             stop_reason=reason,
             wall_seconds=wall,
+            message=result.message,
             last_relative_decrease=last_decrease,
             far_from_convergence=bool(warning),
             warning=warning,
-            message=result.message,
         )
         with torch.no_grad():
-            J = model.coupling_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
             h = model.field_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
         self.model_ = model
         self.training_ = result
-        self.couplings_ = J
         self.fields_ = h
+        self.gap_index_ = prepared.gap_index
         exclude = prepared.gap_index if self.score_gap == "exclude" else None
-        self.frobenius_ = frobenius_scores(J, exclude_state=exclude)
-        self.scores_ = contact_scores(J, exclude_state=exclude)
+        self._set_couplings(model, exclude)
         self.n_sequences_ = prepared.n_sequences
         self.n_unique_ = int(prepared.states.shape[0])
         self.n_eff_ = prepared.n_eff
         self.n_sites_ = L
         self.n_states_ = q
-        self.gap_index_ = prepared.gap_index
         self.memory_estimate_ = estimate
         self.weight_decay_ = wd
         self.regularization_ = self._describe_regularization(L, q, prepared.n_eff)
@@ -423,6 +419,22 @@ class _BaseDCA:
             self.model_name, L, q, self.n_unique_, prepared.n_eff, iterations, reason, gnorm, wall,
         )
         return self
+
+    def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
+        """Set ``couplings_ (L, L, q, q)``, ``frobenius_`` and ``scores_`` from the fitted model."""
+        from ..evaluation import contact_scores, frobenius_scores
+
+        with torch.no_grad():
+            J = model.coupling_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
+        self.couplings_ = J
+        self.frobenius_ = frobenius_scores(J, exclude_state=exclude)
+        self.scores_ = contact_scores(J, exclude_state=exclude)
+
+    def scores_for(self, exclude_state: int | None) -> np.ndarray:
+        """Contact scores ``(L, L)`` (Frobenius, zero-sum gauge, APC) with ``exclude_state`` left out."""
+        from ..evaluation import contact_scores
+
+        return contact_scores(self.couplings_, exclude_state=exclude_state)
 
     def convergence_dict(self) -> dict[str, Any]:
         """The convergence report as a dict (after :meth:`fit`)."""
@@ -605,15 +617,35 @@ class FactoredDCA(_BaseDCA):
 
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
-        # the kernel path materialises J like the plm model does, without its L-BFGS state
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
                               lbfgs_history=int(self.lbfgs_history), chunk=self.chunk,
                               n_heads=int(self.n_heads), key_dim=int(self.key_dim))
-        b = 4 if self.dtype == "float32" else 8
-        extra = 6 * L * L * data.n_states**2 * b
-        parts = dict(est.parts, coupling_tensor_and_kernel=extra)
-        est = MemoryEstimate(int(sum(parts.values())), parts, "factored", self.dtype, est.chunk)
         return _fit_chunk(est, U, L, data.n_states, self, "factored")
+
+    def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
+        """Scores from the factors (:meth:`FactoredAttention.frobenius_scores`); ``J`` is not formed."""
+        from ..evaluation import apc
+
+        assert isinstance(model, FactoredAttention)
+        self.frobenius_ = model.frobenius_scores(exclude)
+        self.scores_ = apc(self.frobenius_)
+
+    @property
+    def couplings_(self) -> np.ndarray:
+        """``J: (L, L, q, q)`` float64, formed from the factors on each access (``8 L^2 q^2`` bytes)."""
+        model = self.__dict__.get("model_")
+        if model is None:
+            raise AttributeError("couplings_ is set by fit(); call fit first")
+        with torch.no_grad():
+            return model.coupling_tensor().detach().to("cpu", torch.float64).numpy()
+
+    def scores_for(self, exclude_state: int | None) -> np.ndarray:
+        """Contact scores ``(L, L)`` from the factors, ``exclude_state`` left out (``J`` not formed)."""
+        from ..evaluation import apc
+
+        model = self.model_
+        assert isinstance(model, FactoredAttention)
+        return apc(model.frobenius_scores(exclude_state))
 
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states

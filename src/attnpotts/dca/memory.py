@@ -11,9 +11,15 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   kernel's transposed copy, one gradient accumulator per thread ``T``, their sum and the
   gradient of ``J`` (``(4 + T) F``); the logits of a chunk of ``B`` sequences and their
   gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
-* factored attention (``"factored"``): parameters ``H (L d 2 + q^2) + L q`` (tiny), L-BFGS state as
-  above on those, the coupling tensor ``L^2 q^2`` materialised once for the scores (float64), and
-  the per-head activations of a chunk ``(3 H + 4) B L q``.
+* factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): parameters
+  ``P = H (2 L d + q^2) + L q`` (small) with gradients and L-BFGS state as above; the attention
+  matrices ``A: (H, L, L)`` with their softmax intermediates and gradients (``7 H L^2``); one
+  block of ``|I|`` sites of ``J`` in the kernel's layout, its gradient and one accumulator per
+  thread (``(T + 3) L q |I| q``, ``L q |I| q`` about
+  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`);
+  the sequences as tokens and row indices (``21 N L`` bytes); the logits of a chunk for the
+  final loss (``3 B L q``, no gradients); the score matrices (``5 L^2`` float64); and the interpreter with its
+  libraries (:data:`RUNTIME_BYTES`). Neither ``J`` whole nor per-head activations appear.
 
 The estimate is an upper bound of the large terms; the measured peak resident memory is reported
 next to it in ``benchmarks/bench_dca.py``.
@@ -25,7 +31,18 @@ from dataclasses import dataclass, field
 
 from ..errors import ResourceLimitError, ValidationError
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "MemoryEstimate", "check_memory", "estimate_memory"]
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "RUNTIME_BYTES",
+    "MemoryEstimate",
+    "check_memory",
+    "estimate_memory",
+]
+
+#: Resident memory of the interpreter with torch, numba and the compiled kernels loaded (bytes),
+#: measured by ``benchmarks/bench_factored_memory.py`` (counted for factored attention, whose
+#: other terms can be this small).
+RUNTIME_BYTES = 360 * 1024**2
 
 #: Default budget of a fit (bytes): 2 GiB, the issue's target at L = 200.
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
@@ -100,12 +117,25 @@ def estimate_memory(
             "activations": activations,
         }
     else:
+        from ..models.factored_kernels import block_sites
+
+        if n_threads is None:
+            import numba
+
+            n_threads = int(numba.get_num_threads())
+        T = max(1, int(n_threads))
         P = n_heads * (2 * L * key_dim + q * q) + L * q
+        K = block_sites(L, q, b)
         parts = {
+            "runtime": RUNTIME_BYTES,
             "parameters_and_gradients": 4 * P * b,
             "lbfgs_state": (2 * m + 5) * P * b,
-            "coupling_tensor_for_scores": 2 * L * L * q * q * 8,
-            "activations": (3 * n_heads + 4) * B * L * q * b + B * L * 8,
+            "attention_matrices": 7 * n_heads * L * L * b,
+            "coupling_blocks": (T + 3) * L * q * K * q * b,
+            "sequences": 21 * N * L,
+            "scores": 5 * L * L * 8,
+            # the final loss: logits and log-softmax of a chunk (no gradient), tokens and rows
+            "activations": 3 * B * L * q * b + B * L * (8 + 4),
         }
     return MemoryEstimate(int(sum(parts.values())), parts, model, dtype, B)
 

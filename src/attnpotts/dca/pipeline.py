@@ -21,6 +21,10 @@ Output folder (``OUT_FILES``):
   (1-based) and the reference residues;
 * ``couplings.npz``: couplings ``(L, L, q, q)`` and fields ``(L, q)`` as fitted (the layout of
   :func:`attnpotts.evaluation.save_couplings_npz`, with the column map and the conventions);
+  for factored attention whose ``J`` would take more than half the memory limit (``L`` of
+  several hundred), ``factors.npz`` instead (attention ``(H, L, L)``, values ``(H, q, q)``,
+  fields; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``) and
+  ``summary["couplings_file"] = "factors.npz"``;
 * ``column_map.tsv``: fitted column (1-based) -> original column (1-based), reference residue,
   reference residue number;
 * ``contact_map.png``: top-``L`` predictions over the true contacts (if known).
@@ -71,7 +75,7 @@ class ContactsConfig:
         identity_threshold: sequence-weight identity threshold (0.8).
         regularization: convention name (:data:`~attnpotts.dca.CONVENTIONS`).
         lambda_j, lambda_h: coefficients in that convention.
-        max_iter: L-BFGS iterations (``None``: the estimator's default, 30 for plm, see
+        max_iter: L-BFGS iterations (``None``: the estimator's default, 20 for plm, see
             :class:`PlmDCA`, and 600 for factored, see :class:`FactoredDCA`; resolved on creation).
         lbfgs_history: L-BFGS memory (``None``: the estimator's default, 5 for plm, 20 for
             factored; resolved on creation).
@@ -260,7 +264,6 @@ def run_contacts(
     """
     from ..alignment import read_alignment
     from ..evaluation import (
-        contact_scores,
         precision_at,
         precision_table,
         save_couplings_npz,
@@ -331,7 +334,7 @@ def run_contacts(
         # both common scores, so results compare with plmc (gap kept) and CCMpred (gap left out)
         summary["precision_by_score"] = {
             f"gap_{name}d": precision_at(
-                contact_scores(est.couplings_, exclude_state=ex), D,
+                est.scores_for(ex), D,
                 cutoff=CONTACT_CUTOFF, min_separation=MIN_SEPARATION,
             )
             for name, ex in (("exclude", msa.alphabet.gap_index), ("include", None))
@@ -355,17 +358,22 @@ def run_contacts(
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         write_score_matrix(tmp / "scores.mat", scores)
         write_ec_table(tmp / "ec.txt", scores, columns=columns, residues=ref_res)
-        save_couplings_npz(
-            tmp / "couplings.npz",
-            est.couplings_,
-            est.fields_,
-            alphabet=msa.alphabet,
-            columns=columns,
-            reference=ref_res,
-            reference_numbers=ref_num,
-            metadata={"tool": "attnpotts contacts", **{k: v for k, v in conventions.items() if k != "regularization"},
-                      "regularization": est.regularization_["given"]},
-        )
+        metadata = {"tool": "attnpotts contacts", **{k: v for k, v in conventions.items() if k != "regularization"},
+                    "regularization": est.regularization_["given"]}
+        if _couplings_fit(cfg, L, int(msa.q)):
+            save_couplings_npz(
+                tmp / "couplings.npz",
+                est.couplings_,
+                est.fields_,
+                alphabet=msa.alphabet,
+                columns=columns,
+                reference=ref_res,
+                reference_numbers=ref_num,
+                metadata=metadata,
+            )
+        else:  # factored attention too long for J in memory: its factors define J
+            _save_factors(tmp / "factors.npz", est, columns, metadata)
+            summary["couplings_file"] = "factors.npz"
         lines = ["# fitted column (1-based) -> original alignment column (1-based), reference residue, "
                  "reference residue number (-1: gap)", "column\toriginal_column\treference_residue\treference_number"]
         lines += [f"{k + 1}\t{int(columns[k])}\t{ref_res[k]}\t{int(ref_num[k])}" for k in range(L)]
@@ -379,6 +387,34 @@ def run_contacts(
     if not math.isfinite(summary["wall_seconds"]):  # pragma: no cover - defensive
         raise ValidationError("wall time is not finite")
     return summary
+
+
+def _couplings_fit(cfg: ContactsConfig, n_sites: int, n_states: int) -> bool:
+    """Whether ``couplings.npz`` is written: always for plm; for factored attention when ``J``
+    (float64, and the writer's copy) takes at most half the memory limit."""
+    if cfg.model == "plm":
+        return True
+    return 2 * 8 * n_sites**2 * n_states**2 <= 0.5 * cfg.memory_limit_gb * 1024**3
+
+
+def _save_factors(path: Path, est: Any, columns: np.ndarray, metadata: dict[str, Any]) -> None:
+    """``factors.npz``: ``attention (H, L, L)``, ``values (H, q, q)``, ``fields (L, q)``,
+    ``columns``; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``."""
+    import io
+    import json
+
+    import torch
+
+    from ..storage import atomic_write_bytes
+
+    model = est.model_
+    with torch.no_grad():
+        A = model.attention_matrices().detach().cpu().numpy()
+        V = model.value_matrices().detach().cpu().numpy()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, attention=A, values=V, fields=est.fields_, columns=np.asarray(columns),
+                        metadata=np.array(json.dumps(metadata, default=str)))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _write_figure(path: Path, scores: np.ndarray, D: np.ndarray | None, *, title: str) -> None:

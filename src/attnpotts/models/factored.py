@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -176,6 +177,40 @@ class FactoredAttention(MaskedLanguageModel):
         A = self.attention_matrices().reshape(self.n_heads, -1)  # (H, L L)
         V = self.value_matrices().reshape(self.n_heads, -1)  # (H, q q)
         return ((A @ A.T) * (V @ V.T)).sum()
+
+    def frobenius_scores(self, exclude_state: int | None = None, *, block: int = 64) -> np.ndarray:
+        """``(L, L)`` Frobenius norms of the zero-sum-gauged, symmetrised ``J[i, j]`` from the factors.
+
+        The same numbers as :func:`attnpotts.evaluation.frobenius_scores` of
+        :meth:`coupling_tensor` (``exclude_state`` left out after the gauge), without forming
+        ``J``: with ``V~_h`` the double-centred values restricted to the kept states and
+        ``a = A[:, i, j]``, ``b = A[:, j, i]``,
+        ``||(J_ij + J_ji^T) / 2||^2 = (a G a + b G b + 2 a G' b) / 4``, ``G = <V~_h, V~_g>``,
+        ``G' = <V~_h, V~_g^T>`` (``H x H``). Work ``H^2 L^2`` in float64, ``block`` rows at a time.
+        """
+        q = self.n_states
+        if exclude_state is not None and not 0 <= int(exclude_state) < q:
+            raise ValidationError(f"exclude_state must lie in 0..{q - 1}, got {exclude_state}")
+        with torch.no_grad():
+            A = self.attention_matrices().detach()  # (H, L, L), working dtype
+            V = self.value_matrices().detach().to("cpu", torch.float64)  # (H, q, q)
+            Vc = V - V.mean(1, keepdim=True) - V.mean(2, keepdim=True) + V.mean((1, 2), keepdim=True)
+            keep = torch.tensor([a != exclude_state for a in range(q)])
+            Vk = Vc[:, keep][:, :, keep]
+            G = torch.einsum("hab,gab->hg", Vk, Vk)
+            Gt = torch.einsum("hab,gba->hg", Vk, Vk)
+            L = self.n_sites
+            F = np.empty((L, L))
+            for i0 in range(0, L, block):
+                i1 = min(L, i0 + block)
+                a = A[:, i0:i1, :].to("cpu", torch.float64)  # (H, K, L): A[h, i, j]
+                b = A[:, :, i0:i1].to("cpu", torch.float64).transpose(1, 2)  # (H, K, L): A[h, j, i]
+                aGa = (a * torch.einsum("hg,gkj->hkj", G, a)).sum(0)
+                bGb = (b * torch.einsum("hg,gkj->hkj", G, b)).sum(0)
+                aGb = (a * torch.einsum("hg,gkj->hkj", Gt, b)).sum(0)
+                F[i0:i1] = (0.25 * (aGa + bGb + 2.0 * aGb)).clamp_min(0.0).sqrt().numpy()
+        np.fill_diagonal(F, 0.0)
+        return F
 
     # ----------------------------------------------------------------- forward
     def _use_blocked(self, tokens: torch.Tensor) -> bool:
