@@ -1,6 +1,6 @@
 """Sweep of FactoredDCA settings: top-L contact precision vs plm on protein families.
 
-Why: issue 5 asks factored attention to come within 0.03 of plmc's top-L precision. This script
+Why: factored attention should come close to the full model's top-L precision. This script
 fits :class:`attnpotts.dca.FactoredDCA` under a list of configurations (one fit at a time; each
 uses all cores), records top-L precision (8 A, |i-j| >= 6) with the gap state excluded from the
 score (the project's default) and kept (plmc's score), the wall time, and optionally the
