@@ -18,7 +18,8 @@ Usage:
     python benchmarks/bench_factored_memory.py --quick         # small sizes only
     python benchmarks/bench_factored_memory.py --memory 1000   # one memory row
 
-Writes ``benchmarks/results/factored_memory.json`` atomically.
+Writes ``benchmarks/results/factored_memory.json`` atomically (rows of earlier runs with other
+sizes are kept).
 """
 
 from __future__ import annotations
@@ -164,9 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         from attnpotts.storage import atomic_write_json, environment_info
 
+        old: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
+
+        def merge(key: str, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            """Rows of earlier runs stay unless this run measured the same (L, N, H)."""
+            done = {(r["L"], r["N"], r["H"]) for r in new}
+            return [r for r in old.get(key, []) if (r["L"], r["N"], r["H"]) not in done] + new
+
         atomic_write_json(OUT, {"description": __doc__, "environment": environment_info(),
                                 "argv": sys.argv[1:], "cpu_count": os.cpu_count(),
-                                "memory": rows_mem, "time": rows_time})
+                                "memory": merge("memory", rows_mem), "time": merge("time", rows_time)})
         print(f"wrote {OUT}")
     return 0
 

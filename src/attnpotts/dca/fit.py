@@ -5,9 +5,12 @@ full-batch L-BFGS with strong-Wolfe line search) and its objective (weighted mas
 cross-entropy on all positions = pseudo-likelihood, :mod:`attnpotts.inference.objectives`, plus L2
 on the coupling product and the fields). The models are :class:`attnpotts.models.FullPotts`
 (``symmetric=True``: plmc/CCMpred's symmetric pseudo-likelihood) and
-:class:`attnpotts.models.FactoredAttention` (``"softmax"`` variant, AttentionDCA), whose
-all-positions objective is the fused pseudo-likelihood pass of :mod:`attnpotts.models.kernels`
-on the CPU (logits by its one-hot contraction elsewhere; exact in the working dtype).
+:class:`attnpotts.models.FactoredAttention` (``"softmax"`` variant, AttentionDCA). The full
+model's all-positions objective is the fused pseudo-likelihood pass of
+:mod:`attnpotts.models.kernels` on the CPU (logits by its one-hot contraction elsewhere);
+factored attention's is the blocked pass of :mod:`attnpotts.models.factored_kernels` (one block
+of sites of ``J`` at a time, any device), and its scores come from the factors, so its fit never
+holds ``J`` whole. Both are exact in the working dtype.
 
 Speed choices (measured in ``benchmarks/bench_dca.py``): duplicates are collapsed into weights,
 unique sequences are sorted lexicographically (neighbouring sequences share the rows of ``W``
@@ -518,6 +521,14 @@ class FactoredDCA(_BaseDCA):
     The L2 convention applies to the coupling *product* ``J = sum_h A_h (x) V_h`` (so the same
     ``lambda`` means the same penalty as for :class:`PlmDCA`) and to the fields; ``factor_l2``
     optionally adds an L2 on the factors themselves (off by default, see below).
+
+    Fit path and memory: the pseudo-likelihood and its gradient are computed one block of
+    sites of ``J`` at a time (:func:`attnpotts.models.factored_kernels.factored_pseudo_likelihood`),
+    ``||J||^2`` and the scores from the factors (:meth:`FactoredAttention.frobenius_scores`);
+    ``couplings_`` is formed only when read. Memory grows with ``H L^2`` (the attention matrices)
+    and ``N L``, not ``L^2 q^2``: ``benchmarks/bench_factored_memory.py`` measures the peak
+    against :func:`attnpotts.dca.estimate_memory`. Time per evaluation is about the full
+    model's; the fit needs more iterations (non-convex), see below.
 
     Why the defaults (measured by ``benchmarks/sweep_factored.py``, results in
     ``benchmarks/results/factored_sweep.json``; top-L precision at 8 A, ``|i-j| >= 6``, gap left
