@@ -467,8 +467,9 @@ class PlmDCA(_BaseDCA):
     held-out mean top-L precision 0.915, mean on all eight 0.922 (the best mean, 0.924, needs
     25-30 iterations at ``lambda_J = 0.03``). The top-L precision is not monotonic in the iterations:
     it peaks after 20-30 iterations and, at ``lambda_J = 0.01``, falls by up to 0.06 on the way
-    to convergence (PF00014: 0.981 at 20-30, 0.925 at 100), so stopping early is part of the
-    regularisation; the gap state kept in the score beat leaving it out on every fold.
+    to convergence (PF00014, gap left out of the score: 0.981 at 20-30, 0.925 at 100), so
+    stopping early is part of the regularisation; the score with the gap state was chosen on
+    every fold.
 
     Args:
         regularization: L2 convention and coefficients (default :data:`PLM_REGULARIZATION`,
