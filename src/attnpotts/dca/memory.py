@@ -11,15 +11,18 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   kernel's transposed copy, one gradient accumulator per thread ``T``, their sum and the
   gradient of ``J`` (``(4 + T) F``); the logits of a chunk of ``B`` sequences and their
   gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
-* factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): parameters
-  ``P = H (2 L d + q^2) + L q`` (small) with gradients and L-BFGS state as above; the attention
-  matrices ``A: (H, L, L)`` with their softmax intermediates and gradients (``7 H L^2``); one
-  block of ``|I|`` sites of ``J`` in the kernel's layout, its gradient and one accumulator per
-  thread (``(T + 3) L q |I| q``, ``L q |I| q`` about
-  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`);
-  the sequences as tokens and row indices (``21 N L`` bytes); the logits of a chunk for the
-  final loss (``3 B L q``, no gradients); the score matrices (``5 L^2`` float64); and the interpreter with its
-  libraries (:data:`RUNTIME_BYTES`). Neither ``J`` whole nor per-head activations appear.
+* factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): the
+  interpreter with its libraries (:data:`RUNTIME_BYTES`); parameters
+  ``P = H (2 L d + q^2) + L q`` with gradients and L-BFGS state as above; the sequences as
+  tokens and row indices (``21 N L`` bytes); and the largest of three phases that never overlap:
+  an evaluation (the attention matrices ``A: (H, L, L)`` with softmax intermediates and
+  gradients, ``3 H L^2``, plus one block of ``|I|`` sites of ``J``, its gradient and one
+  accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
+  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`), the scores from the factors
+  (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
+  log-softmax of a chunk, ``2 B L q``). Neither ``J`` whole nor per-head activations appear.
+  Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
+  ``L = 1000, N = 2000, H = 32``: 0.90 GiB against an estimate of 1.04 GiB.
 
 The estimate is an upper bound of the large terms; the measured peak resident memory is reported
 next to it in ``benchmarks/bench_dca.py``.
@@ -126,16 +129,22 @@ def estimate_memory(
         T = max(1, int(n_threads))
         P = n_heads * (2 * L * key_dim + q * q) + L * q
         K = block_sites(L, q, b)
+        A = n_heads * L * L * b  # one (H, L, L) attention tensor
+        # the three phases do not overlap: an evaluation (A with its softmax intermediates and
+        # gradients, one block of J), the scores (A, its masked copy, float64 block temporaries,
+        # the L x L matrices) and the final loss (A; logits and log-softmax of a chunk, no grad)
+        evaluation = 3 * A + (T + 3) * L * q * K * q * b
+        scores = 2 * A + 6 * 64 * n_heads * L * 8 + 5 * L * L * 8
+        final_loss = A + 2 * B * L * q * b + B * L * (8 + 4)
         parts = {
             "runtime": RUNTIME_BYTES,
             "parameters_and_gradients": 4 * P * b,
             "lbfgs_state": (2 * m + 5) * P * b,
-            "attention_matrices": 7 * n_heads * L * L * b,
-            "coupling_blocks": (T + 3) * L * q * K * q * b,
             "sequences": 21 * N * L,
-            "scores": 5 * L * L * 8,
-            # the final loss: logits and log-softmax of a chunk (no gradient), tokens and rows
-            "activations": 3 * B * L * q * b + B * L * (8 + 4),
+            "attention_and_blocks": evaluation,
+            "scores": max(0, scores - evaluation),
+            # what the final loss needs beyond the larger of the other two phases
+            "activations": max(0, final_loss - max(evaluation, scores)),
         }
     return MemoryEstimate(int(sum(parts.values())), parts, model, dtype, B)
 
