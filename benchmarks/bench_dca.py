@@ -394,8 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-families", nargs="*", default=["PF00014", "PF13354"],
                     help="families of the per-evaluation section")
     ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--skip-tools", action="store_true", help="only the evaluation and memory sections")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default="bench_dca.json", help="file name in benchmarks/results/")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows of other families already in --out (a continued run; "
+                    "each family's tools still run side by side)")
     ap.add_argument("--markdown", type=Path, default=None,
                     help="only print the Markdown table of this result file and exit")
     args = ap.parse_args(argv)
@@ -409,17 +413,23 @@ def main(argv: list[str] | None = None) -> int:
                               "threads": args.threads, "argv": sys.argv[1:],
                               "plmc": str(args.plmc), "ccmpred": str(args.ccmpred)}
     rows: list[dict[str, Any]] = []
+    if args.append and (RESULTS / args.out).exists():
+        previous = json.loads((RESULTS / args.out).read_text())
+        rows += [r for r in previous.get("tools", []) if r["family"] not in args.families]
+        earlier = {k: previous.get(k) for k in ("argv", "load_avg_start", "load_avg_end")}
+        record["previous_runs"] = [*previous.get("previous_runs", []), earlier]
     record["tools"] = rows
     with tempfile.TemporaryDirectory() as tmpdir:
-        for fam in args.families:
+        for fam in [] if args.skip_tools else args.families:
             rows += run_family(fam, args.tools, Path(tmpdir), args)
             record["summary"] = summarise(rows)
             _save(record, args.out)
             print_tools([r for r in rows if r["family"] == fam])
-    print_tools(rows)
-    print("\n" + markdown(rows))
-    record["summary"] = summarise(rows)
-    print("\nsummary:", json.dumps(record["summary"], indent=1))
+    if rows:
+        print_tools(rows)
+        print("\n" + markdown(rows))
+        record["summary"] = summarise(rows)
+        print("\nsummary:", json.dumps(record["summary"], indent=1))
     if not args.skip_eval:
         record["evaluation"] = []
         for fam in args.eval_families:
