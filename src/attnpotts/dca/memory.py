@@ -22,7 +22,8 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
   log-softmax of a chunk, ``2 B L q``). Neither ``J`` whole nor per-head activations appear.
   Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
-  ``L = 1000, N = 2000, H = 32``: 0.90 GiB against an estimate of 1.04 GiB.
+  ``L = 1000, H = 32``: 0.90 GiB against an estimate of 1.04 GiB at ``N = 2000``, 1.94 GiB
+  against 1.70 GiB at ``N = 10,000`` (chunks of 5000 sequences under the default limit).
 
 The estimate is an upper bound of the large terms; the measured peak resident memory is reported
 next to it in ``benchmarks/bench_dca.py``.
