@@ -1,30 +1,41 @@
-"""DCA benchmark: evaluation speed of the coupling-contraction options, whole-command accuracy and
-wall time on PF00014 / PF00595, peak memory at L = 200, and the PyPI peers.
+"""DCA benchmark: attnpotts (plm and factored), plmc and CCMpred side by side on eight protein
+families, interleaved per family, plus the per-evaluation cost of the kernels and peak memory.
 
-Usage:  python benchmarks/bench_dca.py [--quick] [--skip-factored] [--repeats 3] [--families PF00014 PF00595]
+Usage:  python benchmarks/bench_dca.py [--families PF00014 ...] [--tools plm factored plmc ccmpred]
+        [--data DIR] [--plmc BIN] [--ccmpred BIN] [--threads 2] [--skip-eval] [--skip-memory]
 
 Sections (all measured in the same run, on this machine):
 
-1. ``evaluation``: one objective-and-gradient evaluation of the full Potts model (all positions,
-   sequence weights, L2 terms, backward). Rows ``plain`` / ``sparse`` / ``dense-bf16``: model
-   logits with that kernel -> ``masked_cross_entropy``. Row ``loop (fused)``: what the training
-   loop computes (``all_positions_cross_entropy``, the model's fused pseudo-likelihood pass).
-   Baseline: ``plain`` (dense float32 one-hot matrix product); speeds are ratios to it. Wall and
-   CPU seconds (median of repeats).
-2. ``startup``: seconds to ``import torch`` and to construct ``torch.optim.LBFGS`` (which imports
-   ``torch._dynamo``) or attnpotts' own L-BFGS, each in fresh processes.
-   ``runs``: ``attnpotts contacts`` as a subprocess (process start, imports, reading, weights,
-   fit, scores, all output files), per family and model (default plm runs: median of
-   ``--repeats``), with the precision of the top L/k pairs (8 A, |i - j| >= 6, the family's
-   ``distances.tsv``) and the convergence report.
-3. ``memory``: peak resident memory (``ru_maxrss`` of the child) of a plm fit at L = 200 (random
-   alignment of 5000 sequences, 5 iterations) next to the library's estimate.
-4. ``peers``: plmc / CCMpred reference numbers measured earlier on this machine type (not re-run
-   here), and the PyPI peers run side by side on the same alignments in
-   their own environments: pydca's plmDCA and EVcouplings' mean-field DCA (``PEERS``).
+1. ``tools`` (the main table): for each family in turn, every tool as a fresh process with
+   ``--threads`` threads, one after the other (interleaved, so a change of machine load hits all
+   tools of a family alike): wall time, CPU time and peak resident memory of the process
+   (``os.wait4``), and the precision of its top ``L/k`` pairs. Scoring is identical for all tools:
+   the tool's own ``L x L`` score matrix (APC-corrected Frobenius norms as each tool writes them),
+   pairs ``|i - j| >= 6`` with a known distance ranked by score, contact = distance < 8 A in the
+   family's ``distances.tsv`` (first distance column, alignment columns from 1).
 
-The machine is shared: the load average at the start and end is recorded, and wall times are only
-comparable within one run.
+   * ``attnpotts plm`` / ``attnpotts factored``: ``attnpotts contacts ALN --model M`` with its
+     defaults (``scores.mat``); the wall time is the whole command (start, imports, reading the
+     alignment, weights, fit, scores and every output file).
+   * ``plmc``: ``plmc -c EC -le 0.01 (L-1)(q-1) -lh 0.01 -m 100 -t 0.2 -n THREADS`` (EVcouplings'
+     scaling of plmc's coupling penalty, the same penalty as attnpotts' default; it equals the
+     README's ``-le 16`` at ``L = 81``; ``-t`` is plmc's *divergence* threshold, 0.2 = its
+     default = 80 % identity, as attnpotts and CCMpred), score = its EC file (APC-corrected
+     Frobenius norm, gap state included).
+   * ``ccmpred``: ``ccmpred -t THREADS`` with its defaults (50 iterations, 80 % reweighting,
+     ``lambda_pair = 0.2 (L - 1)``, APC), score = its ``.mat``.
+
+   The peers read the same alignment as attnpotts, written as plain FASTA (plmc) and one
+   sequence per line (CCMpred) beforehand (not timed). A peer whose binary is absent is skipped
+   (``--plmc`` / ``--ccmpred`` or the ``ATTNPOTTS_PLMC`` / ``ATTNPOTTS_CCMPRED`` variables).
+   Factored runs stop after ``--factored-timeout`` seconds (recorded as such).
+2. ``evaluation``: one objective-and-gradient evaluation of the full Potts model (all positions,
+   sequence weights, L2 terms, backward) per kernel; speeds are ratios to the dense float32
+   one-hot product measured in the same run.
+3. ``memory``: peak resident memory of a plm fit at L = 200 next to the library's estimate.
+
+The machine may be shared: the load average is recorded before every run, and wall times are
+only comparable within one run (``--threads`` caps every tool's threads).
 """
 
 from __future__ import annotations
@@ -32,7 +43,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,35 +57,222 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 #: Protein families (FAMILY/FILE layout, docs/data.md): $ATTNPOTTS_PROTEINS, default data/proteins.
 DATA = Path(os.environ.get("ATTNPOTTS_PROTEINS", ROOT / "data" / "proteins"))
+#: Peer binaries, built by the user from their public sources: the variable, else the PATH.
+PLMC = Path(os.environ.get("ATTNPOTTS_PLMC") or shutil.which("plmc") or "plmc")
+CCMPRED = Path(os.environ.get("ATTNPOTTS_CCMPRED") or shutil.which("ccmpred") or "ccmpred")
 RESULTS = ROOT / "benchmarks" / "results"
+#: family -> (alignment, distances) relative to the data folder.
 FAMILIES = {
     "PF00014": ("PF00014/PF00014_mgap6.fasta.gz", "PF00014/PF00014.distances.tsv"),
+    "PF00035": ("PF00035/PF00035_full.fasta", "PF00035/PF00035.distances.tsv"),
+    "PF00072": ("PF00072_1MVO/PF00072.align.80", "PF00072_1MVO/PF00072_1MVO.distances.tsv"),
+    "PF00076": ("PF00076_2X1B/PF00076.align.80", "PF00076_2X1B/PF00076_2X1B.distances.tsv"),
+    "PF00200": ("PF00200/PF00200.fasta", "PF00200/PF00200.distances.tsv"),
+    "PF00550": ("PF00550_1T8K/PF00550.align.80", "PF00550_1T8K/PF00550_1T8K.distances.tsv"),
     "PF00595": ("PF00595/PF00595_mgap6.fasta.gz", "PF00595/PF00595.distances.tsv"),
+    "PF13354": ("PF13354/PF13354_wo_ref_seqs.fasta.gz", "PF13354/PF13354.distances.tsv"),
 }
-#: Reference numbers measured earlier on this machine type (plmc: 80% reweighting, lambda_J = 0.01 (q-1)(L-1),
-#: lambda_h = 0.01, 100 iterations; CCMpred CPU build, OpenMP, 2 threads).
-PEERS_FROM_ISSUE = {
-    "PF00014": {"plmc_precision_L": 0.981, "plmc_wall_s": 29.4, "ccmpred_wall_s": 12.3,
-                "ccmpred_precision_L": 0.925},
-    "PF00595": {"plmc_precision_L": 0.939, "ccmpred_wall_s": 54.6, "ccmpred_precision_L": 0.927},
-}
+TOOLS = ("plm", "factored", "plmc", "ccmpred")
 
 
 def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _save(record: dict[str, Any]) -> Path:
+def _save(record: dict[str, Any], name: str) -> Path:
     """Write the record so far, atomically (the benchmark is long; partial results count, a
     killed run leaves the previous complete file)."""
     from attnpotts.storage import atomic_write_json
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    return atomic_write_json(RESULTS / os.environ.get("BENCH_DCA_OUT", "bench_dca.json"), record)
+    return atomic_write_json(RESULTS / name, record)
 
 
-# ------------------------------------------------------------------------------ 1. evaluation
-def bench_evaluation(family: str, repeats: int) -> list[dict[str, Any]]:
+# ------------------------------------------------------------------------------ 1. tools
+def run_process(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> dict[str, Any]:
+    """Run ``cmd``; wall, CPU seconds and peak RSS (GiB) of that process alone (``os.wait4``)."""
+    load = _load()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    deadline = None if timeout is None else t0 + timeout
+    timed_out = False
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            timed_out = True
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    assert proc.stdout is not None
+    output = proc.stdout.read().decode("utf-8", "replace")
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_gib": usage.ru_maxrss / 1024**2, "returncode": proc.returncode,
+            "timed_out": timed_out, "load_avg": load, "output_tail": output[-1500:]}
+
+
+def _env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               OMP_WAIT_POLICY=env.get("OMP_WAIT_POLICY", "passive"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _read_plmc_scores(path: Path, n_sites: int) -> np.ndarray:
+    """plmc's EC file ``i a_i j a_j 0 score`` (sites from 1) as a symmetric ``(L, L)`` matrix."""
+    S = np.zeros((n_sites, n_sites))
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if len(f) >= 6:
+            i, j = int(f[0]) - 1, int(f[2]) - 1
+            S[i, j] = S[j, i] = float(f[5])
+    return S
+
+
+def score(S: np.ndarray, distances: Path) -> dict[str, float]:
+    """Precision of the top L/k pairs, the same for every tool (module docstring)."""
+    from attnpotts.alignment import read_distances
+    from attnpotts.evaluation import precision_at
+
+    D = read_distances(distances, n_sites=S.shape[0])
+    return precision_at(S, D, cutoff=8.0, min_separation=6, fractions=(1, 2, 5, 10))
+
+
+def run_family(family: str, tools: list[str], tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every tool on one family, one after the other (see the module docstring)."""
+    from attnpotts.alignment import read_alignment
+    from attnpotts.evaluation import read_score_matrix
+
+    aln_rel, dist_rel = FAMILIES[family]
+    aln, dist = args.data / aln_rel, args.data / dist_rel
+    msa = read_alignment(aln)
+    L, q = msa.n_sites, msa.q
+    letters = np.array(list(msa.alphabet.symbols))
+    lines = ["".join(letters[row]) for row in np.asarray(msa.states)]
+    fasta, plain = tmp / f"{family}.fasta", tmp / f"{family}.aln"
+    fasta.write_text("".join(f">s{n}\n{s}\n" for n, s in enumerate(lines)))
+    plain.write_text("\n".join(lines) + "\n")
+    env = _env(args.threads)
+    rows: list[dict[str, Any]] = []
+    for tool in tools:
+        row: dict[str, Any] = {"family": family, "tool": tool, "L": L, "N": msa.n_sequences}
+        out = tmp / f"{family}-{tool}"
+        if tool in ("plm", "factored"):
+            cmd = [sys.executable, "-m", "attnpotts.cli.main", "contacts", str(aln), "--out", str(out),
+                   "--model", tool, "--overwrite"]
+            timeout = args.factored_timeout if tool == "factored" else None
+            row.update(run_process(cmd, env, timeout))
+            if row["returncode"] == 0:
+                s = json.loads((out / "summary.json").read_text())
+                row["convergence"] = s["convergence"]
+                row["n_unique"], row["n_eff"] = s["n_unique"], s["n_eff"]
+                row["warnings"] = s.get("warnings", [])
+                row["precision"] = score(read_score_matrix(out / "scores.mat"), dist)
+        elif tool == "plmc":
+            if not args.plmc.exists():
+                rows.append({**row, "skipped": f"no plmc binary at {args.plmc} (--plmc)"})
+                continue
+            le = 0.01 * (L - 1) * (q - 1)
+            ec = tmp / f"{family}.plmc.ec"
+            cmd = [str(args.plmc), "-c", str(ec), "-le", f"{le:g}", "-lh", "0.01", "-m", "100",
+                   "-t", "0.2", "-n", str(args.threads), str(fasta)]
+            row.update(run_process(cmd, env), options=" ".join(cmd[1:-1]))
+            if row["returncode"] == 0:
+                row["precision"] = score(_read_plmc_scores(ec, L), dist)
+        elif tool == "ccmpred":
+            if not args.ccmpred.exists():
+                rows.append({**row, "skipped": f"no CCMpred binary at {args.ccmpred} (--ccmpred)"})
+                continue
+            mat = tmp / f"{family}.ccmpred.mat"
+            cmd = [str(args.ccmpred), "-t", str(args.threads), str(plain), str(mat)]
+            row.update(run_process(cmd, env), options=" ".join(cmd[1:2]))
+            if row["returncode"] == 0:
+                row["precision"] = score(read_score_matrix(mat), dist)
+        rows.append(row)
+        print(f"  {family} {tool}: {row.get('wall_s', float('nan')):.1f} s, P@L "
+              f"{row.get('precision', {}).get('L', float('nan')):.3f}", flush=True)
+        if out.exists():
+            shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+def print_tools(rows: list[dict[str, Any]]) -> None:
+    by = {(r["family"], r["tool"]): r for r in rows}
+    print(f"\n{'family':8} {'L':>4} {'N':>6} {'tool':9} {'P@L':>6} {'P@L/5':>6} {'wall s':>7} "
+          f"{'/ccmpred':>8} {'cpu s':>7} {'GiB':>5} {'load':>5}  note")
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r['family']:8} {r['L']:4d} {r['N']:6d} {r['tool']:9} skipped: {r['skipped']}")
+            continue
+        cc = by.get((r["family"], "ccmpred"), {})
+        ratio = r["wall_s"] / cc["wall_s"] if cc.get("returncode") == 0 else float("nan")
+        p = r.get("precision", {})
+        note = "TIMED OUT" if r.get("timed_out") else ("" if r["returncode"] == 0 else "FAILED")
+        if "convergence" in r:
+            c = r["convergence"]
+            note += f"{c['iterations']} it, {c['evaluations']} ev, {c['stop_reason']}"
+        print(f"{r['family']:8} {r['L']:4d} {r['N']:6d} {r['tool']:9} {p.get('L', float('nan')):6.3f} "
+              f"{p.get('L/5', float('nan')):6.3f} {r['wall_s']:7.1f} {ratio:8.2f} {r['cpu_s']:7.1f} "
+              f"{r['peak_rss_gib']:5.2f} {r['load_avg']:5.1f}  {note}")
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The per-family table as Markdown: ``wall s, P@L / P@L/5`` per tool (the README's table)."""
+    fams = list(dict.fromkeys(r["family"] for r in rows))
+    tools = [t for t in TOOLS if any(r["tool"] == t for r in rows)]
+    by = {(r["family"], r["tool"]): r for r in rows}
+    head = "| family (L, N) | " + " | ".join(tools) + " |"
+    lines = [head, "|---" * (len(tools) + 1) + "|"]
+    for f in fams:
+        first = next(r for r in rows if r["family"] == f)
+        cells = []
+        for t in tools:
+            r = by.get((f, t))
+            if r is None or "skipped" in r:
+                cells.append("-")
+            elif r.get("timed_out"):
+                cells.append(f"> {r['wall_s']:.0f} s (stopped)")
+            elif r.get("returncode") != 0 or "precision" not in r:
+                cells.append("failed")
+            else:
+                p = r["precision"]
+                cells.append(f"{r['wall_s']:.1f} s, {p['L']:.3f} / {p['L/5']:.3f}")
+        lines.append(f"| {f} ({first['L']}, {first['N']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per tool: mean P@L, worst P@L difference to plmc, median and max wall / CCMpred."""
+    by = {(r["family"], r["tool"]): r for r in rows if r.get("returncode") == 0 and "precision" in r}
+    out: dict[str, Any] = {}
+    for tool in TOOLS:
+        fams = [f for (f, t) in by if t == tool]
+        if not fams:
+            continue
+        s: dict[str, Any] = {"families": len(fams),
+                             "mean_precision_L": float(np.mean([by[f, tool]["precision"]["L"] for f in fams])),
+                             "total_wall_s": float(sum(by[f, tool]["wall_s"] for f in fams))}
+        vs_plmc = [by[f, tool]["precision"]["L"] - by[f, "plmc"]["precision"]["L"] for f in fams if (f, "plmc") in by]
+        if vs_plmc:
+            s["worst_precision_L_minus_plmc"] = float(min(vs_plmc))
+            s["families_at_or_above_plmc"] = int(sum(d >= 0 for d in vs_plmc))
+        ratio = [by[f, tool]["wall_s"] / by[f, "ccmpred"]["wall_s"] for f in fams if (f, "ccmpred") in by]
+        if ratio:
+            s["median_wall_over_ccmpred"] = float(np.median(ratio))
+            s["max_wall_over_ccmpred"] = float(max(ratio))
+        out[tool] = s
+    return out
+
+
+# ------------------------------------------------------------------------------ 2. evaluation
+def bench_evaluation(family: str, repeats: int, data: Path = DATA) -> list[dict[str, Any]]:
     import torch
 
     from attnpotts.alignment import read_alignment
@@ -86,7 +285,7 @@ def bench_evaluation(family: str, repeats: int) -> list[dict[str, Any]]:
     )
     from attnpotts.models import FullPotts
 
-    msa = read_alignment(DATA / FAMILIES[family][0])
+    msa = read_alignment(data / FAMILIES[family][0])
     data = prepare_data(msa)
     U, L = data.states.shape
     q = data.n_states
@@ -94,19 +293,31 @@ def bench_evaluation(family: str, repeats: int) -> list[dict[str, Any]]:
     w = torch.as_tensor(data.weights, dtype=torch.float32)
     h0 = torch.as_tensor(_initial_fields(data), dtype=torch.float32)
     rows: list[dict[str, Any]] = []
-    for name in ("plain", "sparse", "dense-bf16", "loop (fused)"):
+    from attnpotts.models.kernels import fused_pseudo_likelihood
+
+    for name in ("plain", "sparse", "dense-bf16", "fused, full J (before)", "loop (fused)"):
         model: Any = FullPotts(L, q, symmetric=True, init_std=0.01, seed=1)
         model.kernel = {"plain": "dense", "loop (fused)": "auto"}.get(name, name)
         with torch.no_grad():
             model.fields.copy_(h0)
 
-        def evaluate(model: Any = model, fused: bool = name == "loop (fused)") -> float:
+        def evaluate(model: Any = model, name: str = name) -> float:
             model.zero_grad(set_to_none=True)
-            if fused:  # what the training loop computes: the objectives' all-positions hook
+            if name == "loop (fused)":  # what the training loop computes: the all-positions hook
                 loss = all_positions_cross_entropy(model, tokens, w) / (w.sum() * L)
+                loss = loss + 5e-4 * coupling_penalty(model)
+            elif name.startswith("fused, full J"):
+                # the previous loop: the full J (L, L, q, q) formed from the stored triangle for
+                # the kernel and again for the penalty, fresh buffers in every evaluation
+                J = model.coupling_tensor()
+                loss = fused_pseudo_likelihood(J.permute(0, 2, 1, 3), model.fields, tokens, w,
+                                               symmetric=True) / (w.sum() * L)
+                J2 = model.coupling_tensor()
+                loss = loss + 5e-4 * (J2 * J2).sum()
             else:
                 loss = masked_cross_entropy(model.logits(tokens), tokens, None, w, reduction="mean")
-            loss = loss + 5e-4 * coupling_penalty(model) + 5e-4 * field_penalty(model)
+                loss = loss + 5e-4 * coupling_penalty(model)
+            loss = loss + 5e-4 * field_penalty(model)
             loss.backward()
             return float(loss.detach())
 
@@ -147,81 +358,6 @@ def bench_evaluation(family: str, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-# ------------------------------------------------------------------------------ 2. runs
-def run_cli(family: str, model: str, extra: list[str], tmp: Path, repeats: int = 1) -> dict[str, Any]:
-    """``attnpotts contacts`` as a fresh process, ``repeats`` times; wall and CPU are medians."""
-    aln, dist = FAMILIES[family]
-    out = tmp / f"{family}-{model}-{'_'.join(extra) or 'default'}"
-    cmd = [sys.executable, "-m", "attnpotts.cli.main", "contacts", str(DATA / aln), "--out", str(out),
-           "--distances", str(DATA / dist), "--model", model, "--overwrite", *extra]
-    walls, cpus, loads = [], [], []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        walls.append(time.perf_counter() - t0)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
-        loads.append(_load())
-        if proc.returncode != 0:
-            break
-    wall = float(np.median(walls))
-    row: dict[str, Any] = {"family": family, "model": model, "options": " ".join(extra) or "default",
-                           "command_wall_s": wall, "command_wall_runs_s": walls,
-                           "command_cpu_s": float(np.median(cpus)),
-                           "returncode": proc.returncode, "load_avg": max(loads)}
-    if proc.returncode != 0:
-        row["error"] = proc.stderr[-2000:]
-        return row
-    s = json.loads((out / "summary.json").read_text())
-    row.update(
-        precision=s["precision"], precision_by_score=s.get("precision_by_score"), n_eff=s["n_eff"], n_unique=s["n_unique"], L=s["n_sites"],
-        iterations=s["convergence"]["iterations"], stop_reason=s["convergence"]["stop_reason"],
-        evaluations=s["convergence"].get("evaluations"),
-        gradient_norm=s["convergence"]["final_gradient_norm"],
-        fit_wall_s=s["convergence"]["wall_seconds"], summary_wall_s=s["wall_seconds"],
-    )
-    peer = PEERS_FROM_ISSUE.get(family, {})
-    if "plmc_precision_L" in peer:
-        # plmc's own score keeps the gap state in the Frobenius norm: compare like with like
-        row["precision_L_minus_plmc"] = s["precision_by_score"]["gap_included"]["L"] - peer["plmc_precision_L"]
-    if "ccmpred_wall_s" in peer:
-        row["wall_over_ccmpred"] = wall / peer["ccmpred_wall_s"]
-    return row
-
-
-# ------------------------------------------------------------------------------ 2b. start-up
-_STARTUP_CHILD = {
-    "import torch": "import time; t = time.perf_counter(); import torch; print(time.perf_counter() - t)",
-    "torch.optim.LBFGS(...)": (
-        "import torch, time; p = [torch.zeros(3, requires_grad=True)]; t = time.perf_counter(); "
-        "torch.optim.LBFGS(p, line_search_fn='strong_wolfe'); print(time.perf_counter() - t)"
-    ),
-    "attnpotts LBFGS(...)": (
-        "import torch, time; from attnpotts.training.lbfgs import LBFGS; "
-        "p = [torch.zeros(3, requires_grad=True)]; t = time.perf_counter(); "
-        "LBFGS(p); print(time.perf_counter() - t)"
-    ),
-}
-
-
-def bench_startup(repeats: int) -> list[dict[str, Any]]:
-    """Seconds to import torch, and to construct each L-BFGS (modules already imported), in fresh
-    processes (median).
-
-    Constructing any ``torch.optim.Optimizer`` imports ``torch._dynamo``; the training loop's own
-    L-BFGS does not, which is why it exists (see ``attnpotts.training.lbfgs``).
-    """
-    rows = []
-    for name, code in _STARTUP_CHILD.items():
-        times = []
-        for _ in range(repeats):
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            times.append(float(proc.stdout.strip().splitlines()[-1]))
-        rows.append({"what": name, "seconds": float(np.median(times)), "runs": times})
-    return rows
-
-
 # ------------------------------------------------------------------------------ 3. memory
 _MEMORY_CHILD = r"""
 import json, resource, sys, numpy as np
@@ -247,117 +383,64 @@ def bench_memory(L: int, N: int, history: int) -> dict[str, Any]:
     return out
 
 
-# ------------------------------------------------------------------------------ 4. peers
-PEER_PYTHON = Path(os.environ.get("ATTNPOTTS_PEER_PYTHON", "/tmp/peers_venv/bin/python"))
-PYDCA_PYTHON = Path(os.environ.get("ATTNPOTTS_PYDCA_PYTHON", "/tmp/pydca_venv/bin/python"))
-#: PyPI peers run side by side: (environment's python, script in benchmarks/, description).
-PEERS = {
-    "evcouplings mean-field": (PEER_PYTHON, "peer_evcouplings_meanfield.py",
-                               "evcouplings 0.2 mean-field DCA (theta 0.8, pseudocount 0.5, CN score)"),
-    "pydca plmDCA": (PYDCA_PYTHON, "peer_pydca_plmdca.py",
-                     "pydca 1.23 plmDCA (C++ backend, 2 OpenMP threads; 80% reweighting, "
-                     "lambda_h = lambda_J = 0.2 (L-1), 100 iterations; FN without gap + APC)"),
-}
-
-
-def run_peer(name: str, family: str, tmp: Path) -> dict[str, Any]:
-    """A PyPI peer (installed in its own environment) on the same alignment; precision as ours."""
-    from attnpotts.alignment import read_distances
-    from attnpotts.evaluation import precision_at
-
-    python, script, tool = PEERS[name]
-    aln, dist = FAMILIES[family]
-    if not python.exists():
-        return {"family": family, "tool": name, "error": f"no {python} (see {script} for the install)"}
-    out = tmp / f"{family}-{script}.npy"
-    t0 = time.perf_counter()
-    proc = subprocess.run([str(python), str(ROOT / "benchmarks" / script), str(DATA / aln), str(out)],
-                          capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        return {"family": family, "tool": name, "error": proc.stderr[-1500:]}
-    S = np.load(out)
-    D = read_distances(DATA / dist, n_sites=S.shape[0])
-    return {"family": family, "tool": tool, "command_wall_s": wall, "precision": precision_at(S, D),
-            "load_avg": _load()}
-
-
-def peers_status() -> dict[str, str]:
-    """How the PyPI peers were installed (their environments live outside this project)."""
-    return {
-        "pydca": "`pip install pydca` fails on Python 3.11: it pins numpy <= 1.15.4, which does not "
-                 "build there. Installed with --no-deps --no-build-isolation next to current numpy, "
-                 "scipy, numba, biopython (commands in benchmarks/peer_pydca_plmdca.py); its plmDCA "
-                 "(C++ backend) runs; its sequence back-mapper (Bio.SubsMat, removed from Biopython) "
-                 "is not used.",
-        "evcouplings": "`pip install evcouplings` works; its plmc-based couplings need the plmc binary "
-                       "(not on PyPI), so its pure-Python mean-field DCA is run.",
-    }
-
-
 # ------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
-    ap.add_argument("--quick", action="store_true", help="fewer repeats; PF00014 only")
-    ap.add_argument("--skip-factored", action="store_true")
-    ap.add_argument("--factored-families", nargs="*", default=["PF00014"],
-                    help="families for the (slower) factored attention runs")
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
+    ap.add_argument("--data", type=Path, default=DATA, help="protein families folder (ATTNPOTTS_PROTEINS)")
+    ap.add_argument("--plmc", type=Path, default=PLMC, help="plmc binary (ATTNPOTTS_PLMC)")
+    ap.add_argument("--ccmpred", type=Path, default=CCMPRED, help="CCMpred binary (ATTNPOTTS_CCMPRED)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of every tool")
+    ap.add_argument("--factored-timeout", type=float, default=900.0, help="seconds per factored run")
+    ap.add_argument("--eval-families", nargs="*", default=["PF00014", "PF13354"],
+                    help="families of the per-evaluation section")
     ap.add_argument("--skip-eval", action="store_true")
-    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--skip-tools", action="store_true", help="only the evaluation and memory sections")
     ap.add_argument("--skip-memory", action="store_true")
-    ap.add_argument("--repeats", type=int, default=3,
-                    help="runs of each default plm command (the median is reported)")
-    ap.add_argument("--iterations", nargs="*", type=int, default=[],
-                    help="extra plm runs with these --max-iter values")
-    ap.add_argument("--iteration-families", nargs="*", default=["PF00014"],
-                    help="families for the --iterations runs")
+    ap.add_argument("--out", default="bench_dca.json", help="file name in benchmarks/results/")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows of other families already in --out (a continued run; "
+                    "each family's tools still run side by side)")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="only print the Markdown table of this result file and exit")
     args = ap.parse_args(argv)
-    families = ["PF00014"] if args.quick else args.families
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())["tools"]))
+        return 0
+    if not args.data.is_dir():
+        ap.error(f"no protein families folder {args.data}; pass --data or set ATTNPOTTS_PROTEINS")
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
     record: dict[str, Any] = {"load_avg_start": _load(), "cpu_count": os.cpu_count(),
-                              "argv": sys.argv[1:]}
+                              "threads": args.threads, "argv": sys.argv[1:],
+                              "plmc": str(args.plmc), "ccmpred": str(args.ccmpred)}
+    rows: list[dict[str, Any]] = []
+    if args.append and (RESULTS / args.out).exists():
+        previous = json.loads((RESULTS / args.out).read_text())
+        rows += [r for r in previous.get("tools", []) if r["family"] not in args.families]
+        earlier = {k: previous.get(k) for k in ("argv", "load_avg_start", "load_avg_end")}
+        record["previous_runs"] = [*previous.get("previous_runs", []), earlier]
+    record["tools"] = rows
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for fam in [] if args.skip_tools else args.families:
+            rows += run_family(fam, args.tools, Path(tmpdir), args)
+            record["summary"] = summarise(rows)
+            _save(record, args.out)
+            print_tools([r for r in rows if r["family"] == fam])
+    if rows:
+        print_tools(rows)
+        print("\n" + markdown(rows))
+        record["summary"] = summarise(rows)
+        print("\nsummary:", json.dumps(record["summary"], indent=1))
     if not args.skip_eval:
         record["evaluation"] = []
-        for fam in families:
-            record["evaluation"] += bench_evaluation(fam, 2 if args.quick else 3)
-            _save(record)
+        for fam in args.eval_families:
+            record["evaluation"] += bench_evaluation(fam, 3, args.data)
+            _save(record, args.out)
         print(f"\n{'family':8} {'kernel':30} {'wall s':>8} {'cpu s':>8} {'x wall':>7} {'x cpu':>7} {'rel obj':>9}")
         for r in record["evaluation"]:
             print(f"{r['family']:8} {r['kernel']:30} {r['wall_s']:8.3f} {r['cpu_s']:8.3f} "
                   f"{r['speedup_wall']:7.2f} {r['speedup_cpu']:7.2f} {r['objective_rel_diff']:9.1e}")
-    record["startup"] = bench_startup(3)
-    for r in record["startup"]:
-        print(f"start-up: {r['what']:24} {r['seconds']:6.3f} s (median of {len(r['runs'])} processes)")
-    _save(record)
-    runs: list[dict[str, Any]] = []
-    record["runs"] = runs
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        for fam in families:
-            runs.append(run_cli(fam, "plm", [], tmp, repeats=1 if args.quick else args.repeats))
-            _save(record)
-        for fam in families:
-            if fam in args.iteration_families:
-                for it in args.iterations:
-                    runs.append(run_cli(fam, "plm", ["--max-iter", str(it)], tmp))
-                    _save(record)
-        for fam in families:
-            if not args.skip_factored and fam in args.factored_families:
-                runs.append(run_cli(fam, "factored", [], tmp))
-                _save(record)
-    print(f"\n{'family':8} {'model':9} {'options':14} {'wall s':>7} {'/ccmpred':>8} {'P@L':>6} {'P@L/2':>6} "
-          f"{'P@L/5':>6} {'P@L gi':>6} {'gi-plmc':>7} {'iter':>5} {'stop':>18} {'load':>5}")
-    print("(P@L..: default score, gap excluded; P@L gi: gap included, plmc's score)")
-    for r in runs:
-        if "error" in r:
-            print(f"{r['family']:8} {r['model']:9} {r['options']:14} FAILED: {r['error'][-300:]}")
-            continue
-        p = r["precision"]
-        print(f"{r['family']:8} {r['model']:9} {r['options']:14} {r['command_wall_s']:7.1f} "
-              f"{r.get('wall_over_ccmpred', float('nan')):8.2f} {p['L']:6.3f} {p['L/2']:6.3f} {p['L/5']:6.3f} "
-              f"{r['precision_by_score']['gap_included']['L']:6.3f} "
-              f"{r.get('precision_L_minus_plmc', float('nan')):+7.3f} {r['iterations']:5d} {r['stop_reason']:>18} "
-              f"{r['load_avg']:5.1f}")
     if not args.skip_memory:
         record["memory"] = [bench_memory(200, 5000, h) for h in (5, 3)]
         for m in record["memory"]:
@@ -367,25 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"\nmemory at L=200, N=5000, lbfgs_history {m['lbfgs_history']}: peak RSS "
                       f"{m['peak_rss_gib']:.2f} GiB, estimate {m['estimate_gib']:.2f} GiB, target < 2 GiB")
-    _save(record)
-    record["peers_from_issue"] = PEERS_FROM_ISSUE
-    if not args.skip_peers:
-        with tempfile.TemporaryDirectory() as tmpdir:
-            record["peer_runs"] = []
-            for f in families:
-                for name in PEERS:
-                    record["peer_runs"].append(run_peer(name, f, Path(tmpdir)))
-                    _save(record)
-        for r in record["peer_runs"]:
-            if "error" in r:
-                print(f"{r['family']} {r['tool']} FAILED: {r['error'][-300:]}")
-            else:
-                p = r["precision"]
-                print(f"{r['family']} {r['tool']}: {r['command_wall_s']:.1f} s, P@L {p['L']:.3f}, "
-                      f"P@L/2 {p['L/2']:.3f}, P@L/5 {p['L/5']:.3f}")
-    record["pypi_peers"] = peers_status()
     record["load_avg_end"] = _load()
-    path = _save(record)
+    path = _save(record, args.out)
     print(f"\nload average {record['load_avg_start']:.1f} -> {record['load_avg_end']:.1f}; wrote {path}")
     return 0
 

@@ -1,6 +1,6 @@
 """Sweep of FactoredDCA settings: top-L contact precision vs plm on protein families.
 
-Why: the target was factored attention within 0.03 of plmc's top-L precision. This script
+Why: factored attention should come close to the full model's top-L precision. This script
 fits :class:`attnpotts.dca.FactoredDCA` under a list of configurations (one fit at a time; each
 uses all cores), records top-L precision (8 A, |i-j| >= 6) with the gap state excluded from the
 score (the project's default) and kept (plmc's score), the wall time, and optionally the
@@ -12,6 +12,14 @@ Usage:
     python benchmarks/sweep_factored.py --quick            # reduced: defaults + plm on PF00014 only
     python benchmarks/sweep_factored.py --heldout          # chosen defaults + plm on held-out families
     python benchmarks/sweep_factored.py --only NAME ...    # run the named configurations
+    python benchmarks/sweep_factored.py --lofo             # leave-one-family-out over all 8 families
+
+``--lofo`` fits plm and the ``LOFO_CONFIGS`` on every family with the precision traced along the
+run; each (configuration, evaluation budget) is a candidate. For each held-out family the
+candidate with the best mean top-L precision on the other seven is chosen among those whose fit
+time is at most twice plm's there (the time goal of factored attention), and its precision on
+the held-out family is reported (``benchmarks/results/factored_lofo.json``).
+The data folder is ``$ATTNPOTTS_PROTEINS`` (default ``data/proteins`` in the repository).
 """
 
 from __future__ import annotations
@@ -31,9 +39,10 @@ from attnpotts.dca import FactoredDCA, PlmDCA, Regularization, prepare_data
 from attnpotts.evaluation import contact_scores, precision_at
 from attnpotts.storage import atomic_write_json, environment_info
 
-#: Protein families (FAMILY/FILE layout, docs/data.md): $ATTNPOTTS_PROTEINS, default data/proteins.
-DATA = Path(os.environ.get("ATTNPOTTS_PROTEINS", Path(__file__).resolve().parents[1] / "data" / "proteins"))
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ATTNPOTTS_PROTEINS", ROOT / "data" / "proteins"))
 OUT = Path(__file__).resolve().parent / "results" / "factored_sweep.json"
+LOFO_OUT = Path(__file__).resolve().parent / "results" / "factored_lofo.json"
 
 FAMILIES: dict[str, tuple[str, str]] = {
     "PF00014": ("PF00014/PF00014_mgap6.fasta.gz", "PF00014/PF00014.distances.tsv"),
@@ -42,6 +51,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "PF00076_2X1B": ("PF00076_2X1B/PF00076.align.80", "PF00076_2X1B/PF00076_2X1B.distances.tsv"),
     "PF00200": ("PF00200/PF00200.fasta", "PF00200/PF00200.distances.tsv"),
     "PF13354": ("PF13354/PF13354_wo_ref_seqs.fasta.gz", "PF13354/PF13354.distances.tsv"),
+    "PF00072_1MVO": ("PF00072_1MVO/PF00072.align.80", "PF00072_1MVO/PF00072_1MVO.distances.tsv"),
+    "PF00550_1T8K": ("PF00550_1T8K/PF00550.align.80", "PF00550_1T8K/PF00550_1T8K.distances.tsv"),
 }
 SELECTION = ("PF00014", "PF00595")
 HELDOUT = ("PF00035", "PF00076_2X1B", "PF00200")
@@ -66,6 +77,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "i10_h20": {"init_std": 1.0, "lbfgs_history": 20, "max_iter": 300},
     "i10_h20_it600": {"init_std": 1.0, "lbfgs_history": 20, "max_iter": 600},
     "default": {},
+}
+
+#: Leave-one-family-out grid (each traced, so every evaluation budget up to ``max_iter`` is a
+#: candidate): random values (as before) or zero values (zero couplings at the start, like plm).
+LOFO_CONFIGS: dict[str, dict[str, Any]] = {
+    "v1": {"init_std": 1.0, "max_iter": 150, "lbfgs_history": 20},
+    "v0": {"init_std": 1.0, "value_init_std": 0.0, "max_iter": 150, "lbfgs_history": 20},
 }
 
 
@@ -94,7 +112,9 @@ class _Traced(FactoredDCA):
     trace: int = 0
     D: np.ndarray
     gap: int | None
-    points: list[tuple[int, float, float]]
+    points: list[tuple[int, float, float, float]]
+    trace_seconds: float
+    first_call: float
 
     def _build(self, data: Any, torch_dtype: Any) -> Any:
         model: Any = super()._build(data, torch_dtype)
@@ -103,11 +123,18 @@ class _Traced(FactoredDCA):
         original = model.cross_entropy_sum
         count = [0]
         self.points = []
+        self.trace_seconds = 0.0
+        self.first_call = 0.0
 
         def wrapped(tokens: Any, weights: Any) -> Any:
+            if count[0] == 0:
+                self.first_call = time.perf_counter()
             if count[0] % self.trace == 0:
+                t = time.perf_counter()
                 J = model.coupling_tensor().detach().double().numpy()
-                self.points.append((count[0], *top_l(J, self.D, self.gap)))
+                self.points.append((count[0], *top_l(J, self.D, self.gap),
+                                    t - self.first_call - self.trace_seconds))
+                self.trace_seconds += time.perf_counter() - t
             count[0] += 1
             return original(tokens, weights)
 
@@ -127,6 +154,10 @@ def run_factored(name: str, family: str, data: Any, D: np.ndarray, gap: int | No
     t0 = time.perf_counter()
     est.fit(data)
     wall = time.perf_counter() - t0
+    setup = 0.0
+    if trace > 0:
+        setup = est.first_call - t0
+        wall -= est.trace_seconds
     ex, inc = top_l(est.couplings_, D, gap)
     row = {
         "config": name, "family": family, "model": "factored",
@@ -141,7 +172,9 @@ def run_factored(name: str, family: str, data: Any, D: np.ndarray, gap: int | No
         "final_gradient_norm": est.convergence_.final_gradient_norm,
     }
     if trace > 0:
-        row["trace"] = [{"evaluation": e, "gap_excluded": a, "gap_included": b} for e, a, b in est.points]
+        row["trace"] = [{"evaluation": e, "gap_excluded": a, "gap_included": b, "seconds": setup + sec}
+                        for e, a, b, sec in est.points]
+        row["evaluations"] = est.convergence_.evaluations
     return row
 
 
@@ -165,7 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", type=int, default=0, help="record precision every N evaluations")
     ap.add_argument("--extra", default=None, help="JSON {name: options} of extra configurations")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--lofo", action="store_true", help="leave-one-family-out over all families")
+    ap.add_argument("--analyse", action="store_true", help="only analyse the saved --lofo runs")
+    ap.add_argument("--lofo-out", type=Path, default=LOFO_OUT, help="JSON of the --lofo runs")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[],
+                    help="more --lofo JSON files whose runs join the analysis (parallel runs)")
+    ap.add_argument("--no-plm", action="store_true", help="--lofo without the plm fits")
     args = ap.parse_args(argv)
+    if args.lofo or args.analyse:
+        return lofo(args)
 
     configs = dict(CONFIGS)
     if args.extra:
@@ -205,6 +246,78 @@ def main(argv: list[str] | None = None) -> int:
                                 "runs": kept + rows})
         print(f"wrote {OUT}")
     return 0
+
+
+def lofo(args: argparse.Namespace) -> int:
+    """Run (unless ``--analyse``) and analyse the leave-one-family-out selection."""
+    families = args.families or list(FAMILIES)
+    names = args.only or list(LOFO_CONFIGS)
+    trace = args.trace or 10
+    out: Path = args.lofo_out
+    runs: list[dict[str, Any]] = []
+    if out.exists():
+        runs = json.loads(out.read_text()).get("runs", [])
+    if not args.analyse:
+        for fam in families:
+            msa, D, gap = load(fam)
+            data = prepare_data(msa)
+            print(f"# {fam}: L={msa.n_sites} N={msa.n_sequences} N_eff={data.n_eff:.0f}", flush=True)
+            new = [] if args.no_plm else [run_plm(fam, data, D, gap)]
+            if new:
+                _print(new[-1])
+            for name in names:
+                new.append(run_factored(name, fam, data, D, gap, LOFO_CONFIGS[name], trace))
+                _print(new[-1])
+            done = {(r["family"], r["config"]) for r in new}
+            runs = [r for r in runs if (r["family"], r["config"]) not in done] + new
+            if not args.no_write:  # after every family, so a stopped run keeps what it did
+                atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
+                                             "configs": LOFO_CONFIGS, "runs": runs})
+    for extra in args.merge:
+        have = {(r["family"], r["config"]) for r in runs}
+        runs += [r for r in json.loads(extra.read_text()).get("runs", [])
+                 if (r["family"], r["config"]) not in have]
+    analysis = _lofo_select(runs)
+    if analysis and not args.no_write:
+        atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
+                                     "configs": LOFO_CONFIGS, "runs": runs, "analysis": analysis})
+    return 0
+
+
+def _lofo_select(runs: list[dict[str, Any]], max_time_ratio: float = 2.0) -> dict[str, Any]:
+    """Candidates (config, evaluations); per held-out family the best on the others within the time goal."""
+    plm = {r["family"]: r for r in runs if r["config"] == "plm"}
+    fact = [r for r in runs if r["config"] != "plm" and r.get("trace") and r["family"] in plm]
+    fams = sorted({r["family"] for r in fact})
+    cand: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
+    for r in fact:
+        for p in r["trace"]:
+            ratio = p["seconds"] / plm[r["family"]]["wall_seconds"]
+            cand.setdefault((r["config"], p["evaluation"]), {})[r["family"]] = (p["gap_excluded"], ratio)
+    cand = {k: v for k, v in cand.items() if set(v) == set(fams)}
+    if not cand:
+        return {}
+
+    def best(on: list[str]) -> tuple[str, int]:
+        ok = [k for k, v in cand.items() if max(v[f][1] for f in on) <= max_time_ratio] or list(cand)
+        return max(ok, key=lambda k: (float(np.mean([cand[k][f][0] for f in on])), -k[1]))
+
+    rows = []
+    print(f"\nleave-one-family-out (time <= {max_time_ratio}x plm on the training families)")
+    for f in fams:
+        k = best([g for g in fams if g != f])
+        p, ratio = cand[k][f]
+        rows.append({"held_out": f, "config": k[0], "evaluations": k[1], "top_L": p,
+                     "time_ratio_vs_plm": ratio, "plm_top_L": plm[f]["top_L_gap_excluded"]})
+        print(f"{f:13s} chosen {k[0]}@{k[1]:4d} evals  P@L {p:.3f}  plm {plm[f]['top_L_gap_excluded']:.3f}"
+              f"  time {ratio:.2f}x plm")
+    k_all = best(fams)
+    mean_f = float(np.mean([r["top_L"] for r in rows]))
+    mean_p = float(np.mean([r["plm_top_L"] for r in rows]))
+    print(f"mean held-out P@L {mean_f:.3f} (plm {mean_p:.3f}); chosen on all families: {k_all[0]}@{k_all[1]}")
+    return {"held_out": rows, "mean_held_out_top_L": mean_f, "mean_plm_top_L": mean_p,
+            "chosen_on_all": {"config": k_all[0], "evaluations": k_all[1]},
+            "max_time_ratio": max_time_ratio}
 
 
 def _print(r: dict[str, Any]) -> None:

@@ -120,17 +120,19 @@ def test_objective_gradient_matches_finite_differences() -> None:
             assert fd == pytest.approx(float(g[idx]), abs=1e-8, rel=1e-6)
 
 
-def test_factored_attention_coupling_path_matches_the_einsum_path() -> None:
-    """Batches of >= q sequences go through J and the kernel; single sequences through the einsum."""
+def test_factored_attention_logit_paths_agree() -> None:
+    """Blocked kernel ("auto"), J with the dense kernel (>= q sequences) and the einsum (fewer): same logits."""
     L, q, H = 6, 4, 3
     a = FactoredAttention(L, q, H, variant="softmax", key_dim=5, init_std=0.5, seed=5, dtype=torch.float64)
     with torch.no_grad():
         a.fields.normal_(generator=torch.Generator().manual_seed(6))  # type: ignore[union-attr]
     tokens = torch.randint(0, q + 1, (30, L), generator=torch.Generator().manual_seed(7))  # with [MASK]
-    assert a._use_coupling_tensor(30) and not a._use_coupling_tensor(1)
+    blocked = a.logits(tokens).detach().numpy()
+    a.kernel = "dense"
     batched = a.logits(tokens).detach().numpy()
     single = np.concatenate([a.logits(tokens[k : k + 1]).detach().numpy() for k in range(30)])
     np.testing.assert_allclose(batched, single, atol=1e-12)
+    np.testing.assert_allclose(blocked, single, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["plm", "factored"])
@@ -264,3 +266,24 @@ def test_bad_options() -> None:
         PlmDCA(kernel="fast").fit(states, np.ones(3))
     with pytest.raises(ValidationError, match="dtype"):
         PlmDCA(dtype="float16").fit(states, np.ones(3))
+
+
+def test_fit_stopped_far_from_convergence_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """One iteration leaves the objective still falling: the report says so; a converged fit does not."""
+    import logging
+
+    from attnpotts.dca import FAR_FROM_CONVERGENCE
+
+    L, q, M = 6, 3, 2000
+    exact = ExactPotts(_planted_model(L, q, [(0, 3), (1, 5)], seed=31))
+    rng = np.random.default_rng(32)
+    states = exact.states[rng.choice(exact.probabilities.size, size=M, p=exact.probabilities)]
+    with caplog.at_level(logging.WARNING, logger="attnpotts.dca.fit"):
+        short = PlmDCA(max_iter=1).fit(states, np.ones(M))
+    conv = short.convergence_
+    assert conv.stop_reason == "max_iterations" and conv.last_relative_decrease > FAR_FROM_CONVERGENCE
+    assert conv.far_from_convergence and "far from convergence" in conv.warning and "--max-iter" in conv.warning
+    assert any("far from convergence" in r.getMessage() for r in caplog.records)
+    long = PlmDCA(max_iter=300, dtype="float64").fit(states, np.ones(M))
+    assert not long.convergence_.far_from_convergence and long.convergence_.warning == ""
+    assert long.convergence_.last_relative_decrease < FAR_FROM_CONVERGENCE

@@ -198,3 +198,59 @@ def test_fused_symmetric_shortcut_equals_the_general_path() -> None:
         out.append((float(val.detach()), Wd.grad))
     assert out[0][0] == out[1][0]
     torch.testing.assert_close(out[0][1], out[1][1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(dtype: torch.dtype) -> None:
+    """The triangle-stored kernel = the full symmetric one (values, gradients of both tied entries),
+    also when its workspace is reused for new parameters."""
+    from attnpotts.models.kernels import (
+        PairWorkspace,
+        fused_pair_pseudo_likelihood,
+        fused_pseudo_likelihood,
+    )
+
+    L, q, n = 6, 5, 40
+    gen = torch.Generator().manual_seed(17)
+    tokens = torch.randint(0, q, (n, L), generator=gen)
+    w = torch.rand(n, generator=gen, dtype=torch.float64).to(dtype)
+    i, j = torch.triu_indices(L, L, offset=1)
+    ws = PairWorkspace(L, q, dtype)
+    for trial in range(2):
+        T = (0.5 * torch.randn(len(i), q, q, generator=gen, dtype=torch.float64)).to(dtype)
+        bias = torch.randn(L, q, generator=gen, dtype=torch.float64).to(dtype)
+        T1, b1 = T.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+        T2, b2 = T.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+        J = torch.zeros(L, L, q, q, dtype=dtype)
+        J[i, j] = T2
+        J[j, i] = T2.transpose(1, 2)
+        full = fused_pseudo_likelihood(J.permute(0, 2, 1, 3), b2, tokens, w, symmetric=True)
+        pairs = fused_pair_pseudo_likelihood(T1, b1, tokens, w, ws)
+        tol = 1e-12 if dtype == torch.float64 else 1e-5
+        assert float(pairs.detach()) == pytest.approx(float(full.detach()), rel=tol), trial
+        (1.5 * pairs).backward()
+        (1.5 * full).backward()
+        scale = float(T2.grad.abs().max())  # type: ignore[union-attr]
+        np.testing.assert_allclose(T1.grad.numpy(), T2.grad.numpy(), rtol=0, atol=tol * scale)  # type: ignore[union-attr]
+        np.testing.assert_allclose(b1.grad.numpy(), b2.grad.numpy(), rtol=0, atol=tol * scale)  # type: ignore[union-attr]
+
+
+def test_fused_pairs_reject_bad_shapes() -> None:
+    from attnpotts.models.kernels import fused_pair_pseudo_likelihood
+
+    T = torch.zeros(10, 4, 4)
+    tokens = torch.zeros(3, 5, dtype=torch.long)
+    with pytest.raises(ShapeError, match="pairs"):
+        fused_pair_pseudo_likelihood(T, torch.zeros(4, 4), tokens, torch.ones(3))
+    with pytest.raises(ValidationError, match="states"):
+        fused_pair_pseudo_likelihood(T, torch.zeros(5, 4), tokens + 4, torch.ones(3))
+
+
+def test_full_potts_coupling_squared_norm_equals_that_of_the_tensor() -> None:
+    from attnpotts.models import FullPotts
+
+    for symmetric in (True, False):
+        model = FullPotts(5, 3, symmetric=symmetric, init_std=0.7, seed=3, dtype=torch.float64)
+        with torch.no_grad():
+            J = model.coupling_tensor()
+            assert float(model.coupling_squared_norm()) == pytest.approx(float((J * J).sum()), rel=1e-12)

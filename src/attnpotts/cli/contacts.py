@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any
 
+from ..dca.fit import PLM_MAX_ITER, PLM_SCORE_GAP
 from ..dca.pipeline import ContactsConfig, run_contacts
 from ..dca.regularization import CONVENTIONS
 from .common import add_common_arguments, resolve_config
@@ -32,9 +34,10 @@ column_map.tsv, contact_map.png
 
 
 def _defaults() -> dict[str, Any]:
-    # max_iter / lbfgs_history stay None: their defaults depend on --model (ContactsConfig resolves)
+    # max_iter / lbfgs_history / score_gap stay None: their defaults depend on --model
+    # (ContactsConfig resolves them)
     return {k: v for k, v in dataclasses.asdict(ContactsConfig()).items() if k not in ("seed", "device")} | {
-        "device": None, "max_iter": None, "lbfgs_history": None
+        "device": None, "max_iter": None, "lbfgs_history": None, "score_gap": None
     }
 
 
@@ -63,7 +66,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--lambda-h", dest="lambda_h", type=float, default=None,
                    help=f"field L2 in that convention (default {d.lambda_h})")
     g.add_argument("--max-iter", dest="max_iter", type=int, default=None,
-                   help="L-BFGS iterations (default 30 plm, 600 factored; 100+ for converged plm couplings)")
+                   help=f"L-BFGS iterations (default {PLM_MAX_ITER} plm, chosen by leave-one-family-out; "
+                   "600 factored; 100+ for converged plm couplings)")
     g.add_argument("--lbfgs-history", dest="lbfgs_history", type=int, default=None,
                    help="L-BFGS memory (default 5 plm, 20 factored)")
     g.add_argument("--n-heads", dest="n_heads", type=int, default=None,
@@ -74,8 +78,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="coupling contraction (default auto: sparse on CPU, dense on CUDA)")
     g.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default float32")
     g.add_argument("--score-gap", dest="score_gap", choices=["exclude", "include"], default=None,
-                   help="leave the gap state out of the Frobenius score (default, CCMpred) or keep "
-                   "it (plmc); summary.json reports the precision of both")
+                   help=f"keep the gap state in the Frobenius score (plmc) or leave it out (CCMpred); "
+                   f"default {PLM_SCORE_GAP} for plm, exclude for factored; summary.json reports "
+                   "the precision of both")
     a = p.add_argument_group("alignment")
     a.add_argument("--identity-threshold", dest="identity_threshold", type=float, default=None,
                    help=f"sequence weights identity threshold (default {d.identity_threshold})")
@@ -126,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         f"|grad|={conv['final_gradient_norm']:.3g}; "
         f"{summary['wall_seconds']:.1f} s"
     )
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     if "precision" in summary:
         prec = ", ".join(f"{k}: {v:.3f}" for k, v in summary["precision"].items())
         print(f"precision (8 A, |i-j| >= 6): {prec}")

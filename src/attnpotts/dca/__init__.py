@@ -8,6 +8,10 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 """
 
 from .fit import (
+    FAR_FROM_CONVERGENCE,
+    PLM_MAX_ITER,
+    PLM_REGULARIZATION,
+    PLM_SCORE_GAP,
     ConvergenceReport,
     FactoredDCA,
     PlmDCA,
@@ -23,6 +27,10 @@ __all__ = [
     "CONVENTIONS",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
+    "FAR_FROM_CONVERGENCE",
+    "PLM_MAX_ITER",
+    "PLM_REGULARIZATION",
+    "PLM_SCORE_GAP",
     "ConvergenceReport",
     "FactoredDCA",
     "MemoryEstimate",

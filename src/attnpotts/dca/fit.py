@@ -5,9 +5,12 @@ full-batch L-BFGS with strong-Wolfe line search) and its objective (weighted mas
 cross-entropy on all positions = pseudo-likelihood, :mod:`attnpotts.inference.objectives`, plus L2
 on the coupling product and the fields). The models are :class:`attnpotts.models.FullPotts`
 (``symmetric=True``: plmc/CCMpred's symmetric pseudo-likelihood) and
-:class:`attnpotts.models.FactoredAttention` (``"softmax"`` variant, AttentionDCA), whose
-all-positions objective is the fused pseudo-likelihood pass of :mod:`attnpotts.models.kernels`
-on the CPU (logits by its one-hot contraction elsewhere; exact in the working dtype).
+:class:`attnpotts.models.FactoredAttention` (``"softmax"`` variant, AttentionDCA). The full
+model's all-positions objective is the fused pseudo-likelihood pass of
+:mod:`attnpotts.models.kernels` on the CPU (logits by its one-hot contraction elsewhere);
+factored attention's is the blocked pass of :mod:`attnpotts.models.factored_kernels` (one block
+of sites of ``J`` at a time, any device), and its scores come from the factors, so its fit never
+holds ``J`` whole. Both are exact in the working dtype.
 
 Speed choices (measured in ``benchmarks/bench_dca.py``): duplicates are collapsed into weights,
 unique sequences are sorted lexicographically (neighbouring sequences share the rows of ``W``
@@ -36,6 +39,10 @@ from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate
 from .regularization import DEFAULT_REGULARIZATION, Regularization
 
 __all__ = [
+    "FAR_FROM_CONVERGENCE",
+    "PLM_MAX_ITER",
+    "PLM_REGULARIZATION",
+    "PLM_SCORE_GAP",
     "ConvergenceReport",
     "FactoredDCA",
     "PlmDCA",
@@ -178,6 +185,12 @@ class ConvergenceReport:
             ``final_gradient_norm``.
         wall_seconds: time in the training loop.
         message: the training loop's note, if any.
+        last_relative_decrease: relative objective decrease of the last iteration,
+            ``(f_old - f) / |f|`` (NaN when unknown).
+        far_from_convergence: the fit ran out of iterations or evaluations while the objective
+            still fell by more than :data:`FAR_FROM_CONVERGENCE` (relative) per iteration; the
+            couplings, and possibly the contacts, would still change with more iterations.
+        warning: the message for that case (empty otherwise).
     """
 
     iterations: int
@@ -188,6 +201,30 @@ class ConvergenceReport:
     stop_reason: str
     wall_seconds: float
     message: str = ""
+    last_relative_decrease: float = math.nan
+    far_from_convergence: bool = False
+    warning: str = ""
+
+
+#: Relative objective decrease per iteration above which a fit that ran out of iterations is
+#: reported as far from convergence. Measured on the eight benchmark families
+#: (``benchmarks/select_dca_defaults.py``, objective every 5 iterations): while the objective
+#: still falls by more than ~1e-2 per iteration (the first 5-15 iterations) the top-L precision
+#: is 0.03-0.25 below where it settles; below ~5e-3 it moves by at most a pair or two.
+FAR_FROM_CONVERGENCE = 1e-2
+
+
+def _convergence_warning(stop_reason: str, last_decrease: float, iterations: int) -> str:
+    """The warning of a fit stopped by its budget while still moving (empty otherwise)."""
+    if stop_reason not in ("max_iterations", "max_evaluations"):
+        return ""
+    if not (math.isfinite(last_decrease) and last_decrease > FAR_FROM_CONVERGENCE):
+        return ""
+    return (
+        f"the fit stopped far from convergence: after {iterations} iterations ({stop_reason}) the "
+        f"objective still fell by {last_decrease:.2g} (relative) in the last iteration, above "
+        f"{FAR_FROM_CONVERGENCE:g}; raise max_iter (--max-iter) for converged couplings"
+    )
 
 
 def _objective_and_gradient_norm(
@@ -303,7 +340,6 @@ class _BaseDCA:
             ResourceLimitError: the estimated memory exceeds ``memory_limit_gb`` (message names
                 the options that fit).
         """
-        from ..evaluation import contact_scores, frobenius_scores
         from ..training import TrainingConfig, train
 
         self._validate()
@@ -341,12 +377,17 @@ class _BaseDCA:
             objective, gnorm = float(last["objective"]), float(last["gradient_norm"])
             reason = str(last["lbfgs_stop"])
             evaluations = int(last["evaluations"])
+            last_decrease = float(last.get("last_relative_decrease", math.nan))
         else:
             tokens = torch.as_tensor(prepared.states.astype(np.int64), device=self.device)
             wt = torch.as_tensor(prepared.weights, dtype=torch_dtype, device=self.device)
             objective, gnorm = _objective_and_gradient_norm(model, tokens, wt, cl2, fl2, wd)
             reason = "diverged"
             evaluations = int(last.get("evaluations", 0))
+            last_decrease = math.nan
+        warning = _convergence_warning(reason, last_decrease, iterations)
+        if warning:
+            logger.warning("%s fit: %s", self.model_name, warning)
         self.convergence_ = ConvergenceReport(
             iterations=iterations,
             max_iterations=int(self.max_iter),
@@ -356,23 +397,23 @@ class _BaseDCA:
             stop_reason=reason,
             wall_seconds=wall,
             message=result.message,
+            last_relative_decrease=last_decrease,
+            far_from_convergence=bool(warning),
+            warning=warning,
         )
         with torch.no_grad():
-            J = model.coupling_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
             h = model.field_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
         self.model_ = model
         self.training_ = result
-        self.couplings_ = J
         self.fields_ = h
+        self.gap_index_ = prepared.gap_index
         exclude = prepared.gap_index if self.score_gap == "exclude" else None
-        self.frobenius_ = frobenius_scores(J, exclude_state=exclude)
-        self.scores_ = contact_scores(J, exclude_state=exclude)
+        self._set_couplings(model, exclude)
         self.n_sequences_ = prepared.n_sequences
         self.n_unique_ = int(prepared.states.shape[0])
         self.n_eff_ = prepared.n_eff
         self.n_sites_ = L
         self.n_states_ = q
-        self.gap_index_ = prepared.gap_index
         self.memory_estimate_ = estimate
         self.weight_decay_ = wd
         self.regularization_ = self._describe_regularization(L, q, prepared.n_eff)
@@ -382,22 +423,60 @@ class _BaseDCA:
         )
         return self
 
+    def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
+        """Set ``couplings_ (L, L, q, q)``, ``frobenius_`` and ``scores_`` from the fitted model."""
+        from ..evaluation import contact_scores, frobenius_scores
+
+        with torch.no_grad():
+            J = model.coupling_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
+        self.couplings_ = J
+        self.frobenius_ = frobenius_scores(J, exclude_state=exclude)
+        self.scores_ = contact_scores(J, exclude_state=exclude)
+
+    def scores_for(self, exclude_state: int | None) -> np.ndarray:
+        """Contact scores ``(L, L)`` (Frobenius, zero-sum gauge, APC) with ``exclude_state`` left out."""
+        from ..evaluation import contact_scores
+
+        return contact_scores(self.couplings_, exclude_state=exclude_state)
+
     def convergence_dict(self) -> dict[str, Any]:
         """The convergence report as a dict (after :meth:`fit`)."""
         return asdict(self.convergence_)
 
 
+#: Default L-BFGS iterations of :class:`PlmDCA` (chosen by leave-one-family-out, see PlmDCA).
+PLM_MAX_ITER = 20
+#: Default contact score of :class:`PlmDCA`: the gap state kept in the Frobenius norm.
+PLM_SCORE_GAP = "include"
+#: Default coupling L2 of :class:`PlmDCA` (EVcouplings/GREMLIN convention).
+PLM_REGULARIZATION = Regularization("evcouplings", 0.01, 0.01)
+
+
 class PlmDCA(_BaseDCA):
     """Full Potts model by symmetric pseudo-likelihood maximisation (plmc / CCMpred style).
 
+    Why the defaults: chosen by leave-one-family-out over eight Pfam families (L = 53 to 202,
+    N = 3,658 to 36,690; ``benchmarks/select_dca_defaults.py``, results in
+    ``benchmarks/results/dca_defaults_selection.json``). Candidates: 5 to 40 L-BFGS iterations
+    (every 5), or stopping at a relative objective change below 1e-3 ... 3e-5 per 5 iterations;
+    ``lambda_J`` 0.01 or 0.03 (EVcouplings convention); Frobenius score with or without the gap
+    state, with or without APC. For each held-out family the setting best on the other seven
+    (the cheapest within 0.005 of the best mean top-L precision) was scored on it; the default is
+    that rule applied to all eight: 20 iterations, ``lambda_J = 0.01``, gap state kept, APC (the
+    choice on 6 of the 8 folds; the other two chose 25 iterations at 0.03 and 20 at 0.03),
+    held-out mean top-L precision 0.915, mean on all eight 0.922 (the best mean, 0.924, needs
+    25-30 iterations at ``lambda_J = 0.03``). The top-L precision is not monotonic in the iterations:
+    it peaks after 20-30 iterations and, at ``lambda_J = 0.01``, falls by up to 0.06 on the way
+    to convergence (PF00014, gap left out of the score: 0.981 at 20-30, 0.925 at 100), so
+    stopping early is part of the regularisation; the score with the gap state was chosen on
+    every fold.
+
     Args:
-        regularization: L2 convention and coefficients (default EVcouplings/GREMLIN
-            ``lambda_J = 0.01 (L-1)(q-1)``, ``lambda_h = 0.01``).
-        max_iter: L-BFGS iterations (each one or more objective-and-gradient evaluations).
-            Default 30: measured on PF00014 and PF00595 (benchmarks/bench_dca.py), the top-L
-            precision after 20-30 iterations from plmc's field start is already that of the fit
-            run to convergence (100+ iterations), at a third of the time; the convergence report
-            says ``max_iterations`` and gives the gradient norm. Use 100+ for converged couplings.
+        regularization: L2 convention and coefficients (default :data:`PLM_REGULARIZATION`,
+            EVcouplings/GREMLIN ``lambda_J = 0.01 (L-1)(q-1)``, ``lambda_h = 0.01``).
+        max_iter: L-BFGS iterations (each one or more objective-and-gradient evaluations),
+            default :data:`PLM_MAX_ITER` = 20 (above). The convergence report gives the last
+            relative objective decrease; use 100+ for converged couplings.
         lbfgs_history: L-BFGS memory.
         identity_threshold: sequence-weight identity threshold when weights are computed.
         kernel: coupling contraction method (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
@@ -405,12 +484,23 @@ class PlmDCA(_BaseDCA):
         device: torch device (``"cpu"``; ``"cuda"`` uses the dense kernel).
         memory_limit_gb: refuse fits whose estimated memory is above this.
         chunk: sequences per forward pass (``None``: all when they fit the memory limit).
-        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default, as CCMpred;
-            ``docs/dca.md``) or ``"include"`` it (plmc).
+        score_gap: ``"include"`` the gap state in the Frobenius norm (plmc's score) or
+            ``"exclude"`` it (CCMpred's); default :data:`PLM_SCORE_GAP` (above; ``docs/dca.md``).
         seed: recorded for reproducibility (the fit itself is deterministic: zero start).
     """
 
     model_name = "plm"
+
+    def __init__(
+        self,
+        *,
+        regularization: Regularization = PLM_REGULARIZATION,
+        max_iter: int = PLM_MAX_ITER,
+        score_gap: str = PLM_SCORE_GAP,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(regularization=regularization, max_iter=max_iter, score_gap=score_gap,
+                         **kwargs)
 
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
@@ -435,6 +525,14 @@ class FactoredDCA(_BaseDCA):
     The L2 convention applies to the coupling *product* ``J = sum_h A_h (x) V_h`` (so the same
     ``lambda`` means the same penalty as for :class:`PlmDCA`) and to the fields; ``factor_l2``
     optionally adds an L2 on the factors themselves (off by default, see below).
+
+    Fit path and memory: the pseudo-likelihood and its gradient are computed one block of
+    sites of ``J`` at a time (:func:`attnpotts.models.factored_kernels.factored_pseudo_likelihood`),
+    ``||J||^2`` and the scores from the factors (:meth:`FactoredAttention.frobenius_scores`);
+    ``couplings_`` is formed only when read. Memory grows with ``H L^2`` (the attention matrices)
+    and ``N L``, not ``L^2 q^2``: ``benchmarks/bench_factored_memory.py`` measures the peak
+    against :func:`attnpotts.dca.estimate_memory`. Time per evaluation is about the full
+    model's; the fit needs more iterations (non-convex), see below.
 
     Why the defaults (measured by ``benchmarks/sweep_factored.py``, results in
     ``benchmarks/results/factored_sweep.json``; top-L precision at 8 A, ``|i-j| >= 6``, gap left
@@ -469,6 +567,8 @@ class FactoredDCA(_BaseDCA):
         key_dim: width ``d`` of the positional queries and keys.
         variant: ``"softmax"`` (default) or ``"free"``.
         init_std: standard deviation of the Gaussian start of the factors (default 1, see above).
+        value_init_std: that of the values alone (``None``: ``init_std``; ``0``: zero couplings
+            at the start, like the full model, with non-uniform attention).
         factor_l2: L2 on the factors (queries, keys, values) in AttentionDCA's mean form,
             ``sum_i [-(1/N_eff) sum_n w_n log P(s_i^n | rest)] + factor_l2 ||theta||^2`` (the
             training loop's ``weight_decay = 2 factor_l2 / L``); default 0 (see above).
@@ -489,6 +589,7 @@ class FactoredDCA(_BaseDCA):
         key_dim: int = 16,
         variant: str = "softmax",
         init_std: float = 1.0,
+        value_init_std: float | None = None,
         factor_l2: float = 0.0,
         max_iter: int = 600,
         lbfgs_history: int = 20,
@@ -499,6 +600,7 @@ class FactoredDCA(_BaseDCA):
         self.key_dim = key_dim
         self.variant = variant
         self.init_std = init_std
+        self.value_init_std = value_init_std
         self.factor_l2 = factor_l2
 
     def _validate(self) -> None:
@@ -530,21 +632,42 @@ class FactoredDCA(_BaseDCA):
 
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
-        # the kernel path materialises J like the plm model does, without its L-BFGS state
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
                               lbfgs_history=int(self.lbfgs_history), chunk=self.chunk,
                               n_heads=int(self.n_heads), key_dim=int(self.key_dim))
-        b = 4 if self.dtype == "float32" else 8
-        extra = 6 * L * L * data.n_states**2 * b
-        parts = dict(est.parts, coupling_tensor_and_kernel=extra)
-        est = MemoryEstimate(int(sum(parts.values())), parts, "factored", self.dtype, est.chunk)
         return _fit_chunk(est, U, L, data.n_states, self, "factored")
+
+    def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
+        """Scores from the factors (:meth:`FactoredAttention.frobenius_scores`); ``J`` is not formed."""
+        from ..evaluation import apc
+
+        assert isinstance(model, FactoredAttention)
+        self.frobenius_ = model.frobenius_scores(exclude)
+        self.scores_ = apc(self.frobenius_)
+
+    @property
+    def couplings_(self) -> np.ndarray:
+        """``J: (L, L, q, q)`` float64, formed from the factors on each access (``8 L^2 q^2`` bytes)."""
+        model = self.__dict__.get("model_")
+        if model is None:
+            raise AttributeError("couplings_ is set by fit(); call fit first")
+        with torch.no_grad():
+            return model.coupling_tensor().detach().to("cpu", torch.float64).numpy()
+
+    def scores_for(self, exclude_state: int | None) -> np.ndarray:
+        """Contact scores ``(L, L)`` from the factors, ``exclude_state`` left out (``J`` not formed)."""
+        from ..evaluation import apc
+
+        model = self.model_
+        assert isinstance(model, FactoredAttention)
+        return apc(model.frobenius_scores(exclude_state))
 
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states
         model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
-            fields=True, init_std=float(self.init_std), seed=self.seed, dtype=torch_dtype,
+            fields=True, init_std=float(self.init_std), value_init_std=self.value_init_std,
+            seed=self.seed, dtype=torch_dtype,
             device=self.device,
         )
         model.kernel = self.kernel

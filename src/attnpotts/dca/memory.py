@@ -11,9 +11,19 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   kernel's transposed copy, one gradient accumulator per thread ``T``, their sum and the
   gradient of ``J`` (``(4 + T) F``); the logits of a chunk of ``B`` sequences and their
   gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
-* factored attention (``"factored"``): parameters ``H (L d 2 + q^2) + L q`` (tiny), L-BFGS state as
-  above on those, the coupling tensor ``L^2 q^2`` materialised once for the scores (float64), and
-  the per-head activations of a chunk ``(3 H + 4) B L q``.
+* factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): the
+  interpreter with its libraries (:data:`RUNTIME_BYTES`); parameters
+  ``P = H (2 L d + q^2) + L q`` with gradients and L-BFGS state as above; the sequences as
+  tokens and row indices (``21 N L`` bytes); and the largest of three phases that never overlap:
+  an evaluation (the attention matrices ``A: (H, L, L)`` with softmax intermediates and
+  gradients, ``3 H L^2``, plus one block of ``|I|`` sites of ``J``, its gradient and one
+  accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
+  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`), the scores from the factors
+  (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
+  log-softmax of a chunk, ``2 B L q``). Neither ``J`` whole nor per-head activations appear.
+  Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
+  ``L = 1000, H = 32``: 0.90 GiB against an estimate of 1.04 GiB at ``N = 2000``, 1.94 GiB
+  against 1.70 GiB at ``N = 10,000`` (chunks of 5000 sequences under the default limit).
 
 The estimate is an upper bound of the large terms; the measured peak resident memory is reported
 next to it in ``benchmarks/bench_dca.py``.
@@ -25,7 +35,18 @@ from dataclasses import dataclass, field
 
 from ..errors import ResourceLimitError, ValidationError
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "MemoryEstimate", "check_memory", "estimate_memory"]
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "RUNTIME_BYTES",
+    "MemoryEstimate",
+    "check_memory",
+    "estimate_memory",
+]
+
+#: Resident memory of the interpreter with torch, numba and the compiled kernels loaded (bytes),
+#: measured by ``benchmarks/bench_factored_memory.py`` (counted for factored attention, whose
+#: other terms can be this small).
+RUNTIME_BYTES = 360 * 1024**2
 
 #: Default budget of a fit (bytes): 2 GiB, room for a fit at L = 200.
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
@@ -100,12 +121,31 @@ def estimate_memory(
             "activations": activations,
         }
     else:
+        from ..models.factored_kernels import block_sites
+
+        if n_threads is None:
+            import numba
+
+            n_threads = int(numba.get_num_threads())
+        T = max(1, int(n_threads))
         P = n_heads * (2 * L * key_dim + q * q) + L * q
+        K = block_sites(L, q, b)
+        A = n_heads * L * L * b  # one (H, L, L) attention tensor
+        # the three phases do not overlap: an evaluation (A with its softmax intermediates and
+        # gradients, one block of J), the scores (A, its masked copy, float64 block temporaries,
+        # the L x L matrices) and the final loss (A; logits and log-softmax of a chunk, no grad)
+        evaluation = 3 * A + (T + 3) * L * q * K * q * b
+        scores = 2 * A + 6 * 64 * n_heads * L * 8 + 5 * L * L * 8
+        final_loss = A + 2 * B * L * q * b + B * L * (8 + 4)
         parts = {
+            "runtime": RUNTIME_BYTES,
             "parameters_and_gradients": 4 * P * b,
             "lbfgs_state": (2 * m + 5) * P * b,
-            "coupling_tensor_for_scores": 2 * L * L * q * q * 8,
-            "activations": (3 * n_heads + 4) * B * L * q * b + B * L * 8,
+            "sequences": 21 * N * L,
+            "attention_and_blocks": evaluation,
+            "scores": max(0, scores - evaluation),
+            # what the final loss needs beyond the larger of the other two phases
+            "activations": max(0, final_loss - max(evaluation, scores)),
         }
     return MemoryEstimate(int(sum(parts.values())), parts, model, dtype, B)
 

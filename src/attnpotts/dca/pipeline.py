@@ -9,7 +9,8 @@ Output folder (``OUT_FILES``):
 
 * ``summary.json``: ``n_sequences``, ``n_unique``, ``n_eff``, ``n_sites``, ``n_states``,
   ``wall_seconds`` (whole run, reading included), ``model``, ``convergence`` (iterations, final
-  gradient norm, stop reason), ``conventions`` (weights, regularisation with its equivalents in
+  gradient norm, stop reason, last relative objective decrease), ``warnings`` (e.g. a fit that
+  ran out of iterations far from convergence), ``conventions`` (weights, regularisation with its equivalents in
   every convention, gauge, score), ``memory_estimate_gib`` and, with distances,
   ``precision`` (``"L"``, ``"L/2"``, ``"L/5"``, ``"L/10"`` at 8 A and ``|i - j| >= 6``) and
   ``precision_table`` (separations 6, 12, 24);
@@ -22,6 +23,10 @@ Output folder (``OUT_FILES``):
 * ``ec.tsv``: the same pairs with a header, the original alignment columns kept as columns;
 * ``couplings.npz``: couplings ``(L, L, q, q)`` and fields ``(L, q)`` as fitted (the layout of
   :func:`attnpotts.evaluation.save_couplings_npz`, with the column map and the conventions);
+  for factored attention whose ``J`` would take more than half the memory limit (``L`` of
+  several hundred), ``factors.npz`` instead (attention ``(H, L, L)``, values ``(H, q, q)``,
+  fields; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``) and
+  ``summary["couplings_file"] = "factors.npz"``;
 * ``column_map.tsv``: fitted column (1-based) -> original column (1-based), reference residue,
   reference residue number;
 * ``contact_map.png``: top-``L`` predictions over the true contacts (if known).
@@ -73,7 +78,7 @@ class ContactsConfig:
         identity_threshold: sequence-weight identity threshold (0.8).
         regularization: convention name (:data:`~attnpotts.dca.CONVENTIONS`).
         lambda_j, lambda_h: coefficients in that convention.
-        max_iter: L-BFGS iterations (``None``: the estimator's default, 30 for plm, see
+        max_iter: L-BFGS iterations (``None``: the estimator's default, 20 for plm, see
             :class:`PlmDCA`, and 600 for factored, see :class:`FactoredDCA`; resolved on creation).
         lbfgs_history: L-BFGS memory (``None``: the estimator's default, 5 for plm, 20 for
             factored; resolved on creation).
@@ -82,8 +87,9 @@ class ContactsConfig:
         dtype: ``"float32"`` or ``"float64"``.
         device: torch device.
         memory_limit_gb: refuse fits estimated above this.
-        score_gap: ``"exclude"`` the gap state from the Frobenius norm (default; CCMpred,
-            ``docs/dca.md``) or ``"include"`` it (plmc's score).
+        score_gap: ``"include"`` the gap state in the Frobenius norm (plmc's score) or
+            ``"exclude"`` it (CCMpred's); ``None``: the estimator's default (plm: include, see
+            :class:`PlmDCA`; factored: exclude); resolved on creation.
         focus: keep only the reference sequence's residue columns.
         reference: id (prefix) or row of the reference sequence (default: first record).
         max_column_gap: drop columns with a larger gap fraction.
@@ -103,7 +109,7 @@ class ContactsConfig:
     dtype: str = "float32"
     device: str = "cpu"
     memory_limit_gb: float = 2.0
-    score_gap: str = "exclude"
+    score_gap: str | None = None
     focus: bool = False
     reference: str | None = None
     max_column_gap: float | None = None
@@ -118,6 +124,9 @@ class ContactsConfig:
             )
         if not 0 < self.identity_threshold <= 1:
             raise ValidationError(f"identity_threshold must lie in (0, 1], got {self.identity_threshold}")
+        if self.score_gap is None:  # the estimator's own default, written into the config
+            default_gap = (PlmDCA() if self.model == "plm" else FactoredDCA()).score_gap
+            object.__setattr__(self, "score_gap", default_gap)
         if self.score_gap not in ("exclude", "include"):
             raise ValidationError(f"score_gap must be 'exclude' or 'include', got {self.score_gap!r}")
         for name in ("max_iter", "lbfgs_history"):
@@ -258,7 +267,6 @@ def run_contacts(
     """
     from ..alignment import read_alignment
     from ..evaluation import (
-        contact_scores,
         ec_numbering,
         precision_at,
         precision_table,
@@ -327,6 +335,8 @@ def run_contacts(
         "n_original_columns": int(msa.n_original_columns),
         "reference": None if msa.reference is None else msa.reference.id,
         "convergence": est.convergence_dict(),
+        # e.g. a fit stopped by its iteration budget far from convergence (ConvergenceReport)
+        "warnings": [w for w in (est.convergence_.warning,) if w],
         "memory_estimate_gib": est.memory_estimate_.total_gib,
         "conventions": conventions,
     }
@@ -339,7 +349,7 @@ def run_contacts(
         # both common scores, so results compare with plmc (gap kept) and CCMpred (gap left out)
         summary["precision_by_score"] = {
             f"gap_{name}d": precision_at(
-                contact_scores(est.couplings_, exclude_state=ex), D,
+                est.scores_for(ex), D,
                 cutoff=CONTACT_CUTOFF, min_separation=MIN_SEPARATION,
             )
             for name, ex in (("exclude", msa.alphabet.gap_index), ("include", None))
@@ -366,17 +376,22 @@ def run_contacts(
         write_ec_tsv(
             tmp / "ec.tsv", scores, columns=columns, numbers=ec_numbers, residues=ec_residues
         )
-        save_couplings_npz(
-            tmp / "couplings.npz",
-            est.couplings_,
-            est.fields_,
-            alphabet=msa.alphabet,
-            columns=columns,
-            reference=ref_res,
-            reference_numbers=ref_num,
-            metadata={"tool": "attnpotts contacts", **{k: v for k, v in conventions.items() if k != "regularization"},
-                      "regularization": est.regularization_["given"]},
-        )
+        metadata = {"tool": "attnpotts contacts", **{k: v for k, v in conventions.items() if k != "regularization"},
+                    "regularization": est.regularization_["given"]}
+        if _couplings_fit(cfg, L, int(msa.q)):
+            save_couplings_npz(
+                tmp / "couplings.npz",
+                est.couplings_,
+                est.fields_,
+                alphabet=msa.alphabet,
+                columns=columns,
+                reference=ref_res,
+                reference_numbers=ref_num,
+                metadata=metadata,
+            )
+        else:  # factored attention too long for J in memory: its factors define J
+            _save_factors(tmp / "factors.npz", est, columns, metadata)
+            summary["couplings_file"] = "factors.npz"
         lines = ["# fitted column (1-based) -> original alignment column (1-based), reference residue, "
                  "reference residue number (-1: gap)", "column\toriginal_column\treference_residue\treference_number"]
         lines += [f"{k + 1}\t{int(columns[k])}\t{ref_res[k]}\t{int(ref_num[k])}" for k in range(L)]
@@ -390,6 +405,34 @@ def run_contacts(
     if not math.isfinite(summary["wall_seconds"]):  # pragma: no cover - defensive
         raise ValidationError("wall time is not finite")
     return summary
+
+
+def _couplings_fit(cfg: ContactsConfig, n_sites: int, n_states: int) -> bool:
+    """Whether ``couplings.npz`` is written: always for plm; for factored attention when ``J``
+    (float64, and the writer's copy) takes at most half the memory limit."""
+    if cfg.model == "plm":
+        return True
+    return 2 * 8 * n_sites**2 * n_states**2 <= 0.5 * cfg.memory_limit_gb * 1024**3
+
+
+def _save_factors(path: Path, est: Any, columns: np.ndarray, metadata: dict[str, Any]) -> None:
+    """``factors.npz``: ``attention (H, L, L)``, ``values (H, q, q)``, ``fields (L, q)``,
+    ``columns``; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``."""
+    import io
+    import json
+
+    import torch
+
+    from ..storage import atomic_write_bytes
+
+    model = est.model_
+    with torch.no_grad():
+        A = model.attention_matrices().detach().cpu().numpy()
+        V = model.value_matrices().detach().cpu().numpy()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, attention=A, values=V, fields=est.fields_, columns=np.asarray(columns),
+                        metadata=np.array(json.dumps(metadata, default=str)))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _write_figure(path: Path, scores: np.ndarray, D: np.ndarray | None, *, title: str) -> None:

@@ -223,9 +223,14 @@ def mlm_loss(
 def coupling_penalty(model: MaskedLanguageModel) -> torch.Tensor:
     """``||beta J||_F^2`` of the model's coupling product (0-d tensor).
 
+    Uses the model's ``coupling_squared_norm()`` when it has one (same value, no ``J``).
+
     Raises:
         ValidationError: the model has no Potts couplings (a transformer).
     """
+    norm = getattr(model, "coupling_squared_norm", None)
+    if norm is not None:  # the same norm without forming J
+        return norm()
     fn = getattr(model, "coupling_tensor", None)
     if fn is None:
         raise ValidationError(

@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ValidationError
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel, one_hot_states
-from .kernels import coupling_logits, fused_applies, fused_pseudo_likelihood
+from .factored_kernels import factored_logits, factored_pseudo_likelihood
+from .kernels import coupling_logits
 
 __all__ = ["FactoredAttention"]
 
@@ -44,6 +46,8 @@ class FactoredAttention(MaskedLanguageModel):
         value_rank: ``None`` for full ``V_h: (q, q)``; an integer ``d_v`` for ``V_h = U_h E^T``.
         fields: whether to learn fields ``b: (L, q)``.
         init_std: standard deviation of the Gaussian initialisation of every factor.
+        value_init_std: that of the values ``V`` (or ``U``) alone (``None``: ``init_std``); ``0``
+            starts from zero couplings, as the full model does, with non-uniform attention.
         seed: seed of the initialisation (a :class:`torch.Generator` on the CPU).
         dtype: parameter dtype (``torch.float32`` default; ``torch.float64`` for identities).
         device: parameter device (``"cpu"`` default).
@@ -65,6 +69,7 @@ class FactoredAttention(MaskedLanguageModel):
         value_rank: int | None = None,
         fields: bool = True,
         init_std: float = 0.1,
+        value_init_std: float | None = None,
         seed: SeedLike = 0,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
@@ -80,17 +85,21 @@ class FactoredAttention(MaskedLanguageModel):
             raise ValidationError(f"value_rank must be None (full) or >= 1, got {value_rank}")
         if not (init_std >= 0 and math.isfinite(init_std)):
             raise ValidationError(f"init_std must be finite and >= 0, got {init_std}")
+        if value_init_std is not None and not (value_init_std >= 0 and math.isfinite(value_init_std)):
+            raise ValidationError(f"value_init_std must be None or finite and >= 0, got {value_init_std}")
         self.n_heads = int(n_heads)
         self.variant: Variant = variant
         self.key_dim = int(key_dim)
         self.value_rank = None if value_rank is None else int(value_rank)
         self.has_fields = bool(fields)
         self.init_std = float(init_std)
+        self.value_init_std = None if value_init_std is None else float(value_init_std)
         L, q, H = self.n_sites, self.n_states, self.n_heads
         gen = torch_generator(seed)
 
-        def init(*shape: int) -> nn.Parameter:
-            x = torch.randn(*shape, generator=gen, dtype=torch.float64) * self.init_std
+        def init(*shape: int, std: float | None = None) -> nn.Parameter:
+            x = torch.randn(*shape, generator=gen, dtype=torch.float64)
+            x = x * (self.init_std if std is None else std)
             return nn.Parameter(x.to(dtype=dtype, device=device))
 
         self.attention: nn.Parameter | None = None
@@ -105,9 +114,9 @@ class FactoredAttention(MaskedLanguageModel):
         self.value_out: nn.Parameter | None = None
         self.embedding: nn.Parameter | None = None
         if self.value_rank is None:
-            self.value = init(H, q, q)  # (H, q, q): V_h[a, b]
+            self.value = init(H, q, q, std=self.value_init_std)  # (H, q, q): V_h[a, b]
         else:
-            self.value_out = init(H, q, self.value_rank)  # (H, q, d_v): U_h
+            self.value_out = init(H, q, self.value_rank, std=self.value_init_std)  # (H, q, d_v): U_h
             self.embedding = init(q, self.value_rank)  # (q, d_v): E
         self.fields: nn.Parameter | None = None
         if self.has_fields:
@@ -127,6 +136,7 @@ class FactoredAttention(MaskedLanguageModel):
             "value_rank": self.value_rank,
             "fields": self.has_fields,
             "init_std": self.init_std,
+            "value_init_std": self.value_init_std,
         }
 
     # ----------------------------------------------------------------- the factors
@@ -159,21 +169,74 @@ class FactoredAttention(MaskedLanguageModel):
         """``beta J: (L, L, q, q)`` with ``beta J[i, j, a, b] = sum_h A_h[i, j] V_h[a, b]``."""
         return torch.einsum("hij,hab->ijab", self.attention_matrices(), self.value_matrices())
 
+    def coupling_squared_norm(self) -> torch.Tensor:
+        """``||J||_F^2`` from the factors, without forming ``J`` (``H^2 (L^2 + q^2)`` work).
+
+        ``sum_ij ||sum_h A_h[i, j] V_h||^2 = sum_{h, g} (A_h . A_g) (V_h . V_g)``.
+        """
+        A = self.attention_matrices().reshape(self.n_heads, -1)  # (H, L L)
+        V = self.value_matrices().reshape(self.n_heads, -1)  # (H, q q)
+        return ((A @ A.T) * (V @ V.T)).sum()
+
+    def frobenius_scores(self, exclude_state: int | None = None, *, block: int = 64) -> np.ndarray:
+        """``(L, L)`` Frobenius norms of the zero-sum-gauged, symmetrised ``J[i, j]`` from the factors.
+
+        The same numbers as :func:`attnpotts.evaluation.frobenius_scores` of
+        :meth:`coupling_tensor` (``exclude_state`` left out after the gauge), without forming
+        ``J``: with ``V~_h`` the double-centred values restricted to the kept states and
+        ``a = A[:, i, j]``, ``b = A[:, j, i]``,
+        ``||(J_ij + J_ji^T) / 2||^2 = (a G a + b G b + 2 a G' b) / 4``, ``G = <V~_h, V~_g>``,
+        ``G' = <V~_h, V~_g^T>`` (``H x H``). Work ``H^2 L^2`` in float64, ``block`` rows at a time.
+        """
+        q = self.n_states
+        if exclude_state is not None and not 0 <= int(exclude_state) < q:
+            raise ValidationError(f"exclude_state must lie in 0..{q - 1}, got {exclude_state}")
+        with torch.no_grad():
+            A = self.attention_matrices().detach()  # (H, L, L), working dtype
+            V = self.value_matrices().detach().to("cpu", torch.float64)  # (H, q, q)
+            Vc = V - V.mean(1, keepdim=True) - V.mean(2, keepdim=True) + V.mean((1, 2), keepdim=True)
+            keep = torch.tensor([a != exclude_state for a in range(q)])
+            Vk = Vc[:, keep][:, :, keep]
+            G = torch.einsum("hab,gab->hg", Vk, Vk)
+            Gt = torch.einsum("hab,gba->hg", Vk, Vk)
+            L = self.n_sites
+            F = np.empty((L, L))
+            for i0 in range(0, L, block):
+                i1 = min(L, i0 + block)
+                a = A[:, i0:i1, :].to("cpu", torch.float64)  # (H, K, L): A[h, i, j]
+                b = A[:, :, i0:i1].to("cpu", torch.float64).transpose(1, 2)  # (H, K, L): A[h, j, i]
+                aGa = (a * torch.einsum("hg,gkj->hkj", G, a)).sum(0)
+                bGb = (b * torch.einsum("hg,gkj->hkj", G, b)).sum(0)
+                aGb = (a * torch.einsum("hg,gkj->hkj", Gt, b)).sum(0)
+                F[i0:i1] = (0.25 * (aGa + bGb + 2.0 * aGb)).clamp_min(0.0).sqrt().numpy()
+        np.fill_diagonal(F, 0.0)
+        return F
+
     # ----------------------------------------------------------------- forward
-    def _use_coupling_tensor(self, n_batch: int) -> bool:
-        """Form ``J`` (``H L^2 q^2`` once) rather than the per-sequence einsum (``H B L^2 q``)?"""
-        return n_batch >= self.n_states
+    def _use_blocked(self, tokens: torch.Tensor) -> bool:
+        """The blocked kernels (:mod:`attnpotts.models.factored_kernels`) serve ``kernel="auto"``
+        on any device and ``"sparse"`` on the CPU; ``"dense"``/``"dense-bf16"`` form ``J``."""
+        p = self.field_tensor()
+        if self.kernel == "auto":
+            return True
+        return self.kernel == "sparse" and p.device.type == "cpu" and p.dtype in (
+            torch.float32, torch.float64) and tokens.device.type == "cpu"
 
     def logits(
         self, tokens: torch.Tensor, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Logits ``(B, L, q)``; the token at ``i`` never reaches site ``i`` (zero diagonal of ``A``).
 
-        For batches of at least ``q`` sequences the coupling product ``J = sum_h A_h (x) V_h`` is
-        formed once and contracted with :func:`attnpotts.models.kernels.coupling_logits`
-        (method :attr:`kernel`); smaller batches use the per-sequence einsum. Same values.
+        With :attr:`kernel` ``"auto"`` or ``"sparse"``: one block of ``J = sum_h A_h (x) V_h``
+        at a time (:func:`attnpotts.models.factored_kernels.factored_logits`); with ``"dense"``
+        or ``"dense-bf16"`` and at least ``q`` sequences ``J`` is formed once and contracted
+        with :func:`attnpotts.models.kernels.coupling_logits`; smaller batches use the
+        per-sequence einsum. Same values.
         """
-        if self._use_coupling_tensor(int(tokens.shape[0])):
+        if self._use_blocked(tokens):
+            return factored_logits(self.attention_matrices(), self.value_matrices(), tokens,
+                                   bias=self.fields)
+        if int(tokens.shape[0]) >= self.n_states:
             J = self.coupling_tensor()  # (L, L, q, q); zero diagonal blocks from A
             return coupling_logits(
                 J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
@@ -190,20 +253,23 @@ class FactoredAttention(MaskedLanguageModel):
     def cross_entropy_sum(
         self, tokens: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor | None:
-        """``sum_m w_m sum_i -log P(s_i^m | s_rest^m)`` by one fused pass over ``J``, or ``None``.
+        """``sum_m w_m sum_i -log P(s_i^m | s_rest^m)`` blocked over sites, or ``None``.
 
-        As :meth:`attnpotts.models.FullPotts.cross_entropy_sum` (gradients flow from ``J`` to
-        the factors); ``None`` when the fused path does not apply (see there) or the batch is
-        smaller than ``q``.
+        :func:`attnpotts.models.factored_kernels.factored_pseudo_likelihood`: loss and gradient
+        in one pass, a block of ``J`` at a time, no per-head activations. ``None`` (the generic
+        path through :meth:`logits`) for ``[MASK]`` tokens or a ``"dense"`` kernel choice.
         """
         if (
-            self.fields is None
-            or not self._use_coupling_tensor(int(tokens.shape[0]))
-            or not fused_applies(self.fields, tokens, self.kernel, self.n_states)
+            not self._use_blocked(tokens)
+            or tokens.ndim != 2
+            or tokens.numel() == 0
+            or int(tokens.max()) >= self.n_states
         ):
             return None
-        J = self.coupling_tensor()
-        return fused_pseudo_likelihood(J.permute(0, 2, 1, 3), self.fields, tokens, weights)
+        return factored_pseudo_likelihood(
+            self.attention_matrices(), self.value_matrices(), self.field_tensor(), tokens,
+            weights.to(self.field_tensor().dtype),
+        )
 
     def factor_parameters(self) -> list[nn.Parameter]:
         """Parameters that make up the couplings (subject to weight decay on the factors)."""

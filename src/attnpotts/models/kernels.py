@@ -33,9 +33,12 @@ from ..errors import ShapeError, ValidationError
 __all__ = [
     "KERNEL_METHODS",
     "CouplingContraction",
+    "FusedPairPseudoLikelihood",
     "FusedPseudoLikelihood",
+    "PairWorkspace",
     "coupling_logits",
     "fused_applies",
+    "fused_pair_pseudo_likelihood",
     "fused_pseudo_likelihood",
     "reference_coupling_logits",
 ]
@@ -455,3 +458,165 @@ def fused_applies(
     if tokens.ndim != 2 or tokens.device.type != "cpu" or tokens.numel() == 0:
         return False
     return int(tokens.max()) < n_states
+
+
+# ----------------------------------------------------------------------------------- pairs
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _expand_pairs(
+    pairs_t: np.ndarray, pi: np.ndarray, pj: np.ndarray, n_states: int, w: np.ndarray
+) -> None:  # pragma: no cover
+    """``w[(i, a), (j, b)] = w[(j, b), (i, a)] = pairs_t[p, a, b]`` for the pairs ``(i_p, j_p)``.
+
+    Shapes: ``pairs_t: (P, q, q)``, ``pi, pj: (P,)``, ``w: (L q, L q)``; the diagonal blocks of
+    ``w`` are not written (they stay zero).
+    """
+    for p in nb.prange(pairs_t.shape[0]):
+        i0 = pi[p] * n_states
+        j0 = pj[p] * n_states
+        for a in range(n_states):
+            for b in range(n_states):
+                v = pairs_t[p, a, b]
+                w[i0 + a, j0 + b] = v
+                w[j0 + b, i0 + a] = v
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _reduce_pairs(
+    grad_buf: np.ndarray, pi: np.ndarray, pj: np.ndarray, n_states: int, out: np.ndarray
+) -> None:  # pragma: no cover
+    """``out[p, a, b] = sum_c grad_buf[c, (j, b), (i, a)] + grad_buf[c, (i, a), (j, b)]``.
+
+    The gradient for the stored upper triangle of a symmetric ``W`` (both entries it ties),
+    summed over the per-thread accumulators ``grad_buf: (C, L q, L q)``; ``out: (P, q, q)``.
+    """
+    n_chunks = grad_buf.shape[0]
+    for p in nb.prange(out.shape[0]):
+        i0 = pi[p] * n_states
+        j0 = pj[p] * n_states
+        for a in range(n_states):
+            for b in range(n_states):
+                s = 0.0
+                for c in range(n_chunks):
+                    s += grad_buf[c, j0 + b, i0 + a] + grad_buf[c, i0 + a, j0 + b]
+                out[p, a, b] = s
+
+
+class PairWorkspace:
+    """Buffers of :func:`fused_pair_pseudo_likelihood`, allocated once and reused every evaluation.
+
+    ``w: (L q, L q)`` (the symmetric coupling matrix the kernel reads, diagonal blocks zero),
+    ``grad_buf: (C, L q, L q)`` (one gradient accumulator per thread), ``gbias_buf: (C, L q)``,
+    ``grad_pairs: (P, q, q)`` and ``grad_bias: (L, q)`` (the gradients handed back), with ``C``
+    numba's thread count at creation. Memory: ``(C + 1) (L q)^2 + P q^2`` numbers of the dtype.
+    The token-derived row indices are cached for the last token tensor seen.
+    """
+
+    def __init__(self, n_sites: int, n_states: int, dtype: torch.dtype) -> None:
+        if dtype not in (torch.float32, torch.float64):
+            raise ValidationError(f"PairWorkspace needs float32 or float64, got {dtype}")
+        L, q = int(n_sites), int(n_states)
+        np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        width = L * q
+        self.n_sites, self.n_states, self.dtype = L, q, dtype
+        self.n_chunks = max(1, int(nb.get_num_threads()))
+        pairs = np.triu_indices(L, k=1)
+        self.pi = np.ascontiguousarray(pairs[0], dtype=np.int64)
+        self.pj = np.ascontiguousarray(pairs[1], dtype=np.int64)
+        self.w = np.zeros((width, width), dtype=np_dtype)
+        self.grad_buf = np.empty((self.n_chunks, width, width), dtype=np_dtype)
+        self.gbias_buf = np.empty((self.n_chunks, width), dtype=np_dtype)
+        self.grad_pairs = torch.empty((self.pi.shape[0], q, q), dtype=dtype)
+        self.grad_bias = torch.empty((L, q), dtype=dtype)
+        self.loss_buf = np.zeros(self.n_chunks, dtype=np.float64)
+        self._tokens_key: tuple[int, tuple[int, ...], int] | None = None
+        self._rows = self._targets = np.empty((0, 0), dtype=np.int32)
+
+    def matches(self, n_sites: int, n_states: int, dtype: torch.dtype) -> bool:
+        """Whether this workspace serves these sizes, dtype and numba's current thread count."""
+        return (self.n_sites, self.n_states, self.dtype) == (n_sites, n_states, dtype) and (
+            self.n_chunks == max(1, int(nb.get_num_threads()))
+        )
+
+    def token_rows(self, tokens: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """``rows[n, j] = j q + s_nj`` and the targets ``s`` as int32 (cached per token tensor)."""
+        key = (tokens.data_ptr(), tuple(tokens.shape), tokens._version)
+        if key != self._tokens_key:
+            self._rows = _row_index(tokens, self.n_states)
+            self._targets = np.ascontiguousarray(tokens.detach().numpy().astype(np.int32))
+            self._tokens_key = key
+        return self._rows, self._targets
+
+
+class FusedPairPseudoLikelihood(torch.autograd.Function):
+    """``(T (P, q, q), bias (L, q), tokens (N, L), weights (N,)) -> sum_n w_n sum_i -log P``."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        pairs_t: torch.Tensor,
+        bias: torch.Tensor,
+        tokens: torch.Tensor,
+        seq_weights: torch.Tensor,
+        ws: PairWorkspace,
+    ) -> torch.Tensor:
+        q = ws.n_states
+        _expand_pairs(pairs_t.detach().numpy(), ws.pi, ws.pj, q, ws.w)
+        rows, targets = ws.token_rows(tokens)
+        sw = np.ascontiguousarray(seq_weights.detach().numpy().astype(ws.w.dtype))
+        b = np.ascontiguousarray(bias.detach().reshape(-1).numpy())
+        n_chunks = min(ws.n_chunks, max(1, int(tokens.shape[0])))
+        grad_buf, gbias_buf = ws.grad_buf[:n_chunks], ws.gbias_buf[:n_chunks]
+        loss_buf = ws.loss_buf[:n_chunks]
+        _fused_pl_kernel(rows, targets, sw, ws.w, b, q, grad_buf, gbias_buf, loss_buf)
+        _reduce_pairs(grad_buf, ws.pi, ws.pj, q, ws.grad_pairs.numpy())
+        np.sum(gbias_buf, axis=0, out=ws.grad_bias.numpy().reshape(-1))
+        ctx.ws = ws
+        return torch.tensor(float(loss_buf.sum()), dtype=pairs_t.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
+        ws: PairWorkspace = ctx.ws
+        return grad_out * ws.grad_pairs, grad_out * ws.grad_bias, None, None, None
+
+
+def fused_pair_pseudo_likelihood(
+    pairs_t: torch.Tensor,
+    bias: torch.Tensor,
+    tokens: torch.Tensor,
+    seq_weights: torch.Tensor,
+    workspace: PairWorkspace | None = None,
+) -> torch.Tensor:
+    """:func:`fused_pseudo_likelihood` of a symmetric Potts model stored as its upper triangle.
+
+    ``pairs_t: (P, q, q)`` holds ``J[i_p, j_p]`` for the pairs ``i < j`` of
+    ``torch.triu_indices(L, L, 1)`` (the layout of a symmetric
+    :class:`~attnpotts.models.FullPotts`); ``J[j, i] = J[i, j]^T``. The gradient for ``pairs_t``
+    is that of both tied entries. All full-size buffers live in ``workspace`` (created when
+    ``None``; pass the same one every evaluation: nothing of size ``(L q)^2`` is allocated
+    then), so an evaluation costs ``O(N L^2 q)`` for the sequences plus a few passes over
+    ``(L q)^2`` numbers (expanding ``J``, summing the per-thread gradients). The returned value
+    must be backpropagated before the next call with the same workspace (the gradients live
+    there).
+    """
+    if pairs_t.ndim != 3 or pairs_t.shape[1] != pairs_t.shape[2]:
+        raise ShapeError(f"pairs_t must have shape (P, q, q), got {tuple(pairs_t.shape)}")
+    n_states = int(pairs_t.shape[1])
+    n_sites = int(bias.shape[0]) if bias.ndim == 2 else -1
+    if n_sites < 2 or n_sites * (n_sites - 1) // 2 != pairs_t.shape[0]:
+        raise ShapeError(
+            f"pairs_t has {pairs_t.shape[0]} pairs, bias {tuple(bias.shape)}: need P = L (L - 1) / 2"
+        )
+    if pairs_t.device.type != "cpu" or pairs_t.dtype not in (torch.float32, torch.float64):
+        raise ValidationError("fused_pair_pseudo_likelihood runs on the CPU in float32/float64")
+    if bias.shape != (n_sites, n_states) or bias.dtype != pairs_t.dtype:
+        raise ShapeError(f"bias must have shape ({n_sites}, {n_states}) and dtype {pairs_t.dtype}")
+    if tokens.ndim != 2 or tokens.shape[1] != n_sites or tokens.dtype.is_floating_point:
+        raise ShapeError(f"tokens must be integers of shape (N, {n_sites}), got {tuple(tokens.shape)}")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= n_states):
+        raise ValidationError(f"tokens must be states 0..{n_states - 1} (no [MASK])")
+    if seq_weights.shape != (tokens.shape[0],):
+        raise ShapeError(f"seq_weights must have shape ({tokens.shape[0]},), got {tuple(seq_weights.shape)}")
+    ws = workspace
+    if ws is None or not ws.matches(n_sites, n_states, pairs_t.dtype):
+        ws = PairWorkspace(n_sites, n_states, pairs_t.dtype)
+    return FusedPairPseudoLikelihood.apply(pairs_t.contiguous(), bias.contiguous(), tokens, seq_weights, ws)

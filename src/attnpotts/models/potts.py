@@ -23,7 +23,13 @@ from torch import nn
 from ..errors import ValidationError
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel
-from .kernels import coupling_logits, fused_applies, fused_pseudo_likelihood
+from .kernels import (
+    PairWorkspace,
+    coupling_logits,
+    fused_applies,
+    fused_pair_pseudo_likelihood,
+    fused_pseudo_likelihood,
+)
 
 __all__ = ["FullPotts"]
 
@@ -87,6 +93,8 @@ class FullPotts(MaskedLanguageModel):
             self.fields = nn.Parameter(torch.zeros(L, q, dtype=dtype, device=device))
         mask = (1.0 - torch.eye(L, dtype=dtype, device=device))[:, :, None, None]
         self.register_buffer("off_diagonal", mask, persistent=False)  # (L, L, 1, 1)
+        #: buffers of the fused symmetric pass (created on first use; see cross_entropy_sum)
+        self._pair_workspace: PairWorkspace | None = None
 
     def hyperparameters(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this architecture."""
@@ -147,10 +155,29 @@ class FullPotts(MaskedLanguageModel):
         """
         if self.fields is None or not fused_applies(self.couplings, tokens, self.kernel, self.n_states):
             return None
+        if self.symmetric:
+            # the stored triangle goes straight to the kernel; its full-size buffers are kept
+            # on the model and reused by every evaluation (no (L q)^2 allocation per call)
+            ws = self._pair_workspace
+            if ws is None or not ws.matches(self.n_sites, self.n_states, self.couplings.dtype):
+                ws = PairWorkspace(self.n_sites, self.n_states, self.couplings.dtype)
+                self._pair_workspace = ws
+            return fused_pair_pseudo_likelihood(self.couplings, self.fields, tokens, weights, ws)
         J = self.coupling_tensor()
         return fused_pseudo_likelihood(
             J.permute(0, 2, 1, 3), self.fields, tokens, weights, symmetric=self.symmetric
         )
+
+    def coupling_squared_norm(self) -> torch.Tensor:
+        """``||J||_F^2`` over the full ``(L, L, q, q)`` tensor without forming it.
+
+        Symmetric: every stored pair appears twice in ``J``; otherwise the diagonal blocks are
+        left out.
+        """
+        T = self.couplings
+        if self.symmetric:
+            return 2.0 * (T * T).sum()
+        return (T * T * self.off_diagonal).sum()
 
     def factor_parameters(self) -> list[nn.Parameter]:
         """The couplings (weight decay on them is L2 on ``J`` itself)."""

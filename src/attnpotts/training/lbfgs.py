@@ -57,6 +57,8 @@ class LBFGSReport:
         objective: objective at the parameters left in place.
         gradient_norm: Euclidean norm of the gradient there.
         stop_reason: one of :data:`LBFGS_STOP_REASONS`.
+        last_relative_decrease: ``(f_old - f) / |f|`` of the last accepted iteration (NaN when
+            no iteration was accepted): how much the objective still moved when the call ended.
     """
 
     iterations: int
@@ -65,6 +67,7 @@ class LBFGSReport:
     objective: float
     gradient_norm: float
     stop_reason: str
+    last_relative_decrease: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a plain dict (JSON-ready)."""
@@ -259,6 +262,7 @@ class LBFGS:
         f, g = evaluate(None, 0.0, None)
         f_start = f
         iterations = 0
+        last_decrease = math.nan
         reason = "max_iterations"
         if not (math.isfinite(f) and bool(torch.isfinite(g).all())):
             reason = "not_finite"
@@ -285,6 +289,7 @@ class LBFGS:
                 self.n_iter += 1
                 self._remember(d.mul(t), g_new.sub(g))
                 f_old, f, g = f, f_new, g_new
+                last_decrease = (f_old - f) / max(abs(f), 1e-300)
                 if float(g.abs().max()) <= self.tolerance_grad:
                     reason = "gradient_tolerance"
                     break
@@ -308,6 +313,7 @@ class LBFGS:
             objective=f,
             gradient_norm=float(torch.linalg.vector_norm(g.double())),
             stop_reason=reason,
+            last_relative_decrease=last_decrease,
         )
         return f_start
 

@@ -633,6 +633,7 @@ def train(
                 gradient_norm=rep.gradient_norm,
                 evaluations=rep.evaluations,
                 lbfgs_stop=rep.stop_reason,
+                last_relative_decrease=rep.last_relative_decrease,
             )
         history.append(record)
         good = snapshot()

@@ -1,0 +1,225 @@
+"""Choose the plm defaults (iterations or a stopping rule, coupling L2, score) by leave-one-family-out.
+
+Usage:
+    python benchmarks/select_dca_defaults.py fit [--families ...] [--lambdas 0.01 0.02] [--max-iter 100]
+    python benchmarks/select_dca_defaults.py select [--baseline benchmarks/results/bench_dca.json]
+
+``fit``: for every family and coupling L2 ``lambda_J`` (EVcouplings convention, ``lambda_J (L-1)
+(q-1)``; ``lambda_h = 0.01``), ONE plm fit of ``--max-iter`` L-BFGS iterations (the library's fit:
+80 % identity weights, float32, fields started at plmc's, couplings at zero), stopped every
+``--every`` iterations to record the objective, the gradient norm and the precision of every
+score (below). L-BFGS keeps its curvature history across the stops, so the state after ``k``
+iterations is that of a fit with ``max_iter = k`` (each stop costs one extra evaluation, which
+is not counted). Results go to ``benchmarks/results/dca_defaults_fits.json`` (or ``--out``;
+merged with the fits already there, so lambdas can be added in later runs, also in parallel
+processes writing different files).
+
+Scores (all zero-sum gauge, then ranked by the benchmark's rule: top ``L`` pairs with
+``|i - j| >= 6`` and a known distance, contact < 8 A):
+``fn_apc_nogap`` (Frobenius norm without the gap state, APC; CCMpred), ``fn_apc_gap`` (with the gap
+state, APC; plmc), ``fn_nogap`` (no APC).
+
+Stopping settings evaluated from the same fits: a fixed number of iterations ``k`` (every stop),
+or "stop at the first stop where the objective fell by less than ``eps`` (relative) over the last
+``--every`` iterations" for a few ``eps`` (capped at ``--max-iter``).
+
+``select``: leave-one-family-out. For each held-out family, the setting (stopping, lambda, score)
+with the best mean P@L on the other seven is chosen -- among the settings within ``--tolerance``
+(0.005) of that best mean, the cheapest (fewest iterations, then the larger lambda) -- and its
+precision on the held-out family is reported next to plmc's (from ``--baseline``, a
+``bench_dca.py`` result with plmc rows, if given). The final default is the same rule on all
+eight. Writes ``benchmarks/results/dca_defaults_selection.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_dca import DATA, FAMILIES, RESULTS  # noqa: E402
+
+FITS = RESULTS / "dca_defaults_fits.json"
+SELECTION = RESULTS / "dca_defaults_selection.json"
+SCORES = ("fn_apc_nogap", "fn_apc_gap", "fn_nogap")
+TOLERANCES = (1e-3, 3e-4, 1e-4, 3e-5)
+
+
+def _scores(J: np.ndarray, gap: int | None) -> dict[str, np.ndarray]:
+    from attnpotts.evaluation import contact_scores
+
+    return {
+        "fn_apc_nogap": contact_scores(J, exclude_state=gap),
+        "fn_apc_gap": contact_scores(J, exclude_state=None),
+        "fn_nogap": contact_scores(J, exclude_state=gap, use_apc=False),
+    }
+
+
+def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir: Path) -> dict[str, Any]:
+    """One plm fit with stops every ``every`` iterations; precision of every score at each stop."""
+    import torch
+
+    from attnpotts.alignment import read_alignment, read_distances
+    from attnpotts.dca import Regularization
+    from attnpotts.dca.fit import _initial_fields, prepare_data
+    from attnpotts.evaluation import precision_at
+    from attnpotts.models import FullPotts
+    from attnpotts.training import Callback, TrainingConfig, train
+
+    aln, dist = FAMILIES[family]
+    msa = read_alignment(data_dir / aln)
+    data = prepare_data(msa)
+    U, L = data.states.shape
+    q = data.n_states
+    D = read_distances(data_dir / dist, n_sites=L)
+    cl2, fl2 = Regularization("evcouplings", lambda_j, 0.01).per_token(L, q, data.n_eff)
+    model = FullPotts(L, q, symmetric=True, fields=True, init_std=0.0, seed=0)
+    with torch.no_grad():
+        assert model.fields is not None
+        model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch.float32))
+    stops: list[dict[str, Any]] = []
+    t0 = time.process_time()
+
+    class Record(Callback):
+        def on_epoch_end(self, record: dict[str, Any]) -> bool | None:
+            with torch.no_grad():
+                J = model.coupling_tensor().double().numpy()
+            prec = {name: precision_at(S, D, fractions=(1, 5))
+                    for name, S in _scores(J, data.gap_index).items()}
+            stops.append({"iterations": int(record["steps"]), "objective": float(record["objective"]),
+                          "gradient_norm": float(record["gradient_norm"]),
+                          "evaluations": int(record["evaluations"]), "cpu_s": time.process_time() - t0,
+                          "precision": prec})
+            return None
+
+    config = TrainingConfig(optimizer="lbfgs", learning_rate=1.0, max_epochs=max_iter // every,
+                            batch_size=None, masking="all", coupling_l2=cl2, field_l2=fl2,
+                            lbfgs_max_iter=every, lbfgs_history=5, eval_batch_size=U, seed=0)
+    train(model, data.states, config=config, weights=data.weights, callbacks=[Record()])
+    return {"family": family, "lambda_j": lambda_j, "L": L, "n_unique": U, "n_eff": data.n_eff,
+            "every": every, "stops": stops}
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from attnpotts.storage import atomic_write_json
+
+    path = RESULTS / args.out
+    record = json.loads(path.read_text()) if path.exists() else {"fits": []}
+    done = {(f["family"], f["lambda_j"], f["stops"][-1]["iterations"]) for f in record["fits"]}
+    for lam in args.lambdas:
+        for fam in args.families:
+            if any(d[0] == fam and d[1] == lam and d[2] >= args.max_iter for d in done):
+                continue
+            t0 = time.perf_counter()
+            fit = fit_family(fam, lam, args.max_iter, args.every, args.data)
+            fit["wall_s"], fit["load_avg"] = time.perf_counter() - t0, os.getloadavg()[0]
+            record["fits"] = [f for f in record["fits"] if not (f["family"] == fam and f["lambda_j"] == lam)]
+            record["fits"].append(fit)
+            atomic_write_json(path, record)
+            best = {s: max(st["precision"][s]["L"] for st in fit["stops"]) for s in SCORES}
+            print(f"{fam} lambda_J {lam}: {fit['wall_s']:.0f} s; P@L by stop (fn_apc_nogap): "
+                  + " ".join(f"{st['iterations']}:{st['precision']['fn_apc_nogap']['L']:.3f}"
+                             for st in fit["stops"]) + f"; best {best}", flush=True)
+    return 0
+
+
+def _settings(fits: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, float]]:
+    """``(rule, value, lambda, score) -> {family: P@L}`` and the iterations each used (``_it``)."""
+    table: dict[tuple[Any, ...], dict[str, float]] = {}
+    for fit in fits:
+        stops, lam, fam = fit["stops"], fit["lambda_j"], fit["family"]
+        chosen: list[tuple[tuple[Any, ...], dict[str, Any]]] = [(("iterations", st["iterations"]), st) for st in stops]
+        for eps in TOLERANCES:
+            pick = stops[-1]
+            for prev, st in itertools.pairwise(stops):
+                if (prev["objective"] - st["objective"]) / abs(st["objective"]) < eps:
+                    pick = st
+                    break
+            chosen.append((("tolerance", eps), pick))
+        for (rule, value), st in chosen:
+            for score in SCORES:
+                key = (rule, value, lam, score)
+                table.setdefault(key, {})[fam] = st["precision"][score]["L"]
+                table[key][f"_it_{fam}"] = st["iterations"]
+    return table
+
+
+def _choose(table: dict[tuple[Any, ...], dict[str, float]], families: list[str], tolerance: float) -> tuple[Any, ...]:
+    """Best mean P@L over ``families``; among those within ``tolerance``, the cheapest."""
+    means = {k: float(np.mean([v[f] for f in families])) for k, v in table.items()
+             if all(f in v for f in families)}
+    best = max(means.values())
+    near = [k for k, m in means.items() if m >= best - tolerance]
+    cost = {k: float(np.mean([table[k][f"_it_{f}"] for f in families])) for k in near}
+    return min(near, key=lambda k: (cost[k], -k[2], -means[k]))
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from attnpotts.storage import atomic_write_json
+
+    fits = [f for p in sorted(RESULTS.glob(FITS.stem + "*.json")) for f in json.loads(p.read_text())["fits"]]
+    table = _settings(fits)
+    families = sorted({f["family"] for f in fits})
+    complete = [k for k, v in table.items() if all(f in v for f in families)]
+    table = {k: table[k] for k in complete}
+    plmc: dict[str, float] = {}
+    if args.baseline and Path(args.baseline).exists():
+        for r in json.loads(Path(args.baseline).read_text()).get("tools", []):
+            if r.get("tool") == "plmc" and "precision" in r:
+                plmc[r["family"]] = r["precision"]["L"]
+    folds = []
+    print(f"{'held out':9} {'chosen on the other families':44} {'P@L':>6} {'plmc':>6} {'diff':>7}")
+    for held in families:
+        train_f = [f for f in families if f != held]
+        k = _choose(table, train_f, args.tolerance)
+        p = table[k][held]
+        folds.append({"held_out": held, "setting": list(k), "precision_L": p,
+                      "iterations": table[k][f"_it_{held}"], "plmc_precision_L": plmc.get(held)})
+        d = p - plmc[held] if held in plmc else float("nan")
+        print(f"{held:9} {k!s:44} {p:6.3f} {plmc.get(held, float('nan')):6.3f} {d:+7.3f}")
+    final = _choose(table, families, args.tolerance)
+    per_family = {f: table[final][f] for f in families}
+    print(f"\nfinal (all {len(families)}): {final}; mean P@L {np.mean(list(per_family.values())):.3f}; "
+          f"per family {per_family}")
+    ranking = sorted(((float(np.mean([v[f] for f in families])), k) for k, v in table.items()), reverse=True)[:15]
+    atomic_write_json(SELECTION, {
+        "families": families, "tolerance": args.tolerance, "folds": folds,
+        "final": {"setting": list(final), "precision_L": per_family,
+                  "iterations": {f: table[final][f"_it_{f}"] for f in families}},
+        "stable_across_folds": sum(list(f["setting"]) == list(final) for f in folds),
+        "top_settings_on_all": [{"mean_precision_L": m, "setting": list(k)} for m, k in ranking],
+        "held_out_mean_precision_L": float(np.mean([f["precision_L"] for f in folds])),
+    })
+    print(f"wrote {SELECTION}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fit")
+    f.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    f.add_argument("--lambdas", nargs="+", type=float, default=[0.01])
+    f.add_argument("--max-iter", type=int, default=100)
+    f.add_argument("--every", type=int, default=5)
+    f.add_argument("--data", type=Path, default=DATA)
+    f.add_argument("--out", default=FITS.name,
+                   help="file in benchmarks/results/ (select reads every dca_defaults_fits*.json)")
+    s = sub.add_parser("select")
+    s.add_argument("--tolerance", type=float, default=0.005)
+    s.add_argument("--baseline", default=str(RESULTS / "bench_dca.json"))
+    args = ap.parse_args(argv)
+    return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Blocked factored-attention kernels against exact oracles; scores and memory from the factors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from attnpotts.dca import FactoredDCA, estimate_memory
+from attnpotts.errors import ShapeError, ValidationError
+from attnpotts.evaluation import contact_scores, frobenius_scores
+from attnpotts.inference.objectives import coupling_penalty, masked_cross_entropy
+from attnpotts.models import FactoredAttention
+from attnpotts.models.factored_kernels import (
+    _pl_dense,
+    _pl_numba,
+    block_sites,
+    factored_logits,
+    factored_pseudo_likelihood,
+    reference_factored_logits,
+)
+
+
+def _factors(H: int, L: int, q: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(H, L, L, generator=g, dtype=torch.float64) * (1 - torch.eye(L, dtype=torch.float64))
+    V = torch.randn(H, q, q, generator=g, dtype=torch.float64)
+    h = torch.randn(L, q, generator=g, dtype=torch.float64)
+    return A, V, h
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7])
+def test_blocked_pseudo_likelihood_equals_the_reference(block: int) -> None:
+    """Loss and gradients of every block size = masked CE of the per-head-embedding logits (float64)."""
+    H, L, q, N = 3, 7, 4, 40
+    A, V, h = _factors(H, L, q, 1)
+    g = torch.Generator().manual_seed(2)
+    tokens = torch.randint(0, q, (N, L), generator=g)
+    w = torch.rand(N, generator=g, dtype=torch.float64)
+    params = [t.clone().requires_grad_() for t in (A, V, h)]
+    fast = factored_pseudo_likelihood(*params, tokens, w, block=block)
+    g_fast = torch.autograd.grad(fast, params)
+    ref_params = [t.clone().requires_grad_() for t in (A, V, h)]
+    logits = reference_factored_logits(ref_params[0], ref_params[1], tokens) + ref_params[2]
+    ref = masked_cross_entropy(logits, tokens, None, w, reduction="sum")
+    g_ref = torch.autograd.grad(ref, ref_params)
+    assert float(fast.detach()) == pytest.approx(float(ref.detach()), rel=1e-13)
+    for a, b in zip(g_fast, g_ref, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-11, atol=1e-12)
+
+
+def test_blocked_pseudo_likelihood_gradcheck() -> None:
+    H, L, q, N = 2, 5, 3, 12
+    A, V, h = _factors(H, L, q, 3)
+    tokens = torch.randint(0, q, (N, L), generator=torch.Generator().manual_seed(4))
+    w = torch.rand(N, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    params = tuple(t.clone().requires_grad_() for t in (A, V, h))
+    assert torch.autograd.gradcheck(
+        lambda a, v, hh: factored_pseudo_likelihood(a, v, hh, tokens, w, block=2), params
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dense_path_equals_the_numba_path(dtype: torch.dtype) -> None:
+    """The matrix-product pass (CUDA's) and the numba pass give the same loss and gradients."""
+    H, L, q, N = 3, 9, 5, 30
+    A, V, h = (t.to(dtype) for t in _factors(H, L, q, 6))
+    tokens = torch.randint(0, q, (N, L), generator=torch.Generator().manual_seed(7))
+    w = torch.rand(N, generator=torch.Generator().manual_seed(8), dtype=dtype)
+    out = []
+    for run in (_pl_numba, _pl_dense):
+        grads = [torch.zeros_like(A), torch.zeros_like(V), torch.zeros_like(h)]
+        loss = run(A, V, h, tokens, w, 4, *grads)
+        out.append((loss, grads))
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    assert out[0][0] == pytest.approx(out[1][0], rel=tol)
+    for a, b in zip(out[0][1], out[1][1], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol)
+
+
+def test_blocked_logits_equal_the_reference_with_mask_tokens() -> None:
+    H, L, q, N = 3, 6, 4, 20
+    A, V, h = _factors(H, L, q, 9)
+    tokens = torch.randint(0, q + 1, (N, L), generator=torch.Generator().manual_seed(10))
+    for block in (1, 4, 6):
+        got = factored_logits(A, V, tokens, bias=h, block=block)
+        np.testing.assert_allclose(got.numpy(), (reference_factored_logits(A, V, tokens) + h).numpy(),
+                                   atol=1e-12)
+    params = (A.clone().requires_grad_(), V.clone().requires_grad_())
+    assert torch.autograd.gradcheck(lambda a, v: factored_logits(a, v, tokens, block=4), params)
+
+
+def test_bad_inputs_name_the_problem() -> None:
+    A, V, h = _factors(2, 4, 3, 0)
+    tokens = torch.zeros(5, 4, dtype=torch.long)
+    w = torch.ones(5, dtype=torch.float64)
+    with pytest.raises(ShapeError, match="attention"):
+        factored_pseudo_likelihood(A[0], V, h, tokens, w)
+    with pytest.raises(ShapeError, match="values"):
+        factored_pseudo_likelihood(A, V[:1], h, tokens, w)
+    with pytest.raises(ValidationError, match="no \\[MASK\\]"):
+        factored_pseudo_likelihood(A, V, h, tokens + 3, w)
+    with pytest.raises(ValidationError, match="block"):
+        factored_pseudo_likelihood(A, V, h, tokens, w, block=0)
+    with pytest.raises(ShapeError, match="seq_weights"):
+        factored_pseudo_likelihood(A, V, h, tokens, w[:2])
+
+
+def test_block_sites_keeps_the_block_small_and_at_least_two_sites() -> None:
+    assert block_sites(1000, 21, 4) == 3  # 1.76 MB per site, 6 MiB budget
+    assert block_sites(5000, 21, 8) == 2
+    assert block_sites(10, 21, 4) == 10
+    assert block_sites(1, 21, 4) == 1
+
+
+def test_norm_and_scores_from_the_factors_equal_those_of_the_tensor() -> None:
+    m = FactoredAttention(9, 5, 3, variant="softmax", key_dim=4, init_std=1.0, seed=1, dtype=torch.float64)
+    J = m.coupling_tensor().detach().numpy()
+    assert float(coupling_penalty(m).detach()) == pytest.approx(float((J * J).sum()), rel=1e-12)
+    for ex in (None, 0, 4):
+        np.testing.assert_allclose(m.frobenius_scores(ex, block=4), frobenius_scores(J, exclude_state=ex),
+                                   atol=1e-12)
+    with pytest.raises(ValidationError, match="exclude_state"):
+        m.frobenius_scores(5)
+
+
+def test_factored_dca_scores_without_the_tensor_match_the_tensor() -> None:
+    rng = np.random.default_rng(0)
+    states = rng.integers(0, 5, size=(60, 10))
+    est = FactoredDCA(n_heads=2, key_dim=3, max_iter=5, dtype="float64").fit(states, np.ones(60))
+    J = est.couplings_  # formed on access
+    assert J.shape == (10, 10, 5, 5)
+    np.testing.assert_allclose(est.scores_, contact_scores(J, exclude_state=None), atol=1e-10)
+    np.testing.assert_allclose(est.scores_for(0), contact_scores(J, exclude_state=0), atol=1e-10)
+
+
+_MEMORY_CHILD = textwrap.dedent(
+    """
+    import json, resource, sys
+    import numpy as np
+    import attnpotts
+    from attnpotts.dca import FactoredDCA, prepare_data
+    L, N, H = (int(x) for x in sys.argv[1:4])
+    states = np.random.default_rng(0).integers(0, 21, size=(N, L)).astype(np.int8)
+    data = prepare_data(states, np.ones(N), n_states=21)
+    est = FactoredDCA(n_heads=H, max_iter=1).fit(data)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak": peak, "estimate": est.memory_estimate_.total_bytes}))
+    """
+)
+
+
+def _measure(L: int, N: int, H: int) -> dict[str, int]:
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(L), str(N), str(H)],
+                          capture_output=True, text=True, check=True)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_measured_peak_memory_of_a_factored_fit_is_within_20_percent_of_the_estimate() -> None:
+    r = _measure(150, 1000, 16)
+    assert 0.8 <= r["estimate"] / r["peak"] <= 1.2, r
+
+
+@pytest.mark.slow
+def test_factored_fit_at_l_1000_stays_under_4_gib_and_near_its_estimate() -> None:
+    """L = 1000, N = 10,000, H = 32 (synthetic): under 4 GiB measured, estimate within 20 %."""
+    r = _measure(1000, 10_000, 32)
+    assert r["peak"] < 4 * 1024**3, r
+    assert 0.8 <= r["estimate"] / r["peak"] <= 1.2, r
+    assert estimate_memory(10_000, 1000, 21, model="plm").total_bytes > 8 * r["peak"]
