@@ -29,7 +29,10 @@ def test_plm_refuses_a_long_protein_and_names_the_factored_model(
     rc = main(["contacts", str(aln), "--out", str(tmp_path / "out"), "--model", "plm"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "--model factored" in err and "GiB" in err and "above the limit of 2.00 GiB" in err
+    from attnpotts.cli.common import DEFAULT_MEMORY_LIMIT_GB
+
+    limit = f"above the limit of {DEFAULT_MEMORY_LIMIT_GB:.2f} GiB"
+    assert "--model factored" in err and limit in err and "--memory-limit-gb" in err
     assert not (tmp_path / "out").exists()
 
 

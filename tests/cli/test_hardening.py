@@ -354,3 +354,25 @@ def test_loading_a_checkpoint_is_checked_against_the_memory_limit(
     argv = ["evaluate", "--run", str(run), "--memory-limit-gb", "1e-6", "--out", str(tmp_path / "e")]
     assert main(argv) == BAD
     assert "loading the checkpoint" in _one_line_error(capsys)
+
+
+# ----------------------------------------------------------------------- option tables vs flags
+#: Flags that are not typed option values (files checked by their readers, run control).
+_UNTYPED = {
+    "help", "config", "out", "overwrite", "no_progress", "verbose", "command", "func",
+    "alignment", "distances", "structure", "structure_sequence", "chain", "distance_column",
+    "run", "data", "address", "executor", "full", "quick", "stages", "workers", "device",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["sample", "train", "theory", "contacts"])
+def test_every_flag_has_a_typed_option_entry(command: str) -> None:
+    """A flag added to a command without an entry in OPTION_TABLES would go unchecked."""
+    from attnpotts.cli.main import build_parser
+    from attnpotts.cli.options import OPTION_TABLES
+
+    parser = build_parser(command)
+    sub = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    dests = {a.dest for a in sub._actions} - _UNTYPED
+    known = set(OPTION_TABLES["*"]) | set(OPTION_TABLES[command])
+    assert dests <= known, f"flags of {command} without a typed entry: {sorted(dests - known)}"

@@ -171,5 +171,5 @@ def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIM
         f"the {estimate.model} fit needs about {estimate.total_gib:.2f} GiB "
         f"(largest part: {worst}, {estimate.parts[worst] / 1024**3:.2f} GiB), above the limit of "
         f"{limit_bytes / 1024**3:.2f} GiB; options that fit: {'; '.join(hints)}; or raise the "
-        "limit (memory_limit_gb) if the machine has the memory"
+        "limit (--memory-limit-gb; memory_limit_gb in Python) if the machine has the memory"
     )
