@@ -130,6 +130,25 @@ def test_ec_files_numbered_by_the_focus_sequence(tmp_path: Path) -> None:
     assert "focus sequence" in summary["conventions"]["columns"]
 
 
+def test_degenerate_alignment_warns_on_stderr_and_in_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Few sequences and a constant column are fitted, but said (never silently accepted)."""
+    rng = np.random.default_rng(3)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    rows = letters[rng.integers(0, 20, size=(5, 10))]
+    rows[:, 4] = "W"  # a constant column
+    aln = tmp_path / "few.fasta"
+    aln.write_text("".join(f">s{k}\n{''.join(r)}\n" for k, r in enumerate(rows)))
+    out = tmp_path / "out"
+    assert main(["contacts", str(aln), "--out", str(out), "--max-iter", "3"]) == 0
+    err = capsys.readouterr().err
+    warnings = json.loads((out / "summary.json").read_text())["warnings"]
+    for text in ("few effective sequences", "constant"):
+        assert any(text in w for w in warnings), warnings
+        assert text in err
+
+
 def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     aln, dist = _synthetic_family(tmp_path)
     out = tmp_path / "out"

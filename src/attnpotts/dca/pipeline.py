@@ -265,7 +265,7 @@ def run_contacts(
     Returns:
         The summary written to ``summary.json``.
     """
-    from ..alignment import read_alignment
+    from ..alignment import data_warnings, read_alignment
     from ..evaluation import (
         ec_numbering,
         precision_at,
@@ -288,6 +288,10 @@ def run_contacts(
     aligned_ref = None if structure_sequence is None else read_aligned_reference(structure_sequence)
     D, dist_info = _true_distances(msa, structure, chain, distances, distance_column, aligned_ref)
     data = prepare_data(msa, identity_threshold=cfg.identity_threshold)
+    # degenerate data (one sequence, tiny N_eff, constant or empty columns): said before the fit
+    data_notes = data_warnings(data.states, gap_index=data.gap_index, weights=data.weights)
+    for note in data_notes:
+        logger.warning("alignment %s: %s", os.fspath(alignment), note)
     est = cfg.estimator().fit(data)
     scores = est.scores_
     L = msa.n_sites
@@ -335,8 +339,9 @@ def run_contacts(
         "n_original_columns": int(msa.n_original_columns),
         "reference": None if msa.reference is None else msa.reference.id,
         "convergence": est.convergence_dict(),
-        # e.g. a fit stopped by its iteration budget far from convergence (ConvergenceReport)
-        "warnings": [w for w in (est.convergence_.warning,) if w],
+        # degenerate data (alignment.data_warnings), then a fit stopped by its iteration budget
+        # far from convergence (ConvergenceReport)
+        "warnings": [*data_notes, *(w for w in (est.convergence_.warning,) if w)],
         "memory_estimate_gib": est.memory_estimate_.total_gib,
         "conventions": conventions,
     }
