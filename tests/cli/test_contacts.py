@@ -149,6 +149,24 @@ def test_degenerate_alignment_warns_on_stderr_and_in_the_summary(
         assert text in err
 
 
+def test_fit_progress_is_plain_lines_with_iterations_objective_and_eta(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a terminal (pytest captures stderr): plain progress lines, no escape codes."""
+    from attnpotts.dca.pipeline import ContactsConfig, run_contacts
+
+    rng = np.random.default_rng(4)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY-"))
+    aln = tmp_path / "a.fasta"
+    rows = letters[rng.integers(0, 21, size=(60, 8))]
+    aln.write_text("".join(f">s{k}\n{''.join(r)}\n" for k, r in enumerate(rows)))
+    run_contacts(aln, tmp_path / "out", config=ContactsConfig(max_iter=4), progress=True)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("contacts plm")]
+    assert lines and "iterations" in lines[-1] and "\x1b" not in err and "\r" not in err
+    assert "4/4" in lines[-1] or "/4" in lines[-1]
+
+
 def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     aln, dist = _synthetic_family(tmp_path)
     out = tmp_path / "out"

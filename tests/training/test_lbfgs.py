@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -229,3 +230,16 @@ def test_bad_arguments_are_refused() -> None:
         opt.load_state_dict({"state": {}, "param_groups": []})
     with pytest.raises(ValidationError, match="does not match"):
         opt.load_state_dict({"n_iter": 1, "func_evals": 2, "s": [torch.zeros(3)], "y": [torch.zeros(3)], "rho": [1.0]})
+
+
+def test_on_iteration_sees_every_accepted_iteration_and_the_final_objective() -> None:
+    x = torch.tensor([-1.2, 1.0], dtype=F64, requires_grad=True)
+    opt = LBFGS([x], max_iter=15, history_size=10)
+    seen: list[tuple[int, float]] = []
+    opt.on_iteration = lambda k, f: seen.append((k, f))
+    opt.step(_rosenbrock_closure(x, opt))
+    rep = opt.last_report
+    assert rep is not None
+    assert [k for k, _ in seen] == list(range(1, rep.iterations + 1))
+    assert seen[-1][1] == rep.objective
+    assert all(b <= a for (_, a), (_, b) in itertools.pairwise(seen))  # Wolfe: descent

@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         distances=args.distances,
         distance_column=args.distance_column,
         structure_sequence=args.structure_sequence,
+        progress=not args.no_progress,
         overwrite=bool(args.overwrite),
     )
     conv = summary["convergence"]

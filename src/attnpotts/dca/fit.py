@@ -24,8 +24,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +38,9 @@ from ..models.kernels import KERNEL_METHODS
 from ..random import SeedLike
 from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate_memory
 from .regularization import DEFAULT_REGULARIZATION, Regularization
+
+if TYPE_CHECKING:
+    from ..training import Callback
 
 __all__ = [
     "FAR_FROM_CONVERGENCE",
@@ -325,13 +329,16 @@ class _BaseDCA:
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         raise NotImplementedError
 
-    def fit(self, data: Any, weights: Any = None) -> Any:
+    def fit(self, data: Any, weights: Any = None, *, callbacks: Sequence[Callback] = ()) -> Any:
         """Fit on an alignment (or states ``(N, L)``) with optional weights; returns ``self``.
 
+        ``callbacks`` (e.g. :class:`~attnpotts.training.IterationProgress`) see every L-BFGS
+        iteration.
+
         Sets ``couplings_ (L, L, q, q)`` (symmetric, as fitted), ``fields_ (L, q)``,
-        ``scores_ (L, L)`` (Frobenius norm in the zero-sum gauge, then APC; the gap state is left
-        out with ``score_gap="exclude"``, the project's default (``docs/dca.md``), and kept with ``"include"``,
-        plmc's score),
+        ``scores_ (L, L)`` (Frobenius norm in the zero-sum gauge, then APC; the gap state kept with
+        ``score_gap="include"``, plmc's score and the plm default, left out with ``"exclude"``,
+        CCMpred's and the factored default; ``docs/dca.md``),
         ``frobenius_ (L, L)`` (before APC), ``n_sequences_``, ``n_unique_``, ``n_eff_``,
         ``convergence_`` (:class:`ConvergenceReport`), ``regularization_`` (the convention and its
         equivalents), ``memory_estimate_`` and ``model_`` (the fitted torch module).
@@ -368,7 +375,13 @@ class _BaseDCA:
             seed=0,
         )
         t0 = time.perf_counter()
-        result = train(model, prepared.states, config=config, weights=prepared.weights)  # type: ignore[arg-type]
+        result = train(
+            model,  # type: ignore[arg-type]
+            prepared.states,
+            config=config,
+            weights=prepared.weights,
+            callbacks=callbacks,
+        )
         wall = time.perf_counter() - t0
         last = result.history[-1] if result.history else {}
         iterations = int(last.get("steps", 0))

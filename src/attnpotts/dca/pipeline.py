@@ -248,8 +248,11 @@ def run_contacts(
     structure_sequence: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     extra_config: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Predict contacts from ``alignment`` and write the output folder ``out`` (see module doc).
+
+    ``progress``: show the fit's iterations with objective and ETA on stderr.
 
     Args:
         alignment: FASTA (``.gz``), A2M, A3M, Stockholm or PSICOV file.
@@ -292,7 +295,10 @@ def run_contacts(
     data_notes = data_warnings(data.states, gap_index=data.gap_index, weights=data.weights)
     for note in data_notes:
         logger.warning("alignment %s: %s", os.fspath(alignment), note)
-    est = cfg.estimator().fit(data)
+    from ..training import IterationProgress
+
+    callbacks = [IterationProgress(f"contacts {cfg.model}")] if progress else []
+    est = cfg.estimator().fit(data, callbacks=callbacks)
     scores = est.scores_
     L = msa.n_sites
     columns = msa.columns  # (L,) 1-based original columns

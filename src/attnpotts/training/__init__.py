@@ -1,7 +1,7 @@
 """The one training loop (all models, masking policies, optimizers), callbacks and checkpoints."""
 
 from .allocator import keep_freed_memory
-from .callbacks import Callback, ProgressBar
+from .callbacks import Callback, IterationProgress, ProgressBar
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import OPTIMIZERS, TrainingConfig
 from .data import TrainingData, load_training_data
@@ -16,6 +16,7 @@ __all__ = [
     "OPTIMIZERS",
     "STOP_REASONS",
     "Callback",
+    "IterationProgress",
     "LBFGSReport",
     "MaskingPolicy",
     "ProgressBar",

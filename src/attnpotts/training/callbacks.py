@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from ..progress import Progress, format_duration
 
-__all__ = ["Callback", "ProgressBar"]
+__all__ = ["Callback", "IterationProgress", "ProgressBar"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ class Callback:
     def on_epoch_end(self, record: dict[str, Any]) -> bool | None:
         """Called with the epoch's metrics; return ``True`` to stop training."""
         return None
+
+    def on_iteration(self, iteration: int, max_iter: int, objective: float) -> None:
+        """Called after every L-BFGS iteration inside an epoch (``iteration`` from 1)."""
 
     def on_train_end(self, result: Any) -> None:
         """Called with the :class:`~attnpotts.training.TrainingResult`."""
@@ -83,6 +86,48 @@ class ProgressBar(Callback):
             format_duration(p.eta_s),
         )
         return None
+
+    def on_train_end(self, result: Any) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+
+class IterationProgress(Callback):
+    """Per-iteration progress of a full-batch L-BFGS fit (one long epoch, as in DCA): objective
+    and ETA, through :class:`attnpotts.progress.Progress` (plain lines when not on a terminal).
+
+    Args:
+        description: prefix of the progress line.
+        stream: where to show progress (default ``sys.stderr``).
+        interval_s: least seconds between two plain lines.
+        bar: force a bar (``True``) or plain lines (``False``); ``None``: a bar on a terminal.
+    """
+
+    def __init__(
+        self,
+        description: str = "fit",
+        *,
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+        bar: bool | None = None,
+    ) -> None:
+        self.description = description
+        self.stream, self.interval_s, self.bar = stream, interval_s, bar
+        self._progress: Progress | None = None
+
+    def on_iteration(self, iteration: int, max_iter: int, objective: float) -> None:
+        if self._progress is None:
+            self._progress = Progress(
+                max_iter,
+                self.description,
+                unit="iterations",
+                stream=self.stream,
+                interval_s=self.interval_s,
+                bar=self.bar,
+            )
+        self._progress.set(iteration, loss=float(objective))
+        logger.debug("iteration %d/%d  objective %.6g", iteration, max_iter, objective)
 
     def on_train_end(self, result: Any) -> None:
         if self._progress is not None:

@@ -133,6 +133,9 @@ class LBFGS:
         if tolerance_grad < 0 or tolerance_change < 0:
             raise ValidationError("tolerance_grad and tolerance_change must be >= 0")
         self.lr = float(lr)
+        #: called as ``on_iteration(iteration, objective)`` after every accepted iteration (progress
+        #: reporting; not part of the state)
+        self.on_iteration: Callable[[int, float], None] | None = None
         self.max_iter = int(max_iter)
         self.max_eval = int(max_eval) if max_eval is not None else math.ceil(1.25 * self.max_iter)
         self.history_size = int(history_size)
@@ -290,6 +293,8 @@ class LBFGS:
                 self._remember(d.mul(t), g_new.sub(g))
                 f_old, f, g = f, f_new, g_new
                 last_decrease = (f_old - f) / max(abs(f), 1e-300)
+                if self.on_iteration is not None:
+                    self.on_iteration(iterations, f)
                 if float(g.abs().max()) <= self.tolerance_grad:
                     reason = "gradient_tolerance"
                     break

@@ -454,6 +454,13 @@ def train(
                 model, val_tokens, val_w, val_k, torch_generator(seeds[2]), cfg.eval_batch_size
             )
     optimizer = _make_optimizer(model, cfg)
+    if isinstance(optimizer, LBFGS) and callbacks:
+
+        def _on_iteration(k: int, f: float) -> None:
+            for cb in callbacks:
+                cb.on_iteration(k, cfg.lbfgs_max_iter, f)
+
+        optimizer.on_iteration = _on_iteration
     ckpt_path = None if checkpoint_path is None else Path(checkpoint_path)
     log_path = None if metrics_path is None else Path(metrics_path)
 
