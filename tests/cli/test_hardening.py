@@ -98,6 +98,18 @@ def test_oversized_runs_are_refused_before_allocating(
     assert not (tmp_path / "o").exists()
 
 
+def test_oversized_reproduce_is_refused_before_sampling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "big.toml"
+    cfg.write_text("n_train = 100000000\n")
+    out = tmp_path / "o"
+    assert main(["reproduce", "--config", str(cfg), "--out", str(out), "--workers", "1"]) == BAD
+    err = _one_line_error(capsys)
+    assert "reproduce with 1 worker(s) would need" in err and "--memory-limit-gb" in err
+    assert not out.exists()
+
+
 def test_memory_limit_option_is_honoured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["sample", "--n-sites", "300", "--out", str(tmp_path / "o")]
     assert main([*argv, "--memory-limit-gb", "0.1"]) == BAD

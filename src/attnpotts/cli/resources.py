@@ -18,7 +18,9 @@ from ..errors import ResourceLimitError
 __all__ = [
     "MAX_THEORY_POINTS",
     "check_command_resources",
+    "check_reproduce_resources",
     "check_train_resources",
+    "reproduce_bytes",
     "require_memory",
     "sample_bytes",
     "theory_bytes",
@@ -159,4 +161,36 @@ def check_train_resources(
         train_bytes(values, n_train, n_sites, n_states), args, f"training the {values.get('model')} model",
         f"{n_train} sequences, L = {n_sites}, q = {n_states}, heads {values.get('heads')}, "
         f"batch {values.get('batch_size')}",
+    )  # fmt: skip
+
+
+def reproduce_bytes(config: Any, workers: int) -> float:
+    """``reproduce``: each worker holds at most one run: the sampled data set of the largest size
+    (depth study or learning curve) and the largest model it trains; every process (the workers
+    and the parent) also holds the torch and numba runtime."""
+    from ..dca.memory import RUNTIME_BYTES
+
+    L, q = int(config.n_sites), int(config.n_states)
+    largest = max([int(config.n_train), *(int(m) for m in config.scaling_sizes)])
+    n_seq = largest + int(config.n_validation) + int(config.n_test)
+    data = sample_bytes({"n_chains": config.n_chains, "n_train": n_seq}, L, q)
+    transformer = train_bytes(
+        {"model": "transformer", "width": config.width, "layers": max(config.depths, default=1),
+         "heads": config.transformer_heads,
+         "batch_size": config.transformer_batch_size * max(int(config.transformer_mask_copies), 1)},
+        largest, L, q,
+    )  # fmt: skip
+    factored = train_bytes(
+        {"model": "factored", "heads": config.factored_heads, "batch_size": largest}, largest, L, q
+    )
+    return max(1, workers) * (data + max(transformer, factored)) + (max(1, workers) + 1) * RUNTIME_BYTES
+
+
+def check_reproduce_resources(config: Any, workers: int, args: argparse.Namespace) -> None:
+    """The check of ``reproduce`` before any run starts (local workers run side by side)."""
+    require_memory(
+        reproduce_bytes(config, workers), args, f"reproduce with {workers} worker(s)",
+        f"L = {config.n_sites}, q = {config.n_states}, up to M = "
+        f"{max([config.n_train, *config.scaling_sizes])} sequences, transformers of width "
+        f"{config.width} and {max(config.depths, default=1)} layers",
     )  # fmt: skip
