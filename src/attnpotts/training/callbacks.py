@@ -93,28 +93,20 @@ class ProgressBar(Callback):
             self._progress = None
 
 
-class IterationProgress(Callback):
+class IterationProgress(ProgressBar):
     """Per-iteration progress of a full-batch L-BFGS fit (one long epoch, as in DCA): objective
     and ETA, through :class:`attnpotts.progress.Progress` (plain lines when not on a terminal).
-
-    Args:
-        description: prefix of the progress line.
-        stream: where to show progress (default ``sys.stderr``).
-        interval_s: least seconds between two plain lines.
-        bar: force a bar (``True``) or plain lines (``False``); ``None``: a bar on a terminal.
+    Takes the arguments of :class:`ProgressBar`; shows iterations instead of epochs.
     """
 
-    def __init__(
-        self,
-        description: str = "fit",
-        *,
-        stream: TextIO | None = None,
-        interval_s: float = 10.0,
-        bar: bool | None = None,
-    ) -> None:
-        self.description = description
-        self.stream, self.interval_s, self.bar = stream, interval_s, bar
-        self._progress: Progress | None = None
+    def __init__(self, description: str = "fit", **options: Any) -> None:
+        super().__init__(description, **options)
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        """Nothing yet: the bar starts with the first iteration, when its total is known."""
+
+    def on_epoch_end(self, record: dict[str, Any]) -> bool | None:
+        return None
 
     def on_iteration(self, iteration: int, max_iter: int, objective: float) -> None:
         if self._progress is None:
@@ -128,8 +120,3 @@ class IterationProgress(Callback):
             )
         self._progress.set(iteration, loss=float(objective))
         logger.debug("iteration %d/%d  objective %.6g", iteration, max_iter, objective)
-
-    def on_train_end(self, result: Any) -> None:
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
