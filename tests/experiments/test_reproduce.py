@@ -66,7 +66,7 @@ def test_config_validation_and_round_trip() -> None:
         cfg = ReproduceConfig.preset(mode)
         assert ReproduceConfig.from_dict(cfg.to_dict()) == cfg
     assert ReproduceConfig.preset("default").n_sites == 20
-    assert ReproduceConfig.preset("default").n_train == 1000
+    assert ReproduceConfig.preset("default").n_train == 3000
     assert ReproduceConfig.preset("full").n_train == 3000  # the paper's setting
     with pytest.raises(ValidationError, match="mode"):
         ReproduceConfig.preset("huge")
