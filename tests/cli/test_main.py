@@ -80,3 +80,13 @@ def test_missing_input_file_names_the_file_and_the_option(
     assert err.startswith("attnpotts sample: error: ") and str(missing) in err
     assert err.endswith("does not exist (given to --model-file); check the path")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_file_is_tied_to_its_own_option_not_to_one_whose_value_it_contains() -> None:
+    from attnpotts.cli.common import _missing_file_message
+
+    exc = FileNotFoundError("a TOML options file /tmp/x1.toml does not exist")
+    argv = ["sample", "--config", "/tmp/x1.toml", "--seed", "1"]
+    assert _missing_file_message(exc, argv) == (
+        "a TOML options file /tmp/x1.toml does not exist (given to --config); check the path"
+    )

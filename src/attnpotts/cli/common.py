@@ -352,6 +352,7 @@ def _missing_file_message(exc: BaseException, argv: list[str]) -> str | None:
     text = " ".join(str(exc).split())
     name = getattr(exc, "filename", None)
     bare = isinstance(exc, OSError) and exc.strerror is not None and isinstance(name, str)
+    words = {w.strip(":;,.'\"()") for w in text.split()}  # a path is a whole word of the message
     option = None
     for k, token in enumerate(argv):
         flag, eq, value = token.partition("=")
@@ -359,7 +360,7 @@ def _missing_file_message(exc: BaseException, argv: list[str]) -> str | None:
             flag, value = argv[k - 1], token
         if not flag.startswith("--") or not value:
             continue
-        if (bare and value == name) or (not bare and value in text):
+        if (bare and value == name) or (not bare and value in words):
             option = flag
     where = f" (given to {option})" if option else ""
     if bare:
