@@ -50,8 +50,10 @@ from bench_dca import DATA, FAMILIES, RESULTS  # noqa: E402
 
 FITS = RESULTS / "dca_defaults_fits.json"
 SELECTION = RESULTS / "dca_defaults_selection.json"
-SCORES = ("fn_apc_nogap", "fn_apc_gap", "fn_nogap")
-TOLERANCES = (1e-3, 3e-4, 1e-4, 3e-5)
+SCORES = ("fn_apc_nogap", "fn_apc_gap", "fn_nogap", "fn_raw_apc_gap", "fn_raw_apc_nogap")
+TOLERANCES = (1e-2, 5e-3, 3e-3, 2e-3, 1e-3, 5e-4, 3e-4, 1e-4)
+#: Windows (iterations) over which the relative objective decrease is compared with a tolerance.
+WINDOWS = (5, 10)
 
 
 def _scores(J: np.ndarray, gap: int | None) -> dict[str, np.ndarray]:
@@ -61,6 +63,8 @@ def _scores(J: np.ndarray, gap: int | None) -> dict[str, np.ndarray]:
         "fn_apc_nogap": contact_scores(J, exclude_state=gap),
         "fn_apc_gap": contact_scores(J, exclude_state=None),
         "fn_nogap": contact_scores(J, exclude_state=gap, use_apc=False),
+        "fn_raw_apc_gap": contact_scores(J, exclude_state=None, gauge="none"),
+        "fn_raw_apc_nogap": contact_scores(J, exclude_state=gap, gauge="none"),
     }
 
 
@@ -97,6 +101,8 @@ def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir
                     for name, S in _scores(J, data.gap_index).items()}
             stops.append({"iterations": int(record["steps"]), "objective": float(record["objective"]),
                           "gradient_norm": float(record["gradient_norm"]),
+                          "parameter_norm": float(sum(float((p.detach().double() ** 2).sum())
+                                                      for p in model.parameters()) ** 0.5),
                           "evaluations": int(record["evaluations"]), "cpu_s": time.process_time() - t0,
                           "precision": prec})
             return None
@@ -133,21 +139,30 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _settings(fits: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, float]]:
-    """``(rule, value, lambda, score) -> {family: P@L}`` and the iterations each used (``_it``)."""
+    """``(rule, value, window, lambda, score) -> {family: P@L}`` and the iterations used (``_it``).
+
+    Rules: ``("iterations", k, 0)``, a fixed number of iterations; ``("tolerance", eps, window)``,
+    stop at the first multiple of ``window`` iterations where the objective fell by less than
+    ``eps`` (relative) over the last ``window`` iterations (else at the fit's last stop).
+    """
     table: dict[tuple[Any, ...], dict[str, float]] = {}
     for fit in fits:
-        stops, lam, fam = fit["stops"], fit["lambda_j"], fit["family"]
-        chosen: list[tuple[tuple[Any, ...], dict[str, Any]]] = [(("iterations", st["iterations"]), st) for st in stops]
-        for eps in TOLERANCES:
+        stops, lam, fam, every = fit["stops"], fit["lambda_j"], fit["family"], int(fit["every"])
+        chosen: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+            (("iterations", st["iterations"], 0), st) for st in stops]
+        for eps, window in itertools.product(TOLERANCES, WINDOWS):
             pick = stops[-1]
-            for prev, st in itertools.pairwise(stops):
-                if (prev["objective"] - st["objective"]) / abs(st["objective"]) < eps:
+            for prev, st in zip(stops, stops[window // every:], strict=False):
+                if st["iterations"] % window == 0 and (
+                        (prev["objective"] - st["objective"]) / abs(st["objective"]) < eps):
                     pick = st
                     break
-            chosen.append((("tolerance", eps), pick))
-        for (rule, value), st in chosen:
+            chosen.append((("tolerance", eps, window), pick))
+        for (rule, value, window), st in chosen:
             for score in SCORES:
-                key = (rule, value, lam, score)
+                if score not in st["precision"]:
+                    continue
+                key = (rule, value, window, lam, score)
                 table.setdefault(key, {})[fam] = st["precision"][score]["L"]
                 table[key][f"_it_{fam}"] = st["iterations"]
     return table
@@ -160,7 +175,7 @@ def _choose(table: dict[tuple[Any, ...], dict[str, float]], families: list[str],
     best = max(means.values())
     near = [k for k, m in means.items() if m >= best - tolerance]
     cost = {k: float(np.mean([table[k][f"_it_{f}"] for f in families])) for k in near}
-    return min(near, key=lambda k: (cost[k], -k[2], -means[k]))
+    return min(near, key=lambda k: (cost[k], -k[3], -means[k]))
 
 
 def cmd_select(args: argparse.Namespace) -> int:

@@ -229,7 +229,7 @@ def test_planted_contacts_are_recovered(estimator: str) -> None:
     assert found == set(edges)
     conv = est.convergence_
     assert conv.iterations >= 1 and math.isfinite(conv.final_gradient_norm)
-    assert conv.stop_reason in LBFGS_STOP_REASONS
+    assert conv.stop_reason in (*LBFGS_STOP_REASONS, "converged")
     # the report is the optimizer's last evaluation: recomputing it at the final parameters agrees
     from attnpotts.dca.fit import _objective_and_gradient_norm
 
@@ -251,15 +251,48 @@ def test_plm_recovers_exact_couplings_from_exact_marginals() -> None:
     L, q = 4, 3
     model = _planted_model(L, q, [(0, 2), (1, 3), (0, 1)], seed=21)
     exact = ExactPotts(model)
-    est = PlmDCA(regularization=Regularization("plmc", 0.0, 0.0), max_iter=200, dtype="float64",
-                 lbfgs_history=20).fit(exact.states, exact.probabilities * 1000.0)
+    est = PlmDCA(regularization=Regularization("plmc", 0.0, 0.0), max_iter=200, tolerance=None,
+                 dtype="float64", lbfgs_history=20).fit(exact.states, exact.probabilities * 1000.0)
     J0, _ = zero_sum_gauge(model.couplings, model.fields)
     Jfit, _ = zero_sum_gauge(est.couplings_, est.fields_)
     np.testing.assert_allclose(Jfit, J0, atol=1e-4)
 
 
+def test_convergence_rule_stops_when_the_objective_stalls() -> None:
+    """The rule stops at a window boundary once the objective fell by < tolerance over it."""
+    L, q, M = 6, 3, 2000
+    exact = ExactPotts(_planted_model(L, q, [(0, 3), (1, 5)], seed=41))
+    rng = np.random.default_rng(42)
+    states = exact.states[rng.choice(exact.probabilities.size, size=M, p=exact.probabilities)]
+    ruled = PlmDCA(max_iter=200, tolerance=1e-3, check_every=5, dtype="float64").fit(states, np.ones(M))
+    conv = ruled.convergence_
+    assert conv.stop_reason == "converged" and conv.iterations % 5 == 0 and conv.iterations < 200
+    assert 0 <= conv.window_relative_decrease < 1e-3 and conv.tolerance == 1e-3 and conv.check_every == 5
+    # the same fit without the rule runs exactly its iterations (one L-BFGS call, no extra evaluations)
+    fixed = PlmDCA(max_iter=conv.iterations, tolerance=None, dtype="float64").fit(states, np.ones(M))
+    fc = fixed.convergence_
+    assert fc.iterations == conv.iterations and fc.tolerance is None and fc.check_every == 0
+    assert fc.stop_reason == "max_iterations" and fc.evaluations < conv.evaluations
+    # a window with the rule is a restart of nothing: the same iterates as the single call
+    np.testing.assert_allclose(ruled.couplings_, fixed.couplings_, atol=1e-6)
+
+
+def test_contacts_config_resolves_lambda_per_model() -> None:
+    from attnpotts.dca import PLM_REGULARIZATION
+    from attnpotts.dca.pipeline import ContactsConfig
+
+    assert ContactsConfig().lambda_j == PLM_REGULARIZATION.lambda_j == 0.03
+    assert ContactsConfig(model="factored").lambda_j == 0.01
+    assert ContactsConfig(regularization="ccmpred").lambda_j == 0.01  # no plm default in that convention
+    assert ContactsConfig(lambda_j=0.2).lambda_j == 0.2
+
+
 def test_bad_options() -> None:
     states = np.zeros((3, 4), dtype=int)
+    with pytest.raises(ValidationError, match="tolerance"):
+        PlmDCA(tolerance=-1.0).fit(states, np.ones(3))
+    with pytest.raises(ValidationError, match="check_every"):
+        PlmDCA(check_every=0).fit(states, np.ones(3))
     with pytest.raises(ValidationError, match="max_iter"):
         PlmDCA(max_iter=0).fit(states, np.ones(3))
     with pytest.raises(ValidationError, match="kernel"):

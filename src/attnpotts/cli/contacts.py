@@ -7,9 +7,15 @@ import dataclasses
 import sys
 from typing import Any
 
-from ..dca.fit import PLM_MAX_ITER, PLM_SCORE_GAP
+from ..dca.fit import (
+    PLM_CHECK_EVERY,
+    PLM_MAX_ITER,
+    PLM_REGULARIZATION,
+    PLM_SCORE_GAP,
+    PLM_TOLERANCE,
+)
 from ..dca.pipeline import ContactsConfig, run_contacts
-from ..dca.regularization import CONVENTIONS
+from ..dca.regularization import CONVENTIONS, DEFAULT_REGULARIZATION
 from .common import add_common_arguments, resolve_config
 
 __all__ = ["register", "run"]
@@ -17,7 +23,8 @@ __all__ = ["register", "run"]
 _EPILOG = """examples:
   attnpotts contacts PF00014.fasta.gz --out runs/pf14
       full Potts model by symmetric pseudo-likelihood (L-BFGS), 80% identity weights,
-      lambda_J = 0.01 (L-1)(q-1), lambda_h = 0.01 (EVcouplings/GREMLIN convention)
+      lambda_J = 0.03 (L-1)(q-1), lambda_h = 0.01 (EVcouplings/GREMLIN convention), L-BFGS
+      until the objective falls by less than 1% over 10 iterations (at most 100)
   attnpotts contacts PF00014.fasta.gz --out runs/pf14 --distances PF00014.distances.tsv
       also writes precision at top L, L/2, L/5, L/10 (8 A, |i-j| >= 6) into summary.json
   attnpotts contacts family.a2m --out runs/fam --focus --structure 1ABC.pdb --chain A
@@ -34,10 +41,10 @@ column_map.tsv, contact_map.png
 
 
 def _defaults() -> dict[str, Any]:
-    # max_iter / lbfgs_history / score_gap stay None: their defaults depend on --model
+    # lambda_j / max_iter / lbfgs_history / score_gap stay None: their defaults depend on --model
     # (ContactsConfig resolves them)
     return {k: v for k, v in dataclasses.asdict(ContactsConfig()).items() if k not in ("seed", "device")} | {
-        "device": None, "max_iter": None, "lbfgs_history": None, "score_gap": None
+        "device": None, "lambda_j": None, "max_iter": None, "lbfgs_history": None, "score_gap": None
     }
 
 
@@ -62,12 +69,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--regularization", choices=list(CONVENTIONS), default=None,
                    help=f"L2 convention (default {d.regularization})")
     g.add_argument("--lambda-j", dest="lambda_j", type=float, default=None,
-                   help=f"coupling L2 in that convention (default {d.lambda_j})")
+                   help=f"coupling L2 in that convention (default {PLM_REGULARIZATION.lambda_j} plm, "
+                   f"{DEFAULT_REGULARIZATION.lambda_j} factored, in the evcouplings convention)")
     g.add_argument("--lambda-h", dest="lambda_h", type=float, default=None,
                    help=f"field L2 in that convention (default {d.lambda_h})")
     g.add_argument("--max-iter", dest="max_iter", type=int, default=None,
-                   help=f"L-BFGS iterations (default {PLM_MAX_ITER} plm, chosen by leave-one-family-out; "
-                   "600 factored; 100+ for converged plm couplings)")
+                   help=f"cap on the L-BFGS iterations (default {PLM_MAX_ITER} plm, which stops sooner "
+                   f"when the objective falls by less than {PLM_TOLERANCE:g} over {PLM_CHECK_EVERY} "
+                   "iterations (chosen by leave-one-family-out); 600 factored)")
     g.add_argument("--lbfgs-history", dest="lbfgs_history", type=int, default=None,
                    help="L-BFGS memory (default 5 plm, 20 factored)")
     g.add_argument("--n-heads", dest="n_heads", type=int, default=None,

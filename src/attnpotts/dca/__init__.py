@@ -9,9 +9,11 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 
 from .fit import (
     FAR_FROM_CONVERGENCE,
+    PLM_CHECK_EVERY,
     PLM_MAX_ITER,
     PLM_REGULARIZATION,
     PLM_SCORE_GAP,
+    PLM_TOLERANCE,
     ConvergenceReport,
     FactoredDCA,
     PlmDCA,
@@ -28,9 +30,11 @@ __all__ = [
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
     "FAR_FROM_CONVERGENCE",
+    "PLM_CHECK_EVERY",
     "PLM_MAX_ITER",
     "PLM_REGULARIZATION",
     "PLM_SCORE_GAP",
+    "PLM_TOLERANCE",
     "ConvergenceReport",
     "FactoredDCA",
     "MemoryEstimate",

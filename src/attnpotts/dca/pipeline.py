@@ -77,9 +77,12 @@ class ContactsConfig:
         model: ``"plm"`` (full Potts, symmetric pseudo-likelihood) or ``"factored"``.
         identity_threshold: sequence-weight identity threshold (0.8).
         regularization: convention name (:data:`~attnpotts.dca.CONVENTIONS`).
-        lambda_j, lambda_h: coefficients in that convention.
-        max_iter: L-BFGS iterations (``None``: the estimator's default, 20 for plm, see
-            :class:`PlmDCA`, and 600 for factored, see :class:`FactoredDCA`; resolved on creation).
+        lambda_j, lambda_h: coefficients in that convention (``lambda_j=None``: the estimator's
+            default when its convention is the default one, 0.03 for plm (see :class:`PlmDCA`)
+            and 0.01 for factored, else 0.01; resolved on creation).
+        max_iter: cap on the L-BFGS iterations (``None``: the estimator's default, 100 for plm,
+            whose convergence rule usually stops sooner, see :class:`PlmDCA`, and 600 for
+            factored, see :class:`FactoredDCA`; resolved on creation).
         lbfgs_history: L-BFGS memory (``None``: the estimator's default, 5 for plm, 20 for
             factored; resolved on creation).
         n_heads, key_dim: factored attention sizes.
@@ -99,7 +102,7 @@ class ContactsConfig:
     model: str = "plm"
     identity_threshold: float = 0.8
     regularization: str = "evcouplings"
-    lambda_j: float = 0.01
+    lambda_j: float | None = None
     lambda_h: float = 0.01
     max_iter: int | None = None
     lbfgs_history: int | None = None
@@ -124,6 +127,11 @@ class ContactsConfig:
             )
         if not 0 < self.identity_threshold <= 1:
             raise ValidationError(f"identity_threshold must lie in (0, 1], got {self.identity_threshold}")
+        if self.lambda_j is None:  # the estimator's own default, written into the config
+            reg = (PlmDCA() if self.model == "plm" else FactoredDCA()).regularization
+            object.__setattr__(
+                self, "lambda_j", float(reg.lambda_j) if reg.convention == self.regularization else 0.01
+            )
         if self.score_gap is None:  # the estimator's own default, written into the config
             default_gap = (PlmDCA() if self.model == "plm" else FactoredDCA()).score_gap
             object.__setattr__(self, "score_gap", default_gap)
@@ -139,7 +147,7 @@ class ContactsConfig:
 
     def estimator(self) -> PlmDCA | FactoredDCA:
         """The configured (unfitted) estimator."""
-        reg = Regularization(self.regularization, float(self.lambda_j), float(self.lambda_h))  # type: ignore[arg-type]
+        reg = Regularization(self.regularization, float(self.lambda_j or 0.0), float(self.lambda_h))  # type: ignore[arg-type]
         common: dict[str, Any] = {
             "regularization": reg,
             "max_iter": int(self.max_iter),  # type: ignore[arg-type]
