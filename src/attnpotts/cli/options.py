@@ -126,7 +126,7 @@ OPTION_TABLES: dict[str, dict[str, OptionSpec]] = {
     },
     "contacts": {
         "model": _c("plm", "factored"), "identity_threshold": _f(0, 1, low_open=True),
-        "regularization": OptionSpec("str"), "lambda_j": _f(0), "lambda_h": _f(0),
+        "regularization": OptionSpec("str"), "lambda_j": _f(0, none=True), "lambda_h": _f(0),
         "max_iter": _i(1, none=True), "lbfgs_history": _i(1, none=True), "n_heads": _i(1),
         "key_dim": _i(1), "kernel": OptionSpec("str"), "dtype": _c("float32", "float64"),
         "memory_limit_gb": _f(0, 1e6, low_open=True), "score_gap": _c("exclude", "include", none=True),
