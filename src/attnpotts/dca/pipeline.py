@@ -129,9 +129,10 @@ class ContactsConfig:
             raise ValidationError(f"identity_threshold must lie in (0, 1], got {self.identity_threshold}")
         if self.lambda_j is None:  # the estimator's own default, written into the config
             reg = (PlmDCA() if self.model == "plm" else FactoredDCA()).regularization
-            object.__setattr__(
-                self, "lambda_j", float(reg.lambda_j) if reg.convention == self.regularization else 0.01
-            )
+            aliases = {"gremlin": "evcouplings"}  # the same convention under two names
+            same = aliases.get(reg.convention, reg.convention) == aliases.get(
+                self.regularization, self.regularization)
+            object.__setattr__(self, "lambda_j", float(reg.lambda_j) if same else 0.01)
         if self.score_gap is None:  # the estimator's own default, written into the config
             default_gap = (PlmDCA() if self.model == "plm" else FactoredDCA()).score_gap
             object.__setattr__(self, "score_gap", default_gap)
