@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from attnpotts.alphabet import PROTEIN, RNA, Alphabet
 from attnpotts.errors import DataFormatError, ShapeError, ValidationError
-from attnpotts.evaluation import (
+from attnpotts.formats import (
     CCMPRED_ALPHABET,
     EC_TSV_HEADER,
     ec_numbering,
