@@ -392,3 +392,14 @@ def test_exporters_refuse_asymmetric_couplings(tmp_path: Path) -> None:
         write_adabmdca_params(tmp_path / "a.dat", h, J)
     with pytest.raises(ValidationError, match="symmetric"):
         write_ccmpred_braw(tmp_path / "a.braw", h, J)
+
+
+def test_moved_names_still_answer_from_evaluation() -> None:
+    import attnpotts.evaluation as evaluation
+    import attnpotts.formats as formats
+
+    for name in ("save_couplings_npz", "load_couplings_npz", "read_plmc_params", "write_ec_table"):
+        assert getattr(evaluation, name) is getattr(formats, name)
+        assert name not in evaluation.__all__
+    with pytest.raises(AttributeError, match="no attribute"):
+        _ = evaluation.not_a_name

@@ -44,36 +44,11 @@ __all__ = [
     "symmetrize_couplings",
 ]
 
-#: Names that moved to :mod:`attnpotts.formats` (reachable here by :func:`__getattr__`).
-_MOVED_TO_FORMATS = frozenset(
-    {
-        "ADABMDCA_PROTEIN_ALPHABET",
-        "CCMPRED_ALPHABET",
-        "EC_TSV_HEADER",
-        "NPZ_FORMAT_VERSION",
-        "CouplingsFile",
-        "ImportedParameters",
-        "ec_numbering",
-        "load_couplings_npz",
-        "read_adabmdca_params",
-        "read_ccmpred_raw",
-        "read_ec_table",
-        "read_plmc_params",
-        "read_score_matrix",
-        "save_couplings_npz",
-        "write_adabmdca_params",
-        "write_ccmpred_braw",
-        "write_ec_table",
-        "write_ec_tsv",
-        "write_score_matrix",
-    }
-)
-
 
 def __getattr__(name: str) -> Any:
-    """The names of :data:`_MOVED_TO_FORMATS`, from :mod:`attnpotts.formats`."""
-    if name in _MOVED_TO_FORMATS:
-        from .. import formats
+    """The names that moved to :mod:`attnpotts.formats` (its ``__all__``), answered from there."""
+    from .. import formats
 
+    if name in formats.__all__:
         return getattr(formats, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
