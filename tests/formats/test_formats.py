@@ -343,6 +343,24 @@ def test_ccmpred_malformed_msgpack(tmp_path: Path) -> None:
         read_ccmpred_raw(tmp_path / "c.braw")
 
 
+def test_ccmpred_pair_given_twice_is_refused(tmp_path: Path) -> None:
+    # a repeated pair with another one missing keeps the count of pairs right
+    h, J = random_params(3, 21, 4)
+    hc, Jc = ccmpred_layout(h, J)
+    obj = msgpack.unpackb(braw_bytes(hc, Jc))
+    obj["x_pair"]["0/2"] = {**obj["x_pair"]["0/1"]}
+    (tmp_path / "a.braw").write_bytes(msgpack.packb(obj))
+    with pytest.raises(DataFormatError, match=r"pair \(0, 1\) is given twice"):
+        read_ccmpred_raw(tmp_path / "a.braw")
+    lines = ["\t".join(f"{v:.17g}" for v in row[:20]) for row in hc]
+    for i, j in [(0, 1), (0, 1), (1, 2)]:
+        lines.append(f"# {i} {j}")
+        lines += ["\t".join(f"{v:.17g}" for v in row) for row in Jc[i, j]]
+    (tmp_path / "x.raw").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=r"x\.raw, line 26: pair \(0, 1\) is given twice"):
+        read_ccmpred_raw(tmp_path / "x.raw")
+
+
 # -------------------------------------------------------------------------------- adabmDCA
 @SETTINGS
 @given(L=st.integers(2, 5), seed=st.integers(0, 10_000), integer_states=st.booleans())

@@ -29,6 +29,7 @@ from attnpotts.potts import (
     padded_fields,
     padded_transposed,
     pair_indices,
+    pair_position,
     transpose_couplings,
     unpack_pairs,
 )
@@ -97,6 +98,8 @@ def test_packed_pairs_round_trip_for_symmetric_couplings(L: int, q: int, seed: i
     i, j = pair_indices(L)
     assert len(i) == L * (L - 1) // 2 and np.all(i < j)
     assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == list(zip(i.tolist(), j.tolist(), strict=True))
+    for p, (a, b) in enumerate(zip(i.tolist(), j.tolist(), strict=True)):
+        assert pair_position(a, b, L) == p
     for x in both(J):
         T = pack_pairs(x)
         assert type(T) is type(x) and tuple(T.shape) == (L * (L - 1) // 2, q, q)
@@ -184,6 +187,7 @@ def test_the_fused_kernels_expansion_of_packed_pairs_is_the_coupling_matrix() ->
         (lambda: couplings_from_matrix(np.zeros((6, 6)), 4), "q = 4"),
         (lambda: padded_transposed(np.zeros((2, 2, 3, 3)), 2), "q_pad = 2"),
         (lambda: unpack_pairs(np.zeros((2, 3, 3)), 3), r"\(3, q, q\)"),
+        (lambda: pair_position(2, 1, 3), r"0 <= i < j < L = 3"),
         (lambda: couplings_from_factors(np.zeros((2, 3, 3)), np.zeros((1, 2, 2))), "same K"),
     ],
 )

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..alphabet import PROTEIN, Alphabet
 from ..errors import DataFormatError
+from ..potts.layout import pair_position, unpack_pairs
 from ..storage import atomic_write_bytes
 from .parameters import ImportedParameters, _check_params, _reorder, _state_map
 
@@ -19,6 +20,29 @@ __all__ = ["CCMPRED_ALPHABET", "read_ccmpred_raw", "write_ccmpred_braw"]
 
 #: CCMpred's state order (gap last).
 CCMPRED_ALPHABET = "ARNDCQEGHILKMFPSTWYV-"
+
+
+class _PairBlocks:
+    """The ``(q, q)`` blocks of the pairs ``i < j`` as read, in the packed layout ``(P, q, q)``."""
+
+    def __init__(self, n_sites: int, n_states: int, path: Path) -> None:
+        P = n_sites * (n_sites - 1) // 2
+        self.n_sites, self.path = n_sites, path
+        self.packed = np.zeros((P, n_states, n_states))
+        self.given = np.zeros(P, dtype=bool)
+        self.seen = 0
+
+    def add(self, i: int, j: int, block: np.ndarray, line: int | None = None) -> None:
+        """Store ``J[i, j] = block`` (``0 <= i < j < L``, checked by the caller); once per pair."""
+        k = pair_position(i, j, self.n_sites)
+        if self.given[k]:
+            raise DataFormatError(f"pair ({i}, {j}) is given twice", path=self.path, line=line)
+        self.packed[k], self.given[k] = block, True
+        self.seen += 1
+
+    def couplings(self) -> np.ndarray:
+        """Symmetric ``J (L, L, q, q)`` (pairs never given stay zero)."""
+        return unpack_pairs(self.packed, self.n_sites)
 
 
 def _open_maybe_gzip(p: Path) -> bytes:
@@ -80,8 +104,7 @@ def _ccmpred_msgpack(
         )
     h = np.zeros((L, n_alpha))
     h[:, : n_alpha - 1] = single.reshape(L, n_alpha - 1)
-    J = np.zeros((L, L, n_alpha, n_alpha))
-    seen = 0
+    blocks = _PairBlocks(L, n_alpha, p)
     for key, entry in pairs.items():
         try:
             i, j = int(entry["i"]), int(entry["j"])
@@ -93,16 +116,14 @@ def _ccmpred_msgpack(
                 f"x_pair entry {key!r}: need 0 <= i < j < {L} and {n_alpha * n_alpha} values",
                 path=p,
             )
-        block = block.reshape(n_alpha, n_alpha)
-        J[i, j] = block
-        J[j, i] = block.T
-        seen += 1
-    if seen != L * (L - 1) // 2:
+        blocks.add(i, j, block.reshape(n_alpha, n_alpha))
+    if blocks.seen != L * (L - 1) // 2:
         raise DataFormatError(
-            f"x_pair has {seen} pairs, expected ncol (ncol - 1) / 2 = {L * (L - 1) // 2}", path=p
+            f"x_pair has {blocks.seen} pairs, expected ncol (ncol - 1) / 2 = {L * (L - 1) // 2}",
+            path=p,
         )
     meta = {"meta": x.get("meta")} if "meta" in x else {}
-    return h, J, meta
+    return h, blocks.couplings(), meta
 
 
 def _ccmpred_text(
@@ -133,8 +154,7 @@ def _ccmpred_text(
         raise DataFormatError("no field lines: not a CCMpred raw file", path=p, line=1)
     h = np.zeros((L, n_alpha))
     h[:, : n_alpha - 1] = single
-    J = np.zeros((L, L, n_alpha, n_alpha))
-    seen = 0
+    blocks = _PairBlocks(L, n_alpha, p)
     while n < len(lines):
         line = lines[n]
         if line.startswith("#>META>"):
@@ -167,13 +187,11 @@ def _ccmpred_text(
                     f"coupling line has {len(row)} values, expected {n_alpha}", path=p, line=ln + 1
                 )
             block.append(row)
-        J[i, j] = block
-        J[j, i] = np.asarray(block).T
-        seen += 1
+        blocks.add(i, j, np.asarray(block), line=n + 1)
         n += 1 + n_alpha
-    if seen != L * (L - 1) // 2:
-        raise DataFormatError(f"{seen} pair blocks, expected {L * (L - 1) // 2}", path=p)
-    return h, J, meta
+    if blocks.seen != L * (L - 1) // 2:
+        raise DataFormatError(f"{blocks.seen} pair blocks, expected {L * (L - 1) // 2}", path=p)
+    return h, blocks.couplings(), meta
 
 
 def write_ccmpred_braw(

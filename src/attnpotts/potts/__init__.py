@@ -19,6 +19,7 @@ from .layout import (
     padded_fields,
     padded_transposed,
     pair_indices,
+    pair_position,
     transpose_couplings,
     unpack_pairs,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "padded_fields",
     "padded_transposed",
     "pair_indices",
+    "pair_position",
     "read_potts_npz",
     "sparse_site_couplings",
     "transpose_couplings",

@@ -27,8 +27,9 @@ the product).
   ``q <= a < q_pad``, and fields ``(L, q_pad)`` (the numba samplers): :func:`padded_transposed`,
   :func:`couplings_from_padded`, :func:`padded_fields`, :func:`fields_from_padded`;
 * packed pairs ``T[p] = J[i_p, j_p]``, ``(L (L - 1) / 2, q, q)``, for the pairs ``i < j`` of
-  :func:`pair_indices` in row-major order (symmetric ``FullPotts``, plmc files):
-  :func:`pack_pairs`, :func:`unpack_pairs` (symmetric couplings: only the upper triangle is kept);
+  :func:`pair_indices` in row-major order (symmetric ``FullPotts``, plmc and CCMpred files):
+  :func:`pack_pairs`, :func:`unpack_pairs` (symmetric couplings: only the upper triangle is kept),
+  :func:`pair_position` (the row of one pair);
 * factors ``Jsite (K, L, L)``, ``Ucol (K, q, q)`` (generalized Potts model, factored attention):
   :func:`couplings_from_factors` (no inverse: factors are not unique).
 
@@ -58,6 +59,7 @@ __all__ = [
     "padded_fields",
     "padded_transposed",
     "pair_indices",
+    "pair_position",
     "transpose_couplings",
     "unpack_pairs",
 ]
@@ -183,6 +185,14 @@ def pair_indices(n_sites: int, like: ArrayLike | None = None) -> tuple[Any, Any]
         return idx[0], idx[1]
     i, j = np.triu_indices(L, k=1)
     return i, j
+
+
+def pair_position(i: int, j: int, n_sites: int) -> int:
+    """Row ``p`` of the pair ``(i, j)``, ``0 <= i < j < L``, in the packed layout (:func:`pair_indices`)."""
+    L = int(n_sites)
+    if not 0 <= i < j < L:
+        raise ShapeError(f"a packed pair needs 0 <= i < j < L = {L}, got ({i}, {j})")
+    return i * (2 * L - i - 1) // 2 + (j - i - 1)
 
 
 def pack_pairs(couplings: ArrayLike) -> ArrayLike:
