@@ -305,15 +305,20 @@ def test_ccmpred_braw_import(tmp_path: Path, L: int, seed: int, gz: bool) -> Non
     np.testing.assert_allclose(again.fields, h, atol=1e-12)
 
 
+def raw_lines(hc: np.ndarray, Jc: np.ndarray, pairs: list[tuple[int, int]]) -> list[str]:
+    """CCMpred's text ``.raw``: the field lines, then ``# i j`` and the block of each pair."""
+    lines = ["\t".join(f"{v:.17g}" for v in row[:20]) for row in hc]
+    for i, j in pairs:
+        lines.append(f"# {i} {j}")
+        lines += ["\t".join(f"{v:.17g}" for v in row) for row in Jc[i, j]]
+    return lines
+
+
 def test_ccmpred_text_raw(tmp_path: Path) -> None:
     h, J = random_params(3, 21, 9)
     h[:, 0] = 0.0
     hc, Jc = ccmpred_layout(h, J)
-    lines = ["\t".join(f"{v:.17g}" for v in row[:20]) for row in hc]
-    for i in range(3):
-        for j in range(i + 1, 3):
-            lines.append(f"# {i} {j}")
-            lines += ["\t".join(f"{v:.17g}" for v in row) for row in Jc[i, j]]
+    lines = raw_lines(hc, Jc, [(0, 1), (0, 2), (1, 2)])
     lines.append('#>META> {"x": 1}')
     (tmp_path / "x.raw").write_text("\n".join(lines) + "\n")
     got = read_ccmpred_raw(tmp_path / "x.raw")
@@ -352,10 +357,7 @@ def test_ccmpred_pair_given_twice_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.braw").write_bytes(msgpack.packb(obj))
     with pytest.raises(DataFormatError, match=r"pair \(0, 1\) is given twice"):
         read_ccmpred_raw(tmp_path / "a.braw")
-    lines = ["\t".join(f"{v:.17g}" for v in row[:20]) for row in hc]
-    for i, j in [(0, 1), (0, 1), (1, 2)]:
-        lines.append(f"# {i} {j}")
-        lines += ["\t".join(f"{v:.17g}" for v in row) for row in Jc[i, j]]
+    lines = raw_lines(hc, Jc, [(0, 1), (0, 1), (1, 2)])
     (tmp_path / "x.raw").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataFormatError, match=r"x\.raw, line 26: pair \(0, 1\) is given twice"):
         read_ccmpred_raw(tmp_path / "x.raw")
