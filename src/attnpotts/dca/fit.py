@@ -552,7 +552,7 @@ class PlmDCA(_BaseDCA):
     two after). Why not full convergence: plmc's own 100 iterations are not converged either
     (the objective still falls by ~1e-4 per 5 iterations), and running there moves the top-L
     pairs by about one pair either way (``lambda_J = 0.01``, 100 iterations: PF00076 0.930,
-    PF00035 0.955, against plmc's 0.944 and 0.970) at 2 to 3 times the cost. Why 0.03: the
+    PF00550 0.903, PF00014 0.981, against plmc's 0.944, 0.903, 0.981) at 2 to 3 times the cost. Why 0.03: the
     stronger penalty gave the best mean at every stopping rule and conditions the problem
     better (the rule stops sooner).
 
