@@ -457,6 +457,16 @@ class _BaseDCA:
         return asdict(self.convergence_)
 
 
+#: Starts of :class:`FactoredDCA`: ``"mean-field"`` (queries and keys from the mean-field contact
+#: map, :mod:`attnpotts.dca.factored_start`) or ``"random"`` (Gaussian factors).
+FACTORED_STARTS: tuple[str, ...] = ("mean-field", "random")
+#: Default start of :class:`FactoredDCA` (see its docstring for the measurements).
+FACTORED_START = "mean-field"
+#: Scale ``beta`` of the started attention logits (standardised mean-field map).
+FACTORED_START_SHARPNESS = 3.0
+#: Standard deviation of the per-head noise on the started queries and keys.
+FACTORED_START_NOISE = 0.5
+
 #: Default L-BFGS iterations of :class:`PlmDCA` (chosen by leave-one-family-out, see PlmDCA).
 PLM_MAX_ITER = 20
 #: Default contact score of :class:`PlmDCA`: the gap state kept in the Frobenius norm.
@@ -604,6 +614,9 @@ class FactoredDCA(_BaseDCA):
         init_std: float = 1.0,
         value_init_std: float | None = None,
         factor_l2: float = 0.0,
+        start: str = FACTORED_START,
+        start_sharpness: float = FACTORED_START_SHARPNESS,
+        start_noise: float = FACTORED_START_NOISE,
         max_iter: int = 600,
         lbfgs_history: int = 20,
         **kwargs: Any,
@@ -615,6 +628,9 @@ class FactoredDCA(_BaseDCA):
         self.init_std = init_std
         self.value_init_std = value_init_std
         self.factor_l2 = factor_l2
+        self.start = start
+        self.start_sharpness = start_sharpness
+        self.start_noise = start_noise
 
     def _validate(self) -> None:
         super()._validate()
@@ -623,6 +639,14 @@ class FactoredDCA(_BaseDCA):
             raise ValidationError(
                 f"factor_l2 must be a finite number >= 0 (AttentionDCA uses 1e-3), got {self.factor_l2!r}"
             )
+        if self.start not in FACTORED_STARTS:
+            raise ValidationError(f"start must be one of {FACTORED_STARTS}, got {self.start!r}")
+        if not (isinstance(self.start_sharpness, int | float) and math.isfinite(self.start_sharpness)
+                and self.start_sharpness > 0):
+            raise ValidationError(f"start_sharpness must be a finite number > 0, got {self.start_sharpness!r}")
+        if not (isinstance(self.start_noise, int | float) and math.isfinite(self.start_noise)
+                and self.start_noise >= 0):
+            raise ValidationError(f"start_noise must be a finite number >= 0, got {self.start_noise!r}")
         # n_heads, key_dim, variant and init_std are checked by FactoredAttention itself
 
     def _weight_decay(self, n_sites: int) -> float:
@@ -647,7 +671,8 @@ class FactoredDCA(_BaseDCA):
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
                               lbfgs_history=int(self.lbfgs_history), chunk=self.chunk,
-                              n_heads=int(self.n_heads), key_dim=int(self.key_dim))
+                              n_heads=int(self.n_heads), key_dim=int(self.key_dim),
+                              start=self._start_used(L, data.n_states))
         return _fit_chunk(est, U, L, data.n_states, self, "factored")
 
     def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
@@ -687,7 +712,33 @@ class FactoredDCA(_BaseDCA):
         assert model.fields is not None
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
+        self.start_ = self._start_used(L, q)
+        t0 = time.perf_counter()
+        if self.start_ == "mean-field":
+            from ..random import spawn_seeds, torch_generator
+            from .factored_start import mean_field_scores, spectral_query_key
+
+            scores = mean_field_scores(data.states, data.weights, q)
+            gen = torch_generator(spawn_seeds(self.seed, 1)[0])
+            Q, K = spectral_query_key(scores, model.n_heads, model.key_dim,
+                                      sharpness=float(self.start_sharpness),
+                                      noise=float(self.start_noise), generator=gen)
+            assert model.query is not None and model.key is not None
+            with torch.no_grad():
+                model.query.copy_(Q.to(torch_dtype))
+                model.key.copy_(K.to(torch_dtype))
+        self.start_seconds_ = time.perf_counter() - t0
         return model
+
+    def _start_used(self, n_sites: int, n_states: int) -> str:
+        """The start a fit of this size gets: ``"mean-field"`` needs the softmax variant and
+        ``L (q - 1) <=`` :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`."""
+        from .factored_start import MEAN_FIELD_MAX_DIM
+
+        if (self.start == "mean-field" and self.variant == "softmax"
+                and int(n_sites) * (int(n_states) - 1) <= MEAN_FIELD_MAX_DIM):
+            return "mean-field"
+        return "random"
 
 
 def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, model: str) -> MemoryEstimate:
