@@ -68,12 +68,13 @@ def test_spectral_query_key_reproduce_the_scaled_map_without_noise() -> None:
 
 def test_factored_dca_starts_from_the_mean_field_map_and_records_it() -> None:
     states, w = _data(L=10, q=5, N=200, seed=2)
-    a = FactoredDCA(n_heads=2, key_dim=3, max_iter=1, dtype="float64", seed=4).fit(states, w)
-    b = FactoredDCA(n_heads=2, key_dim=3, max_iter=1, dtype="float64", seed=4).fit(states, w)
+    opts = {"n_heads": 2, "key_dim": 3, "max_iter": 1, "dtype": "float64", "seed": 4, "start": "mean-field"}
+    a = FactoredDCA(**opts).fit(states, w)
+    b = FactoredDCA(**opts).fit(states, w)
     assert a.start_ == "mean-field"
     np.testing.assert_array_equal(a.scores_, b.scores_)  # same seed, same result
     # with max_iter=1 the fit moved the start; rebuild it to compare with the module's functions
-    est = FactoredDCA(n_heads=2, key_dim=3, dtype="float64", seed=4)
+    est = FactoredDCA(**opts)
     data = prepare_data(states, w)
     model = est._build(data, torch.float64)
     assert isinstance(model, FactoredAttention) and model.query is not None
@@ -88,11 +89,13 @@ def test_factored_dca_starts_from_the_mean_field_map_and_records_it() -> None:
 
 def test_random_start_above_the_cap_for_the_free_variant_and_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     states, w = _data(L=10, q=5, N=200, seed=3)
-    assert FactoredDCA(n_heads=2, key_dim=3, max_iter=1, start="random").fit(states, w).start_ == "random"
-    assert FactoredDCA(n_heads=2, variant="free", max_iter=1).fit(states, w).start_ == "random"
+    assert FactoredDCA(n_heads=2, key_dim=3, max_iter=1).fit(states, w).start_ == "random"  # default
+    mf = {"start": "mean-field", "max_iter": 1, "n_heads": 2}
+    assert FactoredDCA(variant="free", **mf).fit(states, w).start_ == "random"
+    assert FactoredDCA(key_dim=3, **mf).fit(states, w).start_ == "mean-field"
     monkeypatch.setattr(fs, "MEAN_FIELD_MAX_DIM", 39)  # L (q-1) = 40
-    est = FactoredDCA(n_heads=2, key_dim=3, max_iter=1).fit(states, w)
-    assert est.start_ == "random" and est.memory_estimate_.parts["start"] == 0
+    assert FactoredDCA(key_dim=3, **mf).fit(states, w).start_ == "random"
+    assert fs.mean_field_start_bytes(10, 5) == 0
 
 
 def test_memory_estimate_counts_the_start_matrix() -> None:

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from ..training import Callback
 
 __all__ = [
+    "FACTORED_MAX_ITER",
+    "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_MAX_ITER",
     "PLM_REGULARIZATION",
@@ -460,12 +462,16 @@ class _BaseDCA:
 #: Starts of :class:`FactoredDCA`: ``"mean-field"`` (queries and keys from the mean-field contact
 #: map, :mod:`attnpotts.dca.factored_start`) or ``"random"`` (Gaussian factors).
 FACTORED_STARTS: tuple[str, ...] = ("mean-field", "random")
-#: Default start of :class:`FactoredDCA` (see its docstring for the measurements).
-FACTORED_START = "mean-field"
+#: Default start of :class:`FactoredDCA`: random factors (see its docstring for why the
+#: mean-field start is not the default).
+FACTORED_START = "random"
 #: Scale ``beta`` of the started attention logits (standardised mean-field map).
 FACTORED_START_SHARPNESS = 3.0
 #: Standard deviation of the per-head noise on the started queries and keys.
 FACTORED_START_NOISE = 0.5
+
+#: Default L-BFGS iterations of :class:`FactoredDCA` (from random factors; see FactoredDCA).
+FACTORED_MAX_ITER = 600
 
 #: Default L-BFGS iterations of :class:`PlmDCA` (chosen by leave-one-family-out, see PlmDCA).
 PLM_MAX_ITER = 20
@@ -555,9 +561,29 @@ class FactoredDCA(_BaseDCA):
     ``couplings_`` is formed only when read. Memory grows with ``H L^2`` (the attention matrices)
     and ``N L``, not ``L^2 q^2``: ``benchmarks/bench_factored_memory.py`` measures the peak
     against :func:`attnpotts.dca.estimate_memory`. Time per evaluation is about the full
-    model's; the fit needs more iterations (non-convex), see below.
+    model's (``benchmarks/bench_factored_memory.py``: 0.65-0.9x at ``L`` = 100-200); the fit
+    needs more iterations (non-convex), see below.
 
-    Why the defaults (measured by ``benchmarks/sweep_factored.py``, results in
+    Starts: ``start="random"`` (default) draws the factors from ``N(0, init_std^2)``;
+    ``start="mean-field"`` (:mod:`attnpotts.dca.factored_start`) sets the queries and keys so
+    that the attention logits are ``start_sharpness`` (3) times the rank-``d`` approximation of
+    the standardised mean-field contact map, plus per-head noise (``start_noise`` 0.5), values
+    and fields as for the random start. It needs the softmax variant and ``L (q-1) <= 6000``
+    (``L <= 300`` at ``q = 21``); larger fits start from random factors.
+
+    Why the random start stays the default (``benchmarks/results/factored_lofo_meanfield.json``,
+    ``docs/dca.md``): from random factors the fit spends 100-600 iterations finding which pairs
+    interact (PF00014 / PF00076: top-L precision 0.74 / 0.46 after 60 evaluations), from the
+    mean-field start it begins at the mean-field map's precision (PF00014 0.94, PF00076 0.86)
+    and then hardly moves: over the families measured the mean precision stays within 0.01
+    from 0 to 60 evaluations, and leave-one-family-out over the evaluation budgets (within twice
+    plm's time) chose 0-35 evaluations, held-out mean 0.77 against plm's 0.91 (PF00595 0.74
+    against 0.951, PF00035 0.78 against 0.955). Fast (about plm's time), but ~0.1 below plm,
+    while 600 iterations from random factors reach 0.915 on PF00595 and 0.896 on PF00035 at
+    10-20x plm's time. Neither meets both goals (2x plm's time, plm's precision minus 0.01);
+    the default keeps the precision.
+
+    Earlier choices, from random factors (``benchmarks/sweep_factored.py``, results in
     ``benchmarks/results/factored_sweep.json``; top-L precision at 8 A, ``|i-j| >= 6``, gap left
     out of the score; chosen on PF00014 and PF00595 only, plm: 0.981 / 0.939):
 
@@ -569,14 +595,12 @@ class FactoredDCA(_BaseDCA):
       the run ends before converging (0.925 / 0.756). At ``sigma = 1`` the logits start with
       unit variance and the plateau is gone (300 iterations: 0.962 / 0.902; ``sigma = 0.5``:
       0.962 / 0.866).
-    * ``max_iter = 600``, ``lbfgs_history = 20``: at 300 iterations PF00595 is still climbing;
-      600 iterations with memory 20 (cheap: the factors are ~0.1 M numbers) reach, over seeds
-      0, 1, 2, 1.000 / 0.962 / 0.962 on PF00014 and 0.915 / 0.902 / 0.915 on PF00595 (old
-      settings, seeds 0, 1: 0.925, 0.962 and 0.756, 0.805). Time is ~2x the 300-iteration fit
-      (PF00014 ~60 s, PF00595 ~320 s on 2 cores; plm: ~3 s and ~36 s).
-    * Held out (seed 0, plm in brackets): PF00076 0.915 (0.930; old settings 0.831), PF00035
-      0.896 (0.955; old 0.806), PF00200 0.645 (0.750; old 0.658). The defaults help where the old fit
-      was stuck on the plateau, but do not bring every family within 0.03 of plm.
+    * ``max_iter = 600``, ``lbfgs_history = 20``: at 300 iterations PF00595
+      is still climbing; 600 iterations with memory 20 (cheap: the factors are ~0.1 M numbers)
+      reach, over seeds 0, 1, 2, 1.000 / 0.962 / 0.962 on PF00014 and 0.915 / 0.902 / 0.915 on
+      PF00595 (old settings, seeds 0, 1: 0.925, 0.962 and 0.756, 0.805). Time: PF00014 ~60 s,
+      PF00595 ~320 s on 2 cores (plm: ~3 s and ~36 s). Held out (seed 0, plm in brackets):
+      PF00076 0.915 (0.930), PF00035 0.896 (0.955), PF00200 0.645 (0.750).
     * Coupling lambda as for plm: 3x stronger lowered the precision (0.925 / 0.841), 0.3x gave
       0.981 / 0.854, within the seed-to-seed spread of ~0.02-0.04 at ``L`` = 53-82, so the plm
       convention is kept.
@@ -595,12 +619,19 @@ class FactoredDCA(_BaseDCA):
         factor_l2: L2 on the factors (queries, keys, values) in AttentionDCA's mean form,
             ``sum_i [-(1/N_eff) sum_n w_n log P(s_i^n | rest)] + factor_l2 ||theta||^2`` (the
             training loop's ``weight_decay = 2 factor_l2 / L``); default 0 (see above).
-        max_iter: L-BFGS iterations (default 600).
+        start: ``"random"`` (default) or ``"mean-field"`` (:data:`FACTORED_STARTS`).
+        start_sharpness: scale of the started attention logits (default 3).
+        start_noise: standard deviation of the per-head noise on the started queries and keys
+            (default 0.5).
+        max_iter: L-BFGS iterations (default :data:`FACTORED_MAX_ITER` = 600; from the
+            mean-field start 5-30 give its precision).
         lbfgs_history: L-BFGS memory (default 20).
-        other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors.
+        other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the
+            start's noise.
 
     After :meth:`fit`, ``weight_decay_`` is the factor penalty's per-token coefficient and
-    ``regularization_["factor_l2"]`` records it.
+    ``regularization_["factor_l2"]`` records it; ``start_`` is the start the fit got
+    (``"mean-field"`` or ``"random"``) and ``start_seconds_`` its time.
     """
 
     model_name = "factored"
@@ -617,7 +648,7 @@ class FactoredDCA(_BaseDCA):
         start: str = FACTORED_START,
         start_sharpness: float = FACTORED_START_SHARPNESS,
         start_noise: float = FACTORED_START_NOISE,
-        max_iter: int = 600,
+        max_iter: int = FACTORED_MAX_ITER,
         lbfgs_history: int = 20,
         **kwargs: Any,
     ) -> None:
@@ -713,6 +744,12 @@ class FactoredDCA(_BaseDCA):
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
         self.start_ = self._start_used(L, q)
+        if self.start == "mean-field" and self.start_ == "random" and int(self.max_iter) < 300:
+            logger.warning(
+                "factored fit: no mean-field start (variant %r, L (q-1) = %d; the start needs the "
+                "softmax variant and L (q-1) <= %d); from random factors the fit needs ~600 "
+                "iterations, max_iter is %d (--max-iter)", self.variant, L * (q - 1),
+                _mean_field_max_dim(), int(self.max_iter))
         t0 = time.perf_counter()
         if self.start_ == "mean-field":
             from ..random import spawn_seeds, torch_generator
@@ -739,6 +776,12 @@ class FactoredDCA(_BaseDCA):
                 and int(n_sites) * (int(n_states) - 1) <= MEAN_FIELD_MAX_DIM):
             return "mean-field"
         return "random"
+
+
+def _mean_field_max_dim() -> int:
+    from .factored_start import MEAN_FIELD_MAX_DIM
+
+    return MEAN_FIELD_MAX_DIM
 
 
 def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, model: str) -> MemoryEstimate:

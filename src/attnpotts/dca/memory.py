@@ -84,7 +84,7 @@ def estimate_memory(
     n_heads: int = 32,
     key_dim: int = 32,
     n_threads: int | None = None,
-    start: str = "mean-field",
+    start: str = "random",
 ) -> MemoryEstimate:
     """Estimate the peak memory of a DCA fit (see the module docstring for the terms).
 
