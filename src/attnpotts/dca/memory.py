@@ -25,7 +25,10 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   ``q = 21``). Neither ``J`` whole nor per-head activations appear.
   Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
   ``L = 1000, H = 32``: 0.90 GiB against an estimate of 1.04 GiB at ``N = 2000``, 1.94 GiB
-  against 1.70 GiB at ``N = 10,000`` (chunks of 5000 sequences under the default limit).
+  against 1.70 GiB at ``N = 10,000`` (chunks of 5000 sequences under a 2 GiB limit); the fit's
+  own growth plus :data:`RUNTIME_BYTES` (``tests/dca/test_factored_kernels.py``): estimate /
+  peak 1.04-1.10 at ``L = 100-280``, ``N = 1000-20,000``, ``H = 4-32``, both starts
+  (``docs/dca.md``).
 
 The estimate is an upper bound of the large terms; the measured peak resident memory is reported
 next to it in ``benchmarks/bench_dca.py``.
