@@ -425,6 +425,114 @@ def _check_resumable(
     check_data_fingerprint(data, fingerprint, path)
 
 
+def _training_inputs(
+    model: MaskedLanguageModel,
+    cfg: TrainingConfig,
+    states: Any,
+    weights: Any,
+    validation: Any,
+    validation_weights: Any,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Validated ``(tokens (M, L), weights (M,), (validation tokens, weights) | None)``."""
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    tokens = as_token_tensor(states, model, name="training states")
+    w = _as_weights(weights, tokens.shape[0], dtype, device, "weights")
+    val = None
+    if validation is not None:
+        val_tokens = as_token_tensor(validation, model, name="validation states")
+        val_w = _as_weights(
+            validation_weights, val_tokens.shape[0], dtype, device, "validation_weights"
+        )
+        val = (val_tokens, val_w)
+    elif validation_weights is not None:
+        raise ValidationError("validation_weights given without validation states")
+    if cfg.patience is not None and val is None:
+        raise ValidationError("early stopping (patience) needs validation states; pass validation=")
+    return tokens, w, val
+
+
+def _per_epoch_validation(
+    model: MaskedLanguageModel,
+    cfg: TrainingConfig,
+    masker: _Masker,
+    n_train: int,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    seed: Any,
+) -> tuple[int | None, Callable[[], float | None]]:
+    """``(validation positions, the per-epoch validation loss)``: ``None`` positions is the exact
+    all-positions loss; without validation data the loss is ``None``."""
+    if val is None:
+        return None, lambda: None
+    val_tokens, val_w = val
+    val_k = _auto_validation_positions(model, cfg, masker, n_train, val_tokens.shape[0])
+    if val_k is None:
+        return None, lambda: mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size)
+    fixed = _FixedValidation(
+        model, val_tokens, val_w, val_k, torch_generator(seed), cfg.eval_batch_size
+    )
+    return val_k, fixed.loss
+
+
+def _loop_callbacks(
+    model: MaskedLanguageModel,
+    optimizer: Any,
+    cfg: TrainingConfig,
+    checkpoint_path: str | os.PathLike[str] | None,
+    metrics_path: str | os.PathLike[str] | None,
+    run: dict[str, Any],
+) -> list[Callback]:
+    """The loop's own callbacks, in the order they run after every epoch (before the user's)."""
+    out: list[Callback] = [
+        EarlyStopping(model, cfg.patience, cfg.min_delta),
+        ConvergenceStop(cfg.tolerance),
+    ]
+    if metrics_path is not None:
+        out.append(MetricsLog(Path(metrics_path)))
+    if checkpoint_path is not None:
+        out.append(Checkpointing(Path(checkpoint_path), cfg.checkpoint_every, model, optimizer, run))
+    return out
+
+
+def _record(
+    state: LoopState,
+    train_loss: float,
+    val_loss: float | None,
+    objective: Objective,
+    n_train: int,
+    validation_cpu_s: float,
+    optimizer: torch.optim.Optimizer | LBFGS,
+    cfg: TrainingConfig,
+) -> dict[str, Any]:
+    """The metrics record of the epoch just completed (``state`` already counts it)."""
+    with torch.no_grad():
+        pen = objective.penalty()
+    record: dict[str, Any] = {
+        "epoch": state.epoch,
+        "train_loss": train_loss,
+        "validation_loss": val_loss,
+        "penalty": 0.0 if pen is None else float(pen),
+        "steps": state.steps,
+        "sequences_seen": state.epoch * n_train,
+        "elapsed_s": state.elapsed,
+        "cpu_s": state.cpu_elapsed,
+        "validation_cpu_s": validation_cpu_s,
+        "tokens_seen": state.tokens_seen,
+        "learning_rate": _current_lr(optimizer, cfg),
+    }
+    if isinstance(optimizer, LBFGS) and optimizer.last_report is not None:
+        # the objective (data term + penalties) and gradient where this epoch's step ended
+        rep = optimizer.last_report
+        record.update(
+            objective=rep.objective,
+            gradient_norm=rep.gradient_norm,
+            evaluations=rep.evaluations,
+            lbfgs_stop=rep.stop_reason,
+            last_relative_decrease=rep.last_relative_decrease,
+        )
+    return record
+
+
 def train(
     model: MaskedLanguageModel,
     states: Any,
@@ -481,38 +589,15 @@ def train(
         raise ValidationError(
             f"model must be an attnpotts MaskedLanguageModel, got {type(model).__name__}"
         )
-    param = next(model.parameters())
-    device, dtype = param.device, param.dtype
-    tokens = as_token_tensor(states, model, name="training states")
+    device = next(model.parameters()).device
+    tokens, w, val = _training_inputs(model, cfg, states, weights, validation, validation_weights)
     M = tokens.shape[0]
-    w = _as_weights(weights, M, dtype, device, "weights")
-    val_tokens = val_w = None
-    if validation is not None:
-        val_tokens = as_token_tensor(validation, model, name="validation states")
-        val_w = _as_weights(
-            validation_weights, val_tokens.shape[0], dtype, device, "validation_weights"
-        )
-    elif validation_weights is not None:
-        raise ValidationError("validation_weights given without validation states")
-    if cfg.patience is not None and val_tokens is None:
-        raise ValidationError("early stopping (patience) needs validation states; pass validation=")
     objective = Objective(model, objective_penalties(cfg))
     masker = _Masker(model, MaskingPolicy(cfg.masking, cfg.mask_rate, cfg.n_mask_copies))
     seeds = spawn_seeds(cfg.seed, 3)
     # CPU generator: shuffling and masks; the dropout generator lives on the model's device
     state = LoopState(torch_generator(seeds[0]), torch_generator(seeds[1], device))
-    val_k: int | None = None
-    validation_loss: Callable[[], float | None] = lambda: None  # noqa: E731
-    if val_tokens is not None and val_w is not None:
-        val_k = _auto_validation_positions(model, cfg, masker, M, val_tokens.shape[0])
-        if val_k is not None:
-            fixed = _FixedValidation(
-                model, val_tokens, val_w, val_k, torch_generator(seeds[2]), cfg.eval_batch_size
-            )
-            validation_loss = fixed.loss
-        else:
-            vt, vw = val_tokens, val_w
-            validation_loss = lambda: mlm_loss(model, vt, vw, batch_size=cfg.eval_batch_size)  # noqa: E731
+    val_k, validation_loss = _per_epoch_validation(model, cfg, masker, M, val, seeds[2])
     optimizer = _make_optimizer(model, cfg)
     if isinstance(optimizer, LBFGS) and callbacks:
 
@@ -529,21 +614,10 @@ def train(
         model.load_state_dict(data["model_state"])
         optimizer.load_state_dict(data["optimizer_state"])
         state.restore(data)
-    loop_callbacks: list[Callback] = [
-        EarlyStopping(model, cfg.patience, cfg.min_delta),
-        ConvergenceStop(cfg.tolerance),
-    ]
-    if metrics_path is not None:
-        loop_callbacks.append(MetricsLog(Path(metrics_path)))
-    if checkpoint_path is not None:
-        run = {
-            "n_train": M,
-            "training_config": json.dumps(cfg.to_dict()),
-            "data_fingerprint": fingerprint,
-        }
-        loop_callbacks.append(
-            Checkpointing(Path(checkpoint_path), cfg.checkpoint_every, model, optimizer, run)
-        )
+    loop_callbacks = _loop_callbacks(
+        model, optimizer, cfg, checkpoint_path, metrics_path,
+        {"n_train": M, "training_config": json.dumps(cfg.to_dict()), "data_fingerprint": fingerprint},
+    )  # fmt: skip
     every = [*loop_callbacks, *callbacks]
     for cb in every:
         cb.on_loop_begin(state)
@@ -554,7 +628,7 @@ def train(
         "start_epoch": state.epoch,
         "max_epochs": cfg.max_epochs,
         "n_train": M,
-        "n_validation": 0 if val_tokens is None else val_tokens.shape[0],
+        "n_validation": 0 if val is None else val[0].shape[0],
     }
     for cb in every:
         cb.on_train_begin(info)
@@ -583,32 +657,7 @@ def train(
         val_loss = validation_loss()
         c2 = time.process_time()
         state.cpu_elapsed += c2 - c0
-        with torch.no_grad():
-            pen = objective.penalty()
-        record: dict[str, Any] = {
-            "epoch": state.epoch,
-            "train_loss": train_loss,
-            "validation_loss": val_loss,
-            "penalty": 0.0 if pen is None else float(pen),
-            "steps": state.steps,
-            "sequences_seen": state.epoch * M,
-            "elapsed_s": state.elapsed,
-            "cpu_s": state.cpu_elapsed,
-            "validation_cpu_s": c2 - c1,
-            "tokens_seen": state.tokens_seen,
-            "learning_rate": _current_lr(optimizer, cfg),
-        }
-        if isinstance(optimizer, LBFGS) and optimizer.last_report is not None:
-            # the objective (data term + penalties) and gradient where this epoch's step ended
-            rep = optimizer.last_report
-            record.update(
-                objective=rep.objective,
-                gradient_norm=rep.gradient_norm,
-                evaluations=rep.evaluations,
-                lbfgs_stop=rep.stop_reason,
-                last_relative_decrease=rep.last_relative_decrease,
-            )
-        state.history.append(record)
+        state.history.append(_record(state, train_loss, val_loss, objective, M, c2 - c1, optimizer, cfg))
         good = _LastGood.take(model, optimizer, state, keep_optimizer)
         reasons = [cb.on_loop_epoch(state) for cb in every]  # every callback sees every epoch
         stop = next((r for r in reasons if r is not None), None)
@@ -633,8 +682,8 @@ def train(
         best_validation_loss=None if state.best_epoch is None else state.best_loss,
         final_train_loss=mlm_loss(model, tokens, w, batch_size=cfg.eval_batch_size),
         final_validation_loss=None
-        if val_tokens is None
-        else mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size),
+        if val is None
+        else mlm_loss(model, val[0], val[1], batch_size=cfg.eval_batch_size),
         wall_time_s=state.elapsed,
         message=state.message,
         cpu_time_s=state.cpu_elapsed,
