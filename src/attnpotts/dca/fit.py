@@ -563,8 +563,8 @@ class FactoredDCA(_BaseDCA):
     mean-field start it begins at the mean-field map's precision (PF00014 0.94, PF00076 0.86)
     and then hardly moves: over the families measured the mean precision stays within 0.01
     from 0 to 60 evaluations, and leave-one-family-out over the evaluation budgets (within twice
-    plm's time) chose 0-35 evaluations, held-out mean 0.77 against plm's 0.91 (PF00595 0.74
-    against 0.951, PF00035 0.78 against 0.955). Fast (about plm's time), but ~0.1 below plm,
+    plm's time) chose 0-35 evaluations, held-out mean 0.76 against plm's 0.90 over seven
+    families (PF00595 0.74 against 0.951, PF00035 0.78 against 0.955). Fast (about plm's time), but ~0.1 below plm,
     while 600 iterations from random factors reach 0.915 on PF00595 and 0.896 on PF00035 at
     10-20x plm's time. Neither meets both goals (2x plm's time, plm's precision minus 0.01);
     the default keeps the precision.
