@@ -33,6 +33,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "random": frozenset({"errors"}),
     "storage": frozenset({ROOT, "errors"}),  # the version string, for the output marker
     "alphabet": frozenset({"errors"}),
+    # typed option fields: validation, flags and TOML keys from one definition
+    "options": frozenset({"errors"}),
     # worker processes that die with their parent (used by the executors and the CLI)
     "processes": frozenset(),
     # progress lines and bars of long work (training, the CLI, the reproduce pipeline)
@@ -48,11 +50,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "models": BASE | {"potts"},
     "evaluation": BASE | {"potts", "alignment"},
     "inference": BASE | {"potts", "models"},
-    "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress"},
+    "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress", "options"},
     # applications
     "dca": BASE | {"potts", "models", "inference", "training"} | _DATA | {"plotting"},
-    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress"},
-    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress"},
+    # one library function per command (what the CLI and the reproduce tasks call)
+    "workflows": _CORE | _DATA | _OUTPUT | {"dca", "progress", "options"},
+    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows"},
+    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress", "options", "workflows"},
 }
 
 #: Third-party packages confined to the listed units.
@@ -68,6 +72,7 @@ NO_TORCH = frozenset(
         "errors",
         "storage",
         "alphabet",
+        "options",
         "processes",
         "progress",
         "alignment",
