@@ -15,12 +15,12 @@ from attnpotts.experiments import ResultsStore
 from attnpotts.experiments.reproduce import (
     STAGES,
     ReproduceConfig,
-    _combine,
     equivalence_spec,
     factored_spec,
     reproduce,
     transformer_spec,
 )
+from attnpotts.experiments.reproduce.statistics import combine
 from attnpotts.reports import SchemaError, extract_numbers, get_path
 from attnpotts.reports.reproduce import validate_results
 
@@ -99,10 +99,10 @@ def test_specs() -> None:
     assert len(equivalence_spec(cfg).expand()) == 4 * cfg.equivalence_draws
 
 
-def test_combine() -> None:
-    mean, se = _combine([1.0], [0.1])
+def testcombine() -> None:
+    mean, se = combine([1.0], [0.1])
     assert (mean, se) == (1.0, 0.1)
-    mean, se = _combine([1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
+    mean, se = combine([1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
     assert mean == 2.0
     assert se == pytest.approx(math.sqrt(0.2**2 + 1.0 / 3))
 
@@ -333,11 +333,11 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
     """A theory point that did not converge is null in the JSON, off the line, never 'agreeing'."""
     from attnpotts.experiments import StoredRun
     from attnpotts.experiments.reproduce import (
-        _Context,
-        stage_theory,
+        StageContext,
         theory_curve_spec,
         theory_simulation_spec,
     )
+    from attnpotts.experiments.reproduce.stages import stage_theory
     from attnpotts.experiments.store import ResultsStore as Store
     from attnpotts.storage import to_jsonable
 
@@ -354,7 +354,7 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
         for r, d in zip(sim_runs, (0.001, -0.001), strict=True)
     ]
 
-    class FakeContext(_Context):
+    class FakeContext(StageContext):
         def run(self, *specs: Any, first: Any = None) -> None:
             pass
 

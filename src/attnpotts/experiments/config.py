@@ -1,0 +1,265 @@
+"""The settings of ``attnpotts reproduce``: :class:`ReproduceConfig`, its presets and stage names."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ValidationError, reject_unknown_keys
+
+__all__ = ["MODES", "STAGES", "ReproduceConfig"]
+
+#: Stages in pipeline order.
+STAGES: tuple[str, ...] = ("depth", "scaling", "couplings", "theory", "equivalence")
+#: Presets of :meth:`ReproduceConfig.preset`.
+MODES: tuple[str, ...] = ("quick", "default", "full")
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """Every setting of ``attnpotts reproduce`` (flat, TOML-friendly; see :meth:`preset`).
+
+    Data: ``n_sites``, ``n_states``, ``n_train``, ``n_validation``, ``n_test``; ``calibrate``
+    (beta set by the sampler to ``target_distance``, else ``beta``); ``n_chains``,
+    ``pilot_sweeps`` of the sampler.
+
+    Depth study: ``depths`` (transformer layers), ``width``, ``transformer_heads``, the
+    regularisation grid ``transformer_dropout`` (with AdamW ``transformer_weight_decay``),
+    ``transformer_lr``, ``transformer_batch_size``, ``transformer_epochs``, ``transformer_masking``
+    (``"copies"``: ``transformer_mask_copies`` masked copies of every sequence per step, each with
+    one different position masked, ``0`` = all ``L``; ``"one"``: one masked position per sequence;
+    ``"bert"``), ``transformer_warmup_epochs`` and ``transformer_lr_schedule`` (``"constant"`` or
+    ``"cosine"``); ``factored_heads``, ``factored_variant``, the grid ``factored_coupling_l2`` (L2
+    on the coupling product), ``factored_optimizer`` (``"lbfgs"``: full-batch pseudo-likelihood
+    maximisation, or ``"adam"``), ``factored_lr``, ``factored_batch_size`` (Adam),
+    ``factored_epochs`` (all positions predicted); early stopping ``patience`` (epochs) on the
+    validation set; ``n_seeds`` training seeds per setting; ``match_tolerance`` (relative,
+    0.01 = 1%).
+
+    Learning curves in the number of training sequences (stage ``scaling``): ``scaling_sizes``
+    (``M`` values; nested random subsets of one sampled pool per data seed),
+    ``scaling_data_seeds`` (data sets, each a new model from the ensemble with its own samples and
+    test set), ``scaling_depths`` (transformer depths trained at every size; empty: the factored
+    layer only) at the sizes up to ``scaling_transformer_max_size`` (transformers cost far more per
+    sequence than the factored layer). Same hyper-parameters as the depth study, the first value of
+    each regularisation grid, one training seed per size and data seed.
+
+    Theory: ``theory_states`` (q), ``theory_ucol`` (``"identity"`` or ``"gaussian"``),
+    ``theory_beta``, ``theory_rho``, ``theory_lambdas``, ``theory_alphas`` (simulation points;
+    the theory lines use ``theory_curve_points`` log-spaced alphas plus these), simulations with
+    ``simulation_sites`` (N), ``simulation_seeds``, ``simulation_test``.
+
+    Equivalence: ``equivalence_draws`` random parameter sets per variant x fields, on
+    ``equivalence_sequences`` random sequences of ``equivalence_sites`` x ``equivalence_states``.
+    """
+
+    mode: str = "default"
+    seed: int = 0
+    stages: tuple[str, ...] = STAGES
+    device: str = "cpu"
+    # data
+    n_sites: int = 20
+    n_states: int = 20
+    n_train: int = 3000
+    n_validation: int = 500
+    n_test: int = 1000
+    calibrate: bool = True
+    target_distance: float = 0.88
+    beta: float = 1.0
+    n_chains: int = 200
+    pilot_sweeps: int = 400
+    # depth study
+    depths: tuple[int, ...] = (1, 2, 3, 4)
+    width: int = 32
+    transformer_heads: int = 4
+    transformer_dropout: tuple[float, ...] = (0.1,)
+    transformer_weight_decay: float = 0.01
+    transformer_lr: float = 2e-3
+    transformer_batch_size: int = 64
+    transformer_epochs: int = 300
+    transformer_masking: str = "copies"
+    transformer_mask_copies: int = 4
+    transformer_warmup_epochs: float = 1.0
+    transformer_lr_schedule: str = "constant"
+    factored_heads: int = 1
+    factored_variant: str = "free"
+    factored_coupling_l2: tuple[float, ...] = (0.0, 1e-4)
+    factored_optimizer: str = "lbfgs"
+    factored_lr: float = 1.0
+    factored_batch_size: int = 256
+    factored_epochs: int = 60
+    patience: int = 5
+    n_seeds: int = 2
+    match_tolerance: float = 0.01
+    # learning curves in M
+    scaling_sizes: tuple[int, ...] = (300, 1000, 3000, 10000)
+    scaling_data_seeds: int = 3
+    scaling_depths: tuple[int, ...] = (1,)
+    scaling_transformer_max_size: int = 1000
+    # theory
+    theory_states: int = 3
+    theory_ucol: str = "identity"
+    theory_beta: float = 3.0
+    theory_rho: float = 1.0
+    theory_lambdas: tuple[float, ...] = (0.01, 0.1, 1.0)
+    theory_alphas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    theory_curve_points: int = 25
+    simulation_sites: int = 200
+    simulation_seeds: int = 4
+    simulation_test: int = 5000
+    # equivalence
+    equivalence_draws: int = 2
+    equivalence_sites: int = 12
+    equivalence_states: int = 6
+    equivalence_sequences: int = 200
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, list):
+                object.__setattr__(self, f.name, tuple(v))
+        if self.mode not in MODES:
+            raise ValidationError(f"mode must be one of {MODES}, got {self.mode!r}")
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad or not self.stages:
+            raise ValidationError(f"stages must be a non-empty subset of {STAGES}, got {self.stages}")
+        ints = {
+            "seed": 0, "n_sites": 2, "n_states": 2, "n_train": 2, "n_validation": 2, "n_test": 2,
+            "n_chains": 1, "pilot_sweeps": 8, "width": 1, "transformer_heads": 1,
+            "transformer_batch_size": 1, "transformer_epochs": 1, "factored_heads": 1,
+            "factored_batch_size": 1, "factored_epochs": 1, "patience": 1, "n_seeds": 1,
+            "theory_states": 2, "theory_curve_points": 2, "simulation_sites": 2,
+            "simulation_seeds": 1, "simulation_test": 1, "equivalence_draws": 1,
+            "equivalence_sites": 2, "equivalence_states": 2, "equivalence_sequences": 1,
+            "transformer_mask_copies": 0, "scaling_data_seeds": 1, "scaling_transformer_max_size": 1,
+        }  # fmt: skip
+        for name, minimum in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise ValidationError(f"{name} must be an integer >= {minimum}, got {v!r}")
+        if self.width % self.transformer_heads:
+            raise ValidationError(
+                f"width ({self.width}) must be divisible by transformer_heads "
+                f"({self.transformer_heads})"
+            )
+        positive = ("target_distance", "beta", "transformer_lr", "factored_lr", "theory_beta",
+                    "theory_rho", "match_tolerance")  # fmt: skip
+        for name in positive:
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise ValidationError(f"{name} must be a positive number, got {v}")
+        if not 0 < self.target_distance < 1:
+            raise ValidationError(f"target_distance must lie in (0, 1), got {self.target_distance}")
+        grids = {
+            "depths": (self.depths, 1), "transformer_dropout": (self.transformer_dropout, 0),
+            "factored_coupling_l2": (self.factored_coupling_l2, 0),
+            "theory_lambdas": (self.theory_lambdas, 0), "theory_alphas": (self.theory_alphas, 0),
+        }  # fmt: skip
+        for name, (values, minimum) in grids.items():
+            if not values or any(not math.isfinite(float(v)) or float(v) < minimum for v in values):
+                raise ValidationError(
+                    f"{name} must be a non-empty list of numbers >= {minimum}, got {list(values)}"
+                )
+            if len(set(values)) != len(values):
+                raise ValidationError(f"{name} lists a value twice: {list(values)}")
+        if any(float(a) <= 0 for a in self.theory_alphas):
+            raise ValidationError(f"theory_alphas must be > 0, got {list(self.theory_alphas)}")
+        if any(not 0 <= float(d) < 1 for d in self.transformer_dropout):
+            raise ValidationError(f"transformer_dropout values must lie in [0, 1), got {self.transformer_dropout}")
+        if self.transformer_masking not in ("one", "all", "bert", "copies"):
+            raise ValidationError(
+                "transformer_masking must be 'one', 'all', 'bert' or 'copies', got "
+                f"{self.transformer_masking!r}"
+            )
+        if self.transformer_lr_schedule not in ("constant", "cosine"):
+            raise ValidationError(
+                f"transformer_lr_schedule must be 'constant' or 'cosine', got {self.transformer_lr_schedule!r}"
+            )
+        w = float(self.transformer_warmup_epochs)
+        if not (math.isfinite(w) and w >= 0):
+            raise ValidationError(f"transformer_warmup_epochs must be a number >= 0, got {w}")
+        if self.factored_optimizer not in ("lbfgs", "adam"):
+            raise ValidationError(
+                f"factored_optimizer must be 'lbfgs' or 'adam', got {self.factored_optimizer!r}"
+            )
+        for name, values, minimum in (("scaling_sizes", self.scaling_sizes, 2),
+                                      ("scaling_depths", self.scaling_depths, 1)):
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
+                raise ValidationError(f"{name} must list integers >= {minimum}, got {list(values)}")
+            if len(set(values)) != len(values):
+                raise ValidationError(f"{name} lists a value twice: {list(values)}")
+        if "scaling" in self.stages and len(self.scaling_sizes) < 2:
+            raise ValidationError(
+                f"scaling_sizes needs at least 2 sizes for a learning curve, got {list(self.scaling_sizes)}"
+            )
+        if self.factored_variant not in ("free", "softmax"):
+            raise ValidationError(
+                f"factored_variant must be 'free' or 'softmax', got {self.factored_variant!r}"
+            )
+        if self.theory_ucol not in ("identity", "gaussian"):
+            raise ValidationError(f"theory_ucol must be 'identity' or 'gaussian', got {self.theory_ucol!r}")
+        if self.transformer_weight_decay < 0:
+            raise ValidationError("transformer_weight_decay must be >= 0")
+
+    @classmethod
+    def preset(cls, mode: str = "default", **overrides: Any) -> ReproduceConfig:
+        """The built-in settings of ``mode`` (``quick``, ``default``, ``full``) with overrides.
+
+        * ``quick``: a smoke test (small system, few epochs; well under 2 minutes on 2 cores);
+        * ``default``: ``L = q = 20``, ``M = 3000``, transformer width 32, 2 training seeds,
+          learning curves up to ``M = 10000`` (transformers up to 1000): every run converges
+          within about 15 minutes on 2 cores (14 min 17 s measured on an idle one);
+        * ``full``: the paper's ``M = 3000`` with width 64, 4 seeds, a regularisation grid per
+          depth, learning curves up to ``M = 30000`` for every depth, larger simulations (meant for
+          a cluster: ``--executor dask``).
+        """
+        if mode not in MODES:
+            raise ValidationError(f"mode must be one of {MODES}, got {mode!r}")
+        base: dict[str, Any] = {"mode": mode}
+        if mode == "quick":
+            base.update(
+                n_sites=6, n_states=4, n_train=300, n_validation=100, n_test=200,
+                calibrate=False, beta=1.0, n_chains=50, pilot_sweeps=40,
+                depths=(1, 2), width=16, transformer_heads=2, transformer_dropout=(0.0,),
+                transformer_epochs=2, transformer_batch_size=100, factored_coupling_l2=(0.0,),
+                factored_epochs=20, factored_batch_size=300, patience=3,
+                scaling_sizes=(100, 200, 400), scaling_data_seeds=2, scaling_depths=(1,),
+                scaling_transformer_max_size=400,
+                theory_lambdas=(0.1, 1.0), theory_alphas=(0.5, 2.0, 8.0), theory_curve_points=6,
+                simulation_sites=40, simulation_seeds=2, simulation_test=1000,
+                equivalence_draws=1, equivalence_sites=5, equivalence_states=3,
+                equivalence_sequences=50,
+            )  # fmt: skip
+        elif mode == "full":
+            base.update(
+                n_train=3000, width=64, n_validation=1000, n_test=2000, n_chains=400,
+                transformer_dropout=(0.0, 0.1, 0.2), transformer_epochs=1000, factored_epochs=200,
+                factored_coupling_l2=(0.0, 1e-5, 1e-4), patience=10, n_seeds=4,
+                scaling_sizes=(300, 1000, 3000, 10000, 30000), scaling_data_seeds=5,
+                scaling_depths=(1, 2, 3, 4), scaling_transformer_max_size=30000,
+                theory_lambdas=(0.001, 0.01, 0.1, 1.0), theory_alphas=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+                theory_curve_points=40, simulation_sites=1000, simulation_seeds=8,
+                simulation_test=20000, equivalence_draws=4,
+            )  # fmt: skip
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat plain-data form (lists for tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReproduceConfig:
+        """Build from :meth:`to_dict` output; unknown keys are an error naming them."""
+        reject_unknown_keys(data, (f.name for f in dataclasses.fields(cls)), "reproduce option")
+        return cls(**dict(data))
+
+    def derived_seed(self, purpose: int) -> int:
+        """An integer seed for one purpose (0: data, 1..: stage specs), from ``seed`` by spawning."""
+        child = np.random.SeedSequence(self.seed, spawn_key=(purpose,))
+        return int(child.generate_state(1, dtype=np.uint32)[0])
