@@ -46,7 +46,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "plotting": BASE,
     "reports": BASE | {"plotting"},
     # built on Potts models
-    "sampling": BASE | {"potts"},
+    "sampling": BASE | {"potts", "options"},
     "models": BASE | {"potts"},
     "evaluation": BASE | {"potts", "alignment"},
     "inference": BASE | {"potts", "models"},

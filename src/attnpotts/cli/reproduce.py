@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
         workers = args.workers if args.workers is not None else (
             1 if mode == "quick" else max(1, os.cpu_count() or 1)
         )
-        from .resources import check_reproduce_resources
+        from ..workflows.resources import check_reproduce_resources
 
-        check_reproduce_resources(config, workers, args)
+        check_reproduce_resources(config, workers, args.memory_limit_gb)
         executor = make_executor("local", n_workers=workers)
     else:
         if args.workers is not None:

@@ -16,12 +16,14 @@ Adding an option is adding one field. This unit imports nothing of attnpotts but
 that every layer's configuration classes can use it.
 """
 
+from .sources import Resolved, add_arguments, from_sources
 from .spec import (
     Kind,
     OptionSpec,
     boolean,
     check_value,
     choice,
+    defaults,
     integer,
     number,
     number_list,
@@ -30,7 +32,6 @@ from .spec import (
     text,
     validate,
 )
-from .sources import Resolved, add_arguments, from_sources
 
 __all__ = [
     "Kind",
@@ -40,6 +41,7 @@ __all__ = [
     "boolean",
     "check_value",
     "choice",
+    "defaults",
     "from_sources",
     "integer",
     "number",

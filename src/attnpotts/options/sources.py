@@ -120,12 +120,19 @@ def add_arguments(
         group = groups.get(spec.group)
         if group is None:
             group = groups[spec.group] = parser.add_argument_group(spec.group)
+        if spec.exclusive:
+            key = f"{spec.group}/{spec.exclusive}"
+            if key not in groups:
+                groups[key] = group.add_mutually_exclusive_group()
+            group = groups[key]
         flag = flag_of(name, spec)
         kwargs: dict[str, Any] = {"dest": name, "default": None, "action": _Store, "spec": spec}
         if spec.kind == "bool":
             negative = "--no-" + flag[2:]
             group.add_argument(flag, negative, nargs=0, help=_help(spec, shown.get(name)), **kwargs)
             continue
+        if spec.required:
+            kwargs["required"] = True
         if spec.kind == "list":
             kwargs["nargs"] = "+"
         if spec.kind == "choice":
@@ -133,7 +140,8 @@ def add_arguments(
         if spec.metavar:
             kwargs["metavar"] = spec.metavar
         elif spec.kind != "choice":
-            kwargs["metavar"] = name.upper()
+            item = spec.item.kind if spec.item is not None else spec.kind
+            kwargs["metavar"] = {"int": "N", "float": "X", "path": "PATH"}.get(item, "TEXT")
         group.add_argument(flag, help=_help(spec, shown.get(name)), **kwargs)
         for alias in spec.aliases:
             group.add_argument("--" + alias.replace("_", "-"), help=argparse.SUPPRESS, **kwargs)
@@ -213,6 +221,6 @@ def from_sources(
             out.deprecated.append(f"{written} is deprecated; use {flag_of(name, specs[name])}")
     for name, spec in specs.items():
         if name in out.values:
-            source = out.sources.get(name)
-            check_value(shown_name(name, source, spec), spec, out.values[name], source)
+            given = out.sources.get(name)
+            check_value(shown_name(name, given, spec), spec, out.values[name], given)
     return out

@@ -52,6 +52,9 @@ class OptionSpec:
         group: the ``--help`` section.
         aliases: old names still accepted as TOML keys and flags, with a deprecation note.
         metavar: the value's name in ``--help``.
+        required: the flag must be given on the command line.
+        exclusive: options with the same non-empty name here exclude each other on the command
+            line (the options class checks it for TOML and Python too).
     """
 
     kind: Kind
@@ -68,6 +71,8 @@ class OptionSpec:
     group: str = "options"
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
+    required: bool = False
+    exclusive: str = ""
 
     def describe(self) -> str:
         """What the option accepts, in words."""
@@ -232,11 +237,12 @@ def validate(instance: Any, sources: dict[str, str] | None = None) -> None:
 
 
 def shown_name(name: str, source: str | None, spec: OptionSpec) -> str:
-    """The name to show in a message: the old spelling when ``source`` (``"lr in run.toml"``,
-    ``"--lr"``) used a deprecated alias, else ``name``."""
-    if source is None:
+    """The name to show in a message: a TOML key as written (``"lr in run.toml"`` names ``lr``,
+    an old spelling), else ``name`` (a flag's message names the option and, as its source, the
+    flag typed)."""
+    if source is None or " in " not in source:
         return name
-    written = source.split(" in ", 1)[0].lstrip("-").replace("-", "_")
+    written = source.split(" in ", 1)[0]
     return written if written in spec.aliases else name
 
 
