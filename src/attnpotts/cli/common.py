@@ -177,11 +177,19 @@ def resolve_config(
         extra_keys=known - set(option_specs(cls)),
     )  # fmt: skip
     config = resolved.values
+    if "memory_limit_gb" not in option_specs(cls) and "memory_limit_gb" in config:
+        from ..options import check_value
+        from ..workflows.resources import memory_limit
+
+        spec = memory_limit().metadata["attnpotts.option"]
+        memory = config.pop("memory_limit_gb")
+        check_value("memory_limit_gb", spec, memory, resolved.sources.get("memory_limit_gb"))
+        args.memory_limit_gb = float(memory)
     if config.get("seed") is None:
         config["seed"] = 0
     if "memory_limit_gb" in config:
         args.memory_limit_gb = float(config["memory_limit_gb"])
-    else:
+    elif getattr(args, "memory_limit_gb", None) is None:
         args.memory_limit_gb = DEFAULT_MEMORY_LIMIT_GB
     args.deprecated_options = resolved.deprecated
     if config.get("device") is not None:

@@ -11,7 +11,8 @@ from typing import Any
 from ..errors import ValidationError
 from ..experiments import make_executor
 from ..experiments.reproduce import STAGES, ReproduceConfig, reproduce
-from .common import add_common_arguments, resolve_config
+from ..options import add_arguments
+from .common import add_common_arguments, resolve_options
 
 __all__ = ["register", "run"]
 
@@ -21,6 +22,7 @@ _EPILOG = """examples:
   attnpotts reproduce --full --executor dask --address scheduler:8786 --out runs/full
   attnpotts reproduce --stages depth,couplings --workers 2
   attnpotts reproduce --config my.toml      # any option of the preset, e.g. depths = [1, 2, 6]
+  attnpotts reproduce --quick --n-seeds 1 --depths 1 2   # or as flags (they override the file)
 
 Stages: depth (transformers of 1-4 layers vs one factored layer, each early-stopped), scaling
 (excess loss vs the number of training sequences M, with fitted slopes), couplings (learned A, V vs
@@ -75,6 +77,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Dask scheduler HOST:PORT (with --executor dask)")
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: 1 with --quick, else the CPU count)")
+    add_arguments(p, ReproduceConfig)
     p.set_defaults(func=run)
     return p
 
@@ -82,11 +85,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute ``attnpotts reproduce``."""
     mode = "quick" if args.quick else "full" if args.full else "default"
-    defaults = ReproduceConfig.preset(mode).to_dict()
-    defaults.pop("mode")
-    defaults.pop("seed")
-    values = resolve_config(args, defaults)
-    config = ReproduceConfig.from_dict({**values, "mode": mode})
+    config = resolve_options(args, ReproduceConfig, base=ReproduceConfig.preset(mode).to_dict())
     if args.executor == "local":
         workers = args.workers if args.workers is not None else (
             1 if mode == "quick" else max(1, os.cpu_count() or 1)

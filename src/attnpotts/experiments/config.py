@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError, reject_unknown_keys
+from ..options import OptionSpec, boolean, choice, integer, number, number_list, text
 
 __all__ = ["MODES", "STAGES", "ReproduceConfig"]
 
@@ -58,65 +59,162 @@ class ReproduceConfig:
     ``equivalence_sequences`` random sequences of ``equivalence_sites`` x ``equivalence_states``.
     """
 
-    mode: str = "default"
-    seed: int = 0
-    stages: tuple[str, ...] = STAGES
-    device: str = "cpu"
+    mode: str = choice("default", MODES, flag="", help="preset (set by --quick / --full)")
+    seed: int = integer(
+        0, 0, 2**63 - 1, flag="", help="seed of everything (data, training, simulations)"
+    )
+    stages: tuple[str, ...] = number_list(
+        STAGES, OptionSpec("choice", choices=STAGES), flag="", help="stages to run (--stages a,b)"
+    )
+    device: str = text("cpu", flag="", help="torch device")
     # data
-    n_sites: int = 20
-    n_states: int = 20
-    n_train: int = 3000
-    n_validation: int = 500
-    n_test: int = 1000
-    calibrate: bool = True
-    target_distance: float = 0.88
-    beta: float = 1.0
-    n_chains: int = 200
-    pilot_sweeps: int = 400
+    n_sites: int = integer(20, 2, help="L sites", group="data")
+    n_states: int = integer(20, 2, help="q states", group="data")
+    n_train: int = integer(3000, 2, help="training sequences", group="data")
+    n_validation: int = integer(500, 2, help="validation sequences (early stopping)", group="data")
+    n_test: int = integer(1000, 2, help="test sequences", group="data")
+    calibrate: bool = boolean(
+        True, help="calibrate beta to target_distance (else sample at beta)", group="data"
+    )
+    target_distance: float = number(
+        0.88,
+        0,
+        1,
+        low_open=True,
+        high_open=True,
+        help="mean pairwise Hamming distance of the calibration",
+        group="data",
+    )
+    beta: float = number(
+        1.0, 0, low_open=True, help="inverse temperature without calibration", group="data"
+    )
+    n_chains: int = integer(200, 1, help="sampler chains", group="data")
+    pilot_sweeps: int = integer(400, 8, help="sampler pilot sweeps", group="data")
     # depth study
-    depths: tuple[int, ...] = (1, 2, 3, 4)
-    width: int = 32
-    transformer_heads: int = 4
-    transformer_dropout: tuple[float, ...] = (0.1,)
-    transformer_weight_decay: float = 0.01
-    transformer_lr: float = 2e-3
-    transformer_batch_size: int = 64
-    transformer_epochs: int = 300
-    transformer_masking: str = "copies"
-    transformer_mask_copies: int = 4
-    transformer_warmup_epochs: float = 1.0
-    transformer_lr_schedule: str = "constant"
-    factored_heads: int = 1
-    factored_variant: str = "free"
-    factored_coupling_l2: tuple[float, ...] = (0.0, 1e-4)
-    factored_optimizer: str = "lbfgs"
-    factored_lr: float = 1.0
-    factored_batch_size: int = 256
-    factored_epochs: int = 60
-    patience: int = 5
-    n_seeds: int = 2
-    match_tolerance: float = 0.01
+    depths: tuple[int, ...] = number_list(
+        (1, 2, 3, 4),
+        OptionSpec("int", low=1),
+        help="transformer depths (layers)",
+        group="depth study",
+    )
+    width: int = integer(32, 1, help="transformer width", group="depth study")
+    transformer_heads: int = integer(4, 1, help="transformer attention heads", group="depth study")
+    transformer_dropout: tuple[float, ...] = number_list(
+        (0.1,),
+        OptionSpec("float", low=0, high=1, high_open=True),
+        help="transformer dropout grid",
+        group="depth study",
+    )
+    transformer_weight_decay: float = number(
+        0.01, 0, help="transformer AdamW weight decay", group="depth study"
+    )
+    transformer_lr: float = number(
+        2e-3, 0, low_open=True, help="transformer learning rate", group="depth study"
+    )
+    transformer_batch_size: int = integer(64, 1, help="transformer batch size", group="depth study")
+    transformer_epochs: int = integer(
+        300, 1, help="transformer maximum epochs", group="depth study"
+    )
+    transformer_masking: str = choice(
+        "copies", ("one", "all", "bert", "copies"), help="transformer masking", group="depth study"
+    )
+    transformer_mask_copies: int = integer(
+        4, 0, help="transformer masked copies per sequence (0 = all L)", group="depth study"
+    )
+    transformer_warmup_epochs: float = number(
+        1.0, 0, help="transformer learning-rate warm-up epochs", group="depth study"
+    )
+    transformer_lr_schedule: str = choice(
+        "constant",
+        ("constant", "cosine"),
+        help="transformer learning-rate schedule",
+        group="depth study",
+    )
+    factored_heads: int = integer(1, 1, help="factored attention heads", group="depth study")
+    factored_variant: str = choice(
+        "free", ("free", "softmax"), help="factored attention variant", group="depth study"
+    )
+    factored_coupling_l2: tuple[float, ...] = number_list(
+        (0.0, 1e-4),
+        OptionSpec("float", low=0),
+        help="grid of the coupling L2 (coupling_l2) of the factored layer",
+        group="depth study",
+    )
+    factored_optimizer: str = choice(
+        "lbfgs", ("lbfgs", "adam"), help="factored layer optimizer", group="depth study"
+    )
+    factored_lr: float = number(
+        1.0, 0, low_open=True, help="factored layer learning rate", group="depth study"
+    )
+    factored_batch_size: int = integer(
+        256, 1, help="factored layer batch size (adam)", group="depth study"
+    )
+    factored_epochs: int = integer(60, 1, help="factored layer maximum epochs", group="depth study")
+    patience: int = integer(5, 1, help="early stopping patience (epochs)", group="depth study")
+    n_seeds: int = integer(2, 1, help="training seeds per setting", group="depth study")
+    match_tolerance: float = number(
+        0.01,
+        0,
+        low_open=True,
+        help='relative tolerance of "matches the factored layer"',
+        group="depth study",
+    )
     # learning curves in M
-    scaling_sizes: tuple[int, ...] = (300, 1000, 3000, 10000)
-    scaling_data_seeds: int = 3
-    scaling_depths: tuple[int, ...] = (1,)
-    scaling_transformer_max_size: int = 1000
+    scaling_sizes: tuple[int, ...] = number_list(
+        (300, 1000, 3000, 10000),
+        OptionSpec("int", low=2),
+        help="training-set sizes M of the learning curves",
+        group="learning curves in M",
+    )
+    scaling_data_seeds: int = integer(3, 1, help="data sets per size", group="learning curves in M")
+    scaling_depths: tuple[int, ...] = number_list(
+        (1,),
+        OptionSpec("int", low=1),
+        empty=True,
+        help="transformer depths of the learning curves (none: the factored layer only)",
+        group="learning curves in M",
+    )
+    scaling_transformer_max_size: int = integer(
+        1000, 1, help="largest M at which transformers are trained", group="learning curves in M"
+    )
     # theory
-    theory_states: int = 3
-    theory_ucol: str = "identity"
-    theory_beta: float = 3.0
-    theory_rho: float = 1.0
-    theory_lambdas: tuple[float, ...] = (0.01, 0.1, 1.0)
-    theory_alphas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
-    theory_curve_points: int = 25
-    simulation_sites: int = 200
-    simulation_seeds: int = 4
-    simulation_test: int = 5000
+    theory_states: int = integer(3, 2, help="q of the replica scenario", group="theory")
+    theory_ucol: str = choice(
+        "identity", ("identity", "gaussian"), help="Ucol of the replica scenario", group="theory"
+    )
+    theory_beta: float = number(
+        3.0, 0, low_open=True, help="teacher inverse temperature", group="theory"
+    )
+    theory_rho: float = number(
+        1.0, 0, low_open=True, help="variance of the teacher row", group="theory"
+    )
+    theory_lambdas: tuple[float, ...] = number_list(
+        (0.01, 0.1, 1.0),
+        OptionSpec("float", low=0),
+        help="L2 strengths of the theory lines",
+        group="theory",
+    )
+    theory_alphas: tuple[float, ...] = number_list(
+        (0.5, 1.0, 2.0, 4.0, 8.0),
+        OptionSpec("float", low=0, low_open=True),
+        help="alphas of the simulation points",
+        group="theory",
+    )
+    theory_curve_points: int = integer(
+        25, 2, help="log-spaced alphas of each theory line", group="theory"
+    )
+    simulation_sites: int = integer(200, 2, help="N of the simulations", group="theory")
+    simulation_seeds: int = integer(4, 1, help="teachers per simulation point", group="theory")
+    simulation_test: int = integer(5000, 1, help="test inputs per teacher", group="theory")
     # equivalence
-    equivalence_draws: int = 2
-    equivalence_sites: int = 12
-    equivalence_states: int = 6
-    equivalence_sequences: int = 200
+    equivalence_draws: int = integer(
+        2, 1, help="random parameter sets per variant x fields", group="equivalence"
+    )
+    equivalence_sites: int = integer(12, 2, help="L of the equivalence check", group="equivalence")
+    equivalence_states: int = integer(6, 2, help="q of the equivalence check", group="equivalence")
+    equivalence_sequences: int = integer(
+        200, 1, help="random sequences of the equivalence check", group="equivalence"
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -127,7 +225,9 @@ class ReproduceConfig:
             raise ValidationError(f"mode must be one of {MODES}, got {self.mode!r}")
         bad = [s for s in self.stages if s not in STAGES]
         if bad or not self.stages:
-            raise ValidationError(f"stages must be a non-empty subset of {STAGES}, got {self.stages}")
+            raise ValidationError(
+                f"stages must be a non-empty subset of {STAGES}, got {self.stages}"
+            )
         ints = {
             "seed": 0, "n_sites": 2, "n_states": 2, "n_train": 2, "n_validation": 2, "n_test": 2,
             "n_chains": 1, "pilot_sweeps": 8, "width": 1, "transformer_heads": 1,
@@ -170,7 +270,9 @@ class ReproduceConfig:
         if any(float(a) <= 0 for a in self.theory_alphas):
             raise ValidationError(f"theory_alphas must be > 0, got {list(self.theory_alphas)}")
         if any(not 0 <= float(d) < 1 for d in self.transformer_dropout):
-            raise ValidationError(f"transformer_dropout values must lie in [0, 1), got {self.transformer_dropout}")
+            raise ValidationError(
+                f"transformer_dropout values must lie in [0, 1), got {self.transformer_dropout}"
+            )
         if self.transformer_masking not in ("one", "all", "bert", "copies"):
             raise ValidationError(
                 "transformer_masking must be 'one', 'all', 'bert' or 'copies', got "
@@ -187,8 +289,10 @@ class ReproduceConfig:
             raise ValidationError(
                 f"factored_optimizer must be 'lbfgs' or 'adam', got {self.factored_optimizer!r}"
             )
-        for name, values, minimum in (("scaling_sizes", self.scaling_sizes, 2),
-                                      ("scaling_depths", self.scaling_depths, 1)):
+        for name, values, minimum in (
+            ("scaling_sizes", self.scaling_sizes, 2),
+            ("scaling_depths", self.scaling_depths, 1),
+        ):
             if any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
                 raise ValidationError(f"{name} must list integers >= {minimum}, got {list(values)}")
             if len(set(values)) != len(values):
@@ -202,7 +306,9 @@ class ReproduceConfig:
                 f"factored_variant must be 'free' or 'softmax', got {self.factored_variant!r}"
             )
         if self.theory_ucol not in ("identity", "gaussian"):
-            raise ValidationError(f"theory_ucol must be 'identity' or 'gaussian', got {self.theory_ucol!r}")
+            raise ValidationError(
+                f"theory_ucol must be 'identity' or 'gaussian', got {self.theory_ucol!r}"
+            )
         if self.transformer_weight_decay < 0:
             raise ValidationError("transformer_weight_decay must be >= 0")
 
@@ -251,7 +357,9 @@ class ReproduceConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Flat plain-data form (lists for tuples)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReproduceConfig:

@@ -53,6 +53,7 @@ class OptionSpec:
         aliases: old names still accepted as TOML keys and flags, with a deprecation note.
         metavar: the value's name in ``--help``.
         required: the flag must be given on the command line.
+        empty: a ``list`` may be empty.
         exclusive: options with the same non-empty name here exclude each other on the command
             line (the options class checks it for TOML and Python too).
     """
@@ -73,6 +74,7 @@ class OptionSpec:
     metavar: str | None = None
     required: bool = False
     exclusive: str = ""
+    empty: bool = False
 
     def describe(self) -> str:
         """What the option accepts, in words."""
@@ -80,7 +82,7 @@ class OptionSpec:
             want = "one of " + ", ".join(repr(c) for c in self.choices)
         elif self.kind == "list":
             assert self.item is not None
-            want = f"a list of ({self.item.describe()})"
+            want = f"a list of ({self.item.describe()})" + ("" if self.empty else ", not empty")
         else:
             want = {"int": "an integer", "float": "a number", "bool": "true or false",
                     "str": "a text string", "path": "a file path (text)"}[self.kind]  # fmt: skip
@@ -194,9 +196,11 @@ def valid(spec: OptionSpec, value: Any) -> bool:
         assert spec.item is not None
         items = value if isinstance(value, list | tuple) else [value]
         item = spec.item
+        if not items:
+            return spec.empty
         if item.kind == "str":  # e.g. alphas: numbers or range strings
-            return len(items) > 0 and all(_is_real(x) or valid(item, x) for x in items)
-        return len(items) > 0 and all(valid(item, x) for x in items)
+            return all(_is_real(x) or valid(item, x) for x in items)
+        return all(valid(item, x) for x in items)
     return False  # pragma: no cover - every kind is handled above
 
 
