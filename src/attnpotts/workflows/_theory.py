@@ -161,38 +161,6 @@ def parse_alphas(tokens: list[Any]) -> list[float]:
 _MAX_UCOL = 1e6
 
 
-def _ucol(spec: str, q: int, seed: int) -> np.ndarray:
-    from ..theory import make_ucol
-
-    if spec in ("identity", "gaussian"):
-        return make_ucol(spec, q, seed)
-    path = Path(spec)
-    if path.suffix != ".npy":
-        raise ValidationError(f"--ucol must be identity, gaussian or a .npy file, got {spec!r}")
-    shape, dtype = inspect_npy(path)  # checked before anything is read
-    if shape != (q, q):
-        raise DataFormatError(f"Ucol has shape {shape}, expected ({q}, {q}) for --states {q}", path=path)
-    if dtype.kind not in "fiu":
-        raise DataFormatError(f"Ucol has dtype {dtype}; expected real numbers (float)", path=path)
-    try:
-        u = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataFormatError(f"cannot read a numpy array ({exc})", path=path) from exc
-    u = np.asarray(u, dtype=float)
-    if not np.isfinite(u).all() or np.abs(u).max() > _MAX_UCOL:
-        raise DataFormatError(
-            f"Ucol entries must be finite numbers with |U| <= {_MAX_UCOL:g} (larger values only "
-            "overflow the solver); rescale the matrix or lower --beta",
-            path=path,
-        )
-    return u
-
-
-
-#: Largest |Ucol| entry read from a file (logits beta * U * field must stay far from overflow).
-_MAX_UCOL = 1e6
-
-
 def read_ucol(spec: str, q: int, seed: int) -> np.ndarray:
     """The ``(q, q)`` value matrix: ``identity``, ``gaussian`` (from ``seed``) or a ``.npy`` file."""
     from ..theory import make_ucol

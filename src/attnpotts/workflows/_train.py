@@ -14,7 +14,15 @@ from ..options import boolean, choice, defaults, integer, number, option_specs, 
 from ..training.config import TrainingConfig
 from .resources import memory_limit
 
-__all__ = ["TRAIN_DEFAULTS", "TrainOptions", "TrainRun", "data_warnings", "test_metrics", "train"]
+__all__ = [
+    "TRAIN_DEFAULTS",
+    "TrainOptions",
+    "TrainRun",
+    "data_warnings",
+    "test_estimates",
+    "test_metrics",
+    "train",
+]
 
 _MODEL, _DATA = "model", "data"
 
@@ -204,22 +212,41 @@ def data_warnings(data: Any) -> list[str]:
     return alignment_warnings(np.concatenate([a for a, _ in parts]), gap_index=gap, weights=weights)
 
 
+def test_estimates(
+    model: Any, states: Any, true_model: Any = None, weights: Any = None
+) -> tuple[Any, dict[str, Any]]:
+    """The test losses of a trained model, as the ``train`` command and the reproduce depth
+    study report them: ``(per_sequence (M,), estimates)`` with the
+    :class:`~attnpotts.inference.LossEstimate` of ``test_loss`` and, given the true model,
+    ``optimal_loss``, ``true_model_loss`` and the paired ``excess_loss``."""
+    from ..inference import (
+        estimate_mean,
+        excess_loss,
+        optimal_loss,
+        per_sequence_loss,
+        true_model_loss,
+    )
+
+    per_seq = per_sequence_loss(model, states)  # (M,) nats per site, float64
+    out: dict[str, Any] = {"test_loss": estimate_mean(per_seq, weights)}
+    if true_model is not None:
+        out["optimal_loss"] = optimal_loss(true_model, states, weights)
+        out["true_model_loss"] = true_model_loss(true_model, states, weights)
+        out["excess_loss"] = excess_loss(model, true_model, states, weights)
+    return per_seq, out
+
+
 def test_metrics(model: Any, data: Any) -> dict[str, Any]:
     """Test loss (and, with a true model, optimal loss and excess) with standard errors."""
-    from ..inference import excess_loss, model_loss, optimal_loss, true_model_loss
-
     out: dict[str, Any] = {}
     if data.test.shape[0] == 0:
         return out
-    out["test_loss"] = model_loss(model, data.test, data.test_weights).as_dict()
+    _, est = test_estimates(model, data.test, data.true_model, data.test_weights)
+    out["test_loss"] = est["test_loss"].as_dict()
     if data.true_model is not None:
-        out["optimal_loss"] = optimal_loss(data.true_model, data.test, data.test_weights).as_dict()
-        out["true_model_test_loss"] = true_model_loss(
-            data.true_model, data.test, data.test_weights
-        ).as_dict()
-        out["excess_loss"] = excess_loss(
-            model, data.true_model, data.test, data.test_weights
-        ).as_dict()
+        out["optimal_loss"] = est["optimal_loss"].as_dict()
+        out["true_model_test_loss"] = est["true_model_loss"].as_dict()
+        out["excess_loss"] = est["excess_loss"].as_dict()
         opt = out["optimal_loss"]["mean"]
         out["relative_excess_over_optimal"] = (
             out["test_loss"]["mean"] / opt - 1.0 if opt > 0 else None
