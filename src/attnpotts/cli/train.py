@@ -57,7 +57,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(p, device=True)
-    add_arguments(p, TrainOptions)
+    add_arguments(p, TrainOptions, group_order=("data", "model", "training"))
     p.set_defaults(func=run)
     return p
 

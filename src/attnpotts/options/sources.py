@@ -102,18 +102,20 @@ def add_arguments(
     *,
     exclude: Iterable[str] = (),
     defaults: Mapping[str, Any] | None = None,
+    group_order: Iterable[str] = (),
 ) -> None:
     """Add one flag per option field of ``cls`` to ``parser``, in ``--help`` groups.
 
     Flags default to ``None`` (not typed). ``defaults`` overrides the defaults shown in the help
-    (e.g. a preset's); options whose ``spec.flag`` is ``""`` get no flag. A boolean option gets
+    (e.g. a preset's); options whose ``spec.flag`` is ``""`` get no flag; ``group_order`` lists
+    ``--help`` groups to show first. A boolean option gets
     ``--name`` and ``--no-name``; a deprecated alias is a hidden flag of the same option.
     """
     from .spec import defaults as field_defaults
 
     shown = {**field_defaults(cls), **(defaults or {})}
     skip = set(exclude)
-    groups: dict[str, Any] = {}
+    groups: dict[str, Any] = {g: parser.add_argument_group(g) for g in group_order}
     for name, spec in option_specs(cls).items():
         if name in skip or spec.flag == "":
             continue

@@ -232,9 +232,13 @@ def validate(instance: Any, sources: dict[str, str] | None = None) -> None:
     """Check every option field of the dataclass ``instance`` against its spec.
 
     ``sources`` maps a field to where its value came from (a flag, a TOML key); the message then
-    names the option as the user wrote it.
+    names the option as the user wrote it. A list value of a ``list`` option becomes a tuple
+    (options objects are immutable).
     """
     sources = sources or {}
+    for name, spec in option_specs(type(instance)).items():
+        if spec.kind == "list" and isinstance(getattr(instance, name), list):
+            object.__setattr__(instance, name, tuple(getattr(instance, name)))
     for name, spec in option_specs(type(instance)).items():
         source = sources.get(name)
         check_value(shown_name(name, source, spec), spec, getattr(instance, name), source)
