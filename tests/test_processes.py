@@ -54,3 +54,48 @@ def test_pool_workers_die_when_the_parent_is_killed(tmp_path) -> None:
         parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+_DASK_PARENT = """
+import ctypes, os, sys, time
+from attnpotts.experiments import DaskExecutor
+
+if __name__ == "__main__":
+    ex = DaskExecutor(n_workers=2)
+    pids = sorted(ex.client.run(os.getpid).values())
+    # each worker busy in a call that holds the interpreter lock (no Python thread of the worker
+    # runs until it returns): only the kernel can end the worker then
+    futures = [ex.client.submit(lambda k: ctypes.PyDLL(None).sleep(60), k, pure=False) for k in range(2)]
+    time.sleep(1.0)
+    print(" ".join(map(str, pids)), flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_dask_workers_die_when_the_parent_is_killed(tmp_path) -> None:
+    """A local Dask cluster started by the executor leaves no workers after kill -9 of its parent,
+    even with every worker inside a call that holds the interpreter lock."""
+    script = tmp_path / "parent.py"
+    script.write_text(_DASK_PARENT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    workers: list[int] = []
+    try:
+        assert parent.stdout is not None
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(w) for w in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+        for w in workers:  # a failed check leaves no workers behind either
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)

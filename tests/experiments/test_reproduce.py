@@ -157,8 +157,9 @@ def test_cli_equivalence_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert f"report:  {out / 'report.html'}" in printed
     results = check_artifacts(out, ("equivalence",))
     assert f"{results['stages']['equivalence']['summary']['max_rel_difference']:.2e}" in printed
-    assert main(["reproduce", "--executor", "dask", "--out", str(tmp_path / "d")]) == 2
-    assert "needs --address" in capsys.readouterr().err
+    assert main(["reproduce", "--executor", "dask", "--address", "127.0.0.1:9", "--workers", "2",
+                 "--out", str(tmp_path / "d")]) == 2  # fmt: skip
+    assert "a Dask cluster at --address has its own" in capsys.readouterr().err
 
 
 def test_config_file_overrides(tmp_path: Path) -> None:
@@ -308,7 +309,8 @@ def _without_timings(obj: Any) -> Any:
 
 @pytest.mark.slow
 def test_reproduce_identical_on_every_executor(tmp_path: Path) -> None:
-    """--quick inline, on 2 local processes and on a Dask LocalCluster: the same numbers."""
+    """--quick inline, on 2 local processes and on Dask clusters (one running, one the executor's
+    own): the same numbers."""
     from dask.distributed import LocalCluster
 
     from attnpotts.experiments import DaskExecutor, LocalExecutor
@@ -324,8 +326,14 @@ def test_reproduce_identical_on_every_executor(tmp_path: Path) -> None:
             dask = reproduce(cfg, tmp_path / "dask", executor=ex).results
         finally:
             ex.close()
+    own = DaskExecutor(n_workers=2)  # a local cluster of the executor's own
+    try:
+        dask_own = reproduce(cfg, tmp_path / "dask-own", executor=own).results
+    finally:
+        own.close()
     assert _without_timings(procs["stages"]) == _without_timings(inline["stages"])
     assert _without_timings(dask["stages"]) == _without_timings(inline["stages"])
+    assert _without_timings(dask_own["stages"]) == _without_timings(inline["stages"])
     assert dask["executor"]["kind"] == "dask" and procs["executor"]["n_workers"] == 2
 
 
@@ -371,3 +379,32 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
     assert summary["all_converged"] is False
     assert summary["max_relative_deviation"] == pytest.approx(0.0, abs=1e-12)
     assert out.figures["learning_curves"].startswith(b"\x89PNG")
+
+
+def test_memory_limit_counts_the_dask_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--memory-limit-gb holds for Dask workers as for local ones: the per-worker estimate times
+    the workers (a local cluster's before it starts, a running cluster's as it reports them)."""
+    from dask.distributed import LocalCluster
+
+    from attnpotts.cli.common import EXIT_CODES
+    from attnpotts.cli.resources import reproduce_bytes
+
+    cfg = ReproduceConfig.preset("quick")
+    gib = 1024**3
+    # a limit that one worker fits and two do not
+    limit = (reproduce_bytes(cfg, 1) + reproduce_bytes(cfg, 2)) / 2 / gib
+    base = ["reproduce", "--quick", "--executor", "dask", "--memory-limit-gb", f"{limit:.6f}"]
+    out = tmp_path / "local"
+    assert main([*base, "--workers", "2", "--out", str(out)]) == EXIT_CODES["bad_input"]
+    err = capsys.readouterr().err
+    assert "reproduce with 2 worker(s) would need" in err and "--memory-limit-gb" in err
+    assert not out.exists()
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        out = tmp_path / "external"
+        rc = main([*base, "--address", cluster.scheduler_address, "--out", str(out)])
+        assert rc == EXIT_CODES["bad_input"]
+        err = capsys.readouterr().err
+        assert "reproduce with 2 worker(s) would need" in err and "--memory-limit-gb" in err
+        assert not out.exists()
