@@ -3,6 +3,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -108,20 +110,47 @@ def testcombine() -> None:
 
 
 def test_equivalence_stage_end_to_end(tmp_path: Path) -> None:
-    """The cheapest stage through the whole pipeline: artifacts, schema, report numbers, resume."""
+    """The cheapest stage through the whole pipeline: artifacts, schema, report numbers, the
+    umask's permissions, resume (which removes what a killed run left)."""
     out = tmp_path / "out"
     cfg = ReproduceConfig.preset("quick", stages=("equivalence",))
-    res = reproduce(cfg, out)
+    mask = 0o027
+    old = os.umask(mask)
+    try:
+        res = reproduce(cfg, out)
+    finally:
+        os.umask(old)
+    for p in [out, *out.rglob("*")]:
+        want = 0o777 & ~mask if p.is_dir() else 0o666 & ~mask
+        assert stat.S_IMODE(p.stat().st_mode) == want, p
     results = check_artifacts(out, ("equivalence",))
     s = results["stages"]["equivalence"]["summary"]
     assert len(s["checks"]) == 4 * cfg.equivalence_draws
     assert s["agree"] and s["max_rel_difference"] < 1e-12
     assert results["not_run"] == [x for x in STAGES if x != "equivalence"]
     assert res.results == results
-    # same configuration again: resumes, computes nothing, same numbers
+    # what a run killed while writing leaves: a run's temporary folder (and one being replaced),
+    # temporary files of the outputs and of a figure; and files of the user's, kept
+    run_id = results["stages"]["equivalence"]["runs"][0]
+    killed = [
+        out / "runs" / f".{run_id}.tmp-k1lled", out / "runs" / f".{run_id}.old-4242",
+        out / ".results.json.a1b2c3.tmp", out / ".report.html.x_y.tmp",
+        out / "figures" / ".equivalence.png.qq9.tmp",
+    ]  # fmt: skip
+    for p in killed[:2]:
+        p.mkdir()
+        (p / "metrics.json").write_text("{")
+    for p in killed[2:]:
+        p.write_text("half")
+    mine = [out / "notes.tmp", out / ".draft.tmp", out / "figures" / "sketch.png.tmp"]
+    for p in mine:
+        p.write_text("keep")
+    # same configuration again: resumes, computes nothing, same numbers, cleans up
     again = reproduce(cfg, out)
     assert again.results["sweeps"][0]["n_computed"] == 0
     assert again.results["stages"] == results["stages"]
+    assert not any(p.exists() for p in killed)
+    assert all(p.read_text() == "keep" for p in mine)
     # another configuration refuses the folder unless --overwrite
     other = ReproduceConfig.preset("quick", stages=("equivalence",), seed=3)
     with pytest.raises(FileExistsError, match="another configuration"):
@@ -408,3 +437,4 @@ def test_memory_limit_counts_the_dask_workers(tmp_path: Path, capsys: pytest.Cap
         err = capsys.readouterr().err
         assert "reproduce with 2 worker(s) would need" in err and "--memory-limit-gb" in err
         assert not out.exists()
+
