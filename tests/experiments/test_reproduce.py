@@ -413,28 +413,27 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
 def test_memory_limit_counts_the_dask_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--memory-limit-gb holds for Dask workers as for local ones: the per-worker estimate times
     the workers (a local cluster's before it starts, a running cluster's as it reports them)."""
+    import re
+
     from dask.distributed import LocalCluster
 
     from attnpotts.cli.common import EXIT_CODES
-    from attnpotts.cli.resources import reproduce_bytes
 
-    cfg = ReproduceConfig.preset("quick")
-    gib = 1024**3
-    # a limit that one worker fits and two do not
-    limit = (reproduce_bytes(cfg, 1) + reproduce_bytes(cfg, 2)) / 2 / gib
-    base = ["reproduce", "--quick", "--executor", "dask", "--memory-limit-gb", f"{limit:.6f}"]
-    out = tmp_path / "local"
-    assert main([*base, "--workers", "2", "--out", str(out)]) == EXIT_CODES["bad_input"]
-    err = capsys.readouterr().err
-    assert "reproduce with 2 worker(s) would need" in err and "--memory-limit-gb" in err
-    assert not out.exists()
+    def refused(argv: list[str]) -> float:
+        """The estimate (GiB) of a refused command, after checking the refusal."""
+        out = tmp_path / "o"
+        assert main([*argv, "--out", str(out)]) == EXIT_CODES["bad_input"]
+        err = capsys.readouterr().err
+        assert "--memory-limit-gb" in err and not out.exists(), err
+        return float(re.findall(r"would need about ([0-9.e+]+) GiB", err)[0])
+
+    base = ["reproduce", "--quick", "--executor", "dask"]
+    one = refused([*base, "--workers", "1", "--memory-limit-gb", "0.001"])
+    two = refused([*base, "--workers", "2", "--memory-limit-gb", "0.001"])
+    assert two > one  # the workers count
+    limit = ["--memory-limit-gb", f"{(one + two) / 2:.6f}"]  # one worker fits, two do not
+    assert refused([*base, "--workers", "2", *limit]) == two
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
-        out = tmp_path / "external"
-        rc = main([*base, "--address", cluster.scheduler_address, "--out", str(out)])
-        assert rc == EXIT_CODES["bad_input"]
-        err = capsys.readouterr().err
-        assert "reproduce with 2 worker(s) would need" in err and "--memory-limit-gb" in err
-        assert not out.exists()
-
+        assert refused([*base, "--address", cluster.scheduler_address, *limit]) == two
