@@ -1,0 +1,124 @@
+"""Regression pins: refactors must not change results, bit for bit.
+
+Two runs are pinned against files in ``tests/pins/``:
+
+- ``attnpotts reproduce --quick``: every number of ``results.json`` under ``stages/*/summary`` and
+  the claims' evidence, except measured times (keys ending in ``_s`` or ``time``), compared with
+  ``==`` (JSON floats round-trip exactly).
+- ``attnpotts contacts`` on the shipped PF00014 alignment with explicit options (so that a change
+  of defaults does not move the pin): the SHA-256 of the fitted couplings and fields as the
+  package's reader loads them from ``couplings.npz``, of ``scores.mat``, and the fit's objective and evaluation count.
+
+The numba kernels reduce per-thread partial sums, so the pins are taken with 2 numba threads
+(the CI machine's count); the test sets that count when the machine allows it.
+
+A change that is *meant* to move a number regenerates the pins with
+``ATTNPOTTS_REGEN_PINS=1 pytest tests/test_regression_pins.py`` and says why in its commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from attnpotts.cli.main import main
+from attnpotts.evaluation.formats import load_couplings_npz
+
+PINS = Path(__file__).resolve().parent / "pins"
+DATA = Path(__file__).resolve().parents[1] / "src" / "attnpotts" / "data" / "PF00014"
+REGEN = os.environ.get("ATTNPOTTS_REGEN_PINS") == "1"
+#: Measured times and machine facts: not results.
+_UNPINNED = re.compile(r"(_s|time|_seconds|n_workers|threads_per_worker)$")
+
+
+@pytest.fixture(autouse=True)
+def _two_numba_threads() -> Iterator[None]:
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    yield
+    numba.set_num_threads(old)
+
+
+def _leaves(x: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _leaves(v, f"{path}/{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _leaves(v, f"{path}[{i}]")
+    else:
+        yield path, x
+
+
+def _pinned_numbers(results: dict[str, Any]) -> dict[str, Any]:
+    """The result numbers (and verdicts) of a reproduce results document, by JSON path."""
+    keep = {"stages": {k: v.get("summary") for k, v in results["stages"].items()},
+            "claims": results.get("claims")}  # fmt: skip
+    out: dict[str, Any] = {}
+    for path, value in _leaves(keep):
+        if _UNPINNED.search(path.split("[")[0] if path.endswith("]") else path):
+            continue
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            out[path] = value
+    return out
+
+
+def _compare(pin_file: Path, got: dict[str, Any]) -> None:
+    if REGEN:
+        pin_file.parent.mkdir(exist_ok=True)
+        pin_file.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+        return
+    want = json.loads(pin_file.read_text())
+    changed = {k: (want.get(k), got.get(k)) for k in sorted(set(want) | set(got))
+               if want.get(k, "<absent>") != got.get(k, "<absent>")}  # fmt: skip
+    assert not changed, (
+        f"{len(changed)} pinned values changed (pinned, now); first ones: "
+        + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:8])
+    )
+
+
+def test_reproduce_quick_pinned(tmp_path: Path) -> None:
+    out = tmp_path / "quick"
+    assert main(["reproduce", "--quick", "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    numbers = _pinned_numbers(results)
+    assert len(numbers) > 100  # the pin covers every stage, not a handful of values
+    _compare(PINS / "reproduce_quick.json", numbers)
+
+
+def _sha(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()
+
+
+def test_contacts_pinned(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    argv = ["contacts", str(DATA / "PF00014_mgap6.fasta.gz"),
+            "--distances", str(DATA / "PF00014.distances.tsv"), "--out", str(out),
+            "--model", "plm", "--max-iter", "10", "--regularization", "evcouplings",
+            "--lambda-j", "0.01", "--lambda-h", "0.01", "--score-gap", "include",
+            "--identity-threshold", "0.8", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    params = load_couplings_npz(out / "couplings.npz")
+    summary = json.loads((out / "summary.json").read_text())
+    conv = summary["convergence"]
+    got = {
+        "couplings_sha256": _sha(params.couplings),
+        "fields_sha256": _sha(params.fields),
+        "scores_mat_sha256": hashlib.sha256((out / "scores.mat").read_bytes()).hexdigest(),
+        "final_objective": conv["final_objective"],
+        "evaluations": conv["evaluations"],
+        "iterations": conv["iterations"],
+        "precision_L": summary["precision"]["L"],
+    }
+    _compare(PINS / "contacts_pf00014.json", got)
