@@ -151,12 +151,41 @@ def reproduce(
     results = to_jsonable(results)
     results["claims"] = to_jsonable([c.as_dict() for c in evaluate_claims(results)])
     validate_results(results)
-    fig_paths = {k: atomic_write_bytes(out / "figures" / f"{k}.png", v) for k, v in figures.items()}
-    results_path = atomic_write_json(out / "results.json", results)
-    report = build_report(results, figures)
-    report_path = report.write(out / "report.html")
-    atomic_write_json(out / "summary.json", _summary(results))
+    with ctx.store.lock():  # another reproduce() into ``out`` neither interleaves nor cleans up here
+        fig_paths = {k: atomic_write_bytes(out / "figures" / f"{k}.png", v) for k, v in figures.items()}
+        results_path = atomic_write_json(out / "results.json", results)
+        report = build_report(results, figures)
+        report_path = report.write(out / "report.html")
+        atomic_write_json(out / "summary.json", _summary(results))
+        stale = _remove_stale_temporaries(out)
+    if stale:
+        logger.info("removed %d temporary file(s) of a killed run in %s", len(stale), out)
     return ReproduceResult(out, results, report_path, results_path, fig_paths)
+
+
+#: Files ``reproduce`` writes atomically into its output folder (each through a temporary
+#: ``.<name>.<random>.tmp`` next to it, which a killed run can leave behind).
+_OUTPUT_FILES = ("config.json", "results.json", "report.html", "summary.json")
+
+
+def _remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the temporary files killed writes of ``reproduce`` left in ``out`` and ``out/figures``.
+
+    Only names of its own atomic writes are touched: ``.<output file>.*.tmp`` in ``out`` and
+    ``.<name>.png.*.tmp`` in ``out/figures`` (the results store removes its own temporary folders
+    at the start of every sweep). Call it after the outputs are written, holding the store's lock.
+    """
+    stale = [
+        p for p in out.glob(".*.tmp")
+        if any(p.name.startswith(f".{name}.") for name in _OUTPUT_FILES)
+    ]  # fmt: skip
+    stale += (out / "figures").glob(".*.png.*.tmp")
+    removed = []
+    for p in stale:
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def _run_stages(

@@ -91,18 +91,22 @@ def _transformer_training(config: ReproduceConfig) -> dict[str, Any]:
     return t
 
 
+def _run_params(config: ReproduceConfig, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a ``depth_study_run`` of model ``kind`` on the data set ``data``."""
+    if kind == "factored":
+        model, training = _factored_model(config), _factored_training(config)
+    else:
+        model, training = _transformer_model(config), _transformer_training(config)
+    return {"data": data, "device": config.device, "model": model, "training": training}
+
+
 def factored_spec(config: ReproduceConfig) -> ExperimentSpec:
     """One factored layer, swept over the L2 on the coupling product."""
     return ExperimentSpec(
         name="depth-factored",
         task="depth_study_run",
         seed=config.derived_seed(1),
-        params={
-            "data": data_recipe(config),
-            "device": config.device,
-            "model": _factored_model(config),
-            "training": _factored_training(config),
-        },
+        params=_run_params(config, "factored", data_recipe(config)),
         sweep={"training.coupling_l2": list(config.factored_coupling_l2)},
         n_seeds=config.n_seeds,
         description="one factored self-attention layer (all positions = pseudo-likelihood)",
@@ -115,12 +119,7 @@ def transformer_spec(config: ReproduceConfig) -> ExperimentSpec:
         name="depth-transformer",
         task="depth_study_run",
         seed=config.derived_seed(2),
-        params={
-            "data": data_recipe(config),
-            "device": config.device,
-            "model": _transformer_model(config),
-            "training": _transformer_training(config),
-        },
+        params=_run_params(config, "transformer", data_recipe(config)),
         sweep={
             "model.n_layers": list(config.depths),
             "model.dropout": list(config.transformer_dropout),
@@ -146,16 +145,13 @@ def scaling_specs(config: ReproduceConfig) -> list[ExperimentSpec]:
         "data.seed": scaling_data_seeds(config),
         "train_size": sorted(config.scaling_sizes),
     }
+    data = _scaling_data(config)
     specs = [
         ExperimentSpec(
             name="scaling-factored",
             task="depth_study_run",
             seed=config.derived_seed(7),
-            params={
-                "data": _scaling_data(config), "device": config.device,
-                "model": _factored_model(config), "training": _factored_training(config),
-                "train_size": min(config.scaling_sizes),
-            },
+            params={**_run_params(config, "factored", data), "train_size": min(config.scaling_sizes)},
             sweep=sweep,
             description="one factored layer trained on M sequences, for several M and data sets",
         )
@@ -167,11 +163,7 @@ def scaling_specs(config: ReproduceConfig) -> list[ExperimentSpec]:
                 name="scaling-transformer",
                 task="depth_study_run",
                 seed=config.derived_seed(8),
-                params={
-                    "data": _scaling_data(config), "device": config.device,
-                    "model": _transformer_model(config), "training": _transformer_training(config),
-                    "train_size": min(config.scaling_sizes),
-                },
+                params={**_run_params(config, "transformer", data), "train_size": min(config.scaling_sizes)},
                 sweep={**sweep, "train_size": tr_sizes, "model.n_layers": list(config.scaling_depths)},
                 description="transformers trained on M sequences, for several M, data sets, depths",
             )
