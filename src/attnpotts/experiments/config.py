@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError, reject_unknown_keys
-from ..options import OptionSpec, boolean, choice, integer, number, number_list, text
+from ..options import OptionSpec, boolean, choice, integer, number, number_list, text, validate
 
 __all__ = ["MODES", "STAGES", "ReproduceConfig"]
 
@@ -217,100 +216,23 @@ class ReproduceConfig:
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, list):
-                object.__setattr__(self, f.name, tuple(v))
-        if self.mode not in MODES:
-            raise ValidationError(f"mode must be one of {MODES}, got {self.mode!r}")
-        bad = [s for s in self.stages if s not in STAGES]
-        if bad or not self.stages:
-            raise ValidationError(
-                f"stages must be a non-empty subset of {STAGES}, got {self.stages}"
-            )
-        ints = {
-            "seed": 0, "n_sites": 2, "n_states": 2, "n_train": 2, "n_validation": 2, "n_test": 2,
-            "n_chains": 1, "pilot_sweeps": 8, "width": 1, "transformer_heads": 1,
-            "transformer_batch_size": 1, "transformer_epochs": 1, "factored_heads": 1,
-            "factored_batch_size": 1, "factored_epochs": 1, "patience": 1, "n_seeds": 1,
-            "theory_states": 2, "theory_curve_points": 2, "simulation_sites": 2,
-            "simulation_seeds": 1, "simulation_test": 1, "equivalence_draws": 1,
-            "equivalence_sites": 2, "equivalence_states": 2, "equivalence_sequences": 1,
-            "transformer_mask_copies": 0, "scaling_data_seeds": 1, "scaling_transformer_max_size": 1,
-        }  # fmt: skip
-        for name, minimum in ints.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise ValidationError(f"{name} must be an integer >= {minimum}, got {v!r}")
+        # type, range and choice of every field (lists become tuples): the option fields above
+        validate(self)
         if self.width % self.transformer_heads:
             raise ValidationError(
                 f"width ({self.width}) must be divisible by transformer_heads "
                 f"({self.transformer_heads})"
             )
-        positive = ("target_distance", "beta", "transformer_lr", "factored_lr", "theory_beta",
-                    "theory_rho", "match_tolerance")  # fmt: skip
-        for name in positive:
-            v = float(getattr(self, name))
-            if not (math.isfinite(v) and v > 0):
-                raise ValidationError(f"{name} must be a positive number, got {v}")
-        if not 0 < self.target_distance < 1:
-            raise ValidationError(f"target_distance must lie in (0, 1), got {self.target_distance}")
-        grids = {
-            "depths": (self.depths, 1), "transformer_dropout": (self.transformer_dropout, 0),
-            "factored_coupling_l2": (self.factored_coupling_l2, 0),
-            "theory_lambdas": (self.theory_lambdas, 0), "theory_alphas": (self.theory_alphas, 0),
-        }  # fmt: skip
-        for name, (values, minimum) in grids.items():
-            if not values or any(not math.isfinite(float(v)) or float(v) < minimum for v in values):
-                raise ValidationError(
-                    f"{name} must be a non-empty list of numbers >= {minimum}, got {list(values)}"
-                )
-            if len(set(values)) != len(values):
-                raise ValidationError(f"{name} lists a value twice: {list(values)}")
-        if any(float(a) <= 0 for a in self.theory_alphas):
-            raise ValidationError(f"theory_alphas must be > 0, got {list(self.theory_alphas)}")
-        if any(not 0 <= float(d) < 1 for d in self.transformer_dropout):
-            raise ValidationError(
-                f"transformer_dropout values must lie in [0, 1), got {self.transformer_dropout}"
-            )
-        if self.transformer_masking not in ("one", "all", "bert", "copies"):
-            raise ValidationError(
-                "transformer_masking must be 'one', 'all', 'bert' or 'copies', got "
-                f"{self.transformer_masking!r}"
-            )
-        if self.transformer_lr_schedule not in ("constant", "cosine"):
-            raise ValidationError(
-                f"transformer_lr_schedule must be 'constant' or 'cosine', got {self.transformer_lr_schedule!r}"
-            )
-        w = float(self.transformer_warmup_epochs)
-        if not (math.isfinite(w) and w >= 0):
-            raise ValidationError(f"transformer_warmup_epochs must be a number >= 0, got {w}")
-        if self.factored_optimizer not in ("lbfgs", "adam"):
-            raise ValidationError(
-                f"factored_optimizer must be 'lbfgs' or 'adam', got {self.factored_optimizer!r}"
-            )
-        for name, values, minimum in (
-            ("scaling_sizes", self.scaling_sizes, 2),
-            ("scaling_depths", self.scaling_depths, 1),
-        ):
-            if any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
-                raise ValidationError(f"{name} must list integers >= {minimum}, got {list(values)}")
+        grids = ("depths", "transformer_dropout", "factored_coupling_l2", "theory_lambdas",
+                 "theory_alphas", "scaling_sizes", "scaling_depths")  # fmt: skip
+        for name in grids:
+            values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValidationError(f"{name} lists a value twice: {list(values)}")
         if "scaling" in self.stages and len(self.scaling_sizes) < 2:
             raise ValidationError(
                 f"scaling_sizes needs at least 2 sizes for a learning curve, got {list(self.scaling_sizes)}"
             )
-        if self.factored_variant not in ("free", "softmax"):
-            raise ValidationError(
-                f"factored_variant must be 'free' or 'softmax', got {self.factored_variant!r}"
-            )
-        if self.theory_ucol not in ("identity", "gaussian"):
-            raise ValidationError(
-                f"theory_ucol must be 'identity' or 'gaussian', got {self.theory_ucol!r}"
-            )
-        if self.transformer_weight_decay < 0:
-            raise ValidationError("transformer_weight_decay must be >= 0")
 
     @classmethod
     def preset(cls, mode: str = "default", **overrides: Any) -> ReproduceConfig:
