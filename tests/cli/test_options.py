@@ -132,3 +132,30 @@ def test_old_train_spellings_still_work_with_a_note(
     assert len(args.deprecated_options) == 3
     assert main(["train", "--data", "nowhere", "--lr", "-1", "--out", str(tmp_path / "p")]) == 2
     assert "learning_rate must be a number > 0" in capsys.readouterr().err
+
+
+def test_evaluate_reads_the_config_of_runs_written_with_the_old_option_names(tmp_path: Path) -> None:
+    """A run folder whose config.json has `lr`, `epochs`, `heads` (earlier versions) evaluates."""
+    import json
+
+    from attnpotts.workflows import (
+        EvaluateOptions,
+        SampleOptions,
+        TrainOptions,
+        evaluate,
+        sample,
+        train,
+    )
+
+    sample(SampleOptions(n_sites=5, n_states=3, target_distance=None, beta=1.0, n_train=200,
+                         n_test=50, n_chains=10, pilot_sweeps=20, seed=0), tmp_path / "s")  # fmt: skip
+    train(TrainOptions(data=str(tmp_path / "s"), optimizer="lbfgs", max_epochs=2), tmp_path / "r")
+    new = evaluate(EvaluateOptions(run=str(tmp_path / "r")), tmp_path / "e1")
+    cfg_path = tmp_path / "r" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    renamed = {"learning_rate": "lr", "max_epochs": "epochs", "n_heads": "heads",
+               "n_layers": "layers", "n_mask_copies": "mask_copies"}  # fmt: skip
+    cfg["options"] = {renamed.get(k, k): v for k, v in cfg["options"].items()}
+    cfg_path.write_text(json.dumps(cfg))
+    old = evaluate(EvaluateOptions(run=str(tmp_path / "r")), tmp_path / "e2")
+    assert old["test_loss"] == new["test_loss"] and old["data"] == new["data"]
