@@ -150,7 +150,7 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
 
     from ..evaluation import coupling_recovery
     from ..inference import mlm_loss, to_conditional_potts
-    from ..models import build_model
+    from ..models import PottsParameters, build_model
     from ..training import TrainingConfig, train
     from ..workflows._train import test_estimates
 
@@ -220,7 +220,7 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
         },
     }
     arrays: dict[str, np.ndarray] = {"test_losses": per_seq}
-    if hasattr(model, "coupling_tensor"):
+    if isinstance(model, PottsParameters):
         # Everything below in float64 (exact up to rounding: the identity is checked there).
         model = model.to(torch.float64)
         conditional = to_conditional_potts(model)
