@@ -148,7 +148,7 @@ def score(S: np.ndarray, distances: Path) -> dict[str, float]:
 def run_family(family: str, tools: list[str], tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every tool on one family, one after the other (see the module docstring)."""
     from attnpotts.alignment import read_alignment
-    from attnpotts.evaluation import read_score_matrix
+    from attnpotts.formats import read_score_matrix
 
     aln_rel, dist_rel = FAMILIES[family]
     aln, dist = args.data / aln_rel, args.data / dist_rel

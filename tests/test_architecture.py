@@ -23,7 +23,7 @@ ROOT = "attnpotts"
 #: Top-level modules every layer may use.
 BASE = frozenset({ROOT, "errors", "random", "storage", "alphabet"})
 _CORE = BASE | {"potts", "sampling", "models", "inference", "training", "theory"}
-_DATA = frozenset({"alignment", "evaluation"})
+_DATA = frozenset({"alignment", "evaluation", "formats"})
 _OUTPUT = frozenset({"plotting", "reports"})
 
 #: unit -> the attnpotts units it may import (besides itself). Lower layers first.
@@ -46,7 +46,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     # built on Potts models
     "sampling": BASE | {"potts"},
     "models": BASE | {"potts"},
-    "evaluation": BASE | {"potts", "alignment"},
+    # file formats of scores and Potts parameters (ours and the peer DCA tools')
+    "formats": BASE | {"potts"},
+    # formats: only for the names that moved there (evaluation/__init__.py forwards them)
+    "evaluation": BASE | {"potts", "alignment", "formats"},
     "inference": BASE | {"potts", "models"},
     "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress"},
     # applications
@@ -72,6 +75,7 @@ NO_TORCH = frozenset(
         "progress",
         "alignment",
         "evaluation",
+        "formats",
         "theory",
         "plotting",
         "reports",

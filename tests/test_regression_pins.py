@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from attnpotts.cli.main import main
-from attnpotts.evaluation.formats import load_couplings_npz
+from attnpotts.formats import load_couplings_npz
 
 PINS = Path(__file__).resolve().parent / "pins"
 DATA = Path(__file__).resolve().parents[1] / "src" / "attnpotts" / "data" / "PF00014"

@@ -11,7 +11,7 @@ import pytest
 
 from attnpotts.alignment import example_files
 from attnpotts.cli.main import main
-from attnpotts.evaluation import load_couplings_npz, read_ec_table, read_score_matrix
+from attnpotts.formats import load_couplings_npz, read_ec_table, read_score_matrix
 from attnpotts.potts import ExactPotts, PottsModel
 
 EDGES = [(0, 6), (1, 8), (2, 9), (3, 9)]

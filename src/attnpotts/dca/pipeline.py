@@ -19,10 +19,10 @@ Output folder (``OUT_FILES``):
   in ``column_map.tsv``);
 * ``ec.txt``: EC file in plmc's layout ``i A_i j A_j 0 cn`` by decreasing score, numbered by the
   focus sequence's residues when it covers every fitted column (``--focus``), else by the
-  original alignment columns (1-based) with ``-`` residues (:func:`attnpotts.evaluation.ec_numbering`);
+  original alignment columns (1-based) with ``-`` residues (:func:`attnpotts.formats.ec_numbering`);
 * ``ec.tsv``: the same pairs with a header, the original alignment columns kept as columns;
 * ``couplings.npz``: couplings ``(L, L, q, q)`` and fields ``(L, q)`` as fitted (the layout of
-  :func:`attnpotts.evaluation.save_couplings_npz`, with the column map and the conventions);
+  :func:`attnpotts.formats.save_couplings_npz`, with the column map and the conventions);
   for factored attention whose ``J`` would take more than half the memory limit (``L`` of
   several hundred), ``factors.npz`` instead (attention ``(H, L, L)``, values ``(H, q, q)``,
   fields; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``) and
@@ -269,10 +269,9 @@ def run_contacts(
         The summary written to ``summary.json``.
     """
     from ..alignment import data_warnings, read_alignment
-    from ..evaluation import (
+    from ..evaluation import precision_at, precision_table
+    from ..formats import (
         ec_numbering,
-        precision_at,
-        precision_table,
         save_couplings_npz,
         write_ec_table,
         write_ec_tsv,

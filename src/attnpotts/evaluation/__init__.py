@@ -1,26 +1,12 @@
-"""Contact scores (Frobenius, APC), precision@L/k, coupling recovery, exchange formats (no torch)."""
+"""Contact scores (Frobenius, APC), precision@L/k, coupling recovery (no torch).
 
-from .formats import (
-    ADABMDCA_PROTEIN_ALPHABET,
-    CCMPRED_ALPHABET,
-    EC_TSV_HEADER,
-    NPZ_FORMAT_VERSION,
-    CouplingsFile,
-    ImportedParameters,
-    ec_numbering,
-    load_couplings_npz,
-    read_adabmdca_params,
-    read_ccmpred_raw,
-    read_ec_table,
-    read_plmc_params,
-    read_score_matrix,
-    save_couplings_npz,
-    write_adabmdca_params,
-    write_ccmpred_braw,
-    write_ec_table,
-    write_ec_tsv,
-    write_score_matrix,
-)
+The file formats (score matrices, EC tables, couplings ``.npz``, the peer tools' parameters)
+are :mod:`attnpotts.formats`; their names are still reachable here for code written before they
+moved (not listed in ``__all__``; new code imports them from :mod:`attnpotts.formats`).
+"""
+
+from typing import Any
+
 from .precision import (
     DEFAULT_FRACTIONS,
     DEFAULT_SEPARATIONS,
@@ -40,39 +26,29 @@ from .recovery import (
 from .scores import apc, contact_scores, frobenius_scores, symmetrize_couplings
 
 __all__ = [
-    "ADABMDCA_PROTEIN_ALPHABET",
-    "CCMPRED_ALPHABET",
     "DEFAULT_FRACTIONS",
     "DEFAULT_SEPARATIONS",
-    "EC_TSV_HEADER",
-    "NPZ_FORMAT_VERSION",
-    "CouplingsFile",
     "FactorCorrelations",
-    "ImportedParameters",
     "RecoveryReport",
     "apc",
     "contact_precision",
     "contact_scores",
     "coupling_recovery",
-    "ec_numbering",
     "factor_correlations",
     "frobenius_scores",
-    "load_couplings_npz",
     "pearson",
     "precision_at",
     "precision_table",
     "ranked_pairs",
-    "read_adabmdca_params",
-    "read_ccmpred_raw",
-    "read_ec_table",
-    "read_plmc_params",
-    "read_score_matrix",
     "relative_coupling_error",
-    "save_couplings_npz",
     "symmetrize_couplings",
-    "write_adabmdca_params",
-    "write_ccmpred_braw",
-    "write_ec_table",
-    "write_ec_tsv",
-    "write_score_matrix",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The names that moved to :mod:`attnpotts.formats` (its ``__all__``), answered from there."""
+    from .. import formats
+
+    if name in formats.__all__:
+        return getattr(formats, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ShapeError, ValidationError
 from ..potts import zero_sum_gauge
+from ..potts.layout import check_couplings_shape, transpose_couplings
 
 __all__ = ["DENSE_LIMIT_BYTES", "apc", "contact_scores", "frobenius_scores", "symmetrize_couplings"]
 
@@ -28,8 +29,7 @@ def _as_couplings(couplings: Any) -> np.ndarray:
     if type(couplings).__module__.split(".")[0] == "torch":
         couplings = couplings.detach().cpu().numpy()
     J = np.asarray(couplings, dtype=np.float64)
-    if J.ndim != 4 or J.shape[0] != J.shape[1] or J.shape[2] != J.shape[3]:
-        raise ShapeError(f"couplings must have shape (L, L, q, q), got {J.shape}")
+    check_couplings_shape(J)
     if not np.all(np.isfinite(J)):
         raise ValidationError("couplings contain NaN or infinite values")
     return J
@@ -38,7 +38,7 @@ def _as_couplings(couplings: Any) -> np.ndarray:
 def symmetrize_couplings(couplings: Any) -> np.ndarray:
     """``(J[i, j, a, b] + J[j, i, b, a]) / 2``: the symmetric couplings of a joint Potts model."""
     J = _as_couplings(couplings)
-    return 0.5 * (J + J.transpose(1, 0, 3, 2))
+    return 0.5 * (J + transpose_couplings(J))
 
 
 #: Couplings up to this many bytes are gauge-fixed in one call of ``zero_sum_gauge``; larger ones
@@ -74,7 +74,7 @@ def frobenius_scores(
     keep = np.array([a != exclude_state for a in range(q)])
     if J.nbytes <= dense_limit_bytes:
         if symmetrize:
-            J = 0.5 * (J + J.transpose(1, 0, 3, 2))
+            J = 0.5 * (J + transpose_couplings(J))
         if gauge == "zero-sum":
             J, _ = zero_sum_gauge(J)
         F = np.sqrt((J[:, :, keep][:, :, :, keep] ** 2).sum(axis=(2, 3)))
@@ -84,7 +84,8 @@ def frobenius_scores(
         for i0 in range(0, L, rows):
             blk = J[i0 : i0 + rows]  # (B, L, q, q)
             if symmetrize:
-                blk = 0.5 * (blk + J[:, i0 : i0 + rows].transpose(1, 0, 3, 2))
+                # rows i0.. of transpose_couplings(J): J[j, i, b, a] for i in the block
+                blk = 0.5 * (blk + J[:, i0 : i0 + rows].swapaxes(0, 1).swapaxes(2, 3))
             if gauge == "zero-sum":  # the double centring of zero_sum_gauge, block by block
                 blk = (
                     blk

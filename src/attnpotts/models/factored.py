@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ValidationError
+from ..potts.layout import coupling_blocks, couplings_from_factors
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel, one_hot_states
 from .factored_kernels import factored_logits, factored_pseudo_likelihood
@@ -167,7 +168,7 @@ class FactoredAttention(MaskedLanguageModel):
 
     def coupling_tensor(self) -> torch.Tensor:
         """``beta J: (L, L, q, q)`` with ``beta J[i, j, a, b] = sum_h A_h[i, j] V_h[a, b]``."""
-        return torch.einsum("hij,hab->ijab", self.attention_matrices(), self.value_matrices())
+        return couplings_from_factors(self.attention_matrices(), self.value_matrices())
 
     def coupling_squared_norm(self) -> torch.Tensor:
         """``||J||_F^2`` from the factors, without forming ``J`` (``H^2 (L^2 + q^2)`` work).
@@ -239,7 +240,7 @@ class FactoredAttention(MaskedLanguageModel):
         if int(tokens.shape[0]) >= self.n_states:
             J = self.coupling_tensor()  # (L, L, q, q); zero diagonal blocks from A
             return coupling_logits(
-                J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
+                coupling_blocks(J), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
             )
         A = self.attention_matrices()  # (H, L, L)
         V = self.value_matrices()  # (H, q, q)

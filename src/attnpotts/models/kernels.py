@@ -109,7 +109,7 @@ def _check(weights: torch.Tensor, tokens: torch.Tensor) -> tuple[int, int]:
     ):
         raise ShapeError(
             f"weights must have shape (L, q, L, q) (W[i, a, j, b] = J[i, j, a, b]), got "
-            f"{tuple(weights.shape)}; from couplings J (L, L, q, q) pass J.permute(0, 2, 1, 3)"
+            f"{tuple(weights.shape)}; from couplings J (L, L, q, q) pass attnpotts.potts.layout.coupling_blocks(J)"
         )
     if not weights.dtype.is_floating_point:
         raise ValidationError(f"weights must be floating point, got {weights.dtype}")

@@ -9,7 +9,8 @@ gradients and the optimizer's state); the default is the asymmetric form of asym
 Layout of the parameter ``couplings``: ``(L, L, q, q)`` indexed ``[i, j, a, b]`` (diagonal blocks
 ignored) for ``symmetric=False``; ``(L (L - 1) / 2, q, q)`` for ``symmetric=True``, row ``p`` holding
 ``J[i_p, j_p]`` for the pairs ``(i_p, j_p)`` of ``torch.triu_indices(L, L, offset=1)`` (row-major
-upper triangle). :meth:`FullPotts.coupling_tensor` always returns the full ``(L, L, q, q)``.
+upper triangle; the packed layout of :mod:`attnpotts.potts.layout`, converted by ``pack_pairs`` /
+``unpack_pairs``). :meth:`FullPotts.coupling_tensor` always returns the full ``(L, L, q, q)``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ import torch
 from torch import nn
 
 from ..errors import ValidationError
+from ..potts.layout import (
+    coupling_blocks,
+    pack_pairs,
+    pair_indices,
+    transpose_couplings,
+    unpack_pairs,
+)
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel
 from .kernels import (
@@ -75,15 +83,16 @@ class FullPotts(MaskedLanguageModel):
         L, q = self.n_sites, self.n_states
         gen = torch_generator(seed)
         if self.symmetric:
-            pairs = torch.triu_indices(L, L, offset=1)  # (2, P): i < j, row-major
+            # (2, P): the pairs i < j, row-major, kept on the device for unpack_pairs
+            pairs = torch.stack(pair_indices(L, torch.zeros(0, device=device)))
             P = int(pairs.shape[1])
             if self.init_std > 0:
                 C = torch.randn(L, L, q, q, generator=gen, dtype=torch.float64) * self.init_std
-                J = 0.5 * (C[pairs[0], pairs[1]] + C[pairs[1], pairs[0]].transpose(1, 2))
+                J = 0.5 * (pack_pairs(C) + pack_pairs(transpose_couplings(C)))
                 del C
             else:
                 J = torch.zeros(P, q, q, dtype=torch.float64)
-            self.register_buffer("pairs", pairs.to(device), persistent=False)
+            self.register_buffer("pairs", pairs, persistent=False)
         else:
             J = torch.randn(L, L, q, q, generator=gen, dtype=torch.float64) * self.init_std
         # (L, L, q, q), or (P, q, q) upper-triangle pairs if symmetric (module docstring)
@@ -110,12 +119,8 @@ class FullPotts(MaskedLanguageModel):
         """Effective ``J: (L, L, q, q)`` (zero diagonal; ``J[j, i] = J[i, j]^T`` if ``symmetric``)."""
         if not self.symmetric:
             return self.couplings * self.off_diagonal
-        L, q, T = self.n_sites, self.n_states, self.couplings  # T: (P, q, q)
-        i, j = self.pairs[0], self.pairs[1]
-        J = torch.zeros(L, L, q, q, dtype=T.dtype, device=T.device)
-        J[i, j] = T  # one full-size tensor; autograd gathers both halves back into T
-        J[j, i] = T.transpose(1, 2)
-        return J
+        # one full-size tensor; autograd gathers both halves back into the packed (P, q, q)
+        return unpack_pairs(self.couplings, self.n_sites, (self.pairs[0], self.pairs[1]))
 
     def field_tensor(self) -> torch.Tensor:
         """``h: (L, q)`` (zeros without fields)."""
@@ -134,7 +139,7 @@ class FullPotts(MaskedLanguageModel):
         """
         J = self.coupling_tensor()  # (L, L, q, q)
         return coupling_logits(
-            J.permute(0, 2, 1, 3), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
+            coupling_blocks(J), tokens, bias=self.fields, method=self.kernel  # type: ignore[arg-type]
         )
 
     def cross_entropy_sum(
@@ -165,7 +170,7 @@ class FullPotts(MaskedLanguageModel):
             return fused_pair_pseudo_likelihood(self.couplings, self.fields, tokens, weights, ws)
         J = self.coupling_tensor()
         return fused_pseudo_likelihood(
-            J.permute(0, 2, 1, 3), self.fields, tokens, weights, symmetric=self.symmetric
+            coupling_blocks(J), self.fields, tokens, weights, symmetric=self.symmetric
         )
 
     def coupling_squared_norm(self) -> torch.Tensor:

@@ -15,7 +15,6 @@ gives conditionals and the pseudo-likelihood only. :class:`PottsModel` requires 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -23,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 
 from ..errors import DataFormatError, ShapeError, ValidationError
-from ..storage import atomic_savez, inspect_npz
 from .gauge import zero_sum_gauge
+from .layout import coupling_matrix, couplings_from_factors, transpose_couplings
+from .npz import KINDS, MAX_MODEL_BYTES, PottsFile, read_potts_npz, write_potts_npz
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ConditionalPotts", "PottsModel", "check_states"]
 
 _SYMMETRY_RTOL = 1e-10
-_FORMAT_VERSION = 1
 #: Sequences processed per block when building one-hot encodings (bounds temporary memory).
 _CHUNK = 4096
 
@@ -78,52 +77,6 @@ def _as_float_array(x: ArrayLike, name: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValidationError(f"{name} contain NaN or infinite values; pass finite numbers")
     return arr
-
-
-#: Largest arrays :meth:`ConditionalPotts.load` reads by default (bytes; 8 GiB).
-MAX_MODEL_BYTES = 8 * 1024**3
-_MODEL_ARRAYS = ("fields", "couplings", "metadata", "site_couplings", "colour_couplings")
-
-
-def _check_model_header(
-    header: dict[str, tuple[tuple[int, ...], np.dtype[Any]]], path: Path, max_bytes: int
-) -> None:
-    """Refuse a model file whose arrays are missing, unexpected, of a wrong dtype, shape or size."""
-    for key in ("fields", "couplings", "metadata"):
-        if key not in header:
-            raise DataFormatError(f"missing array {key!r}; not an attnpotts model file", path=path)
-    extra = sorted(set(header) - set(_MODEL_ARRAYS))
-    if extra:
-        raise DataFormatError(f"unexpected array(s) {extra}; not an attnpotts model file", path=path)
-    for key, (shape, dtype) in header.items():
-        if key == "metadata":
-            if dtype.kind != "U" or shape != () or dtype.itemsize > 4 * 1024**2:
-                raise DataFormatError("metadata must be one JSON text string", path=path)
-        elif dtype.kind != "f" or dtype.itemsize not in (4, 8):
-            raise DataFormatError(
-                f"array {key!r} has dtype {dtype}; expected float64 (or float32)", path=path
-            )
-    J, h = header["couplings"][0], header["fields"][0]
-    if len(J) != 4 or J[0] != J[1] or J[2] != J[3] or h != (J[0], J[2]):
-        raise DataFormatError(
-            f"couplings {J} and fields {h} must have shapes (L, L, q, q) and (L, q)", path=path
-        )
-    if ("site_couplings" in header) != ("colour_couplings" in header):
-        raise DataFormatError("site_couplings and colour_couplings come together", path=path)
-    if "site_couplings" in header:
-        S, C = header["site_couplings"][0], header["colour_couplings"][0]
-        L, q = h
-        if len(S) != 3 or len(C) != 3 or S[1:] != (L, L) or C[1:] != (q, q) or S[0] != C[0]:
-            raise DataFormatError(
-                f"factors {S} and {C} must be (K, L, L) and (K, q, q) with L={L}, q={q}", path=path
-            )
-    need = sum(8 * int(np.prod(shape)) for k, (shape, _) in header.items() if k != "metadata")
-    if need > max_bytes:
-        raise DataFormatError(
-            f"the arrays take {need / 1024**3:.2f} GiB as float64, above the limit of "
-            f"{max_bytes / 1024**3:.2f} GiB (max_bytes); is this the right file?",
-            path=path,
-        )
 
 
 class ConditionalPotts:
@@ -196,13 +149,12 @@ class ConditionalPotts:
         """Whether ``J[i, j, a, b] == J[j, i, b, a]`` (to relative precision 1e-10)."""
         J = self._couplings
         scale = max(1.0, float(np.abs(J).max(initial=0.0)))
-        return bool(np.abs(J - J.transpose(1, 0, 3, 2)).max(initial=0.0) <= _SYMMETRY_RTOL * scale)
+        return bool(np.abs(J - transpose_couplings(J)).max(initial=0.0) <= _SYMMETRY_RTOL * scale)
 
     def coupling_matrix(self) -> np.ndarray:
         """``(L q, L q)`` matrix ``W[(i, a), (j, b)] = J[i, j, a, b]`` (cached)."""
         if self._coupling_matrix is None:
-            L, q = self.n_sites, self.n_states
-            W = np.ascontiguousarray(self._couplings.transpose(0, 2, 1, 3).reshape(L * q, L * q))
+            W = coupling_matrix(self._couplings)
             W.setflags(write=False)
             self._coupling_matrix = W
         return self._coupling_matrix
@@ -333,7 +285,7 @@ class ConditionalPotts:
     def symmetrized(self) -> PottsModel:
         """The symmetric Potts model with ``(J[i, j, a, b] + J[j, i, b, a]) / 2`` (asymmetric plmDCA)."""
         J = self._couplings
-        return PottsModel(self._fields, 0.5 * (J + J.transpose(1, 0, 3, 2)), self._beta)
+        return PottsModel(self._fields, 0.5 * (J + transpose_couplings(J)), self._beta)
 
     def with_beta(self: _T, beta: float) -> _T:
         """The same couplings and fields at another inverse temperature."""
@@ -344,91 +296,60 @@ class ConditionalPotts:
         return type(self)(self._fields * self._beta, self._couplings * self._beta, 1.0)
 
     # ------------------------------------------------------------------ persistence
-    def _metadata(self) -> dict[str, Any]:
-        return {
-            "format": "attnpotts.potts",
-            "format_version": _FORMAT_VERSION,
-            "kind": type(self).__name__,
-            "n_sites": self.n_sites,
-            "n_states": self.n_states,
-            "beta": self._beta,
-            "energy_convention": "H(s) = -sum_{i<j} J[i,j,s_i,s_j] - sum_i h[i,s_i]; P ~ exp(-beta H)",
-            "layout": {"fields": "(L, q)", "couplings": "(L, L, q, q) indexed [i, j, s_i, s_j]"},
-        }
+    def _factors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return None, None
 
-    def _extra_arrays(self) -> dict[str, np.ndarray]:
-        return {}
+    def save(self, path: str | os.PathLike[str], *, info: dict[str, Any] | None = None) -> Path:
+        """Save to ``path`` (``.npz`` appended if missing), atomically and exactly.
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to ``path`` (``.npz``: arrays plus a JSON metadata entry), atomically and exactly."""
+        The one Potts file format (:mod:`attnpotts.potts.npz`); ``info`` is free JSON metadata.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = (
                 path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
             )
-        meta = json.dumps(self._metadata())
-        return atomic_savez(
+        site, colour = self._factors()
+        return write_potts_npz(
             path,
-            fields=self._fields,
-            couplings=self._couplings,
-            metadata=np.array(meta),
-            **self._extra_arrays(),
+            self._couplings,
+            self._fields,
+            beta=self._beta,
+            kind=type(self).__name__ if type(self).__name__ in KINDS else "ConditionalPotts",
+            site_couplings=site,
+            colour_couplings=colour,
+            info=info,
         )
 
     @classmethod
     def load(cls: type[_T], path: str | os.PathLike[str], *, max_bytes: int = MAX_MODEL_BYTES) -> _T:
-        """Load a model written by :meth:`save` (a ``PottsModel`` file loads as either class).
+        """Load a Potts ``.npz`` file (:mod:`attnpotts.potts.npz`, any version).
 
+        ``ConditionalPotts.load`` returns the class the file names (``PottsModel`` or
+        ``ConditionalPotts``); ``PottsModel.load`` requires symmetric couplings. Files of fitted
+        couplings (:func:`attnpotts.formats.save_couplings_npz`) load too (``beta = 1``).
         Shapes, dtypes and sizes are checked from the file's headers before any array is read;
         at most ``max_bytes`` of arrays are loaded.
 
         Raises:
             FileNotFoundError: no such file.
-            DataFormatError: not an attnpotts model file, or inconsistent (names the problem).
+            DataFormatError: not an attnpotts Potts file, or inconsistent (names the problem).
         """
-        path = Path(path)
-        header = inspect_npz(path)
-        _check_model_header(header, path, max_bytes)
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # zipfile/ValueError/zlib.error on a corrupt file
-            raise DataFormatError(f"not a readable .npz model file ({exc})", path=path) from exc
-        try:
-            meta = json.loads(str(arrays["metadata"]))
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"metadata is not valid JSON ({exc})", path=path) from exc
-        if not isinstance(meta, dict) or meta.get("format") != "attnpotts.potts":
-            raise DataFormatError("metadata format is not 'attnpotts.potts'", path=path)
-        kind = meta.get("kind")
-        if kind not in ("PottsModel", "ConditionalPotts"):
-            raise DataFormatError(f"metadata kind {kind!r} is not a Potts model class", path=path)
-        beta = meta.get("beta")
-        if isinstance(beta, bool) or not isinstance(beta, int | float):
-            raise DataFormatError(f"metadata beta must be a number, got {beta!r}", path=path)
-        L, q = header["fields"][0]
-        if (meta.get("n_sites"), meta.get("n_states")) != (L, q):
-            raise DataFormatError(
-                f"metadata says L={meta.get('n_sites')}, q={meta.get('n_states')} but the arrays "
-                f"have L={L}, q={q}",
-                path=path,
-            )
+        f = read_potts_npz(path, max_bytes=max_bytes)
         if cls is ConditionalPotts:
             # load as what was saved, if that is a subclass; otherwise as conditionals
-            target: type[ConditionalPotts] = PottsModel if kind == "PottsModel" else ConditionalPotts
+            target: type[ConditionalPotts] = PottsModel if f.kind == "PottsModel" else ConditionalPotts
         else:
             target = cls
         try:
-            obj = target._from_arrays(arrays, float(beta))
+            obj = target._from_file(f)
         except ValidationError as exc:
-            raise DataFormatError(f"invalid model ({exc})", path=path) from None
+            raise DataFormatError(f"invalid model ({exc})", path=Path(path)) from None
         return obj  # type: ignore[return-value]
 
     @classmethod
-    def _from_arrays(cls, arrays: dict[str, np.ndarray], beta: float) -> ConditionalPotts:
-        return cls(arrays["fields"], arrays["couplings"], beta)
+    def _from_file(cls, f: PottsFile) -> ConditionalPotts:
+        return cls(f.fields, f.couplings, f.beta)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(L={self.n_sites}, q={self.n_states}, beta={self._beta:g})"
@@ -468,7 +389,7 @@ class PottsModel(ConditionalPotts):
         super().__init__(fields, couplings, beta)
         if not self.is_symmetric:
             J = self._couplings
-            err = float(np.abs(J - J.transpose(1, 0, 3, 2)).max())
+            err = float(np.abs(J - transpose_couplings(J)).max())
             raise ValidationError(
                 "couplings must satisfy J[i, j, a, b] == J[j, i, b, a] for a joint Potts model "
                 f"(max violation {err:.3g}); use ConditionalPotts for asymmetric couplings or "
@@ -528,7 +449,7 @@ class PottsModel(ConditionalPotts):
         L = site.shape[1]
         if np.abs(site[:, np.arange(L), np.arange(L)]).max(initial=0.0) != 0.0:
             raise ValidationError("site_couplings must have a zero diagonal (no self-coupling)")
-        J = np.einsum("kij,kab->ijab", site, colour)
+        J = couplings_from_factors(site, colour)
         return cls(fields, J, beta, site_couplings=site, colour_couplings=colour)
 
     @property
@@ -583,33 +504,15 @@ class PottsModel(ConditionalPotts):
             colour_couplings=self._colour,
         )
 
-    def _extra_arrays(self) -> dict[str, np.ndarray]:
-        if self._site is None:
-            return {}
-        return {"site_couplings": self._site, "colour_couplings": self._colour}  # type: ignore[dict-item]
-
-    def _metadata(self) -> dict[str, Any]:
-        meta = super()._metadata()
-        meta["factored"] = self._site is not None
-        if self._site is not None:
-            meta["n_components"] = int(self._site.shape[0])
-        return meta
+    def _factors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return self._site, self._colour
 
     @classmethod
-    def _from_arrays(cls, arrays: dict[str, np.ndarray], beta: float) -> PottsModel:
-        site, colour = arrays.get("site_couplings"), arrays.get("colour_couplings")
-        if site is not None and colour is not None:
-            J = np.einsum("kij,kab->ijab", site, colour)
-            scale = max(1.0, float(np.abs(J).max(initial=0.0)))
-            if not np.allclose(J, arrays["couplings"], rtol=0, atol=1e-9 * scale):
-                raise ValidationError(
-                    "the stored couplings are not the product of the stored factors "
-                    "site_couplings x colour_couplings"
-                )
+    def _from_file(cls, f: PottsFile) -> PottsModel:
         return cls(
-            arrays["fields"],
-            arrays["couplings"],
-            beta,
-            site_couplings=arrays.get("site_couplings"),
-            colour_couplings=arrays.get("colour_couplings"),
+            f.fields,
+            f.couplings,
+            f.beta,
+            site_couplings=f.site_couplings,
+            colour_couplings=f.colour_couplings,
         )

@@ -34,6 +34,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..potts.layout import padded_fields, padded_transposed
+
 __all__ = [
     "GIBBS",
     "LANES",
@@ -188,14 +190,12 @@ def coupling_layout(
         couplings: ``(L, L, q, q)`` couplings ``J``.
         fields: ``(L, q)`` fields ``h``.
         dtype: ``float64`` or ``float32``.
+
+    The converters are :func:`attnpotts.potts.layout.padded_transposed` and
+    :func:`~attnpotts.potts.layout.padded_fields` (inverses in the same module).
     """
-    L, _, q, _ = couplings.shape
-    qp = padded_colours(q)
-    Jt = np.zeros((L, L, q, qp), dtype=dtype)
-    Jt[..., :q] = np.asarray(couplings).transpose(0, 1, 3, 2)
-    h = np.zeros((L, qp), dtype=dtype)
-    h[:, :q] = fields
-    return Jt, h
+    qp = padded_colours(couplings.shape[2])
+    return padded_transposed(couplings, qp, dtype), padded_fields(fields, qp, dtype)
 
 
 @njit(cache=True, inline="always")

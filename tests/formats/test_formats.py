@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from attnpotts.alphabet import PROTEIN, RNA, Alphabet
 from attnpotts.errors import DataFormatError, ShapeError, ValidationError
-from attnpotts.evaluation import (
+from attnpotts.formats import (
     CCMPRED_ALPHABET,
     EC_TSV_HEADER,
     ec_numbering,
@@ -305,15 +305,20 @@ def test_ccmpred_braw_import(tmp_path: Path, L: int, seed: int, gz: bool) -> Non
     np.testing.assert_allclose(again.fields, h, atol=1e-12)
 
 
+def raw_lines(hc: np.ndarray, Jc: np.ndarray, pairs: list[tuple[int, int]]) -> list[str]:
+    """CCMpred's text ``.raw``: the field lines, then ``# i j`` and the block of each pair."""
+    lines = ["\t".join(f"{v:.17g}" for v in row[:20]) for row in hc]
+    for i, j in pairs:
+        lines.append(f"# {i} {j}")
+        lines += ["\t".join(f"{v:.17g}" for v in row) for row in Jc[i, j]]
+    return lines
+
+
 def test_ccmpred_text_raw(tmp_path: Path) -> None:
     h, J = random_params(3, 21, 9)
     h[:, 0] = 0.0
     hc, Jc = ccmpred_layout(h, J)
-    lines = ["\t".join(f"{v:.17g}" for v in row[:20]) for row in hc]
-    for i in range(3):
-        for j in range(i + 1, 3):
-            lines.append(f"# {i} {j}")
-            lines += ["\t".join(f"{v:.17g}" for v in row) for row in Jc[i, j]]
+    lines = raw_lines(hc, Jc, [(0, 1), (0, 2), (1, 2)])
     lines.append('#>META> {"x": 1}')
     (tmp_path / "x.raw").write_text("\n".join(lines) + "\n")
     got = read_ccmpred_raw(tmp_path / "x.raw")
@@ -341,6 +346,21 @@ def test_ccmpred_malformed_msgpack(tmp_path: Path) -> None:
     (tmp_path / "c.braw").write_bytes(braw_bytes(hc, Jc)[:-7])
     with pytest.raises(DataFormatError, match=r"c\.braw"):
         read_ccmpred_raw(tmp_path / "c.braw")
+
+
+def test_ccmpred_pair_given_twice_is_refused(tmp_path: Path) -> None:
+    # a repeated pair with another one missing keeps the count of pairs right
+    h, J = random_params(3, 21, 4)
+    hc, Jc = ccmpred_layout(h, J)
+    obj = msgpack.unpackb(braw_bytes(hc, Jc))
+    obj["x_pair"]["0/2"] = {**obj["x_pair"]["0/1"]}
+    (tmp_path / "a.braw").write_bytes(msgpack.packb(obj))
+    with pytest.raises(DataFormatError, match=r"pair \(0, 1\) is given twice"):
+        read_ccmpred_raw(tmp_path / "a.braw")
+    lines = raw_lines(hc, Jc, [(0, 1), (0, 1), (1, 2)])
+    (tmp_path / "x.raw").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=r"x\.raw, line 26: pair \(0, 1\) is given twice"):
+        read_ccmpred_raw(tmp_path / "x.raw")
 
 
 # -------------------------------------------------------------------------------- adabmDCA
@@ -392,3 +412,14 @@ def test_exporters_refuse_asymmetric_couplings(tmp_path: Path) -> None:
         write_adabmdca_params(tmp_path / "a.dat", h, J)
     with pytest.raises(ValidationError, match="symmetric"):
         write_ccmpred_braw(tmp_path / "a.braw", h, J)
+
+
+def test_moved_names_still_answer_from_evaluation() -> None:
+    import attnpotts.evaluation as evaluation
+    import attnpotts.formats as formats
+
+    for name in ("save_couplings_npz", "load_couplings_npz", "read_plmc_params", "write_ec_table"):
+        assert getattr(evaluation, name) is getattr(formats, name)
+        assert name not in evaluation.__all__
+    with pytest.raises(AttributeError, match="no attribute"):
+        _ = evaluation.not_a_name
