@@ -239,28 +239,12 @@ def _objective_and_gradient_norm(
     field_l2: float,
     weight_decay: float = 0.0,
 ) -> tuple[float, float]:
-    """The loop's objective and its gradient norm at the current parameters (one evaluation)."""
-    from ..inference.objectives import (
-        all_positions_cross_entropy,
-        coupling_penalty,
-        factor_penalty,
-        field_penalty,
-    )
+    """The loop's objective (:class:`~attnpotts.inference.Objective`) for these coefficients and
+    its gradient norm at the current parameters (one evaluation)."""
+    from ..inference.objectives import Objective, Penalties
 
-    model.zero_grad(set_to_none=True)
-    with torch.enable_grad():
-        data = all_positions_cross_entropy(model, tokens, weights)  # type: ignore[arg-type]
-        loss = data / (weights.sum() * tokens.shape[1])
-        if coupling_l2 > 0:
-            loss = loss + 0.5 * coupling_l2 * coupling_penalty(model)  # type: ignore[arg-type]
-        if field_l2 > 0:
-            loss = loss + 0.5 * field_l2 * field_penalty(model)  # type: ignore[arg-type]
-        if weight_decay > 0:
-            loss = loss + 0.5 * weight_decay * factor_penalty(model)  # type: ignore[arg-type]
-        loss.backward()
-    sq = sum(float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None)
-    model.zero_grad(set_to_none=True)
-    return float(loss.detach()), math.sqrt(sq)
+    penalties = Penalties(coupling_l2=coupling_l2, weight_decay=weight_decay, field_l2=field_l2)
+    return Objective(model, penalties).value_and_gradient_norm(tokens, weights)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------- estimators
@@ -347,7 +331,8 @@ class _BaseDCA:
             ResourceLimitError: the estimated memory exceeds ``memory_limit_gb`` (message names
                 the options that fit).
         """
-        from ..training import TrainingConfig, train
+        from ..inference.objectives import Objective
+        from ..training import TrainingConfig, objective_penalties, train
 
         self._validate()
         prepared = data if isinstance(data, PreparedData) else prepare_data(
@@ -394,7 +379,9 @@ class _BaseDCA:
         else:
             tokens = torch.as_tensor(prepared.states.astype(np.int64), device=self.device)
             wt = torch.as_tensor(prepared.weights, dtype=torch_dtype, device=self.device)
-            objective, gnorm = _objective_and_gradient_norm(model, tokens, wt, cl2, fl2, wd)
+            objective, gnorm = Objective(model, objective_penalties(config)).value_and_gradient_norm(  # type: ignore[arg-type]
+                tokens, wt, chunk=estimate.chunk
+            )
             reason = "diverged"
             evaluations = int(last.get("evaluations", 0))
             last_decrease = math.nan
@@ -524,8 +511,7 @@ class PlmDCA(_BaseDCA):
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states
         model = FullPotts(L, q, symmetric=True, fields=True, init_std=0.0, seed=0,
-                                 dtype=torch_dtype, device=self.device)
-        model.kernel = self.kernel
+                          dtype=torch_dtype, device=self.device, kernel=self.kernel)
         assert model.fields is not None
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
@@ -680,10 +666,8 @@ class FactoredDCA(_BaseDCA):
         model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
             fields=True, init_std=float(self.init_std), value_init_std=self.value_init_std,
-            seed=self.seed, dtype=torch_dtype,
-            device=self.device,
+            seed=self.seed, dtype=torch_dtype, device=self.device, kernel=self.kernel,
         )
-        model.kernel = self.kernel
         assert model.fields is not None
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))

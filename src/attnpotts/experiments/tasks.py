@@ -158,7 +158,7 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
         to_conditional_potts,
         true_model_loss,
     )
-    from ..models import build_model
+    from ..models import PottsParameters, build_model
     from ..training import TrainingConfig, train
 
     p = thaw(params)
@@ -227,7 +227,7 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
         },
     }
     arrays: dict[str, np.ndarray] = {"test_losses": per_seq}
-    if hasattr(model, "coupling_tensor"):
+    if isinstance(model, PottsParameters):
         # Everything below in float64 (exact up to rounding: the identity is checked there).
         model = model.to(torch.float64)
         conditional = to_conditional_potts(model)
