@@ -63,13 +63,22 @@ _DASK_PARENT = """
 import ctypes, os, sys, time
 from attnpotts.experiments import DaskExecutor
 
+
+def hold_the_gil(marker):
+    # a call that holds the interpreter lock: no Python thread of the worker runs until it
+    # returns, so only the kernel can end the worker then
+    open(marker, "w").close()
+    ctypes.PyDLL(None).sleep(60)
+
+
 if __name__ == "__main__":
     ex = DaskExecutor(n_workers=2)
     pids = sorted(ex.client.run(os.getpid).values())
-    # each worker busy in a call that holds the interpreter lock (no Python thread of the worker
-    # runs until it returns): only the kernel can end the worker then
-    futures = [ex.client.submit(lambda k: ctypes.PyDLL(None).sleep(60), k, pure=False) for k in range(2)]
-    time.sleep(1.0)
+    markers = [os.path.join(sys.argv[1], f"busy-{k}") for k in range(2)]
+    futures = [ex.client.submit(hold_the_gil, m, pure=False, workers=[w], allow_other_workers=False)
+               for m, w in zip(markers, sorted(ex.client.scheduler_info()["workers"]))]
+    while not all(os.path.exists(m) for m in markers):
+        time.sleep(0.05)
     print(" ".join(map(str, pids)), flush=True)
     time.sleep(120)
 """
@@ -82,7 +91,8 @@ def test_dask_workers_die_when_the_parent_is_killed(tmp_path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(_DASK_PARENT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True, env=env)  # fmt: skip
     workers: list[int] = []
     try:
         assert parent.stdout is not None

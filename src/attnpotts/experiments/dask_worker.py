@@ -5,7 +5,8 @@ asks the kernel to end the worker when its parent, the process that started the 
 (:func:`attnpotts.processes.die_with_parent`), so a killed ``reproduce`` leaves no workers. The
 nanny's pipe to the worker does the same when it closes, watched by a Python thread of the worker;
 the kernel's signal also comes when a task holds the interpreter lock, or when another process of
-the parent inherited the pipe's write end.
+the parent inherited the pipe's write end. (The kernel sends it when the parent's thread that
+started the worker ends; Dask starts each worker from a thread that lives as long as the worker.)
 """
 
 from __future__ import annotations
