@@ -49,7 +49,7 @@ def test_local_inline_processes_and_dask_agree(tmp_path: Path, toy: ModuleType) 
     inline = _collect(tmp_path / "inline", LocalExecutor(1))
     procs = _collect(tmp_path / "procs", LocalExecutor(2))
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         ex = DaskExecutor(cluster.scheduler_address)
         try:

@@ -348,7 +348,7 @@ def test_reproduce_identical_on_every_executor(tmp_path: Path) -> None:
     inline = reproduce(cfg, tmp_path / "inline", executor=LocalExecutor(1)).results
     procs = reproduce(cfg, tmp_path / "procs", executor=LocalExecutor(2)).results
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         ex = DaskExecutor(cluster.scheduler_address)
         try:
@@ -434,6 +434,6 @@ def test_memory_limit_counts_the_dask_workers(tmp_path: Path, capsys: pytest.Cap
     limit = ["--memory-limit-gb", f"{(one + two) / 2:.6f}"]  # one worker fits, two do not
     assert refused([*base, "--workers", "2", *limit]) == two
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         assert refused([*base, "--address", cluster.scheduler_address, *limit]) == two

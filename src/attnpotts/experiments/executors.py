@@ -245,7 +245,8 @@ class DaskExecutor:
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # any free port: the default 8787 may be taken (another cluster, a notebook's)
+            dashboard_address=":0",
             preload=[dask_worker.__name__],
         )
         try:
