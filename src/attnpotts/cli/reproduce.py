@@ -17,7 +17,7 @@ from .common import add_common_arguments, resolve_options
 __all__ = ["register", "run"]
 
 _EPILOG = """examples:
-  attnpotts reproduce                       # built-in default (L = q = 20, M = 1000), all stages
+  attnpotts reproduce                       # built-in default (L = q = 20, M = 3000), all stages
   attnpotts reproduce --quick --out /tmp/q  # smoke version (small system; about a minute)
   attnpotts reproduce --full --executor dask --address scheduler:8786 --out runs/full
   attnpotts reproduce --executor dask --workers 4   # a Dask cluster of 4 local processes
