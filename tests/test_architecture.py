@@ -33,6 +33,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "random": frozenset({"errors"}),
     "storage": frozenset({ROOT, "errors"}),  # the version string, for the output marker
     "alphabet": frozenset({"errors"}),
+    # typed option fields: validation, flags and TOML keys from one definition
+    "options": frozenset({"errors"}),
     # worker processes that die with their parent (used by the executors and the CLI)
     "processes": frozenset(),
     # progress lines and bars of long work (training, the CLI, the reproduce pipeline)
@@ -44,18 +46,20 @@ ALLOWED: dict[str, frozenset[str]] = {
     "plotting": BASE,
     "reports": BASE | {"plotting"},
     # built on Potts models
-    "sampling": BASE | {"potts"},
+    "sampling": BASE | {"potts", "options"},
     "models": BASE | {"potts"},
     # file formats of scores and Potts parameters (ours and the peer DCA tools')
     "formats": BASE | {"potts"},
     # formats: only for the names that moved there (evaluation/__init__.py forwards them)
     "evaluation": BASE | {"potts", "alignment", "formats"},
     "inference": BASE | {"potts", "models"},
-    "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress"},
+    "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress", "options"},
     # applications
     "dca": BASE | {"potts", "models", "inference", "training"} | _DATA | {"plotting"},
-    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress"},
-    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress"},
+    # one library function per command (what the CLI and the reproduce tasks call)
+    "workflows": _CORE | _DATA | _OUTPUT | {"dca", "progress", "options"},
+    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows"},
+    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress", "options", "workflows"},
 }
 
 #: Third-party packages confined to the listed units.
@@ -71,6 +75,7 @@ NO_TORCH = frozenset(
         "errors",
         "storage",
         "alphabet",
+        "options",
         "processes",
         "progress",
         "alignment",

@@ -258,7 +258,6 @@ def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> N
 
 def test_fit_defaults_follow_the_model() -> None:
     """Without --max-iter / --lbfgs-history / --score-gap each model gets its estimator's defaults."""
-    from attnpotts.cli.contacts import _defaults
     from attnpotts.dca import PLM_MAX_ITER, PLM_SCORE_GAP, FactoredDCA, PlmDCA
     from attnpotts.dca.pipeline import ContactsConfig
     from attnpotts.errors import ValidationError
@@ -268,12 +267,14 @@ def test_fit_defaults_follow_the_model() -> None:
     assert plm.score_gap == PlmDCA().score_gap == PLM_SCORE_GAP
     assert fac.score_gap == FactoredDCA().score_gap
     assert ContactsConfig(score_gap="exclude").estimator().score_gap == "exclude"
-    assert _defaults()["score_gap"] is None
+    from attnpotts.workflows import ContactsOptions
+
+    assert ContactsOptions().score_gap is None
     assert (fac.max_iter, fac.lbfgs_history) == (FactoredDCA().max_iter, FactoredDCA().lbfgs_history)
     assert (fac.max_iter, fac.lbfgs_history) == (600, 20)
     est = ContactsConfig(model="factored", max_iter=7, lbfgs_history=3).estimator()
     assert (est.max_iter, est.lbfgs_history) == (7, 3)
-    assert _defaults()["max_iter"] is None and _defaults()["lbfgs_history"] is None
+    assert ContactsOptions().max_iter is None and ContactsOptions().lbfgs_history is None
     with pytest.raises(ValidationError, match="lbfgs_history"):
         ContactsConfig(lbfgs_history=0)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from attnpotts.cli import main
-from attnpotts.cli.theory import parse_alphas
 from attnpotts.errors import ValidationError
 from attnpotts.theory import Scenario, solve_factored
+from attnpotts.workflows._theory import parse_alphas
 
 
 def test_theory_writes_table_summary_and_plot(tmp_path, capsys) -> None:

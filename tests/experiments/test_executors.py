@@ -49,11 +49,12 @@ def test_local_inline_processes_and_dask_agree(tmp_path: Path, toy: ModuleType) 
     inline = _collect(tmp_path / "inline", LocalExecutor(1))
     procs = _collect(tmp_path / "procs", LocalExecutor(2))
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         ex = DaskExecutor(cluster.scheduler_address)
         try:
             assert ex.describe()["n_workers"] == 2
+            assert ex.describe()["cluster"] == "external"
             dask = _collect(tmp_path / "dask", ex)
         finally:
             ex.close()
@@ -68,10 +69,27 @@ def test_local_inline_processes_and_dask_agree(tmp_path: Path, toy: ModuleType) 
     assert len(losses) == 3 and np.all(np.isfinite(losses))
 
 
+def test_dask_executor_with_a_local_cluster_of_its_own() -> None:
+    """Without an address, the Dask executor starts a local cluster and closes it with itself
+    (its results equal the other executors': tests/experiments/test_reproduce.py, slow)."""
+    own = make_executor("dask", n_workers=2)
+    try:
+        assert isinstance(own, DaskExecutor)
+        assert own.describe()["n_workers"] == 2 and own.describe()["cluster"] == "local"
+        cluster = own._cluster
+    finally:
+        own.close()
+    assert cluster.status.name == "closed" and own._cluster is None
+
+
 def test_make_executor_errors() -> None:
     assert isinstance(make_executor("local", n_workers=2), LocalExecutor)
-    with pytest.raises(ValidationError, match="needs --address"):
-        make_executor("dask")
+    with pytest.raises(ValidationError, match="exactly one of address"):
+        DaskExecutor()
+    with pytest.raises(ValidationError, match="exactly one of address"):
+        DaskExecutor("h:1", n_workers=2)
+    with pytest.raises(ValidationError, match="n_workers must be an integer >= 1"):
+        DaskExecutor(n_workers=0)
     with pytest.raises(ValidationError, match="only for --executor dask"):
         make_executor("local", address="h:1")
     with pytest.raises(ValidationError, match="'local' or 'dask'"):

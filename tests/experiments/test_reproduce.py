@@ -3,6 +3,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,12 @@ from attnpotts.experiments import ResultsStore
 from attnpotts.experiments.reproduce import (
     STAGES,
     ReproduceConfig,
-    _combine,
     equivalence_spec,
     factored_spec,
     reproduce,
     transformer_spec,
 )
+from attnpotts.experiments.reproduce.statistics import combine
 from attnpotts.reports import SchemaError, extract_numbers, get_path
 from attnpotts.reports.reproduce import validate_results
 
@@ -99,29 +101,56 @@ def test_specs() -> None:
     assert len(equivalence_spec(cfg).expand()) == 4 * cfg.equivalence_draws
 
 
-def test_combine() -> None:
-    mean, se = _combine([1.0], [0.1])
+def testcombine() -> None:
+    mean, se = combine([1.0], [0.1])
     assert (mean, se) == (1.0, 0.1)
-    mean, se = _combine([1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
+    mean, se = combine([1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
     assert mean == 2.0
     assert se == pytest.approx(math.sqrt(0.2**2 + 1.0 / 3))
 
 
 def test_equivalence_stage_end_to_end(tmp_path: Path) -> None:
-    """The cheapest stage through the whole pipeline: artifacts, schema, report numbers, resume."""
+    """The cheapest stage through the whole pipeline: artifacts, schema, report numbers, the
+    umask's permissions, resume (which removes what a killed run left)."""
     out = tmp_path / "out"
     cfg = ReproduceConfig.preset("quick", stages=("equivalence",))
-    res = reproduce(cfg, out)
+    mask = 0o027
+    old = os.umask(mask)
+    try:
+        res = reproduce(cfg, out)
+    finally:
+        os.umask(old)
+    for p in [out, *out.rglob("*")]:
+        want = 0o777 & ~mask if p.is_dir() else 0o666 & ~mask
+        assert stat.S_IMODE(p.stat().st_mode) == want, p
     results = check_artifacts(out, ("equivalence",))
     s = results["stages"]["equivalence"]["summary"]
     assert len(s["checks"]) == 4 * cfg.equivalence_draws
     assert s["agree"] and s["max_rel_difference"] < 1e-12
     assert results["not_run"] == [x for x in STAGES if x != "equivalence"]
     assert res.results == results
-    # same configuration again: resumes, computes nothing, same numbers
+    # what a run killed while writing leaves: a run's temporary folder (and one being replaced),
+    # temporary files of the outputs and of a figure; and files of the user's, kept
+    run_id = results["stages"]["equivalence"]["runs"][0]
+    killed = [
+        out / "runs" / f".{run_id}.tmp-k1lled", out / "runs" / f".{run_id}.old-4242",
+        out / ".results.json.a1b2c3.tmp", out / ".report.html.x_y.tmp",
+        out / "figures" / ".equivalence.png.qq9.tmp",
+    ]  # fmt: skip
+    for p in killed[:2]:
+        p.mkdir()
+        (p / "metrics.json").write_text("{")
+    for p in killed[2:]:
+        p.write_text("half")
+    mine = [out / "notes.tmp", out / ".draft.tmp", out / "figures" / "sketch.png.tmp"]
+    for p in mine:
+        p.write_text("keep")
+    # same configuration again: resumes, computes nothing, same numbers, cleans up
     again = reproduce(cfg, out)
     assert again.results["sweeps"][0]["n_computed"] == 0
     assert again.results["stages"] == results["stages"]
+    assert not any(p.exists() for p in killed)
+    assert all(p.read_text() == "keep" for p in mine)
     # another configuration refuses the folder unless --overwrite
     other = ReproduceConfig.preset("quick", stages=("equivalence",), seed=3)
     with pytest.raises(FileExistsError, match="another configuration"):
@@ -157,8 +186,9 @@ def test_cli_equivalence_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert f"report:  {out / 'report.html'}" in printed
     results = check_artifacts(out, ("equivalence",))
     assert f"{results['stages']['equivalence']['summary']['max_rel_difference']:.2e}" in printed
-    assert main(["reproduce", "--executor", "dask", "--out", str(tmp_path / "d")]) == 2
-    assert "needs --address" in capsys.readouterr().err
+    assert main(["reproduce", "--executor", "dask", "--address", "127.0.0.1:9", "--workers", "2",
+                 "--out", str(tmp_path / "d")]) == 2  # fmt: skip
+    assert "a Dask cluster at --address has its own" in capsys.readouterr().err
 
 
 def test_config_file_overrides(tmp_path: Path) -> None:
@@ -308,7 +338,8 @@ def _without_timings(obj: Any) -> Any:
 
 @pytest.mark.slow
 def test_reproduce_identical_on_every_executor(tmp_path: Path) -> None:
-    """--quick inline, on 2 local processes and on a Dask LocalCluster: the same numbers."""
+    """--quick inline, on 2 local processes and on Dask clusters (one running, one the executor's
+    own): the same numbers."""
     from dask.distributed import LocalCluster
 
     from attnpotts.experiments import DaskExecutor, LocalExecutor
@@ -317,15 +348,21 @@ def test_reproduce_identical_on_every_executor(tmp_path: Path) -> None:
     inline = reproduce(cfg, tmp_path / "inline", executor=LocalExecutor(1)).results
     procs = reproduce(cfg, tmp_path / "procs", executor=LocalExecutor(2)).results
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         ex = DaskExecutor(cluster.scheduler_address)
         try:
             dask = reproduce(cfg, tmp_path / "dask", executor=ex).results
         finally:
             ex.close()
+    own = DaskExecutor(n_workers=2)  # a local cluster of the executor's own
+    try:
+        dask_own = reproduce(cfg, tmp_path / "dask-own", executor=own).results
+    finally:
+        own.close()
     assert _without_timings(procs["stages"]) == _without_timings(inline["stages"])
     assert _without_timings(dask["stages"]) == _without_timings(inline["stages"])
+    assert _without_timings(dask_own["stages"]) == _without_timings(inline["stages"])
     assert dask["executor"]["kind"] == "dask" and procs["executor"]["n_workers"] == 2
 
 
@@ -333,11 +370,11 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
     """A theory point that did not converge is null in the JSON, off the line, never 'agreeing'."""
     from attnpotts.experiments import StoredRun
     from attnpotts.experiments.reproduce import (
-        _Context,
-        stage_theory,
+        StageContext,
         theory_curve_spec,
         theory_simulation_spec,
     )
+    from attnpotts.experiments.reproduce.stages import stage_theory
     from attnpotts.experiments.store import ResultsStore as Store
     from attnpotts.storage import to_jsonable
 
@@ -354,7 +391,7 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
         for r, d in zip(sim_runs, (0.001, -0.001), strict=True)
     ]
 
-    class FakeContext(_Context):
+    class FakeContext(StageContext):
         def run(self, *specs: Any, first: Any = None) -> None:
             pass
 
@@ -371,3 +408,32 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
     assert summary["all_converged"] is False
     assert summary["max_relative_deviation"] == pytest.approx(0.0, abs=1e-12)
     assert out.figures["learning_curves"].startswith(b"\x89PNG")
+
+
+def test_memory_limit_counts_the_dask_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--memory-limit-gb holds for Dask workers as for local ones: the per-worker estimate times
+    the workers (a local cluster's before it starts, a running cluster's as it reports them)."""
+    import re
+
+    from dask.distributed import LocalCluster
+
+    from attnpotts.cli.common import EXIT_CODES
+
+    def refused(argv: list[str]) -> float:
+        """The estimate (GiB) of a refused command, after checking the refusal."""
+        out = tmp_path / "o"
+        assert main([*argv, "--out", str(out)]) == EXIT_CODES["bad_input"]
+        err = capsys.readouterr().err
+        assert "--memory-limit-gb" in err and not out.exists(), err
+        return float(re.findall(r"would need about ([0-9.e+]+) GiB", err)[0])
+
+    base = ["reproduce", "--quick", "--executor", "dask"]
+    one = refused([*base, "--workers", "1", "--memory-limit-gb", "0.001"])
+    two = refused([*base, "--workers", "2", "--memory-limit-gb", "0.001"])
+    assert two > one  # the workers count
+    limit = ["--memory-limit-gb", f"{(one + two) / 2:.6f}"]  # one worker fits, two do not
+    assert refused([*base, "--workers", "2", *limit]) == two
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        assert refused([*base, "--address", cluster.scheduler_address, *limit]) == two

@@ -39,8 +39,8 @@ from attnpotts.alignment import read_alignment, read_distance_table, read_struct
 from attnpotts.alignment.examples import example_files
 from attnpotts.alphabet import PROTEIN
 from attnpotts.cli.main import build_parser
-from attnpotts.cli.options import OPTION_TABLES
 from attnpotts.errors import AttnPottsError
+from attnpotts.options import option_specs
 from attnpotts.potts import ConditionalPotts, PottsModel
 from attnpotts.sampling import SampledDataset
 
@@ -422,8 +422,8 @@ def test_training_data_folders(mode: str, work, sample_folder, fuzz_counts) -> N
 # ---------------------------------------------------------------------------- theory --ucol
 @pytest.mark.parametrize("mode", MODES)
 def test_theory_ucol_files(mode: str, work, fuzz_counts) -> None:
-    from attnpotts.cli.theory import _ucol
     from attnpotts.theory import Scenario
+    from attnpotts.workflows._theory import read_ucol as _ucol
 
     buf = io.BytesIO()
     np.save(buf, np.eye(3))
@@ -464,38 +464,28 @@ _COMMAND_ARGV = {
 }
 
 
+def _options_class(command: str) -> Any:
+    from attnpotts import workflows
+
+    return {"sample": workflows.SampleOptions, "train": workflows.TrainOptions,
+            "evaluate": workflows.EvaluateOptions, "theory": workflows.TheoryOptions,
+            "contacts": workflows.ContactsOptions}.get(command)  # fmt: skip
+
+
+def _table(command: str) -> dict[str, Any]:
+    """The typed options of a command (its options class; reproduce: its config's fields)."""
+    cls = _options_class(command)
+    if cls is None:
+        from attnpotts.experiments.reproduce import ReproduceConfig
+
+        cls = ReproduceConfig
+    return option_specs(cls)
+
+
 def _resolve(command: str, args: Any) -> dict[str, Any]:
-    """What a command does with its options before any work (config objects, checks)."""
+    """What a command does with its options before any work (options objects, checks)."""
     from attnpotts.cli import common
 
-    if command == "sample":
-        from attnpotts.cli.sample import _config_from_args, _defaults
-
-        cfg = common.resolve_config(args, _defaults())
-        _config_from_args(args)
-        return cfg
-    if command == "train":
-        from attnpotts.cli.train import resolve, training_config
-
-        cfg = resolve(args)
-        training_config(cfg)
-        return cfg
-    if command == "theory":
-        from attnpotts.cli.theory import _DEFAULTS, _ucol, parse_alphas
-        from attnpotts.theory import Scenario, SolverOptions
-
-        cfg = common.resolve_config(args, _DEFAULTS)
-        parse_alphas(cfg["alpha"] if isinstance(cfg["alpha"], list) else [cfg["alpha"]])
-        Scenario(_ucol(str(cfg["ucol"]), int(cfg["states"]), int(cfg["ucol_seed"])), cfg["beta"], cfg["rho"])
-        SolverOptions(tol=float(cfg["tol"]), integration=cfg["integration"], seed=int(cfg["seed"]))
-        return cfg
-    if command == "contacts":
-        from attnpotts.cli.contacts import _defaults as contact_defaults
-        from attnpotts.dca.pipeline import ContactsConfig
-
-        cfg = common.resolve_config(args, contact_defaults())
-        ContactsConfig(**{**cfg, "device": cfg.get("device") or "cpu"})
-        return cfg
     if command == "reproduce":
         from attnpotts.experiments.reproduce import ReproduceConfig
 
@@ -505,7 +495,23 @@ def _resolve(command: str, args: Any) -> dict[str, Any]:
         cfg = common.resolve_config(args, defaults)
         ReproduceConfig.from_dict({**cfg, "mode": "quick"})
         return cfg
-    return common.resolve_config(args, {"device": "cpu"})
+    cls = _options_class(command)
+    cfg = common.resolve_config(args, cls)
+    options = cls(**cfg)
+    if command == "theory":
+        from attnpotts.theory import SolverOptions
+        from attnpotts.workflows._theory import make_scenario
+
+        options.alphas()
+        make_scenario(options.ucol, options.states, options.beta, options.rho, options.ucol_seed)
+        SolverOptions(tol=options.tol, integration=options.integration, seed=options.seed)
+    elif command == "train":
+        options.training_config()
+    elif command == "sample":
+        options.sample_config()
+    elif command == "contacts":
+        options.contacts_config()
+    return cfg
 
 
 def _values() -> st.SearchStrategy[Any]:
@@ -527,9 +533,9 @@ def _same(a: Any, b: Any) -> bool:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("command", sorted(_COMMAND_ARGV))
 def test_toml_configs(mode: str, command: str, work, fuzz_counts) -> None:
-    from attnpotts.cli.options import check_option
+    from attnpotts.options import check_value as check_option
 
-    table = {**OPTION_TABLES["*"], **OPTION_TABLES.get(command, {})}
+    table = _table(command)
     parser = build_parser(command)
     known = sorted(_known_keys(command))
 
@@ -558,7 +564,7 @@ def test_toml_configs(mode: str, command: str, work, fuzz_counts) -> None:
 
 
 def _known_keys(command: str) -> set[str]:
-    return set(OPTION_TABLES.get(command, {})) | {"seed", "memory_limit_gb", "n_sites", "epochs"}
+    return set(_table(command)) | {"seed", "memory_limit_gb", "n_sites", "epochs"}
 
 
 def test_suite_sizes() -> None:

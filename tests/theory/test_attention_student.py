@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attnpotts.experiments.attention_student import fit_attention
 from attnpotts.theory import (
     Scenario,
     fit_convex,
@@ -14,6 +13,7 @@ from attnpotts.theory import (
     simulate,
     solve_factored,
 )
+from attnpotts.workflows.attention_student import fit_attention
 
 
 @pytest.mark.parametrize("ucol", [np.eye(3), make_ucol("gaussian", 3, seed=4)])

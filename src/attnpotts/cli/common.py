@@ -3,8 +3,8 @@
 Common options: ``--config FILE.toml``, ``--seed``, ``--out``, ``--overwrite``,
 ``--memory-limit-gb``, ``--no-progress`` (and ``--device``).
 The rule for every subcommand: defaults < values in ``--config`` < flags given on the command line.
-Every value, from either source, is checked against the command's option table
-(:mod:`attnpotts.cli.options`) before any work. :func:`run_command` runs a parsed command: it
+Every value, from either source, is checked against the command's options class (typed fields of
+:mod:`attnpotts.options`) before any work. :func:`run_command` runs a parsed command: it
 checks ``--out``, holds the output lock, and turns every error into one line on stderr and an exit
 code of :data:`EXIT_CODES` (documented in ``docs/errors.md``), never a traceback.
 """
@@ -17,6 +17,7 @@ import os
 import sys
 import tomllib
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,11 @@ __all__ = [
     "print_warnings",
     "read_config_file",
     "resolve_config",
+    "resolve_options",
     "run_command",
-    "training_data_warnings",
 ]
 
-#: The one default of ``--memory-limit-gb`` (GiB) for every command: estimated peak memory of the
-#: large arrays a command would allocate; above it the command refuses before allocating.
-DEFAULT_MEMORY_LIMIT_GB = 8.0
+from ..workflows.resources import DEFAULT_MEMORY_LIMIT_GB
 
 #: Largest ``--config`` file read (bytes); a TOML options file is a few hundred bytes.
 MAX_CONFIG_BYTES = 1 << 20
@@ -127,94 +126,89 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DataFormatError(f"invalid TOML ({exc})", path=path) from exc
 
 
-def resolve_config(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``defaults``, the ``--config`` TOML file and explicitly given flags.
+def resolve_config(
+    args: argparse.Namespace, defaults: Any, *, base: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merge defaults, the ``--config`` TOML file and explicitly given flags.
 
-    ``defaults`` maps option names (``dest`` of the flags) to default values; only those keys are
-    read from the file, unknown keys are an error naming the file and the key. Option flags must
-    be declared with ``default=None`` so that a flag the user did not type leaves the file's value.
-    Values are checked against the option table of ``args.command`` (type, range, choice; the same
-    message for a flag and a TOML key); ``device`` is checked against the machine. The memory limit
-    (``memory_limit_gb`` in the file or ``--memory-limit-gb``) is resolved onto
-    ``args.memory_limit_gb`` (and into the result only for commands whose defaults have it).
+    ``defaults`` is a command's options class (:mod:`attnpotts.options` fields: their names are
+    the TOML keys, their specs check every value, with the same message for a flag and a TOML
+    key; ``base`` overrides its defaults, e.g. a preset), or a plain mapping of option names to
+    defaults (no typed checks). Unknown TOML keys are an error naming the file and the key; a
+    flag the user did not type (``None``) leaves the file's value. ``device`` is checked against
+    the machine; the memory limit is resolved onto ``args.memory_limit_gb``; deprecated
+    spellings are kept on ``args`` for :func:`run_command` to note.
     """
-    from .options import check_options
+    from ..options import option_specs
+    from ..options.sources import SOURCES_ATTR, from_sources
+    from ..workflows.resources import DEFAULT_MEMORY_LIMIT_GB
 
-    config = dict(defaults)
-    if "memory_limit_gb" in config:  # one default for every command
-        config["memory_limit_gb"] = DEFAULT_MEMORY_LIMIT_GB
-    sources: dict[str, str] = {}
-    memory_from_file: Any = None
-    memory_source = "--memory-limit-gb"
+    if isinstance(defaults, Mapping):
+        cls = None
+        values = dict(defaults)
+        known: set[str] = set(values) | {"seed", "memory_limit_gb"}
+    else:
+        from ..options.spec import defaults as field_defaults
+
+        cls = defaults
+        values = {**field_defaults(cls), **(base or {})}
+        known = set(option_specs(cls)) | {"seed", "memory_limit_gb"}
+    file_values: dict[str, Any] = {}
+    path: Path | None = None
     if getattr(args, "config", None) is not None:
         path = Path(args.config)
-        from_file = read_config_file(path)
-        if "memory_limit_gb" not in defaults and "memory_limit_gb" in from_file:
-            memory_from_file = from_file.pop("memory_limit_gb")
-            memory_source = f"memory_limit_gb in {path}"
-        unknown = sorted(set(from_file) - set(defaults) - {"seed"})
+        file_values = read_config_file(path)
+    flags = {k: getattr(args, k, None) for k in known}
+    flag_strings = dict(getattr(args, SOURCES_ATTR, None) or {})
+    if cls is None:
+        unknown = sorted(set(file_values) - known)
         if unknown:
             raise ValidationError(
                 f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
             )
-        command = getattr(args, "command", None)
-        if command is not None:  # the file's own values, even those a flag overrides
-            check_options(command, from_file, {k: f"{k} in {path}" for k in from_file})
-        config.update(from_file)
-        sources.update({k: f"{k} in {path}" for k in from_file})
-    # Option flags have default None, so a non-None value was typed and overrides the file.
-    for key in defaults:
-        value = getattr(args, key, None)
-        if value is not None:
-            config[key] = value
-            sources[key] = "--" + key.replace("_", "-")
-    if getattr(args, "seed", None) is not None:
-        config["seed"] = args.seed
-        sources["seed"] = "--seed"
-    config.setdefault("seed", 0)
-    if config["seed"] is None:
+        config = {**values, **file_values, **{k: v for k, v in flags.items() if v is not None}}
+        config.setdefault("seed", 0)
+        memory = config.pop("memory_limit_gb", None) if "memory_limit_gb" not in defaults else None
+        if memory is not None:
+            args.memory_limit_gb = float(memory)
+        return config
+    resolved = from_sources(
+        cls, values, file_values=file_values, file_path=path, flags=flags, flag_strings=flag_strings,
+        extra_keys=known - set(option_specs(cls)),
+    )  # fmt: skip
+    config = resolved.values
+    if "memory_limit_gb" not in option_specs(cls) and "memory_limit_gb" in config:
+        from ..options import check_value
+        from ..workflows.resources import memory_limit
+
+        spec = memory_limit().metadata["attnpotts.option"]
+        memory = config.pop("memory_limit_gb")
+        check_value("memory_limit_gb", spec, memory, resolved.sources.get("memory_limit_gb"))
+        args.memory_limit_gb = float(memory)
+    if config.get("seed") is None:
         config["seed"] = 0
-    command = getattr(args, "command", None)
-    if command is not None:
-        check_options(command, config, sources)
-    if "memory_limit_gb" not in defaults and hasattr(args, "memory_limit_gb"):
-        given, source = args.memory_limit_gb, "--memory-limit-gb"
-        if given is None:
-            given, source = memory_from_file, memory_source
-        if given is not None:
-            check_options("*", {"memory_limit_gb": given}, {"memory_limit_gb": source})
-            args.memory_limit_gb = float(given)
+    if "memory_limit_gb" in config:
+        args.memory_limit_gb = float(config["memory_limit_gb"])
+    elif getattr(args, "memory_limit_gb", None) is None:
+        args.memory_limit_gb = DEFAULT_MEMORY_LIMIT_GB
+    args.deprecated_options = resolved.deprecated
     if config.get("device") is not None:
         check_device(str(config["device"]))
-    elif "device" not in defaults and getattr(args, "device", None) is not None:
-        check_device(str(args.device))  # a --device flag outside the option dict (theory)
     if config.get("resume"):
         args.resolved_resume = config["resume"]  # for the clean-up after a successful resume
+    command = getattr(args, "command", None)
     if command in ("sample", "theory", "evaluate", "train"):
-        from .resources import check_command_resources
+        from ..workflows.resources import check_command_resources
 
-        check_command_resources(command, config, args)
+        check_command_resources(command, config, args.memory_limit_gb)
     return config
 
 
-def training_data_warnings(data: Any) -> list[str]:
-    """:func:`attnpotts.alignment.data_warnings` of a ``TrainingData`` (all its sequences)."""
-    import numpy as np
-
-    from ..alignment import data_warnings
-
-    symbols = data.info.get("alphabet")
-    gap = symbols.index("-") if isinstance(symbols, str) and "-" in symbols else None
-    parts = [
-        (a, w)
-        for a, w in ((data.train, data.train_weights), (data.validation, data.validation_weights),
-                     (data.test, data.test_weights))
-        if a.shape[0]
-    ]  # fmt: skip
-    weights = None
-    if all(w is not None for _, w in parts):
-        weights = np.concatenate([np.asarray(w) for _, w in parts])
-    return data_warnings(np.concatenate([a for a, _ in parts]), gap_index=gap, weights=weights)
+def resolve_options(
+    args: argparse.Namespace, cls: Any, *, base: Mapping[str, Any] | None = None
+) -> Any:
+    """The options object of class ``cls`` of a command line (:func:`resolve_config`)."""
+    return cls(**resolve_config(args, cls, base=base))
 
 
 def print_warnings(command: str, warnings: list[str]) -> None:
@@ -368,6 +362,12 @@ def _missing_file_message(exc: BaseException, argv: list[str]) -> str | None:
     return f"{text}{where}; check the path" if option else None
 
 
+def _note_deprecated(args: argparse.Namespace) -> None:
+    """After a run, one line per old option spelling it used (errors stay one line)."""
+    for note in getattr(args, "deprecated_options", None) or []:
+        print(f"attnpotts {getattr(args, 'command', '')}: note: {note}", file=sys.stderr)
+
+
 def run_command(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Run the parsed subcommand ``args.func(args)`` with ``--out`` checked and locked.
 
@@ -380,11 +380,14 @@ def run_command(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     try:
         out = _preflight_out(args)
         if out is None:
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            _note_deprecated(args)
+            return code
         with output_lock(out):
             code = int(args.func(args) or 0)
             _remove_resumed_temporary(args, out)
-            return code
+        _note_deprecated(args)
+        return code
     except BaseException as exc:
         if isinstance(exc, SystemExit | GeneratorExit):
             raise

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from typing import Any
 
-from ..dca.fit import (
-    PLM_CHECK_EVERY,
-    PLM_MAX_ITER,
-    PLM_REGULARIZATION,
-    PLM_SCORE_GAP,
-    PLM_TOLERANCE,
-)
-from ..dca.pipeline import ContactsConfig, run_contacts
-from ..dca.regularization import CONVENTIONS, DEFAULT_REGULARIZATION
-from .common import add_common_arguments, resolve_config
+from ..options import add_arguments
+from ..workflows._contacts import ContactsOptions, contacts
+from .common import add_common_arguments, resolve_options
 
 __all__ = ["register", "run"]
 
@@ -40,16 +32,9 @@ column_map.tsv, contact_map.png
 """
 
 
-def _defaults() -> dict[str, Any]:
-    # lambda_j / max_iter / lbfgs_history / score_gap stay None: their defaults depend on --model
-    # (ContactsConfig resolves them)
-    return {k: v for k, v in dataclasses.asdict(ContactsConfig()).items() if k not in ("seed", "device")} | {
-        "device": None, "lambda_j": None, "max_iter": None, "lbfgs_history": None, "score_gap": None
-    }
-
-
 def register(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``contacts`` subcommand to ``sub`` (the subparsers of ``attnpotts``)."""
+    """Add the ``contacts`` subcommand to ``sub``: the alignment and one flag per field of
+    :class:`~attnpotts.workflows.ContactsOptions`."""
     p = sub.add_parser(
         "contacts",
         help="predict residue contacts from a protein alignment (DCA)",
@@ -63,76 +48,15 @@ def register(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("alignment", help="FASTA (.gz), A2M, A3M, Stockholm or PSICOV alignment")
     add_common_arguments(p, device=True)
-    d = ContactsConfig()
-    g = p.add_argument_group("model and fit")
-    g.add_argument("--model", choices=["plm", "factored"], default=None, help="default plm")
-    g.add_argument("--regularization", choices=list(CONVENTIONS), default=None,
-                   help=f"L2 convention (default {d.regularization})")
-    g.add_argument("--lambda-j", dest="lambda_j", type=float, default=None,
-                   help=f"coupling L2 in that convention (default {PLM_REGULARIZATION.lambda_j} plm, "
-                   f"{DEFAULT_REGULARIZATION.lambda_j} factored, in the evcouplings convention)")
-    g.add_argument("--lambda-h", dest="lambda_h", type=float, default=None,
-                   help=f"field L2 in that convention (default {d.lambda_h})")
-    g.add_argument("--max-iter", dest="max_iter", type=int, default=None,
-                   help=f"cap on the L-BFGS iterations (default {PLM_MAX_ITER} plm, which stops sooner "
-                   f"when the objective falls by less than {PLM_TOLERANCE:g} over {PLM_CHECK_EVERY} "
-                   "iterations (chosen by leave-one-family-out); 600 factored)")
-    g.add_argument("--lbfgs-history", dest="lbfgs_history", type=int, default=None,
-                   help="L-BFGS memory (default 5 plm, 20 factored)")
-    g.add_argument("--n-heads", dest="n_heads", type=int, default=None,
-                   help=f"factored attention heads (default {d.n_heads})")
-    g.add_argument("--key-dim", dest="key_dim", type=int, default=None,
-                   help=f"factored attention query/key width (default {d.key_dim})")
-    g.add_argument("--kernel", choices=["auto", "sparse", "dense", "dense-bf16"], default=None,
-                   help="coupling contraction (default auto: sparse on CPU, dense on CUDA)")
-    g.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default float32")
-    g.add_argument("--score-gap", dest="score_gap", choices=["exclude", "include"], default=None,
-                   help=f"keep the gap state in the Frobenius score (plmc) or leave it out (CCMpred); "
-                   f"default {PLM_SCORE_GAP} for plm, exclude for factored; summary.json reports "
-                   "the precision of both")
-    a = p.add_argument_group("alignment")
-    a.add_argument("--identity-threshold", dest="identity_threshold", type=float, default=None,
-                   help=f"sequence weights identity threshold (default {d.identity_threshold})")
-    a.add_argument("--focus", action="store_const", const=True, default=None,
-                   help="keep only the columns where the reference sequence has a residue")
-    a.add_argument("--reference", default=None, help="reference sequence id (prefix); default the first")
-    a.add_argument("--max-column-gap", dest="max_column_gap", type=float, default=None,
-                   help="drop columns with a larger gap fraction")
-    e = p.add_argument_group("evaluation (optional)")
-    src = e.add_mutually_exclusive_group()
-    src.add_argument("--structure", default=None, help="PDB or mmCIF file of the reference")
-    src.add_argument("--distances", default=None,
-                     help="distances TSV (# comments, header 'i j NAME...', columns from 1)")
-    e.add_argument("--chain", default=None, help="chain of --structure (default: the first protein chain)")
-    e.add_argument("--structure-sequence", dest="structure_sequence", default=None,
-                   help="the structure's sequence aligned to the alignment's columns (FASTA or "
-                   "'NAME CHAIN SEQUENCE' line); default: the alignment's reference (first) sequence")
-    e.add_argument("--distance-column", dest="distance_column", default=None,
-                   help="distance column of --distances (default the first) or of --structure "
-                   "(d_min_heavy, default, or d_cb)")
+    add_arguments(p, ContactsOptions)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``attnpotts contacts``; print the key numbers; return 0."""
-    defaults = _defaults()
-    cfg = resolve_config(args, defaults)
-    if cfg.get("device") is None:
-        cfg["device"] = "cpu"
-    config = ContactsConfig(**cfg)
-    summary = run_contacts(
-        args.alignment,
-        args.out,
-        config=config,
-        structure=args.structure,
-        chain=args.chain,
-        distances=args.distances,
-        distance_column=args.distance_column,
-        structure_sequence=args.structure_sequence,
-        progress=not args.no_progress,
-        overwrite=bool(args.overwrite),
-    )
+    options = resolve_options(args, ContactsOptions)
+    summary = contacts(options, args.out, overwrite=bool(args.overwrite), progress=not args.no_progress)
     conv = summary["convergence"]
     print(
         f"{summary['model']}: N={summary['n_sequences']} (unique {summary['n_unique']}), "

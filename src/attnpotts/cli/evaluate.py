@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataFormatError
-from ..storage import atomic_output_dir, atomic_write_json, environment_info, read_bounded
-from .options import check_options
-
-__all__ = ["evaluate_run", "register", "run"]
+__all__ = ["register", "run"]
 
 _EPILOG = """examples:
   attnpotts evaluate --run runs/fa --out runs/fa-eval
@@ -29,7 +24,10 @@ factored attention, correlations of A with Jsite and V with Ucol.
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``evaluate`` subcommand to ``sub``."""
+    """Add the ``evaluate`` subcommand to ``sub``: one flag per field of
+    :class:`~attnpotts.workflows.EvaluateOptions`."""
+    from ..options import add_arguments
+    from ..workflows._evaluate import EvaluateOptions
     from .common import add_common_arguments
 
     p = sub.add_parser(
@@ -40,77 +38,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(p, device=True)
-    p.add_argument("--run", required=True, type=Path, help="output folder of `attnpotts train`")
-    p.add_argument(
-        "--data",
-        default=None,
-        help="evaluate on this data instead of the run's (sample folder or alignment)",
-    )
+    add_arguments(p, EvaluateOptions)
     p.set_defaults(func=run)
     return p
-
-
-def evaluate_run(
-    run_dir: str | Path, *, data: str | None = None, device: str = "cpu"
-) -> dict[str, Any]:
-    """Evaluate the model of a ``train`` output folder; return the summary dictionary."""
-    from ..inference import to_conditional_potts
-    from ..models import FactoredAttention, FullPotts
-    from ..training import load_model
-    from .train import load_data, test_metrics
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not (run_dir / "model.pt").is_file() or not cfg_path.is_file():
-        raise DataFormatError(
-            "missing model.pt or config.json; not an `attnpotts train` folder", path=run_dir
-        )
-    try:
-        options = dict(json.loads(read_bounded(cfg_path, 64 * 1024**2).decode("utf-8"))["options"])
-        check_options("train", options)
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataFormatError(f"config.json is not a train config ({exc})", path=cfg_path) from None
-    if data is not None:
-        options["data"] = data
-    dataset = load_data(options)
-    model = load_model(run_dir / "model.pt", device=device)
-    if (dataset.n_sites, dataset.n_states) != (model.n_sites, model.n_states):
-        raise DataFormatError(
-            f"the data have L={dataset.n_sites}, q={dataset.n_states} but the model was trained "
-            f"with L={model.n_sites}, q={model.n_states}",
-            path=options["data"],
-        )
-    summary: dict[str, Any] = {
-        "command": "evaluate",
-        "run": str(run_dir),
-        "data": {
-            "path": dataset.path,
-            "source": dataset.source,
-            "n_test": int(dataset.test.shape[0]),
-        },
-        "model": {"kind": type(model).__name__, **model.hyperparameters()},
-        **test_metrics(model, dataset),
-    }
-    true = dataset.true_model
-    if true is not None and isinstance(model, FactoredAttention | FullPotts):
-        from ..evaluation import coupling_recovery
-
-        learned = to_conditional_potts(model)
-        true_J = true.beta * true.couplings
-        factors: dict[str, Any] = {}
-        if isinstance(model, FactoredAttention) and true.site_couplings is not None:
-            factors = {
-                "attention": model.attention_matrices().detach().cpu().double().numpy(),
-                "values": model.value_matrices().detach().cpu().double().numpy(),
-                "site_couplings": true.site_couplings,
-                "colour_couplings": true.colour_couplings,
-            }
-        summary["recovery"] = {
-            "as_learned": coupling_recovery(true_J, learned.couplings, **factors).as_dict(),
-            "symmetrized": coupling_recovery(true_J, learned.symmetrized().couplings).as_dict(),
-            "note": "true couplings are beta * J; learned couplings absorb beta",
-        }
-    return summary
 
 
 def _numbers(values: float | list[float]) -> str:
@@ -123,23 +53,12 @@ def _numbers(values: float | list[float]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``attnpotts evaluate``; return the exit status."""
-    from .common import resolve_config
+    from ..workflows._evaluate import EvaluateOptions, evaluate
+    from .common import resolve_options
 
-    values = resolve_config(args, {"device": "cpu"})
+    options = resolve_options(args, EvaluateOptions)
     out = Path(args.out)
-    summary = evaluate_run(args.run, data=args.data, device=values["device"])
-    with atomic_output_dir(out, overwrite=args.overwrite) as tmp:
-        atomic_write_json(tmp / "summary.json", summary)
-        atomic_write_json(
-            tmp / "config.json",
-            {
-                "run": str(args.run),
-                "data": args.data,
-                "device": values["device"],
-                "seed": values["seed"],
-                "environment": environment_info(),
-            },
-        )
+    summary = evaluate(options, out, overwrite=args.overwrite)
     lines = [f"attnpotts evaluate -> {out}"]
     if "test_loss" in summary:
         t = summary["test_loss"]

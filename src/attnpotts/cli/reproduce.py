@@ -11,16 +11,19 @@ from typing import Any
 from ..errors import ValidationError
 from ..experiments import make_executor
 from ..experiments.reproduce import STAGES, ReproduceConfig, reproduce
-from .common import add_common_arguments, resolve_config
+from ..options import add_arguments
+from .common import add_common_arguments, resolve_options
 
 __all__ = ["register", "run"]
 
 _EPILOG = """examples:
-  attnpotts reproduce                       # built-in default (L = q = 20, M = 1000), all stages
+  attnpotts reproduce                       # built-in default (L = q = 20, M = 3000), all stages
   attnpotts reproduce --quick --out /tmp/q  # smoke version (small system; about a minute)
   attnpotts reproduce --full --executor dask --address scheduler:8786 --out runs/full
+  attnpotts reproduce --executor dask --workers 4   # a Dask cluster of 4 local processes
   attnpotts reproduce --stages depth,couplings --workers 2
   attnpotts reproduce --config my.toml      # any option of the preset, e.g. depths = [1, 2, 6]
+  attnpotts reproduce --quick --n-seeds 1 --depths 1 2   # or as flags (they override the file)
 
 Stages: depth (transformers of 1-4 layers vs one factored layer, each early-stopped), scaling
 (excess loss vs the number of training sequences M, with fitted slopes), couplings (learned A, V vs
@@ -72,9 +75,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local processes (default) or a Dask distributed cluster")
-    p.add_argument("--address", default=None, help="Dask scheduler HOST:PORT (with --executor dask)")
+    p.add_argument("--address", default=None,
+                   help="Dask scheduler HOST:PORT (with --executor dask; without it, a local Dask "
+                        "cluster of --workers processes)")
     p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: 1 with --quick, else the CPU count)")
+                   help="worker processes on this machine (default: 1 with --quick, else the CPU "
+                        "count); they end with this command, even when it is killed")
+    add_arguments(p, ReproduceConfig)
     p.set_defaults(func=run)
     return p
 
@@ -82,23 +89,26 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute ``attnpotts reproduce``."""
     mode = "quick" if args.quick else "full" if args.full else "default"
-    defaults = ReproduceConfig.preset(mode).to_dict()
-    defaults.pop("mode")
-    defaults.pop("seed")
-    values = resolve_config(args, defaults)
-    config = ReproduceConfig.from_dict({**values, "mode": mode})
-    if args.executor == "local":
+    config = resolve_options(args, ReproduceConfig, base=ReproduceConfig.preset(mode).to_dict())
+    from ..workflows.resources import check_reproduce_resources
+
+    if args.address is None:  # worker processes on this machine: checked before they start
         workers = args.workers if args.workers is not None else (
             1 if mode == "quick" else max(1, os.cpu_count() or 1)
         )
-        from .resources import check_reproduce_resources
-
-        check_reproduce_resources(config, workers, args)
-        executor = make_executor("local", n_workers=workers)
+        check_reproduce_resources(config, workers, args.memory_limit_gb)
+        executor = make_executor(args.executor, n_workers=workers)
     else:
         if args.workers is not None:
-            raise ValidationError("--workers is for --executor local; a Dask cluster has its own")
-        executor = make_executor("dask", address=args.address)
+            raise ValidationError("--workers is for workers on this machine; a Dask cluster at --address has its own")
+        executor = make_executor(args.executor, address=args.address)
+        try:  # each of the cluster's workers holds one run at a time
+            check_reproduce_resources(
+                config, max(1, int(executor.describe()["n_workers"])), args.memory_limit_gb
+            )
+        except BaseException:
+            executor.close()
+            raise
     t0 = time.perf_counter()
 
     tty = sys.stderr.isatty()

@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
-from ..sampling import SampleConfig, SampledDataset, sample_dataset
-from .common import add_common_arguments, resolve_config
+from ..options import add_arguments
+from ..sampling import SampledDataset
+from ..workflows._sample import SampleOptions, sample
+from .common import add_common_arguments, resolve_options
 
-__all__ = ["register", "run"]
+__all__ = ["register", "resolve", "run"]
 
 _EPILOG = """examples:
   attnpotts sample --out runs/sample
@@ -27,21 +28,9 @@ summary.json (diagnostics, calibration, sampler settings), config.json
 """
 
 
-def _none_or_float(text: str) -> float | str:
-    if text.lower() in ("none", "off"):
-        return "none"
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from exc
-
-
-def _defaults() -> dict[str, Any]:
-    return {k: v for k, v in SampleConfig().to_dict().items() if k != "seed"}
-
-
 def register(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``sample`` subcommand to ``sub`` (the subparsers of ``attnpotts``)."""
+    """Add the ``sample`` subcommand to ``sub``: one flag per field of
+    :class:`~attnpotts.workflows.SampleOptions`."""
     p = sub.add_parser(
         "sample",
         help="sample a synthetic data set from a generalized Potts model",
@@ -53,141 +42,15 @@ def register(sub: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(p)
-    d = SampleConfig()
-    g = p.add_argument_group("model")
-    g.add_argument(
-        "--n-sites", dest="n_sites", type=int, default=None, help=f"L (default {d.n_sites})"
-    )
-    g.add_argument(
-        "--n-states", dest="n_states", type=int, default=None, help=f"q (default {d.n_states})"
-    )
-    g.add_argument(
-        "--site", choices=["sparse", "dense"], default=None, help="Jsite ensemble (default sparse)"
-    )
-    g.add_argument(
-        "--mean-degree",
-        dest="mean_degree",
-        type=float,
-        default=None,
-        help=f"partners per site of the sparse graph (default {d.mean_degree})",
-    )
-    g.add_argument(
-        "--site-scale",
-        dest="site_scale",
-        type=float,
-        default=None,
-        help="std of the site weights (default 1)",
-    )
-    g.add_argument(
-        "--colour",
-        choices=["gaussian", "identity", "ferromagnetic"],
-        default=None,
-        help="Ucol ensemble (default gaussian)",
-    )
-    g.add_argument(
-        "--colour-scale",
-        dest="colour_scale",
-        type=float,
-        default=None,
-        help="std of the Gaussian part of Ucol (default 1)",
-    )
-    g.add_argument(
-        "--colour-diagonal",
-        dest="colour_diagonal",
-        type=float,
-        default=None,
-        help="diagonal added to Ucol for --colour ferromagnetic (default 1)",
-    )
-    g.add_argument(
-        "--model-file",
-        dest="model_file",
-        default=None,
-        help="sample this saved PottsModel (.npz) instead of a random one",
-    )
-    g = p.add_argument_group("temperature")
-    g.add_argument(
-        "--beta",
-        type=float,
-        default=None,
-        help="inverse temperature when --target-distance is none (default 1)",
-    )
-    g.add_argument(
-        "--target-distance",
-        dest="target_distance",
-        type=_none_or_float,
-        default=None,
-        help=f"calibrate beta to this mean pairwise Hamming distance, or 'none' "
-        f"(default {d.target_distance})",
-    )
-    g.add_argument(
-        "--beta-max",
-        dest="beta_max",
-        type=float,
-        default=None,
-        help=f"largest beta the calibration tries (default {d.beta_max})",
-    )
-    g = p.add_argument_group("sampling")
-    g.add_argument("--n-train", dest="n_train", type=int, default=None, help=f"default {d.n_train}")
-    g.add_argument("--n-test", dest="n_test", type=int, default=None, help=f"default {d.n_test}")
-    g.add_argument(
-        "--method",
-        choices=["gibbs", "parallel_tempering"],
-        default=None,
-        help="independent chains or parallel tempering (default gibbs)",
-    )
-    g.add_argument(
-        "--rule",
-        choices=["gibbs", "metropolis"],
-        default=None,
-        help="single-site update (default gibbs = heat-bath)",
-    )
-    g.add_argument("--sweep", choices=["sequential", "random"], default=None, help="site order")
-    g.add_argument(
-        "--n-chains",
-        dest="n_chains",
-        type=int,
-        default=None,
-        help=f"independent chains (default {d.n_chains})",
-    )
-    g.add_argument(
-        "--n-temperatures",
-        dest="n_temperatures",
-        type=int,
-        default=None,
-        help=f"ladder size for parallel tempering (default {d.n_temperatures})",
-    )
-    g.add_argument(
-        "--pilot-sweeps",
-        dest="pilot_sweeps",
-        type=int,
-        default=None,
-        help=f"pilot run measuring the autocorrelation time (default {d.pilot_sweeps})",
-    )
-    g.add_argument(
-        "--burn-in",
-        dest="burn_in",
-        type=int,
-        default=None,
-        help="burn-in sweeps (default: 20 autocorrelation times)",
-    )
-    g.add_argument(
-        "--thin", type=int, default=None, help="keep every THIN-th sweep (default: 2 tau)"
-    )
-    g.add_argument("--dtype", choices=["float64", "float32"], default=None, help="kernel precision")
+    add_arguments(p, SampleOptions)
     p.set_defaults(func=run)
     return p
 
 
-def _config_from_args(args: argparse.Namespace) -> SampleConfig:
-    values = resolve_config(args, _defaults())
-    if values.get("target_distance") == "none":
-        values["target_distance"] = None
-    if values.get("model_file") is not None:
-        values["model_file"] = str(Path(values["model_file"]))
-    try:
-        return SampleConfig.from_dict(values)
-    except TypeError as exc:  # a TOML value of the wrong kind
-        raise ValidationError(f"bad sample option: {exc}") from exc
+def resolve(args: argparse.Namespace) -> SampleOptions:
+    """The :class:`SampleOptions` of a ``sample`` invocation (defaults < --config < flags)."""
+    options: SampleOptions = resolve_options(args, SampleOptions)
+    return options
 
 
 def format_summary(ds: SampledDataset, out: Path) -> str:
@@ -245,13 +108,7 @@ def format_summary(ds: SampledDataset, out: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``attnpotts sample``; return the exit status."""
-    config = _config_from_args(args)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        # fail before spending time sampling
-        raise FileExistsError(
-            f"output folder {out} exists and is not empty; choose another --out or pass --overwrite"
-        )
+    options = resolve(args)
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -266,10 +123,9 @@ def run(args: argparse.Namespace) -> int:
         bar.set(done, total)
 
     try:
-        ds = sample_dataset(config, progress=progress)
+        ds = sample(options, args.out, overwrite=args.overwrite, progress=progress)
     finally:
         for bar in bars.values():
             bar.close()
-    ds.save(out, overwrite=args.overwrite)
-    print(format_summary(ds, out))
+    print(format_summary(ds, Path(args.out)))
     return 0

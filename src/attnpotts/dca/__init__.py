@@ -8,6 +8,8 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 """
 
 from .fit import (
+    FACTORED_MAX_ITER,
+    FACTORED_START,
     FAR_FROM_CONVERGENCE,
     PLM_CHECK_EVERY,
     PLM_MAX_ITER,
@@ -29,6 +31,8 @@ __all__ = [
     "CONVENTIONS",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
+    "FACTORED_MAX_ITER",
+    "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",
     "PLM_MAX_ITER",

@@ -41,6 +41,8 @@ from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate
 from .regularization import DEFAULT_REGULARIZATION, Regularization
 
 __all__ = [
+    "FACTORED_MAX_ITER",
+    "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",
     "PLM_MAX_ITER",
@@ -277,28 +279,12 @@ def _objective_and_gradient_norm(
     field_l2: float,
     weight_decay: float = 0.0,
 ) -> tuple[float, float]:
-    """The loop's objective and its gradient norm at the current parameters (one evaluation)."""
-    from ..inference.objectives import (
-        all_positions_cross_entropy,
-        coupling_penalty,
-        factor_penalty,
-        field_penalty,
-    )
+    """The loop's objective (:class:`~attnpotts.inference.Objective`) for these coefficients and
+    its gradient norm at the current parameters (one evaluation)."""
+    from ..inference.objectives import Objective, Penalties
 
-    model.zero_grad(set_to_none=True)
-    with torch.enable_grad():
-        data = all_positions_cross_entropy(model, tokens, weights)  # type: ignore[arg-type]
-        loss = data / (weights.sum() * tokens.shape[1])
-        if coupling_l2 > 0:
-            loss = loss + 0.5 * coupling_l2 * coupling_penalty(model)  # type: ignore[arg-type]
-        if field_l2 > 0:
-            loss = loss + 0.5 * field_l2 * field_penalty(model)  # type: ignore[arg-type]
-        if weight_decay > 0:
-            loss = loss + 0.5 * weight_decay * factor_penalty(model)  # type: ignore[arg-type]
-        loss.backward()
-    sq = sum(float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None)
-    model.zero_grad(set_to_none=True)
-    return float(loss.detach()), math.sqrt(sq)
+    penalties = Penalties(coupling_l2=coupling_l2, weight_decay=weight_decay, field_l2=field_l2)
+    return Objective(model, penalties).value_and_gradient_norm(tokens, weights)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------- estimators
@@ -397,7 +383,8 @@ class _BaseDCA:
             ResourceLimitError: the estimated memory exceeds ``memory_limit_gb`` (message names
                 the options that fit).
         """
-        from ..training import TrainingConfig, train
+        from ..inference.objectives import Objective
+        from ..training import TrainingConfig, objective_penalties, train
 
         self._validate()
         prepared = data if isinstance(data, PreparedData) else prepare_data(
@@ -453,7 +440,9 @@ class _BaseDCA:
         else:
             tokens = torch.as_tensor(prepared.states.astype(np.int64), device=self.device)
             wt = torch.as_tensor(prepared.weights, dtype=torch_dtype, device=self.device)
-            objective, gnorm = _objective_and_gradient_norm(model, tokens, wt, cl2, fl2, wd)
+            objective, gnorm = Objective(model, objective_penalties(config)).value_and_gradient_norm(  # type: ignore[arg-type]
+                tokens, wt, chunk=estimate.chunk
+            )
             reason = "diverged"
             evaluations = sum(int(r.get("evaluations", 0)) for r in result.history)
             last_decrease = math.nan
@@ -518,6 +507,20 @@ class _BaseDCA:
         """The convergence report as a dict (after :meth:`fit`)."""
         return asdict(self.convergence_)
 
+
+#: Starts of :class:`FactoredDCA`: ``"mean-field"`` (queries and keys from the mean-field contact
+#: map, :mod:`attnpotts.dca.factored_start`) or ``"random"`` (Gaussian factors).
+FACTORED_STARTS: tuple[str, ...] = ("mean-field", "random")
+#: Default start of :class:`FactoredDCA`: random factors (see its docstring for why the
+#: mean-field start is not the default).
+FACTORED_START = "random"
+#: Scale ``beta`` of the started attention logits (standardised mean-field map).
+FACTORED_START_SHARPNESS = 3.0
+#: Standard deviation of the per-head noise on the started queries and keys.
+FACTORED_START_NOISE = 0.5
+
+#: Default L-BFGS iterations of :class:`FactoredDCA` (from random factors; see FactoredDCA).
+FACTORED_MAX_ITER = 600
 
 #: Default iteration cap of :class:`PlmDCA` (the convergence rule usually stops it earlier).
 PLM_MAX_ITER = 100
@@ -602,8 +605,7 @@ class PlmDCA(_BaseDCA):
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states
         model = FullPotts(L, q, symmetric=True, fields=True, init_std=0.0, seed=0,
-                                 dtype=torch_dtype, device=self.device)
-        model.kernel = self.kernel
+                          dtype=torch_dtype, device=self.device, kernel=self.kernel)
         assert model.fields is not None
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
@@ -623,9 +625,29 @@ class FactoredDCA(_BaseDCA):
     ``couplings_`` is formed only when read. Memory grows with ``H L^2`` (the attention matrices)
     and ``N L``, not ``L^2 q^2``: ``benchmarks/bench_factored_memory.py`` measures the peak
     against :func:`attnpotts.dca.estimate_memory`. Time per evaluation is about the full
-    model's; the fit needs more iterations (non-convex), see below.
+    model's (``benchmarks/bench_factored_memory.py``: 0.65-0.9x at ``L`` = 100-200); the fit
+    needs more iterations (non-convex), see below.
 
-    Why the defaults (measured by ``benchmarks/sweep_factored.py``, results in
+    Starts: ``start="random"`` (default) draws the factors from ``N(0, init_std^2)``;
+    ``start="mean-field"`` (:mod:`attnpotts.dca.factored_start`) sets the queries and keys so
+    that the attention logits are ``start_sharpness`` (3) times the rank-``d`` approximation of
+    the standardised mean-field contact map, plus per-head noise (``start_noise`` 0.5), values
+    and fields as for the random start. It needs the softmax variant and ``L (q-1) <= 6000``
+    (``L <= 300`` at ``q = 21``); larger fits start from random factors.
+
+    Why the random start stays the default (``benchmarks/results/factored_lofo_meanfield.json``,
+    ``docs/dca.md``): from random factors the fit spends 100-600 iterations finding which pairs
+    interact (PF00014 / PF00076: top-L precision 0.74 / 0.46 after 60 evaluations), from the
+    mean-field start it begins at the mean-field map's precision (PF00014 0.94, PF00076 0.86)
+    and then hardly moves: over the families measured the mean precision stays within 0.01
+    from 0 to 60 evaluations, and leave-one-family-out over the evaluation budgets (within twice
+    plm's time) chose 0-35 evaluations, held-out mean 0.76 against plm's 0.90 over seven
+    families (PF00595 0.74 against 0.951, PF00035 0.78 against 0.955). Fast (about plm's time), but ~0.1 below plm,
+    while 600 iterations from random factors reach 0.915 on PF00595 and 0.896 on PF00035 at
+    10-20x plm's time. Neither meets both goals (2x plm's time, plm's precision minus 0.01);
+    the default keeps the precision.
+
+    Earlier choices, from random factors (``benchmarks/sweep_factored.py``, results in
     ``benchmarks/results/factored_sweep.json``; top-L precision at 8 A, ``|i-j| >= 6``, gap left
     out of the score; chosen on PF00014 and PF00595 only, plm: 0.981 / 0.939):
 
@@ -637,14 +659,12 @@ class FactoredDCA(_BaseDCA):
       the run ends before converging (0.925 / 0.756). At ``sigma = 1`` the logits start with
       unit variance and the plateau is gone (300 iterations: 0.962 / 0.902; ``sigma = 0.5``:
       0.962 / 0.866).
-    * ``max_iter = 600``, ``lbfgs_history = 20``: at 300 iterations PF00595 is still climbing;
-      600 iterations with memory 20 (cheap: the factors are ~0.1 M numbers) reach, over seeds
-      0, 1, 2, 1.000 / 0.962 / 0.962 on PF00014 and 0.915 / 0.902 / 0.915 on PF00595 (old
-      settings, seeds 0, 1: 0.925, 0.962 and 0.756, 0.805). Time is ~2x the 300-iteration fit
-      (PF00014 ~60 s, PF00595 ~320 s on 2 cores; plm: ~3 s and ~36 s).
-    * Held out (seed 0, plm in brackets): PF00076 0.915 (0.930; old settings 0.831), PF00035
-      0.896 (0.955; old 0.806), PF00200 0.645 (0.750; old 0.658). The defaults help where the old fit
-      was stuck on the plateau, but do not bring every family within 0.03 of plm.
+    * ``max_iter = 600``, ``lbfgs_history = 20``: at 300 iterations PF00595
+      is still climbing; 600 iterations with memory 20 (cheap: the factors are ~0.1 M numbers)
+      reach, over seeds 0, 1, 2, 1.000 / 0.962 / 0.962 on PF00014 and 0.915 / 0.902 / 0.915 on
+      PF00595 (old settings, seeds 0, 1: 0.925, 0.962 and 0.756, 0.805). Time: PF00014 ~60 s,
+      PF00595 ~320 s on 2 cores (plm: ~3 s and ~36 s). Held out (seed 0, plm in brackets):
+      PF00076 0.915 (0.930), PF00035 0.896 (0.955), PF00200 0.645 (0.750).
     * Coupling lambda as for plm: 3x stronger lowered the precision (0.925 / 0.841), 0.3x gave
       0.981 / 0.854, within the seed-to-seed spread of ~0.02-0.04 at ``L`` = 53-82, so the plm
       convention is kept.
@@ -663,12 +683,19 @@ class FactoredDCA(_BaseDCA):
         factor_l2: L2 on the factors (queries, keys, values) in AttentionDCA's mean form,
             ``sum_i [-(1/N_eff) sum_n w_n log P(s_i^n | rest)] + factor_l2 ||theta||^2`` (the
             training loop's ``weight_decay = 2 factor_l2 / L``); default 0 (see above).
-        max_iter: L-BFGS iterations (default 600).
+        start: ``"random"`` (default) or ``"mean-field"`` (:data:`FACTORED_STARTS`).
+        start_sharpness: scale of the started attention logits (default 3).
+        start_noise: standard deviation of the per-head noise on the started queries and keys
+            (default 0.5).
+        max_iter: L-BFGS iterations (default :data:`FACTORED_MAX_ITER` = 600; from the
+            mean-field start 5-30 give its precision).
         lbfgs_history: L-BFGS memory (default 20).
-        other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors.
+        other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the
+            start's noise.
 
     After :meth:`fit`, ``weight_decay_`` is the factor penalty's per-token coefficient and
-    ``regularization_["factor_l2"]`` records it.
+    ``regularization_["factor_l2"]`` records it; ``start_`` is the start the fit got
+    (``"mean-field"`` or ``"random"``) and ``start_seconds_`` its time.
     """
 
     model_name = "factored"
@@ -682,7 +709,10 @@ class FactoredDCA(_BaseDCA):
         init_std: float = 1.0,
         value_init_std: float | None = None,
         factor_l2: float = 0.0,
-        max_iter: int = 600,
+        start: str = FACTORED_START,
+        start_sharpness: float = FACTORED_START_SHARPNESS,
+        start_noise: float = FACTORED_START_NOISE,
+        max_iter: int = FACTORED_MAX_ITER,
         lbfgs_history: int = 20,
         **kwargs: Any,
     ) -> None:
@@ -693,6 +723,9 @@ class FactoredDCA(_BaseDCA):
         self.init_std = init_std
         self.value_init_std = value_init_std
         self.factor_l2 = factor_l2
+        self.start = start
+        self.start_sharpness = start_sharpness
+        self.start_noise = start_noise
 
     def _validate(self) -> None:
         super()._validate()
@@ -701,6 +734,14 @@ class FactoredDCA(_BaseDCA):
             raise ValidationError(
                 f"factor_l2 must be a finite number >= 0 (AttentionDCA uses 1e-3), got {self.factor_l2!r}"
             )
+        if self.start not in FACTORED_STARTS:
+            raise ValidationError(f"start must be one of {FACTORED_STARTS}, got {self.start!r}")
+        if not (isinstance(self.start_sharpness, int | float) and math.isfinite(self.start_sharpness)
+                and self.start_sharpness > 0):
+            raise ValidationError(f"start_sharpness must be a finite number > 0, got {self.start_sharpness!r}")
+        if not (isinstance(self.start_noise, int | float) and math.isfinite(self.start_noise)
+                and self.start_noise >= 0):
+            raise ValidationError(f"start_noise must be a finite number >= 0, got {self.start_noise!r}")
         # n_heads, key_dim, variant and init_std are checked by FactoredAttention itself
 
     def _weight_decay(self, n_sites: int) -> float:
@@ -725,7 +766,8 @@ class FactoredDCA(_BaseDCA):
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
                               lbfgs_history=int(self.lbfgs_history), chunk=self.chunk,
-                              n_heads=int(self.n_heads), key_dim=int(self.key_dim))
+                              n_heads=int(self.n_heads), key_dim=int(self.key_dim),
+                              start=self._start_used(L, data.n_states))
         return _fit_chunk(est, U, L, data.n_states, self, "factored")
 
     def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
@@ -758,14 +800,50 @@ class FactoredDCA(_BaseDCA):
         model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
             fields=True, init_std=float(self.init_std), value_init_std=self.value_init_std,
-            seed=self.seed, dtype=torch_dtype,
-            device=self.device,
+            seed=self.seed, dtype=torch_dtype, device=self.device, kernel=self.kernel,
         )
-        model.kernel = self.kernel
         assert model.fields is not None
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
+        self.start_ = self._start_used(L, q)
+        if self.start == "mean-field" and self.start_ == "random" and int(self.max_iter) < 300:
+            logger.warning(
+                "factored fit: no mean-field start (variant %r, L (q-1) = %d; the start needs the "
+                "softmax variant and L (q-1) <= %d); from random factors the fit needs ~600 "
+                "iterations, max_iter is %d (--max-iter)", self.variant, L * (q - 1),
+                _mean_field_max_dim(), int(self.max_iter))
+        t0 = time.perf_counter()
+        if self.start_ == "mean-field":
+            from ..random import spawn_seeds, torch_generator
+            from .factored_start import mean_field_scores, spectral_query_key
+
+            scores = mean_field_scores(data.states, data.weights, q)
+            gen = torch_generator(spawn_seeds(self.seed, 1)[0])
+            Q, K = spectral_query_key(scores, model.n_heads, model.key_dim,
+                                      sharpness=float(self.start_sharpness),
+                                      noise=float(self.start_noise), generator=gen)
+            assert model.query is not None and model.key is not None
+            with torch.no_grad():
+                model.query.copy_(Q.to(torch_dtype))
+                model.key.copy_(K.to(torch_dtype))
+        self.start_seconds_ = time.perf_counter() - t0
         return model
+
+    def _start_used(self, n_sites: int, n_states: int) -> str:
+        """The start a fit of this size gets: ``"mean-field"`` needs the softmax variant and
+        ``L (q - 1) <=`` :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`."""
+        from .factored_start import MEAN_FIELD_MAX_DIM
+
+        if (self.start == "mean-field" and self.variant == "softmax"
+                and int(n_sites) * (int(n_states) - 1) <= MEAN_FIELD_MAX_DIM):
+            return "mean-field"
+        return "random"
+
+
+def _mean_field_max_dim() -> int:
+    from .factored_start import MEAN_FIELD_MAX_DIM
+
+    return MEAN_FIELD_MAX_DIM
 
 
 def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, model: str) -> MemoryEstimate:

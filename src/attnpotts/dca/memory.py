@@ -20,10 +20,15 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
   :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`), the scores from the factors
   (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
-  log-softmax of a chunk, ``2 B L q``). Neither ``J`` whole nor per-head activations appear.
+  log-softmax of a chunk, ``2 B L q``), and before them the mean-field start
+  (:mod:`attnpotts.dca.factored_start`: one ``(L (q-1))^2`` float64 matrix, up to ``L = 300`` at
+  ``q = 21``). Neither ``J`` whole nor per-head activations appear.
   Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
   ``L = 1000, H = 32``: 0.90 GiB against an estimate of 1.04 GiB at ``N = 2000``, 1.94 GiB
-  against 1.70 GiB at ``N = 10,000`` (chunks of 5000 sequences under the default limit).
+  against 1.70 GiB at ``N = 10,000`` (chunks of 5000 sequences under a 2 GiB limit); the fit's
+  own growth plus :data:`RUNTIME_BYTES` (``tests/dca/test_factored_kernels.py``): estimate /
+  peak 1.04-1.10 at ``L = 100-280``, ``N = 1000-20,000``, ``H = 4-32``, both starts
+  (``docs/dca.md``).
 
 The estimate is an upper bound of the large terms; the measured peak resident memory is reported
 next to it in ``benchmarks/bench_dca.py``.
@@ -82,6 +87,7 @@ def estimate_memory(
     n_heads: int = 32,
     key_dim: int = 32,
     n_threads: int | None = None,
+    start: str = "random",
 ) -> MemoryEstimate:
     """Estimate the peak memory of a DCA fit (see the module docstring for the terms).
 
@@ -94,6 +100,9 @@ def estimate_memory(
         chunk: sequences per forward pass (``None``: all at once).
         n_heads, key_dim: factored attention sizes.
         n_threads: threads of the fused kernel (``None``: numba's current number of threads).
+        start: factored attention's start, ``"mean-field"`` (its covariance matrix, when
+            ``L (q-1)`` is within :data:`attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`) or
+            ``"random"``.
     """
     if dtype not in _BYTES:
         raise ValidationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -122,6 +131,10 @@ def estimate_memory(
         }
     else:
         from ..models.factored_kernels import block_sites
+        from .factored_start import mean_field_start_bytes
+
+        if start not in ("mean-field", "random"):
+            raise ValidationError(f"start must be 'mean-field' or 'random', got {start!r}")
 
         if n_threads is None:
             import numba
@@ -137,6 +150,9 @@ def estimate_memory(
         evaluation = 3 * A + (T + 3) * L * q * K * q * b
         scores = 2 * A + 6 * 64 * n_heads * L * 8 + 5 * L * L * 8
         final_loss = A + 2 * B * L * q * b + B * L * (8 + 4)
+        # the start (before the fit: its covariance matrix, factorised and inverted in place)
+        first = mean_field_start_bytes(L, q) if start == "mean-field" else 0
+        busiest = max(evaluation, scores, final_loss)
         parts = {
             "runtime": RUNTIME_BYTES,
             "parameters_and_gradients": 4 * P * b,
@@ -146,6 +162,8 @@ def estimate_memory(
             "scores": max(0, scores - evaluation),
             # what the final loss needs beyond the larger of the other two phases
             "activations": max(0, final_loss - max(evaluation, scores)),
+            # what the start needs beyond the largest phase of the fit
+            "start": max(0, first - busiest),
         }
     return MemoryEstimate(int(sum(parts.values())), parts, model, dtype, B)
 
@@ -166,6 +184,8 @@ def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIM
         hints.append("dtype float32")
     if worst == "activations":
         hints.append("a smaller chunk (sequences per forward pass)")
+    if worst == "start":
+        hints.append("start='random' (no mean-field covariance matrix)")
     hints.append("fewer columns (focus mode or a column gap filter)")
     raise ResourceLimitError(
         f"the {estimate.model} fit needs about {estimate.total_gib:.2f} GiB "

@@ -173,17 +173,22 @@ def _outcome(fut: Any, job: Job) -> RunResult | RunFailure:
 
 
 class DaskExecutor:
-    """Run jobs on a Dask distributed cluster.
+    """Run jobs on a Dask distributed cluster: a running one, or one it starts on this machine.
 
     Args:
         address: scheduler address (``"tcp://HOST:PORT"`` or ``"HOST:PORT"``); or
-        client: an existing ``dask.distributed.Client`` (not closed by :meth:`close`).
+        client: an existing ``dask.distributed.Client`` (not closed by :meth:`close`); or
+        n_workers: start a local cluster of this many worker processes (one thread each),
+            closed by :meth:`close`. Its workers die with this process, even on ``kill -9``
+            (:mod:`attnpotts.experiments.dask_worker`).
         timeout_s: how long to try to reach the scheduler at ``address``.
         threads_per_job: torch and numba threads each job uses on its worker (default 1, the
             :class:`LocalExecutor` default, so that both give bit-identical results).
 
     The workers need attnpotts (and the modules registering the tasks) importable; results come
-    back to this process, which writes them, so workers need no shared file system.
+    back to this process, which writes them, so workers need no shared file system. The workers
+    of a cluster at ``address`` belong to that cluster: they outlive this process, which only
+    submits to them.
     """
 
     def __init__(
@@ -191,11 +196,18 @@ class DaskExecutor:
         address: str | None = None,
         *,
         client: Any = None,
+        n_workers: int | None = None,
         timeout_s: float = 30.0,
         threads_per_job: int = 1,
     ) -> None:
-        if (address is None) == (client is None):
-            raise ValidationError("give exactly one of address (HOST:PORT) or client")
+        if sum(x is not None for x in (address, client, n_workers)) != 1:
+            raise ValidationError(
+                "give exactly one of address (HOST:PORT), client or n_workers (a local cluster)"
+            )
+        if n_workers is not None and (
+            isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1
+        ):
+            raise ValidationError(f"n_workers must be an integer >= 1, got {n_workers!r}")
         if int(threads_per_job) < 1:
             raise ValidationError(f"threads_per_job must be >= 1, got {threads_per_job}")
         self.threads_per_job = int(threads_per_job)
@@ -206,7 +218,10 @@ class DaskExecutor:
                 "the Dask executor needs dask.distributed: pip install 'attnpotts[dask]'"
             ) from exc
         self._owns_client = client is None
-        if client is None:
+        self._cluster: Any = None
+        if n_workers is not None:
+            client = self._start_local_cluster(n_workers)
+        elif client is None:
             assert address is not None
             if "://" not in address:
                 address = f"tcp://{address}"
@@ -220,6 +235,26 @@ class DaskExecutor:
         self.client = client
         self.address = str(client.scheduler.address)
 
+    def _start_local_cluster(self, n_workers: int) -> Any:
+        """A cluster of ``n_workers`` processes on this machine whose workers die with this process."""
+        from dask.distributed import Client, LocalCluster
+
+        from . import dask_worker
+
+        self._cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            # any free port: the default 8787 may be taken (another cluster, a notebook's)
+            dashboard_address=":0",
+            preload=[dask_worker.__name__],
+        )
+        try:
+            return Client(self._cluster)
+        except BaseException:
+            self._cluster.close()
+            raise
+
     def describe(self) -> dict[str, Any]:
         """See :meth:`Executor.describe`."""
         info = self.client.scheduler_info()
@@ -229,6 +264,7 @@ class DaskExecutor:
             "address": self.address,
             "n_workers": len(workers),
             "threads": int(sum(w.get("nthreads", 0) for w in workers.values())),
+            "cluster": "local" if self._cluster is not None else "external",
         }
 
     def map_unordered(self, jobs: Sequence[Job]) -> Iterator[RunResult | RunFailure]:
@@ -248,23 +284,23 @@ class DaskExecutor:
             self.client.cancel([f for f, _ in futures.values() if not f.done()])
 
     def close(self) -> None:
-        """Close the client if this executor opened it."""
+        """Close the client if this executor opened it, and the cluster if it started one."""
         if self._owns_client:
             self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
 
 
 def make_executor(
     kind: str = "local", *, n_workers: int = 1, address: str | None = None
 ) -> LocalExecutor | DaskExecutor:
-    """``"local"`` -> :class:`LocalExecutor` (``n_workers``), ``"dask"`` -> :class:`DaskExecutor`."""
+    """``"local"`` -> :class:`LocalExecutor` (``n_workers``); ``"dask"`` -> :class:`DaskExecutor`
+    on the cluster at ``address``, or without one on a local cluster of ``n_workers`` processes."""
     if kind == "local":
         if address is not None:
             raise ValidationError("--address is only for --executor dask")
         return LocalExecutor(n_workers)
     if kind == "dask":
-        if address is None:
-            raise ValidationError(
-                "--executor dask needs --address HOST:PORT of a running Dask scheduler"
-            )
-        return DaskExecutor(address)
+        return DaskExecutor(n_workers=n_workers) if address is None else DaskExecutor(address)
     raise ValidationError(f"executor must be 'local' or 'dask', got {kind!r}")

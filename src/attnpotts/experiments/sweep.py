@@ -114,8 +114,6 @@ def run_runs(
             "own seed or parameters"
         )
     t0 = time.perf_counter()
-    computed: list[str] = []
-    failures: list[RunFailure] = []
     with store.lock():
         stale = store.remove_stale()
         if stale:
@@ -131,30 +129,7 @@ def run_runs(
             for r in runs:
                 if r.run_id in done:
                     on_result(r, None)
-        bar = None
-        if progress and todo:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc=description, unit="run")
-        try:
-            for outcome in executor.map_unordered([make_job(r) for r in todo]):
-                if isinstance(outcome, RunResult):
-                    store.write(outcome)
-                    computed.append(outcome.run.run_id)
-                    logger.info(
-                        "%s: finished %s in %.1f s",
-                        description, outcome.run.run_id, outcome.timings["wall_s"],
-                    )
-                else:
-                    failures.append(outcome)
-                    logger.error("%s: run failed: %s\n%s", description, outcome, outcome.traceback)
-                if bar is not None:
-                    bar.update(1)
-                if on_result is not None:
-                    on_result(outcome.run, outcome)
-        finally:
-            if bar is not None:
-                bar.close()
+        computed, failures = _execute(todo, store, executor, progress, description, on_result)
     report = SweepReport(
         runs=tuple(runs),
         computed=tuple(computed),
@@ -172,6 +147,45 @@ def run_runs(
             report,
         )
     return report
+
+
+def _execute(
+    todo: Sequence[RunSpec],
+    store: ResultsStore,
+    executor: Executor,
+    progress: bool,
+    description: str,
+    on_result: Callable[[RunSpec, RunResult | RunFailure | None], None] | None,
+) -> tuple[list[str], list[RunFailure]]:
+    """Run ``todo`` on ``executor``, writing each result into ``store`` as it arrives (call it
+    holding the store's lock); the ids of the runs written and the failures."""
+    computed: list[str] = []
+    failures: list[RunFailure] = []
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=description, unit="run")
+    try:
+        for outcome in executor.map_unordered([make_job(r) for r in todo]):
+            if isinstance(outcome, RunResult):
+                store.write(outcome)
+                computed.append(outcome.run.run_id)
+                logger.info(
+                    "%s: finished %s in %.1f s",
+                    description, outcome.run.run_id, outcome.timings["wall_s"],
+                )  # fmt: skip
+            else:
+                failures.append(outcome)
+                logger.error("%s: run failed: %s\n%s", description, outcome, outcome.traceback)
+            if bar is not None:
+                bar.update(1)
+            if on_result is not None:
+                on_result(outcome.run, outcome)
+    finally:
+        if bar is not None:
+            bar.close()
+    return computed, failures
 
 
 def run_experiment(

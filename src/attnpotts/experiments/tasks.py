@@ -149,17 +149,10 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
     import torch
 
     from ..evaluation import coupling_recovery
-    from ..inference import (
-        estimate_mean,
-        excess_loss,
-        mlm_loss,
-        optimal_loss,
-        per_sequence_loss,
-        to_conditional_potts,
-        true_model_loss,
-    )
-    from ..models import build_model
+    from ..inference import mlm_loss, to_conditional_potts
+    from ..models import PottsParameters, build_model
     from ..training import TrainingConfig, train
+    from ..workflows._train import test_estimates
 
     p = thaw(params)
     for key in ("data", "model", "training"):
@@ -197,18 +190,18 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
     training_cpu_s = time.process_time() - cpu0
     model.eval()
 
-    per_seq = per_sequence_loss(model, data.test)  # (M_test,) nats per site, float64
-    test_est = estimate_mean(per_seq)
+    # the same test losses as the ``train`` command's (one function for both)
+    per_seq, est = test_estimates(model, data.test, true)  # per_seq: (M_test,) nats per site
     metrics: dict[str, Any] = {
         "model_kind": kind,
         "model": model.hyperparameters(),
         "n_parameters": int(model.n_parameters()),
         "training": result.summary(),
         "training_cpu_s": training_cpu_s,
-        "test_loss": _loss_dict(test_est),
-        "excess_loss": _loss_dict(excess_loss(model, true, data.test)),
-        "optimal_loss": _loss_dict(optimal_loss(true, data.test)),
-        "true_model_loss": _loss_dict(true_model_loss(true, data.test)),
+        "test_loss": _loss_dict(est["test_loss"]),
+        "excess_loss": _loss_dict(est["excess_loss"]),
+        "optimal_loss": _loss_dict(est["optimal_loss"]),
+        "true_model_loss": _loss_dict(est["true_model_loss"]),
         "beta": float(true.beta),
         "data": _data_info(data.manifest),
         "data_sizes": {
@@ -227,7 +220,7 @@ def depth_study_run(params: Mapping[str, Any], seed: np.random.SeedSequence) -> 
         },
     }
     arrays: dict[str, np.ndarray] = {"test_losses": per_seq}
-    if hasattr(model, "coupling_tensor"):
+    if isinstance(model, PottsParameters):
         # Everything below in float64 (exact up to rounding: the identity is checked there).
         model = model.to(torch.float64)
         conditional = to_conditional_potts(model)
@@ -317,11 +310,13 @@ def equivalence_check(params: Mapping[str, Any], seed: np.random.SeedSequence) -
 
 
 def _scenario(p: Mapping[str, Any]) -> Any:
-    from ..theory import Scenario, make_ucol
+    """The scenario of the params: the one the ``theory`` command builds from the same values."""
+    from ..workflows._theory import make_scenario
 
-    q = int(p["q"])
-    return Scenario(make_ucol(str(p["ucol"]), q, seed=int(p.get("ucol_seed", 0))), float(p["beta"]),
-                    float(p.get("rho", 1.0)))
+    return make_scenario(
+        str(p["ucol"]), int(p["q"]), float(p["beta"]), float(p.get("rho", 1.0)),
+        int(p.get("ucol_seed", 0)),
+    )  # fmt: skip
 
 
 @register_task("theory_curve")

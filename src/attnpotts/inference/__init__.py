@@ -1,6 +1,7 @@
 """Objectives (masked cross-entropy = pseudo-likelihood, L2 terms), optimal loss, and the mapping.
 
-See :mod:`attnpotts.inference.objectives` for the exact objective and which L2 term is which.
+See :mod:`attnpotts.inference.objectives` for the one objective (:class:`Objective`) and which L2
+term is which (:class:`Penalties`).
 """
 
 from .mapping import (
@@ -11,6 +12,9 @@ from .mapping import (
 )
 from .objectives import (
     DEFAULT_EVAL_BATCH,
+    Objective,
+    Penalties,
+    all_positions_cross_entropy,
     coupling_penalty,
     factor_penalty,
     field_penalty,
@@ -31,6 +35,9 @@ from .optimal import (
 __all__ = [
     "DEFAULT_EVAL_BATCH",
     "LossEstimate",
+    "Objective",
+    "Penalties",
+    "all_positions_cross_entropy",
     "attention_from_potts",
     "coupling_penalty",
     "estimate_mean",

@@ -1,41 +1,58 @@
-"""Objectives: masked cross-entropy (= pseudo-likelihood for structural models) and L2 terms.
+"""The one training objective: masked cross-entropy (= pseudo-likelihood) plus L2 penalties.
 
-The training objective of attnpotts is
+Every fit of attnpotts (the training loop for all models and optimizers, the DCA estimators)
+minimises
 
-    loss = sum_{m, i} w_m k_{m i} CE_{m i} / sum_{m, i} w_m k_{m i}
-           + (coupling_l2 / 2) ||beta J||_F^2 + (weight_decay / 2) sum_factors ||theta||^2
-           + (field_l2 / 2) ||beta h||^2
+    loss = sum_{m, i} w_m k_{m i} CE_{m i} / sum_{m, i} w_m k_{m i}  +  penalty
 
 with ``CE_{m i} = -log P_model(s_i^m | tokens^m)``, ``k_{m i} = 1`` on the masked (predicted)
 positions and sequence weights ``w_m``. With all positions predicted, the first term is exactly
-``-(1/(W L)) log PL`` of the mapped Potts model (``W = sum_m w_m``). Penalties are per token (the
-data term is a mean), so ``coupling_l2`` here equals plmDCA's ``lambda_J / (W L)`` on a
-summed objective (up to plmDCA's factor conventions).
+``-(1/(W L)) log PL`` of the mapped Potts model (``W = sum_m w_m``). :class:`Objective` computes
+it for a model (:meth:`Objective.data_term`, :meth:`Objective.penalty`,
+:meth:`Objective.backward`); the conventions of the penalty are those of :class:`Penalties`:
 
-* ``coupling_l2`` penalises the coupling *product* ``sum_h A_h (x) V_h`` (plmDCA style, invariant
-  under the scale gauge ``(A, V) -> (cA, V/c)``), only for models with couplings;
-* ``weight_decay`` penalises the *factors* (attention, queries/keys, values, embeddings; for
-  :class:`~attnpotts.models.FullPotts` this is ``J`` itself): it breaks the scale gauge and favours
-  balanced factors, and is not the same regularisation as L2 on the product.
+    penalty = (coupling_l2 / 2) ||beta J||_F^2 + (weight_decay / 2) sum_factors ||theta||^2
+              + (field_l2 / 2) ||beta h||^2
+
+* every coefficient is *per token* (the data term is a mean), so a coefficient ``lambda`` on a
+  summed objective ``-log PL + lambda ...`` (plmDCA's form) is ``lambda / (W L)`` here
+  (``W = N_eff``); :mod:`attnpotts.dca.regularization` translates the DCA tools' conventions;
+* ``coupling_l2`` penalises the coupling *product* ``sum_h A_h (x) V_h`` over the full
+  ``(L, L, q, q)`` tensor (both orders of every pair; plmDCA style, invariant under the scale
+  gauge ``(A, V) -> (cA, V/c)``), only for models with Potts parameters
+  (:class:`~attnpotts.models.PottsParameters`);
+* ``weight_decay`` penalises the *factors* (``model.factor_parameters()``: attention,
+  queries/keys, values, embeddings; for :class:`~attnpotts.models.FullPotts` the stored ``J``
+  itself, for ``symmetric=True`` each pair once): it breaks the scale gauge and favours
+  balanced factors, and is not the same regularisation as L2 on the product. Under decoupled
+  weight decay (AdamW) the optimizer applies it and it is *not* part of the objective
+  (``Penalties.decoupled_weight_decay``);
+* ``field_l2`` penalises the fields (``model.field_parameters()``), never weight decay.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..errors import ShapeError, ValidationError
-from ..models import MaskedLanguageModel, check_tokens
+from ..models import MaskedLanguageModel, PottsParameters, check_tokens
 
 __all__ = [
     "DEFAULT_EVAL_BATCH",
+    "Objective",
+    "Penalties",
     "all_positions_cross_entropy",
     "coupling_penalty",
     "factor_penalty",
     "field_penalty",
+    "full_batch_count",
+    "masked_copy_logits",
     "masked_cross_entropy",
     "mlm_loss",
     "per_sequence_loss",
@@ -109,10 +126,10 @@ def all_positions_cross_entropy(
     """``sum_m w_m sum_i CE_{m i}`` with every position predicted (= ``-log PL``, weighted).
 
     For a structural model this is :func:`masked_cross_entropy` (``reduction="sum"``, no mask) of
-    its unmasked logits. A model may offer a fused computation of the same quantity as a method
-    ``cross_entropy_sum(tokens, weights) -> Tensor | None`` (loss and gradient in one pass, no
-    ``(B, L, q)`` temporaries); it is used when it returns a tensor, and the generic path is used
-    when it returns ``None`` (e.g. on a device the fused kernel does not support).
+    its unmasked logits. A model's fused computation of the same quantity
+    (:meth:`~attnpotts.models.MaskedLanguageModel.cross_entropy_sum`: loss and gradient in one
+    pass, no ``(B, L, q)`` temporaries) is used when it returns a tensor, the generic path when
+    it returns ``None`` (e.g. on a device the fused kernel does not support).
 
     Args:
         model: a structural model (``model.structural``).
@@ -127,11 +144,9 @@ def all_positions_cross_entropy(
             f"{type(model).__name__} is contextual: all-positions cross-entropy needs masked "
             "copies; use site_conditional_logits"
         )
-    fused = getattr(model, "cross_entropy_sum", None)
-    if fused is not None:
-        out = fused(tokens, weights)
-        if out is not None:
-            return out
+    out = model.cross_entropy_sum(tokens, weights)
+    if out is not None:
+        return out
     return masked_cross_entropy(model.logits(tokens), tokens, None, weights, reduction="sum")
 
 
@@ -152,6 +167,17 @@ def site_conditional_logits(
     tokens = tokens.long()
     if model.structural:
         return model.logits(tokens, generator=generator)
+    return masked_copy_logits(model, tokens, generator=generator)
+
+
+def masked_copy_logits(
+    model: MaskedLanguageModel, tokens: torch.Tensor, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Logits ``(B, L, q)`` at every site from ``L`` masked copies (copy ``i`` masks site ``i``).
+
+    What a contextual model needs for every site's conditional (one forward pass over ``L B``
+    rows); ``tokens (B, L)`` are validated long states ``0..q-1``.
+    """
     B, L = tokens.shape
     masked = tokens.unsqueeze(0).repeat(L, 1, 1)  # (L, B, L): copy i masks site i
     idx = torch.arange(L, device=tokens.device)
@@ -223,21 +249,17 @@ def mlm_loss(
 def coupling_penalty(model: MaskedLanguageModel) -> torch.Tensor:
     """``||beta J||_F^2`` of the model's coupling product (0-d tensor).
 
-    Uses the model's ``coupling_squared_norm()`` when it has one (same value, no ``J``).
+    The model's :meth:`~attnpotts.models.PottsParameters.coupling_squared_norm` (which may avoid
+    forming ``J``).
 
     Raises:
         ValidationError: the model has no Potts couplings (a transformer).
     """
-    norm = getattr(model, "coupling_squared_norm", None)
-    if norm is not None:  # the same norm without forming J
-        return norm()
-    fn = getattr(model, "coupling_tensor", None)
-    if fn is None:
+    if not isinstance(model, PottsParameters):
         raise ValidationError(
             f"{type(model).__name__} has no Potts couplings; use weight_decay instead of coupling_l2"
         )
-    J = fn()
-    return (J * J).sum()
+    return model.coupling_squared_norm()
 
 
 def factor_penalty(model: MaskedLanguageModel) -> torch.Tensor:
@@ -253,3 +275,210 @@ def field_penalty(model: MaskedLanguageModel) -> torch.Tensor:
         p = next(model.parameters())
         return torch.zeros((), dtype=p.dtype, device=p.device)
     return torch.stack([(p * p).sum() for p in params]).sum()
+
+
+# ----------------------------------------------------------------------------------- the objective
+def _weighted_count(
+    weights: torch.Tensor, predict: torch.Tensor | None, n_sites: int
+) -> torch.Tensor:
+    """``sum_{m, i} w_m k_{m i}`` of a batch (0-d tensor; all ``n_sites`` positions if no mask)."""
+    if predict is None:
+        return weights.sum() * n_sites
+    return (predict.to(weights.dtype) * weights[:, None]).sum()
+
+
+def full_batch_count(weights: torch.Tensor, predict: torch.Tensor | None, n_sites: int) -> float:
+    """The normaliser ``sum_{m, i} w_m k_{m i}`` of a full-batch objective, as a Python float.
+
+    The one value by which every chunk's data term is divided in :meth:`Objective.backward`
+    (the weights' sum in their dtype, times ``L`` in float64 when every position is predicted).
+    """
+    if predict is None:
+        return float(weights.sum()) * n_sites
+    return float((predict.to(weights.dtype) * weights[:, None]).sum())
+
+
+@dataclass(frozen=True)
+class Penalties:
+    """The L2 terms of the objective, per token (conventions in the module docstring).
+
+    Attributes:
+        coupling_l2: ``(coupling_l2 / 2) ||beta J||_F^2`` on the coupling product (only for a
+            :class:`~attnpotts.models.PottsParameters` model).
+        weight_decay: ``(weight_decay / 2) sum ||theta||^2`` on ``model.factor_parameters()``.
+        field_l2: ``(field_l2 / 2) ||beta h||^2`` on ``model.field_parameters()``.
+        decoupled_weight_decay: the optimizer applies ``weight_decay`` itself (AdamW's
+            ``theta <- theta - lr weight_decay theta``), so it is left out of the objective.
+    """
+
+    coupling_l2: float = 0.0
+    weight_decay: float = 0.0
+    field_l2: float = 0.0
+    decoupled_weight_decay: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("coupling_l2", "weight_decay", "field_l2"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValidationError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    def check(self, model: MaskedLanguageModel) -> None:
+        """Refuse a penalty the model cannot carry (``coupling_l2`` without Potts couplings)."""
+        if self.coupling_l2 > 0 and not isinstance(model, PottsParameters):
+            raise ValidationError(
+                f"coupling_l2 needs a model with Potts couplings, {type(model).__name__} has none; "
+                "use weight_decay instead"
+            )
+
+    def value(self, model: MaskedLanguageModel) -> torch.Tensor | None:
+        """The penalty of ``model``'s current parameters (0-d, differentiable); ``None`` if no term."""
+        terms = []
+        if self.coupling_l2 > 0:
+            terms.append(0.5 * self.coupling_l2 * coupling_penalty(model))
+        if self.weight_decay > 0 and not self.decoupled_weight_decay:
+            terms.append(0.5 * self.weight_decay * factor_penalty(model))
+        if self.field_l2 > 0:
+            terms.append(0.5 * self.field_l2 * field_penalty(model))
+        total: torch.Tensor | None = None
+        for t in terms:
+            total = t if total is None else total + t
+        return total
+
+
+class Objective:
+    """The objective of one model: weighted masked cross-entropy plus :class:`Penalties`.
+
+    The training loop (every optimizer and masking policy) and the DCA fits' convergence
+    report evaluate it here and nowhere else.
+
+    Args:
+        model: any :class:`~attnpotts.models.MaskedLanguageModel`.
+        penalties: the L2 terms (default: none).
+
+    Raises:
+        ValidationError: ``coupling_l2`` for a model without Potts couplings.
+    """
+
+    def __init__(self, model: MaskedLanguageModel, penalties: Penalties | None = None) -> None:
+        self.model = model
+        self.penalties = Penalties() if penalties is None else penalties
+        self.penalties.check(model)
+
+    def logits(
+        self,
+        targets: torch.Tensor,
+        inputs: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Logits ``(R, L, q)`` for a batch: of ``inputs`` (masked rows) if given, else of every
+        position of ``targets`` (one pass for a structural model, masked copies otherwise)."""
+        model = self.model
+        if inputs is not None:
+            return model.logits(inputs, generator=generator)
+        if model.structural:
+            return model.logits(targets, generator=generator)
+        return masked_copy_logits(model, targets, generator=generator)
+
+    def data_term(
+        self,
+        targets: torch.Tensor,
+        weights: torch.Tensor,
+        inputs: torch.Tensor | None = None,
+        predict: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sum_{m, i} w_m k_{m i} CE_{m i}, sum_{m, i} w_m k_{m i})`` of a batch (0-d tensors).
+
+        Args:
+            targets: ``(R, L)`` true states.
+            weights: ``(R,)`` sequence weights in the parameters' dtype.
+            inputs: ``(R, L)`` what the model sees (``[MASK]`` at predicted positions);
+                ``None``: every position is predicted, each with only itself unseen.
+            predict: ``(R, L)`` bool, the predicted positions (``None``: all).
+            generator: drives dropout.
+        """
+        n_sites = targets.shape[1]
+        if inputs is None and predict is None and self.model.structural:
+            # all positions of a structural model: the model's fused pseudo-likelihood if it has one
+            return all_positions_cross_entropy(self.model, targets, weights), _weighted_count(
+                weights, None, n_sites
+            )
+        logits = self.logits(targets, inputs, generator=generator)
+        data = masked_cross_entropy(logits, targets, predict, weights, reduction="sum")
+        return data, _weighted_count(weights, predict, n_sites)
+
+    def penalty(self) -> torch.Tensor | None:
+        """The penalty at the current parameters (``None`` without any term)."""
+        return self.penalties.value(self.model)
+
+    def loss(self, data: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """The objective of a mini-batch: ``data / count + penalty`` (what a step minimises)."""
+        loss = data / count
+        pen = self.penalty()
+        return loss if pen is None else loss + pen
+
+    def backward(
+        self,
+        targets: torch.Tensor,
+        weights: torch.Tensor,
+        inputs: torch.Tensor | None = None,
+        predict: torch.Tensor | None = None,
+        *,
+        count: float,
+        chunk: int,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-batch objective with its gradient accumulated into the parameters' ``.grad``.
+
+        The data term is evaluated ``chunk`` rows at a time (each divided by ``count``, see
+        :func:`full_batch_count`, and back-propagated at once, so memory stays that of one
+        chunk), then the penalty.
+
+        Returns:
+            ``(data term, objective)``: detached 0-d tensors, the first without the penalty.
+        """
+        n = targets.shape[0]
+        data_total = torch.zeros((), dtype=weights.dtype, device=weights.device)
+        for start in range(0, n, max(1, int(chunk))):
+            sl = slice(start, min(n, start + max(1, int(chunk))))
+            data, _ = self.data_term(
+                targets[sl],
+                weights[sl],
+                None if inputs is None else inputs[sl],
+                None if predict is None else predict[sl],
+                generator=generator,
+            )
+            part = data / count
+            part.backward()
+            data_total = data_total + part.detach()
+        total = data_total
+        pen = self.penalty()
+        if pen is not None:
+            pen.backward()
+            total = total + pen.detach()
+        return data_total, total
+
+    def value_and_gradient_norm(
+        self, tokens: torch.Tensor, weights: torch.Tensor, *, chunk: int | None = None
+    ) -> tuple[float, float]:
+        """The all-positions objective and the Euclidean norm of its gradient (one evaluation).
+
+        Args:
+            tokens: ``(M, L)`` validated long states.
+            weights: ``(M,)`` sequence weights in the parameters' dtype.
+            chunk: rows per pass (``None``: all at once).
+        """
+        model = self.model
+        model.zero_grad(set_to_none=True)
+        count = full_batch_count(weights, None, tokens.shape[1])
+        with torch.enable_grad():
+            _, total = self.backward(
+                tokens, weights, count=count, chunk=tokens.shape[0] if chunk is None else chunk
+            )
+        sq = sum(
+            float((p.grad.double() ** 2).sum()) for p in model.parameters() if p.grad is not None
+        )
+        model.zero_grad(set_to_none=True)
+        return float(total), math.sqrt(sq)

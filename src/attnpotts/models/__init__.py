@@ -5,7 +5,7 @@ Every model maps tokens ``(B, L)`` (states ``0..q-1``, ``[MASK]`` = ``q``) to lo
 :class:`FullPotts` (free ``J`` and ``h``) and :class:`TransformerEncoder`. No optimisers here.
 """
 
-from .base import MaskedLanguageModel, check_tokens
+from .base import MaskedLanguageModel, PottsParameters, check_tokens
 from .factored import FactoredAttention
 from .potts import FullPotts
 from .transformer import TransformerEncoder
@@ -15,6 +15,7 @@ __all__ = [
     "FactoredAttention",
     "FullPotts",
     "MaskedLanguageModel",
+    "PottsParameters",
     "TransformerEncoder",
     "build_model",
     "check_tokens",

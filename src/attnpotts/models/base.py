@@ -10,18 +10,22 @@ A model maps integer tokens ``(B, L)`` (states ``0..q-1``, the ``[MASK]`` token 
   pseudo-likelihood;
 * *contextual* models (:class:`~attnpotts.models.TransformerEncoder`): the logits at ``i`` see the
   token at ``i``; a site must be replaced by ``[MASK]`` before its prediction is read.
+
+A model whose conditionals are Potts conditionals also follows :class:`PottsParameters`
+(``isinstance(model, PottsParameters)``): it exposes ``beta J`` and ``beta h``, so the coupling
+L2 penalty, the mapping to Potts models and coupling recovery apply to it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from ..errors import ShapeError, ValidationError
 
-__all__ = ["MaskedLanguageModel", "check_tokens"]
+__all__ = ["MaskedLanguageModel", "PottsParameters", "check_tokens"]
 
 
 def check_tokens(
@@ -117,9 +121,51 @@ class MaskedLanguageModel(nn.Module):
         """The Potts fields, if the model has them (penalised by ``field_l2``, not weight decay)."""
         raise NotImplementedError
 
+    def cross_entropy_sum(
+        self, tokens: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor | None:
+        """A fused ``sum_m w_m sum_i -log P(s_i^m | s_rest^m)`` for a structural model, or ``None``.
+
+        Models that can compute the all-positions loss and its gradient in one pass (no
+        ``(B, L, q)`` temporaries) override this; ``None`` (the default, and whenever the fused
+        path does not apply) makes :func:`attnpotts.inference.all_positions_cross_entropy` use
+        :meth:`logits`. Same value either way.
+
+        Args:
+            tokens: ``(B, L)`` states ``0..q-1``.
+            weights: ``(B,)`` sequence weights in the parameters' dtype.
+        """
+        return None
+
     def n_parameters(self) -> int:
         """Number of trainable scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+@runtime_checkable
+class PottsParameters(Protocol):
+    """A model whose conditionals are Potts conditionals, with the parameters exposed.
+
+    ``logits_i(a) = beta h[i, a] + sum_{j != i} beta J[i, j, a, s_j]``. Implemented by
+    :class:`~attnpotts.models.FactoredAttention` and :class:`~attnpotts.models.FullPotts`; test
+    a model with ``isinstance(model, PottsParameters)`` (the methods' presence is checked).
+    """
+
+    def coupling_tensor(self) -> torch.Tensor:
+        """``beta J: (L, L, q, q)`` indexed ``[i, j, s_i, s_j]``, zero diagonal blocks."""
+        ...
+
+    def field_tensor(self) -> torch.Tensor:
+        """``beta h: (L, q)`` (zeros for a model without fields)."""
+        ...
+
+    def coupling_squared_norm(self) -> torch.Tensor:
+        """``||beta J||_F^2`` over the full ``(L, L, q, q)`` tensor (0-d, differentiable).
+
+        What the ``coupling_l2`` penalty acts on; a model may compute it without forming ``J``
+        (the plain form is ``(self.coupling_tensor() ** 2).sum()``).
+        """
+        ...
 
 
 def one_hot_states(tokens: torch.Tensor, n_states: int, dtype: torch.dtype) -> torch.Tensor:

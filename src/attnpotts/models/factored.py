@@ -28,7 +28,7 @@ from ..potts.layout import coupling_blocks, couplings_from_factors
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel, one_hot_states
 from .factored_kernels import factored_logits, factored_pseudo_likelihood
-from .kernels import coupling_logits
+from .kernels import KERNEL_METHODS, coupling_logits
 
 __all__ = ["FactoredAttention"]
 
@@ -52,12 +52,15 @@ class FactoredAttention(MaskedLanguageModel):
         seed: seed of the initialisation (a :class:`torch.Generator` on the CPU).
         dtype: parameter dtype (``torch.float32`` default; ``torch.float64`` for identities).
         device: parameter device (``"cpu"`` default).
+        kernel: how the logits contract the couplings, one of
+            :data:`attnpotts.models.kernels.KERNEL_METHODS` (``"auto"``: the fastest exact path
+            for the device and dtype); not part of the architecture (:meth:`hyperparameters`).
     """
 
     structural = True
     off_diagonal: torch.Tensor
     #: Coupling contraction method of :meth:`logits` (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
-    kernel: str = "auto"
+    kernel: str
 
     def __init__(
         self,
@@ -74,8 +77,12 @@ class FactoredAttention(MaskedLanguageModel):
         seed: SeedLike = 0,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
+        kernel: str = "auto",
     ) -> None:
         super().__init__(n_sites, n_states)
+        if kernel not in KERNEL_METHODS:
+            raise ValidationError(f"kernel must be one of {KERNEL_METHODS}, got {kernel!r}")
+        self.kernel = kernel
         if variant not in ("free", "softmax"):
             raise ValidationError(f"variant must be 'free' or 'softmax', got {variant!r}")
         if int(n_heads) < 1:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError, ValidationError
+from ._rows import check_tokens, gather_rows, row_index, scatter_rows
 
 __all__ = [
     "BLOCK_BYTES",
@@ -129,37 +130,6 @@ def _block_pl_kernel(
         loss_buf[c] = loss
 
 
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _block_gather(rows: np.ndarray, w_t: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
-    """``out[n] = bias + sum_j w_t[rows[n, j]]`` over ``rows[n, j] >= 0`` (``out: (N, K q)``)."""
-    n_seq, n_sites = rows.shape
-    width = w_t.shape[1]
-    for n in nb.prange(n_seq):
-        for k in range(width):
-            out[n, k] = bias[k]
-        for j in range(n_sites):
-            r = rows[n, j]
-            if r >= 0:
-                for k in range(width):
-                    out[n, k] += w_t[r, k]
-
-
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _block_scatter(rows: np.ndarray, grad: np.ndarray, grad_w_t: np.ndarray, n_states: int) -> None:  # pragma: no cover
-    """``grad_w_t[rows[n, j]] = sum_n grad[n]`` (zeroed first); threads own disjoint sites ``j``."""
-    n_seq, n_sites = rows.shape
-    width = grad.shape[1]
-    for j in nb.prange(n_sites):
-        for r in range(j * n_states, (j + 1) * n_states):
-            for k in range(width):
-                grad_w_t[r, k] = 0.0
-        for n in range(n_seq):
-            r = rows[n, j]
-            if r >= 0:
-                for k in range(width):
-                    grad_w_t[r, k] += grad[n, k]
-
-
 # ------------------------------------------------------------------------------ helpers
 def _check(attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor) -> tuple[int, int, int]:
     if not all(isinstance(t, torch.Tensor) for t in (attention, values, tokens)):
@@ -174,14 +144,7 @@ def _check(attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor) 
             f"attention and values must share a floating dtype, got {attention.dtype} and {values.dtype}"
         )
     q = int(values.shape[1])
-    if tokens.ndim != 2 or tokens.shape[1] != L:
-        raise ShapeError(f"tokens must have shape (N, {L}), got {tuple(tokens.shape)}")
-    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        raise ValidationError(f"tokens must be integers, got {tokens.dtype}")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) > q):
-        raise ValidationError(
-            f"tokens must lie in 0..{q} (q = {q} is [MASK]), got {int(tokens.min())}..{int(tokens.max())}"
-        )
+    check_tokens(tokens, L, q)
     return H, L, q
 
 
@@ -209,14 +172,6 @@ def _contract_block(
     grad_v += (attention[:, i0:i1, :].reshape(H, K * L) @ gJ).reshape(H, q, q)
 
 
-def _row_index(tokens: torch.Tensor, n_states: int) -> np.ndarray:
-    """``rows[n, j] = j q + s_nj`` as int32, ``-1`` for the ``[MASK]`` token."""
-    tok = tokens.detach().cpu().numpy().astype(np.int32, copy=False)
-    rows = tok + (np.arange(tok.shape[1], dtype=np.int32) * n_states)[None, :]
-    rows[tok == n_states] = -1
-    return np.ascontiguousarray(rows)
-
-
 def _numba_ok(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
 
@@ -228,7 +183,7 @@ def _pl_numba(
 ) -> float:
     """The CPU pass (numba kernel per block); adds the gradients, returns the loss."""
     L, q = A.shape[1], V.shape[1]
-    rows = _row_index(tokens, q)
+    rows = row_index(tokens, q)
     tok = np.ascontiguousarray(tokens.detach().cpu().numpy().astype(np.int32))
     sw = np.ascontiguousarray(seq_weights.detach().cpu().numpy().astype(
         np.float32 if A.dtype == torch.float32 else np.float64))
@@ -368,13 +323,13 @@ class FactoredLogits(torch.autograd.Function):
         ctx.block = block
         ctx.save_for_backward(attention, values, tokens)
         if _numba_ok(A):
-            rows = _row_index(tokens, q)
+            rows = row_index(tokens, q)
             out = np.empty((N, L, q), dtype=np.float32 if A.dtype == torch.float32 else np.float64)
             for i0 in range(0, L, block):
                 i1 = min(L, i0 + block)
                 w_t = _block_weights(A, V, i0, i1).numpy()
                 part = np.empty((N, (i1 - i0) * q), dtype=w_t.dtype)
-                _block_gather(rows, w_t, np.zeros(w_t.shape[1], dtype=w_t.dtype), part)
+                gather_rows(rows, w_t, np.zeros(w_t.shape[1], dtype=w_t.dtype), part)
                 out[:, i0:i1] = part.reshape(N, i1 - i0, q)
             return torch.from_numpy(out)
         x = torch.nn.functional.one_hot(tokens.long().to(A.device), q + 1)[..., :q]
@@ -395,13 +350,13 @@ class FactoredLogits(torch.autograd.Function):
         grad_v = torch.zeros_like(V)
         block = ctx.block
         if _numba_ok(A):
-            rows = _row_index(tokens, q)
+            rows = row_index(tokens, q)
             g_all = grad_out.detach().contiguous().numpy()
             for i0 in range(0, L, block):
                 i1 = min(L, i0 + block)
                 g = np.ascontiguousarray(g_all[:, i0:i1].reshape(N, -1))
                 g_w = np.empty((L * q, g.shape[1]), dtype=g.dtype)
-                _block_scatter(rows, g, g_w, q)
+                scatter_rows(rows, g, g_w, q, 1)
                 _contract_block(torch.from_numpy(g_w), A, V, i0, i1, grad_a, grad_v)
         else:
             x = torch.nn.functional.one_hot(tokens.long().to(A.device), q + 1)[..., :q]

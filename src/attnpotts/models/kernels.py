@@ -29,6 +29,10 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError, ValidationError
+from ._rows import check_tokens as _check_tokens
+from ._rows import gather_rows as _gather_rows
+from ._rows import row_index as _row_index
+from ._rows import scatter_rows as _scatter_rows
 
 __all__ = [
     "KERNEL_METHODS",
@@ -52,53 +56,6 @@ KERNEL_METHODS: tuple[str, ...] = ("auto", "sparse", "dense", "dense-bf16")
 _SITE_BLOCK = 8
 
 
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _gather_rows(
-    rows: np.ndarray, w_t: np.ndarray, bias: np.ndarray, out: np.ndarray
-) -> None:  # pragma: no cover
-    """``out[n] = bias + sum_j w_t[rows[n, j]]`` over ``rows[n, j] >= 0``.
-
-    Shapes: ``rows: (N, L)``, ``w_t: (R, K)``, ``bias: (K,)``, ``out: (N, K)``.
-    """
-    n_seq, n_sites = rows.shape
-    width = w_t.shape[1]
-    for n in nb.prange(n_seq):
-        acc = bias.copy()
-        for j in range(n_sites):
-            r = rows[n, j]
-            if r >= 0:
-                for k in range(width):
-                    acc[k] += w_t[r, k]
-        for k in range(width):
-            out[n, k] = acc[k]
-
-
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _scatter_rows(
-    rows: np.ndarray, grad: np.ndarray, grad_w_t: np.ndarray, n_states: int, site_block: int
-) -> None:  # pragma: no cover
-    """``grad_w_t[rows[n, j]] += grad[n]`` for all ``n, j`` (``grad_w_t`` zeroed first).
-
-    Parallel over blocks of sites ``j``: the rows of site ``j`` are ``j q .. j q + q - 1``, so
-    blocks own disjoint rows and no two threads write the same memory.
-    """
-    n_seq, n_sites = rows.shape
-    width = grad.shape[1]
-    n_blocks = (n_sites + site_block - 1) // site_block
-    for blk in nb.prange(n_blocks):
-        j0 = blk * site_block
-        j1 = min(n_sites, j0 + site_block)
-        for r in range(j0 * n_states, j1 * n_states):
-            for k in range(width):
-                grad_w_t[r, k] = 0.0
-        for n in range(n_seq):
-            for j in range(j0, j1):
-                r = rows[n, j]
-                if r >= 0:
-                    for k in range(width):
-                        grad_w_t[r, k] += grad[n, k]
-
-
 def _check(weights: torch.Tensor, tokens: torch.Tensor) -> tuple[int, int]:
     if not isinstance(weights, torch.Tensor) or not isinstance(tokens, torch.Tensor):
         raise ValidationError("weights and tokens must be torch tensors")
@@ -114,24 +71,8 @@ def _check(weights: torch.Tensor, tokens: torch.Tensor) -> tuple[int, int]:
     if not weights.dtype.is_floating_point:
         raise ValidationError(f"weights must be floating point, got {weights.dtype}")
     n_sites, n_states = int(weights.shape[0]), int(weights.shape[1])
-    if tokens.ndim != 2 or tokens.shape[1] != n_sites:
-        raise ShapeError(f"tokens must have shape (N, {n_sites}), got {tuple(tokens.shape)}")
-    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        raise ValidationError(f"tokens must be integers, got {tokens.dtype}")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) > n_states):
-        raise ValidationError(
-            f"tokens must lie in 0..{n_states} (q = {n_states} is [MASK]), got "
-            f"{int(tokens.min())}..{int(tokens.max())}"
-        )
+    _check_tokens(tokens, n_sites, n_states)
     return n_sites, n_states
-
-
-def _row_index(tokens: torch.Tensor, n_states: int) -> np.ndarray:
-    """``rows[n, j] = j q + s_nj`` as int32, ``-1`` for the ``[MASK]`` token."""
-    tok = tokens.detach().cpu().numpy().astype(np.int32, copy=False)
-    rows = tok + (np.arange(tok.shape[1], dtype=np.int32) * n_states)[None, :]
-    rows[tok == n_states] = -1
-    return np.ascontiguousarray(rows)
 
 
 def _one_hot(tokens: torch.Tensor, n_states: int, dtype: torch.dtype) -> torch.Tensor:

@@ -32,6 +32,7 @@ from ..potts.layout import (
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel
 from .kernels import (
+    KERNEL_METHODS,
     PairWorkspace,
     coupling_logits,
     fused_applies,
@@ -54,13 +55,16 @@ class FullPotts(MaskedLanguageModel):
             the pseudo-likelihood is convex in ``(J, h)``). With ``symmetric=True`` a full
             Gaussian ``(L, L, q, q)`` is drawn and symmetrised, ``(C[i, j] + C[j, i]^T) / 2``.
         seed, dtype, device: as for :class:`~attnpotts.models.FactoredAttention`.
+        kernel: how the logits contract the couplings, one of
+            :data:`attnpotts.models.kernels.KERNEL_METHODS` (``"auto"``: the fastest exact path
+            for the device and dtype); not part of the architecture (:meth:`hyperparameters`).
     """
 
     structural = True
     off_diagonal: torch.Tensor
     pairs: torch.Tensor
     #: Coupling contraction method of :meth:`logits` (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
-    kernel: str = "auto"
+    kernel: str
 
     def __init__(
         self,
@@ -73,8 +77,12 @@ class FullPotts(MaskedLanguageModel):
         seed: SeedLike = 0,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
+        kernel: str = "auto",
     ) -> None:
         super().__init__(n_sites, n_states)
+        if kernel not in KERNEL_METHODS:
+            raise ValidationError(f"kernel must be one of {KERNEL_METHODS}, got {kernel!r}")
+        self.kernel = kernel
         if not (init_std >= 0 and math.isfinite(init_std)):
             raise ValidationError(f"init_std must be finite and >= 0, got {init_std}")
         self.symmetric = bool(symmetric)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .html import Fragment, Link, Num, Report
+from .html import Fragment, Link, Num, Report, Section
 from .schema import validate
 
 __all__ = ["RESULTS_SCHEMA", "build_report", "validate_results"]
@@ -278,6 +278,20 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
     s = stage["summary"]
     k = "stages.depth.summary."
     sec = rep.section("Depth study")
+    _depth_setup(sec, s, k)
+    _depth_conclusion(sec, s, k)
+    _depth_table(sec, s["models"], k)
+    _depth_stopping(sec, s, k)
+    _figure(
+        sec, stage, figures, "depth_study",
+        "Validation loss during training against {measure}; markers: test loss ± s.e. of the "
+        "early-stopped model; dashed: optimal loss ± s.e.",
+        measure=s["compute_measure"],
+    )
+
+
+def _depth_setup(sec: Section, s: Mapping[str, Any], k: str) -> None:
+    """The data and how the models are trained."""
     d = s["data"]
     sec.text(
         "Data: sequences sampled from a generalized Potts model at beta = {beta}; {train} training, "
@@ -309,6 +323,10 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
             "trained on {how}.",
             how=masking[s["transformer_masking"]],
         )
+
+
+def _depth_conclusion(sec: Section, s: Mapping[str, Any], k: str) -> None:
+    """The factored layer's loss, and which transformer depth (if any) matches it."""
     models = s["models"]
     fac = models[0]
     sec.text(
@@ -340,6 +358,10 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
             gap=Num(best["relative_gap_to_factored"], k + f"models.{i}.relative_gap_to_factored", ".1%"),
             se=Num(best["relative_gap_stderr"], k + f"models.{i}.relative_gap_stderr", ".1%"),
         )  # fmt: skip
+
+
+def _depth_table(sec: Section, models: list[Mapping[str, Any]], k: str) -> None:
+    """One row per model: parameters, regularisation, losses, gap to the factored layer, stops."""
     rows = []
     for i, m in enumerate(models):
         mk = k + f"models.{i}."
@@ -363,6 +385,10 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
         "paired difference to the true model's loss; regularisation chosen on the validation set; "
         "early stopping restores the parameters of the best validation epoch.",
     )  # fmt: skip
+
+
+def _depth_stopping(sec: Section, s: Mapping[str, Any], k: str) -> None:
+    """How many runs ended by early stopping (a note when some hit their epoch cap)."""
     n_runs, n_early = s.get("n_runs"), s.get("n_early_stopped")
     if n_runs is not None:
         msg = (
@@ -376,13 +402,6 @@ def _depth(rep: Report, stage: Mapping[str, Any], figures: Mapping[str, bytes]) 
         else:
             sec.note(msg + " The others stopped at the epoch cap while possibly still improving: "
                      "their losses measure the training budget, not the model.", **vals)
-    _figure(
-        sec, stage, figures, "depth_study",
-        "Validation loss during training against {measure}; markers: test loss ± s.e. of the "
-        "early-stopped model; dashed: optimal loss ± s.e.",
-        measure=s["compute_measure"],
-    )
-
 
 def _stops(m: Mapping[str, Any], mk: str) -> Fragment:
     parts, values = [], {}

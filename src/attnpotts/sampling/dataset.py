@@ -33,6 +33,7 @@ import numpy as np
 
 from ..alphabet import GENERIC_SYMBOLS, Alphabet
 from ..errors import DataFormatError, ShapeError, ValidationError, reject_unknown_keys
+from ..options import choice, integer, number, text
 from ..potts import PottsModel, check_states, conditional_entropies
 from ..potts.synthetic import GeneralizedPottsSpec
 from ..random import as_seed_sequence
@@ -65,6 +66,8 @@ _MAX_SEQUENCE_BYTES = 8 * 1024**3
 Progress = Callable[[str, int, int], None]
 #: Options that may be ``None``; in TOML (which has no null) they are written ``"none"``.
 _OPTIONAL = ("model_file", "beta", "target_distance", "burn_in", "thin")
+#: ``--help`` groups of the options.
+_MODEL, _TEMPERATURE, _SAMPLING = "model", "temperature", "sampling"
 
 
 @dataclass(frozen=True)
@@ -100,30 +103,63 @@ class SampleConfig:
         seed: seed of everything (model, calibration, sampling, split).
     """
 
-    n_sites: int = 20
-    n_states: int = 20
-    site: Literal["sparse", "dense"] = "sparse"
-    mean_degree: float = 3.0
-    site_scale: float = 1.0
-    colour: Literal["gaussian", "identity", "ferromagnetic"] = "gaussian"
-    colour_scale: float = 1.0
-    colour_diagonal: float = 1.0
-    model_file: str | None = None
-    beta: float | None = None
-    target_distance: float | None = 0.88
-    beta_max: float = 5.0
-    n_train: int = 3000
-    n_test: int = 1000
-    method: Literal["gibbs", "parallel_tempering"] = "gibbs"
-    rule: Literal["gibbs", "metropolis"] = "gibbs"
-    sweep: Literal["sequential", "random"] = "sequential"
-    n_chains: int = 200
-    n_temperatures: int = 12
-    pilot_sweeps: int = 400
-    burn_in: int | None = None
-    thin: int | None = None
-    dtype: Literal["float64", "float32"] = "float64"
-    seed: int = 0
+    n_sites: int = integer(20, 2, group=_MODEL, help="L sites")
+    n_states: int = integer(20, 2, group=_MODEL, help="q states")
+    site: Literal["sparse", "dense"] = choice(
+        "sparse", ("sparse", "dense"), group=_MODEL, help="Jsite ensemble"
+    )
+    mean_degree: float = number(3.0, 0, group=_MODEL, help="partners per site of the sparse graph")
+    site_scale: float = number(1.0, 0, group=_MODEL, help="std of the site weights")
+    colour: Literal["gaussian", "identity", "ferromagnetic"] = choice(
+        "gaussian", ("gaussian", "identity", "ferromagnetic"), group=_MODEL, help="Ucol ensemble"
+    )
+    colour_scale: float = number(1.0, 0, group=_MODEL, help="std of the Gaussian part of Ucol")
+    colour_diagonal: float = number(
+        1.0, group=_MODEL, help="diagonal added to Ucol for colour ferromagnetic"
+    )
+    model_file: str | None = text(
+        None, "path", none=True, group=_MODEL,
+        help="sample this saved PottsModel (.npz) instead of a random one",
+    )
+    beta: float | None = number(
+        None, 0, none=True, group=_TEMPERATURE,
+        help="inverse temperature when target_distance is none (default 1)",
+    )
+    target_distance: float | None = number(
+        0.88, 0, 1, low_open=True, high_open=True, none=True, special=("none",),
+        group=_TEMPERATURE,
+        help="calibrate beta to this mean pairwise Hamming distance, or 'none'",
+    )
+    beta_max: float = number(
+        5.0, 0, low_open=True, group=_TEMPERATURE, help="largest beta the calibration tries"
+    )
+    n_train: int = integer(3000, 1, group=_SAMPLING, help="training sequences")
+    n_test: int = integer(1000, 0, group=_SAMPLING, help="test sequences")
+    method: Literal["gibbs", "parallel_tempering"] = choice(
+        "gibbs", ("gibbs", "parallel_tempering"), group=_SAMPLING,
+        help="independent chains or parallel tempering",
+    )
+    rule: Literal["gibbs", "metropolis"] = choice(
+        "gibbs", ("gibbs", "metropolis"), group=_SAMPLING, help="single-site update (gibbs = heat-bath)"
+    )
+    sweep: Literal["sequential", "random"] = choice(
+        "sequential", ("sequential", "random"), group=_SAMPLING, help="site order"
+    )
+    n_chains: int = integer(200, 1, group=_SAMPLING, help="independent chains")
+    n_temperatures: int = integer(12, 2, group=_SAMPLING, help="ladder size for parallel tempering")
+    pilot_sweeps: int = integer(
+        400, 8, group=_SAMPLING, help="pilot run measuring the autocorrelation time"
+    )
+    burn_in: int | None = integer(
+        None, 0, none=True, group=_SAMPLING, help="burn-in sweeps (default: 20 autocorrelation times)"
+    )
+    thin: int | None = integer(
+        None, 1, none=True, group=_SAMPLING, help="keep every THIN-th sweep (default: 2 tau)"
+    )
+    dtype: Literal["float64", "float32"] = choice(
+        "float64", ("float64", "float32"), group=_SAMPLING, help="kernel precision"
+    )
+    seed: int = integer(0, 0, 2**63 - 1, flag="", help="seed of everything")
 
     def __post_init__(self) -> None:
         def count(name: str, minimum: int, allow_none: bool = False) -> None:

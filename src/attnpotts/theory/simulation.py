@@ -296,7 +296,7 @@ def simulate_seed(
     Args:
         student: ``"convex"`` (:func:`fit_convex`), ``"full"`` (:func:`fit_full`) or any
             :data:`StudentFit` callable (e.g. the factored-attention student of
-            :mod:`attnpotts.experiments.attention_student`).
+            :mod:`attnpotts.workflows.attention_student`).
         spherical_teacher, teacher_mean: see :func:`generate_data`.
 
     Raises:
@@ -307,7 +307,7 @@ def simulate_seed(
             raise ValidationError(
                 f"unknown simulation student {student!r}; choose one of "
                 f"{', '.join(SIM_STUDENTS)} or pass a fit function (the factored-attention "
-                "student is attnpotts.experiments.attention_student.fit_attention)"
+                "student is attnpotts.workflows.attention_student.fit_attention)"
             )
         fit = _BUILTIN[student]
     else:

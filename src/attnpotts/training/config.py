@@ -1,13 +1,17 @@
-"""Training configuration: one frozen, validated, JSON-serialisable dataclass."""
+"""Training configuration: one frozen, validated, JSON-serialisable dataclass.
+
+Its fields are options (:mod:`attnpotts.options`): the same fields, with their ranges and help
+texts, are the flags and TOML keys of ``attnpotts train``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import ValidationError, reject_unknown_keys
+from ..options import boolean, choice, integer, number, validate
 from .masking import MASKING_KINDS
 
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig"]
@@ -71,81 +75,100 @@ class TrainingConfig:
         seed: seed of shuffling, masking and dropout.
     """
 
-    optimizer: Literal["adam", "adamw", "lbfgs"] = "adam"
-    learning_rate: float = 1e-2
-    max_epochs: int = 100
-    batch_size: int | None = 256
-    masking: Literal["all", "one", "copies", "bert"] = "all"
-    mask_rate: float = 0.15
-    n_mask_copies: int | None = None
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0
-    weight_decay: float = 0.0
-    coupling_l2: float = 0.0
-    field_l2: float = 0.0
-    patience: int | None = None
-    min_delta: float = 0.0
-    restore_best: bool = True
-    validation_positions: int | None = None
-    still_improving_tol: float = 1e-3
-    tolerance: float = 0.0
-    divergence_factor: float = 10.0
-    max_grad_norm: float | None = None
-    lbfgs_max_iter: int = 20
-    lbfgs_history: int = 20
-    eval_batch_size: int = 1024
-    checkpoint_every: int = 1
-    seed: int = 0
+    optimizer: Literal["adam", "adamw", "lbfgs"] = choice(
+        "adam", OPTIMIZERS, group="training",
+        help="adam, adamw (decoupled weight decay) or lbfgs (full batch, line search)",
+    )
+    learning_rate: float = number(
+        1e-2, 0, low_open=True, group="training", aliases=("lr",),
+        help="step size (L-BFGS: initial step, 1 is usual)",
+    )
+    max_epochs: int = integer(100, 0, group="training", aliases=("epochs",), help="maximum epochs")
+    batch_size: int | None = integer(
+        256, 1, none=True, special=("full",), group="training",
+        help="sequences per step, or 'full' (L-BFGS is always full batch)",
+    )
+    masking: Literal["all", "one", "copies", "bert"] = choice(
+        "all", MASKING_KINDS, group="training",
+        help="positions predicted: all (= pseudo-likelihood), one per sequence, copies "
+        "(n_mask_copies masked copies per sequence, one position each; unbiased) or bert "
+        "(biased for mask_rate > 1/L)",
+    )
+    mask_rate: float = number(
+        0.15, 0, 1, low_open=True, group="training", help="masking rate of masking bert"
+    )
+    n_mask_copies: int | None = integer(
+        None, 1, none=True, group="training", aliases=("mask_copies",),
+        help="copies per sequence of masking copies (default L: every position once)",
+    )
+    lr_schedule: Literal["constant", "cosine"] = choice(
+        "constant", LR_SCHEDULES, group="training",
+        help="learning rate after the warm-up (cosine decays to min_lr_ratio x learning_rate "
+        "at max_epochs)",
+    )
+    warmup_epochs: float = number(
+        0.0, 0, group="training", help="linear learning-rate warm-up over this many epochs"
+    )
+    min_lr_ratio: float = number(
+        0.0, 0, 1, group="training",
+        help="final learning rate of lr_schedule cosine, as a fraction of learning_rate",
+    )
+    weight_decay: float = number(
+        0.0, 0, group="regularisation",
+        help="L2 on the factors (A, V, embeddings; J for potts); AdamW's decoupled decay",
+    )
+    coupling_l2: float = number(
+        0.0, 0, group="regularisation",
+        help="L2 on the coupling product beta J = sum_h A_h x V_h, plmDCA style",
+    )
+    field_l2: float = number(0.0, 0, group="regularisation", help="L2 on the fields beta h")
+    patience: int | None = integer(
+        None, 1, none=True, group="stopping",
+        help="early stopping after this many epochs without validation improvement",
+    )
+    min_delta: float = number(0.0, 0, group="stopping", help="validation improvement that counts")
+    restore_best: bool = boolean(
+        True, group="stopping", help="put the best validation epoch's parameters back at the end"
+    )
+    validation_positions: int | None = integer(
+        None, 1, none=True, group="stopping",
+        help="masked positions per validation sequence for the per-epoch validation loss "
+        "(a fixed set; default automatic: all for factored/potts, ~10% of an epoch's cost for "
+        "transformers)",
+    )
+    still_improving_tol: float = number(
+        1e-3, 0, group="stopping",
+        help="relative fall of the loss over the last epochs above which a run ending on "
+        "max_epochs is reported as still improving",
+    )
+    tolerance: float = number(
+        0.0, 0, group="stopping",
+        help="stop when the training loss changes less than this (relative; 0 disables)",
+    )
+    divergence_factor: float = number(
+        10.0, 1, low_open=True, group="stopping",
+        help="stop as diverged when the loss exceeds this multiple of the first epoch's",
+    )
+    max_grad_norm: float | None = number(
+        None, 0, low_open=True, none=True, group="training", help="gradient clipping (default none)"
+    )
+    lbfgs_max_iter: int = integer(20, 1, group="training", help="L-BFGS iterations per epoch")
+    lbfgs_history: int = integer(20, 1, group="training", help="L-BFGS memory")
+    eval_batch_size: int = integer(
+        1024, 1, group="training", help="sequences per forward pass when evaluating"
+    )
+    checkpoint_every: int = integer(1, 1, group="training", help="epochs between checkpoints")
+    seed: int = integer(0, 0, 2**63 - 1, flag="", help="seed of shuffling, masking and dropout")
 
     def __post_init__(self) -> None:
-        def bad(name: str, want: str) -> ValidationError:
-            return ValidationError(f"{name} must be {want}, got {getattr(self, name)!r}")
-
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"one of {OPTIMIZERS}")
-        if self.masking not in MASKING_KINDS:
-            raise bad("masking", f"one of {MASKING_KINDS}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise bad("learning_rate", "finite and > 0")
-        if int(self.max_epochs) < 0:
-            raise bad("max_epochs", ">= 0")
-        if self.batch_size is not None and int(self.batch_size) < 1:
-            raise bad("batch_size", "None (full batch) or >= 1")
-        if not 0 < self.mask_rate <= 1:
-            raise bad("mask_rate", "in (0, 1]")
-        for name in ("weight_decay", "coupling_l2", "field_l2", "min_delta", "tolerance"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise bad(name, "finite and >= 0")
-        if self.n_mask_copies is not None and int(self.n_mask_copies) < 1:
-            raise bad("n_mask_copies", "None (all L positions) or >= 1")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise bad("lr_schedule", f"one of {LR_SCHEDULES}")
-        if not (math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
-            raise bad("warmup_epochs", "finite and >= 0")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise bad("min_lr_ratio", "in [0, 1]")
+        if self.batch_size == "full":  # the TOML / flag spelling of a full batch
+            object.__setattr__(self, "batch_size", None)
+        validate(self)
         if self.optimizer == "lbfgs" and (self.lr_schedule != "constant" or self.warmup_epochs > 0):
             raise ValidationError(
                 "a learning-rate schedule (lr_schedule, warmup_epochs) needs optimizer 'adam' or "
                 "'adamw'; L-BFGS sets its own step by line search"
             )
-        if self.validation_positions is not None and int(self.validation_positions) < 1:
-            raise bad("validation_positions", "None (automatic) or >= 1")
-        if not (math.isfinite(self.still_improving_tol) and self.still_improving_tol >= 0):
-            raise bad("still_improving_tol", "finite and >= 0")
-        if self.patience is not None and int(self.patience) < 1:
-            raise bad("patience", "None or >= 1")
-        if not self.divergence_factor > 1:
-            raise bad("divergence_factor", "> 1")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise bad("max_grad_norm", "None or > 0")
-        for name in ("lbfgs_max_iter", "lbfgs_history", "eval_batch_size", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise bad(name, ">= 1")
-        if int(self.seed) < 0:
-            raise bad("seed", ">= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/TOML-serialisable except ``None`` values)."""

@@ -1,14 +1,18 @@
 """The one training loop of attnpotts, for every model, masking policy and optimizer.
 
-``train(model, states, config=...)`` minimises the objective of
-:mod:`attnpotts.inference.objectives` (weighted masked cross-entropy plus the chosen L2 terms)
-with Adam/AdamW on mini-batches (optionally with a warm-up / cosine learning-rate schedule) or
-full-batch L-BFGS, evaluates the validation loss after every epoch (the exact all-positions loss
-for structural models; a fixed masked validation set for transformers, so validating costs a
-small fraction of an epoch) for early stopping and best-epoch restore, writes a JSON-lines
-metrics log and a checkpoint from which a resumed run continues bit for bit (on the CPU), and
+``train(model, states, config=...)`` minimises the one objective of
+:mod:`attnpotts.inference.objectives` (:class:`~attnpotts.inference.Objective`: weighted masked
+cross-entropy plus the L2 terms of :func:`objective_penalties`) with Adam/AdamW on mini-batches
+(optionally with a warm-up / cosine learning-rate schedule) or full-batch L-BFGS, evaluates the
+validation loss after every epoch (the exact all-positions loss for structural models; a fixed
+masked validation set for transformers, so validating costs a small fraction of an epoch), and
 stops cleanly on a non-finite or diverging loss with the last good state restored. The exact
 all-positions losses are computed once, at the end.
+
+Everything the loop carries between epochs is one :class:`~attnpotts.training.state.LoopState`;
+early stopping and best-epoch tracking, the convergence test, the JSON-lines metrics log and
+the checkpoints (from which a resumed run continues bit for bit on the CPU) are callbacks on
+that state (:mod:`attnpotts.training.callbacks`), run after every epoch before the user's.
 
 Randomness (shuffling, masks, dropout) comes only from generators derived from ``config.seed``.
 """
@@ -22,7 +26,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,38 +36,31 @@ import torch
 
 from ..errors import DivergenceError, ShapeError, ValidationError
 from ..inference.objectives import (
-    all_positions_cross_entropy,
-    coupling_penalty,
-    factor_penalty,
-    field_penalty,
+    Objective,
+    Penalties,
+    full_batch_count,
     masked_cross_entropy,
     mlm_loss,
 )
 from ..models import MaskedLanguageModel, check_tokens, model_kind
 from ..random import spawn_seeds, torch_generator
-from ..storage import atomic_write_text
 from .allocator import keep_freed_memory
-from .callbacks import Callback
-from .checkpoint import (
-    check_data_fingerprint,
-    data_fingerprint,
-    load_checkpoint,
-    model_payload,
-    save_checkpoint,
-)
+from .callbacks import Callback, Checkpointing, ConvergenceStop, EarlyStopping, MetricsLog
+from .checkpoint import check_data_fingerprint, data_fingerprint, load_checkpoint
 from .config import TrainingConfig
 from .lbfgs import LBFGS
 from .masking import MaskingPolicy
+from .state import LoopState
 
-__all__ = ["STOP_REASONS", "TrainingResult", "as_token_tensor", "train"]
+__all__ = ["STOP_REASONS", "TrainingResult", "as_token_tensor", "objective_penalties", "train"]
 
 logger = logging.getLogger(__name__)
 
 #: Why a run ended.
 STOP_REASONS = ("max_epochs", "early_stopping", "converged", "diverged", "callback")
-#: Config fields that may differ between a checkpoint and the run that resumes it.
 #: Function evaluations allowed per L-BFGS iteration (line search included).
 _LBFGS_EVALS_PER_ITER = 3.0
+#: Config fields that may differ between a checkpoint and the run that resumes it.
 _RESUMABLE_CHANGES = {
     "max_epochs", "checkpoint_every", "eval_batch_size", "patience", "still_improving_tol",
 }  # fmt: skip
@@ -162,19 +159,20 @@ def _as_weights(weights: Any, n: int, dtype: torch.dtype, device: Any, name: str
     return w.to(dtype=dtype, device=device)
 
 
-def _penalty(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.Tensor | None:
-    total: torch.Tensor | None = None
-    terms = []
-    if cfg.coupling_l2 > 0:
-        terms.append(0.5 * cfg.coupling_l2 * coupling_penalty(model))
-    if cfg.weight_decay > 0 and cfg.optimizer != "adamw":
-        terms.append(0.5 * cfg.weight_decay * factor_penalty(model))
-    if cfg.field_l2 > 0:
-        terms.append(0.5 * cfg.field_l2 * field_penalty(model))
-    for t in terms:
-        total = t if total is None else total + t
-    return total
 
+def objective_penalties(config: TrainingConfig) -> Penalties:
+    """The L2 terms of the objective that ``config`` trains (:class:`~attnpotts.inference.Penalties`).
+
+    ``weight_decay`` is decoupled (applied by the optimizer, not in the objective) for
+    ``optimizer="adamw"``; every fit that reports or re-evaluates the loop's objective builds it
+    from here.
+    """
+    return Penalties(
+        coupling_l2=config.coupling_l2,
+        weight_decay=config.weight_decay,
+        field_l2=config.field_l2,
+        decoupled_weight_decay=config.optimizer == "adamw",
+    )
 
 def _make_optimizer(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.optim.Optimizer | LBFGS:
     params = [p for p in model.parameters() if p.requires_grad]
@@ -199,8 +197,9 @@ def _make_optimizer(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.op
     return torch.optim.Adam(params, lr=cfg.learning_rate)
 
 
-class _Forward:
-    """Logits and predicted positions of a batch under a masking policy."""
+
+class _Masker:
+    """Draws the masked rows of a batch under a masking policy."""
 
     def __init__(self, model: MaskedLanguageModel, policy: MaskingPolicy) -> None:
         self.model = model
@@ -222,22 +221,6 @@ class _Forward:
             tokens = tokens.repeat_interleave(self.copies, dim=0)
             weights = weights.repeat_interleave(self.copies, dim=0)
         return tokens, weights, inputs, predict
-
-    def logits(
-        self, tokens: torch.Tensor, inputs: torch.Tensor | None, dgen: torch.Generator
-    ) -> torch.Tensor:
-        model = self.model
-        if inputs is not None:
-            return model.logits(inputs, generator=dgen)
-        if model.structural:
-            return model.logits(tokens, generator=dgen)
-        B, L = tokens.shape
-        masked = tokens.unsqueeze(0).repeat(L, 1, 1)  # (L, B, L): copy i masks site i
-        idx = torch.arange(L, device=tokens.device)
-        masked[idx, :, idx] = model.mask_token
-        out = model.logits(masked.reshape(L * B, L), generator=dgen).reshape(L, B, L, -1)
-        return out[idx, :, idx].transpose(0, 1)
-
 
 class _FixedValidation:
     """The per-epoch validation loss on a fixed masked set (drawn once; same every epoch).
@@ -297,7 +280,7 @@ class _FixedValidation:
 
 
 def _auto_validation_positions(
-    model: MaskedLanguageModel, cfg: TrainingConfig, fwd: _Forward, n_train: int, n_val: int
+    model: MaskedLanguageModel, cfg: TrainingConfig, masker: _Masker, n_train: int, n_val: int
 ) -> int | None:
     """``validation_positions`` of ``cfg`` resolved (``None`` = exact all-positions loss)."""
     L = model.n_sites
@@ -308,7 +291,7 @@ def _auto_validation_positions(
         return None  # one unmasked pass gives every position: the exact loss costs no more
     if cfg.masking == "all":
         return None  # an epoch already runs L copies per sequence
-    rows = n_train * fwd.copies  # forward rows of a training epoch
+    rows = n_train * masker.copies  # forward rows of a training epoch
     # a training step is about 3 forward passes; 10% of the epoch = 0.3 forward rows per row
     k = min(L, max(1, math.floor(0.3 * rows / max(1, n_val))))
     return None if k >= L else k
@@ -347,22 +330,207 @@ def _finite_params(model: MaskedLanguageModel) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def _write_metrics(path: Path | None, history: Sequence[dict[str, Any]]) -> None:
-    if path is not None:
-        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in _jsonable(history))
-        atomic_write_text(path, text)
+def _epoch_cap_warning(state: LoopState, cfg: TrainingConfig) -> str | None:
+    """The warning of a run ended by ``max_epochs`` while its monitored loss still fell."""
+    history = state.history
+    if state.stop_reason != "max_epochs" or not history:
+        return None
+    window = cfg.patience if cfg.patience is not None else _IMPROVING_WINDOW
+    drop = _still_improving(history, window, cfg.still_improving_tol)
+    if drop is None:
+        return None
+    what = "validation" if history[-1].get("validation_loss") is not None else "training"
+    return (
+        f"training stopped on its epoch cap (max_epochs = {cfg.max_epochs}) while the "
+        f"{what} loss still fell by {100 * drop:.2g}% over the last {window} epochs "
+        f"(more than still_improving_tol = {cfg.still_improving_tol:g}): the run has not "
+        "converged; raise max_epochs (or the learning rate)"
+    )
 
 
-def _jsonable(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for r in history:
-        out.append(
-            {
-                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in r.items()
-            }
+def _divergence(
+    train_loss: float, model: MaskedLanguageModel, cfg: TrainingConfig, state: LoopState
+) -> str | None:
+    """Why the epoch just run diverged (a non-finite or exploding loss), or ``None``."""
+    # before a first good epoch, the bound is relative to ln q (a uniform guess's loss)
+    scale = math.log(model.n_states) if state.reference is None else state.reference
+    bound = cfg.divergence_factor * scale
+    if math.isfinite(train_loss) and _finite_params(model) and not train_loss > bound:
+        return None
+    return (
+        f"epoch {state.epoch + 1}: training loss {train_loss:.6g} is not finite or above "
+        f"{cfg.divergence_factor} x the first epoch's (or ln q before it): {bound:.6g}; the state of epoch "
+        f"{state.epoch} was restored. Lower the learning rate or add regularisation."
+    )
+
+
+@dataclass
+class _LastGood:
+    """The last good parameters, optimizer state and generator states (restored on divergence).
+
+    The optimizer's state (for L-BFGS about ``(2m + 2)`` copies of the parameters) only matters
+    to a checkpoint written afterwards: without one the run stops and the optimizer is dropped,
+    so it is copied only when ``keep_optimizer``.
+    """
+
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None
+    generators: tuple[torch.Tensor, torch.Tensor]
+
+    @classmethod
+    def take(
+        cls, model: MaskedLanguageModel, optimizer: Any, state: LoopState, keep_optimizer: bool
+    ) -> _LastGood:
+        return cls(
+            copy.deepcopy(model.state_dict()),
+            copy.deepcopy(optimizer.state_dict()) if keep_optimizer else None,
+            state.generator_states(),
         )
+
+    def restore(self, model: MaskedLanguageModel, optimizer: Any, state: LoopState) -> None:
+        model.load_state_dict(self.model_state)
+        if self.optimizer_state is not None:
+            optimizer.load_state_dict(self.optimizer_state)
+        state.set_generator_states(self.generators)
+
+
+def _check_resumable(
+    data: dict[str, Any],
+    path: str | os.PathLike[str],
+    cfg: TrainingConfig,
+    model: MaskedLanguageModel,
+    n_train: int,
+    fingerprint: str,
+) -> None:
+    """Refuse a checkpoint of another run: other options, model, data size or data."""
+    saved_cfg = json.loads(data["training_config"])
+    diff = sorted(k for k, v in cfg.to_dict().items() if saved_cfg.get(k) != v)
+    if set(diff) - _RESUMABLE_CHANGES:
+        raise ValidationError(
+            f"cannot resume {path}: training options {sorted(set(diff) - _RESUMABLE_CHANGES)} "
+            f"differ from the checkpoint's; only {sorted(_RESUMABLE_CHANGES)} may change"
+        )
+    if (
+        data["model_kind"] != model_kind(model)
+        or json.loads(data["model_hparams"]) != model.hyperparameters()
+    ):
+        raise ValidationError(
+            f"cannot resume {path}: it holds a {data['model_kind']} model with "
+            f"{data['model_hparams']}, not this {model_kind(model)} with {model.hyperparameters()}"
+        )
+    if int(data["n_train"]) != n_train:
+        raise ValidationError(
+            f"cannot resume {path}: it was trained on {data['n_train']} sequences, got {n_train}"
+        )
+    check_data_fingerprint(data, fingerprint, path)
+
+
+def _training_inputs(
+    model: MaskedLanguageModel,
+    cfg: TrainingConfig,
+    states: Any,
+    weights: Any,
+    validation: Any,
+    validation_weights: Any,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Validated ``(tokens (M, L), weights (M,), (validation tokens, weights) | None)``."""
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    tokens = as_token_tensor(states, model, name="training states")
+    w = _as_weights(weights, tokens.shape[0], dtype, device, "weights")
+    val = None
+    if validation is not None:
+        val_tokens = as_token_tensor(validation, model, name="validation states")
+        val_w = _as_weights(
+            validation_weights, val_tokens.shape[0], dtype, device, "validation_weights"
+        )
+        val = (val_tokens, val_w)
+    elif validation_weights is not None:
+        raise ValidationError("validation_weights given without validation states")
+    if cfg.patience is not None and val is None:
+        raise ValidationError("early stopping (patience) needs validation states; pass validation=")
+    return tokens, w, val
+
+
+def _per_epoch_validation(
+    model: MaskedLanguageModel,
+    cfg: TrainingConfig,
+    masker: _Masker,
+    n_train: int,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    seed: Any,
+) -> tuple[int | None, Callable[[], float | None]]:
+    """``(validation positions, the per-epoch validation loss)``: ``None`` positions is the exact
+    all-positions loss; without validation data the loss is ``None``."""
+    if val is None:
+        return None, lambda: None
+    val_tokens, val_w = val
+    val_k = _auto_validation_positions(model, cfg, masker, n_train, val_tokens.shape[0])
+    if val_k is None:
+        return None, lambda: mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size)
+    fixed = _FixedValidation(
+        model, val_tokens, val_w, val_k, torch_generator(seed), cfg.eval_batch_size
+    )
+    return val_k, fixed.loss
+
+
+def _loop_callbacks(
+    model: MaskedLanguageModel,
+    optimizer: Any,
+    cfg: TrainingConfig,
+    checkpoint_path: str | os.PathLike[str] | None,
+    metrics_path: str | os.PathLike[str] | None,
+    run: dict[str, Any],
+) -> list[Callback]:
+    """The loop's own callbacks, in the order they run after every epoch (before the user's)."""
+    out: list[Callback] = [
+        EarlyStopping(model, cfg.patience, cfg.min_delta),
+        ConvergenceStop(cfg.tolerance),
+    ]
+    if metrics_path is not None:
+        out.append(MetricsLog(Path(metrics_path)))
+    if checkpoint_path is not None:
+        out.append(Checkpointing(Path(checkpoint_path), cfg.checkpoint_every, model, optimizer, run))
     return out
+
+
+def _record(
+    state: LoopState,
+    train_loss: float,
+    val_loss: float | None,
+    objective: Objective,
+    n_train: int,
+    validation_cpu_s: float,
+    optimizer: torch.optim.Optimizer | LBFGS,
+    cfg: TrainingConfig,
+) -> dict[str, Any]:
+    """The metrics record of the epoch just completed (``state`` already counts it)."""
+    with torch.no_grad():
+        pen = objective.penalty()
+    record: dict[str, Any] = {
+        "epoch": state.epoch,
+        "train_loss": train_loss,
+        "validation_loss": val_loss,
+        "penalty": 0.0 if pen is None else float(pen),
+        "steps": state.steps,
+        "sequences_seen": state.epoch * n_train,
+        "elapsed_s": state.elapsed,
+        "cpu_s": state.cpu_elapsed,
+        "validation_cpu_s": validation_cpu_s,
+        "tokens_seen": state.tokens_seen,
+        "learning_rate": _current_lr(optimizer, cfg),
+    }
+    if isinstance(optimizer, LBFGS) and optimizer.last_report is not None:
+        # the objective (data term + penalties) and gradient where this epoch's step ended
+        rep = optimizer.last_report
+        record.update(
+            objective=rep.objective,
+            gradient_norm=rep.gradient_norm,
+            evaluations=rep.evaluations,
+            lbfgs_stop=rep.stop_reason,
+            last_relative_decrease=rep.last_relative_decrease,
+        )
+    return record
 
 
 def train(
@@ -389,7 +557,8 @@ def train(
             probabilities of enumerated states).
         validation: ``(M_val, L)`` validation sequences (early stopping, best-epoch restore).
         validation_weights: ``(M_val,)`` weights of the validation sequences.
-        callbacks: :class:`~attnpotts.training.Callback` objects (e.g. a progress bar).
+        callbacks: :class:`~attnpotts.training.Callback` objects (e.g. a progress bar), run
+            after the loop's own (early stopping, convergence, metrics log, checkpoints).
         checkpoint_path: file to write the resumable checkpoint to (every
             ``config.checkpoint_every`` epochs and at the end); it keeps the last good state.
         metrics_path: JSON-lines file of per-epoch metrics (rewritten atomically every epoch).
@@ -420,39 +589,15 @@ def train(
         raise ValidationError(
             f"model must be an attnpotts MaskedLanguageModel, got {type(model).__name__}"
         )
-    param = next(model.parameters())
-    device, dtype = param.device, param.dtype
-    tokens = as_token_tensor(states, model, name="training states")
+    device = next(model.parameters()).device
+    tokens, w, val = _training_inputs(model, cfg, states, weights, validation, validation_weights)
     M = tokens.shape[0]
-    w = _as_weights(weights, M, dtype, device, "weights")
-    val_tokens = val_w = None
-    if validation is not None:
-        val_tokens = as_token_tensor(validation, model, name="validation states")
-        val_w = _as_weights(
-            validation_weights, val_tokens.shape[0], dtype, device, "validation_weights"
-        )
-    elif validation_weights is not None:
-        raise ValidationError("validation_weights given without validation states")
-    if cfg.patience is not None and val_tokens is None:
-        raise ValidationError("early stopping (patience) needs validation states; pass validation=")
-    if cfg.coupling_l2 > 0 and not hasattr(model, "coupling_tensor"):
-        raise ValidationError(
-            f"coupling_l2 needs a model with Potts couplings, {type(model).__name__} has none; "
-            "use weight_decay instead"
-        )
-    policy = MaskingPolicy(cfg.masking, cfg.mask_rate, cfg.n_mask_copies)
-    fwd = _Forward(model, policy)
+    objective = Objective(model, objective_penalties(cfg))
+    masker = _Masker(model, MaskingPolicy(cfg.masking, cfg.mask_rate, cfg.n_mask_copies))
     seeds = spawn_seeds(cfg.seed, 3)
-    gen = torch_generator(seeds[0])  # CPU: shuffling and masks
-    dgen = torch_generator(seeds[1], device)  # dropout, on the model's device
-    val_k: int | None = None
-    fixed_val: _FixedValidation | None = None
-    if val_tokens is not None and val_w is not None:
-        val_k = _auto_validation_positions(model, cfg, fwd, M, val_tokens.shape[0])
-        if val_k is not None:
-            fixed_val = _FixedValidation(
-                model, val_tokens, val_w, val_k, torch_generator(seeds[2]), cfg.eval_batch_size
-            )
+    # CPU generator: shuffling and masks; the dropout generator lives on the model's device
+    state = LoopState(torch_generator(seeds[0]), torch_generator(seeds[1], device))
+    val_k, validation_loss = _per_epoch_validation(model, cfg, masker, M, val, seeds[2])
     optimizer = _make_optimizer(model, cfg)
     if isinstance(optimizer, LBFGS) and callbacks:
 
@@ -461,315 +606,132 @@ def train(
                 cb.on_iteration(k, cfg.lbfgs_max_iter, f)
 
         optimizer.on_iteration = _on_iteration
-    ckpt_path = None if checkpoint_path is None else Path(checkpoint_path)
-    log_path = None if metrics_path is None else Path(metrics_path)
 
-    epoch = 0
-    history: list[dict[str, Any]] = []
-    best_loss = math.inf
-    best_epoch: int | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    since_best = 0
-    reference: float | None = None
-    elapsed = 0.0
-    cpu_elapsed = 0.0
-    tokens_seen = 0
-    steps = 0
     fingerprint = data_fingerprint(tokens, w)
     if resume_from is not None:
         data = load_checkpoint(resume_from, map_location=device, resume=True)
-        saved_cfg = json.loads(data["training_config"])
-        diff = sorted(k for k, v in cfg.to_dict().items() if saved_cfg.get(k) != v)
-        if set(diff) - _RESUMABLE_CHANGES:
-            raise ValidationError(
-                f"cannot resume {resume_from}: training options {sorted(set(diff) - _RESUMABLE_CHANGES)} "
-                f"differ from the checkpoint's; only {sorted(_RESUMABLE_CHANGES)} may change"
-            )
-        if (
-            data["model_kind"] != model_kind(model)
-            or json.loads(data["model_hparams"]) != model.hyperparameters()
-        ):
-            raise ValidationError(
-                f"cannot resume {resume_from}: it holds a {data['model_kind']} model with "
-                f"{data['model_hparams']}, not this {model_kind(model)} with {model.hyperparameters()}"
-            )
-        if int(data["n_train"]) != M:
-            raise ValidationError(
-                f"cannot resume {resume_from}: it was trained on {data['n_train']} sequences, got {M}"
-            )
-        check_data_fingerprint(data, fingerprint, resume_from)
+        _check_resumable(data, resume_from, cfg, model, M, fingerprint)
         model.load_state_dict(data["model_state"])
         optimizer.load_state_dict(data["optimizer_state"])
-        gen.set_state(data["generator_state"])
-        dgen.set_state(data["dropout_generator_state"].to(dgen.get_state().device))
-        epoch = int(data["epoch"])
-        history = json.loads(data["history"])
-        best_loss = float(data["best_loss"])
-        best_epoch = data["best_epoch"] if data["best_epoch"] is None else int(data["best_epoch"])
-        best_state = data["best_state"] or None
-        since_best = int(data["since_best"])
-        reference = None if data["reference"] is None else float(data["reference"])
-        elapsed = float(data["elapsed"])
-        cpu_elapsed = float(data.get("cpu_elapsed", 0.0))
-        tokens_seen = int(data.get("tokens_seen", 0))
-        steps = int(data["steps"])
-        _write_metrics(log_path, history)
+        state.restore(data)
+    loop_callbacks = _loop_callbacks(
+        model, optimizer, cfg, checkpoint_path, metrics_path,
+        {"n_train": M, "training_config": json.dumps(cfg.to_dict()), "data_fingerprint": fingerprint},
+    )  # fmt: skip
+    every = [*loop_callbacks, *callbacks]
+    for cb in every:
+        cb.on_loop_begin(state)
 
-    def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, torch.Tensor, torch.Tensor]:
-        # the last good state, restored on divergence. The optimizer's state (for L-BFGS about
-        # (2m + 2) copies of the parameters) only matters to a checkpoint written afterwards:
-        # without a checkpoint the run stops and the optimizer is dropped, so it is not copied.
-        return (
-            copy.deepcopy(model.state_dict()),
-            None if ckpt_path is None else copy.deepcopy(optimizer.state_dict()),
-            gen.get_state(),
-            dgen.get_state(),
-        )
-
-    def write_checkpoint(final_state: dict[str, torch.Tensor] | None = None) -> None:
-        if ckpt_path is None:
-            return
-        payload = model_payload(model)
-        payload.update(
-            optimizer_state=optimizer.state_dict(),
-            generator_state=gen.get_state(),
-            dropout_generator_state=dgen.get_state().cpu(),
-            epoch=epoch,
-            history=json.dumps(_jsonable(history)),
-            best_loss=best_loss,
-            best_epoch=best_epoch,
-            best_state=best_state or {},
-            since_best=since_best,
-            reference=reference,
-            elapsed=elapsed,
-            cpu_elapsed=cpu_elapsed,
-            tokens_seen=tokens_seen,
-            steps=steps,
-            n_train=M,
-            training_config=json.dumps(cfg.to_dict()),
-            data_fingerprint=fingerprint,
-        )
-        if final_state is not None:
-            payload["final_model_state"] = final_state
-        save_checkpoint(ckpt_path, payload)
-
-    good = snapshot()
-    for cb in callbacks:
-        cb.on_train_begin(
-            {
-                "start_epoch": epoch,
-                "max_epochs": cfg.max_epochs,
-                "n_train": M,
-                "n_validation": 0 if val_tokens is None else val_tokens.shape[0],
-            }
-        )
-    stop_reason = "max_epochs"
-    message = ""
+    keep_optimizer = checkpoint_path is not None
+    good = _LastGood.take(model, optimizer, state, keep_optimizer)
+    info = {
+        "start_epoch": state.epoch,
+        "max_epochs": cfg.max_epochs,
+        "n_train": M,
+        "n_validation": 0 if val is None else val[0].shape[0],
+    }
+    for cb in every:
+        cb.on_train_begin(info)
     model.train()
-    while epoch < cfg.max_epochs:
+    while state.epoch < cfg.max_epochs:
         t0 = time.perf_counter()
         c0 = time.process_time()
         model.train()
         if isinstance(optimizer, LBFGS):
-            train_loss, n_steps, n_tokens = _lbfgs_epoch(
-                model, fwd, optimizer, cfg, tokens, w, gen, dgen
-            )
+            train_loss, n_steps, n_tokens = _lbfgs_epoch(objective, masker, optimizer, cfg, tokens, w, state)
         else:
-            train_loss, n_steps, n_tokens = _adam_epoch(
-                model, fwd, optimizer, cfg, tokens, w, gen, dgen, steps
-            )
-        diverged = not math.isfinite(train_loss) or not _finite_params(model)
-        # before a first good epoch, the bound is relative to ln q (a uniform guess's loss)
-        bound = cfg.divergence_factor * (math.log(model.n_states) if reference is None else reference)
-        if not diverged and train_loss > bound:
-            diverged = True
-        if diverged:
-            model.load_state_dict(good[0])
-            if good[1] is not None:
-                optimizer.load_state_dict(good[1])
-            gen.set_state(good[2])
-            dgen.set_state(good[3])
-            stop_reason = "diverged"
-            message = (
-                f"epoch {epoch + 1}: training loss {train_loss:.6g} is not finite or above "
-                f"{cfg.divergence_factor} x the first epoch's (or ln q before it): {bound:.6g}; the state of epoch "
-                f"{epoch} was restored. Lower the learning rate or add regularisation."
-            )
-            logger.warning(message)
+            train_loss, n_steps, n_tokens = _adam_epoch(objective, masker, optimizer, cfg, tokens, w, state)
+        diverged = _divergence(train_loss, model, cfg, state)
+        if diverged is not None:
+            good.restore(model, optimizer, state)
+            state.stop_reason, state.message = "diverged", diverged
+            logger.warning(diverged)
             break
-        if reference is None:
-            reference = train_loss
-        epoch += 1
-        steps += n_steps
-        tokens_seen += n_tokens
-        elapsed += time.perf_counter() - t0
-        val_loss = None
+        if state.reference is None:
+            state.reference = train_loss
+        state.epoch += 1
+        state.steps += n_steps
+        state.tokens_seen += n_tokens
+        state.elapsed += time.perf_counter() - t0
         c1 = time.process_time()
-        if fixed_val is not None:
-            val_loss = fixed_val.loss()
-        elif val_tokens is not None:
-            val_loss = mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size)
+        val_loss = validation_loss()
         c2 = time.process_time()
-        cpu_elapsed += c2 - c0
-        if val_loss is not None:
-            if val_loss < best_loss - cfg.min_delta:
-                best_loss, best_epoch, since_best = val_loss, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                since_best += 1
-        with torch.no_grad():
-            pen = _penalty(model, cfg)
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "validation_loss": val_loss,
-            "penalty": 0.0 if pen is None else float(pen),
-            "steps": steps,
-            "sequences_seen": epoch * M,
-            "elapsed_s": elapsed,
-            "cpu_s": cpu_elapsed,
-            "validation_cpu_s": c2 - c1,
-            "tokens_seen": tokens_seen,
-            "learning_rate": _current_lr(optimizer, cfg),
-        }
-        if isinstance(optimizer, LBFGS) and optimizer.last_report is not None:
-            # the objective (data term + penalties) and gradient where this epoch's step ended
-            rep = optimizer.last_report
-            record.update(
-                objective=rep.objective,
-                gradient_norm=rep.gradient_norm,
-                evaluations=rep.evaluations,
-                lbfgs_stop=rep.stop_reason,
-                last_relative_decrease=rep.last_relative_decrease,
-            )
-        history.append(record)
-        good = snapshot()
-        _write_metrics(log_path, history)
-        if epoch % cfg.checkpoint_every == 0:
-            write_checkpoint()
-        asked = False
-        for cb in callbacks:
-            asked = bool(cb.on_epoch_end(record)) or asked
-        if cfg.patience is not None and since_best >= cfg.patience:
-            stop_reason = "early_stopping"
-            break
-        if cfg.tolerance > 0 and len(history) >= 2:
-            prev = history[-2]["train_loss"]
-            if abs(train_loss - prev) < cfg.tolerance * max(1.0, abs(train_loss)):
-                stop_reason = "converged"
-                break
-        if asked:
-            stop_reason = "callback"
+        state.cpu_elapsed += c2 - c0
+        state.history.append(_record(state, train_loss, val_loss, objective, M, c2 - c1, optimizer, cfg))
+        good = _LastGood.take(model, optimizer, state, keep_optimizer)
+        reasons = [cb.on_loop_epoch(state) for cb in every]  # every callback sees every epoch
+        stop = next((r for r in reasons if r is not None), None)
+        if stop is not None:
+            state.stop_reason = stop
             break
 
-    run_warnings: list[str] = []
-    still_improving = False
-    if stop_reason == "max_epochs" and history:
-        window = cfg.patience if cfg.patience is not None else _IMPROVING_WINDOW
-        drop = _still_improving(history, window, cfg.still_improving_tol)
-        if drop is not None:
-            still_improving = True
-            what = "validation" if history[-1].get("validation_loss") is not None else "training"
-            run_warnings.append(
-                f"training stopped on its epoch cap (max_epochs = {cfg.max_epochs}) while the "
-                f"{what} loss still fell by {100 * drop:.2g}% over the last {window} epochs "
-                f"(more than still_improving_tol = {cfg.still_improving_tol:g}): the run has not "
-                "converged; raise max_epochs (or the learning rate)"
-            )
-            logger.warning(run_warnings[-1])
-    final_state = best_state if cfg.restore_best else None
-    # the checkpoint keeps the training state (for resuming) and the final parameters separately
+    warning = _epoch_cap_warning(state, cfg)
+    if warning is not None:
+        logger.warning(warning)
+    final_state = state.best_state if cfg.restore_best else None
+    for cb in every:  # the checkpoint keeps the training state and the final parameters apart
+        cb.on_loop_end(state, final_state)
     if final_state is not None:
-        train_state = copy.deepcopy(model.state_dict())
         model.load_state_dict(final_state)
-        final_copy = copy.deepcopy(model.state_dict())
-        model.load_state_dict(train_state)
-        write_checkpoint(final_copy)
-        model.load_state_dict(final_copy)
-    elif ckpt_path is not None:
-        write_checkpoint(copy.deepcopy(model.state_dict()))
     model.eval()
     result = TrainingResult(
-        history=history,
-        epochs=epoch,
-        stop_reason=stop_reason,
-        best_epoch=best_epoch,
-        best_validation_loss=None if best_epoch is None else best_loss,
+        history=state.history,
+        epochs=state.epoch,
+        stop_reason=state.stop_reason,
+        best_epoch=state.best_epoch,
+        best_validation_loss=None if state.best_epoch is None else state.best_loss,
         final_train_loss=mlm_loss(model, tokens, w, batch_size=cfg.eval_batch_size),
         final_validation_loss=None
-        if val_tokens is None
-        else mlm_loss(model, val_tokens, val_w, batch_size=cfg.eval_batch_size),
-        wall_time_s=elapsed,
-        message=message,
-        cpu_time_s=cpu_elapsed,
-        tokens_seen=tokens_seen,
+        if val is None
+        else mlm_loss(model, val[0], val[1], batch_size=cfg.eval_batch_size),
+        wall_time_s=state.elapsed,
+        message=state.message,
+        cpu_time_s=state.cpu_elapsed,
+        tokens_seen=state.tokens_seen,
         validation_positions=val_k,
-        still_improving=still_improving,
-        warnings=run_warnings,
+        still_improving=warning is not None,
+        warnings=[] if warning is None else [warning],
     )
-    for cb in callbacks:
+    for cb in every:
         cb.on_train_end(result)
-    if stop_reason == "diverged" and raise_on_divergence:
-        raise DivergenceError(message)
+    if state.stop_reason == "diverged" and raise_on_divergence:
+        raise DivergenceError(state.message)
     return result
 
 
-def _data_term(
-    fwd: _Forward,
-    x: torch.Tensor,
-    wb: torch.Tensor,
-    inputs: torch.Tensor | None,
-    predict: torch.Tensor | None,
-    dgen: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted CE sum over predicted positions and their weighted count."""
-    if inputs is None and predict is None and fwd.model.structural:
-        # all positions of a structural model: the model's fused pseudo-likelihood if it has one
-        return all_positions_cross_entropy(fwd.model, x, wb), wb.sum() * x.shape[1]
-    logits = fwd.logits(x, inputs, dgen)
-    data = masked_cross_entropy(logits, x, predict, wb, reduction="sum")
-    if predict is None:  # all positions predicted
-        return data, wb.sum() * x.shape[1]
-    return data, (predict.to(wb.dtype) * wb[:, None]).sum()
-
-
 def _adam_epoch(
-    model: MaskedLanguageModel,
-    fwd: _Forward,
+    objective: Objective,
+    masker: _Masker,
     optimizer: torch.optim.Optimizer,
     cfg: TrainingConfig,
     tokens: torch.Tensor,
     w: torch.Tensor,
-    gen: torch.Generator,
-    dgen: torch.Generator,
-    first_step: int,
+    state: LoopState,
 ) -> tuple[float, int, int]:
     """One epoch of mini-batch steps: ``(mean training loss, steps, masked targets)``."""
+    model = objective.model
     M = tokens.shape[0]
     bs = M if cfg.batch_size is None else min(int(cfg.batch_size), M)
     steps_per_epoch = math.ceil(M / bs)
     scheduled = cfg.lr_schedule != "constant" or cfg.warmup_epochs > 0
-    perm = torch.randperm(M, generator=gen).to(tokens.device)
+    perm = torch.randperm(M, generator=state.shuffle_generator).to(tokens.device)
     total = torch.zeros((), dtype=torch.float64, device=tokens.device)
     count = torch.zeros((), dtype=torch.float64, device=tokens.device)
     n_steps = 0
     n_tokens = 0
     for start in range(0, M, bs):
         idx = perm[start : start + bs]
-        x, wb, inputs, predict = fwd.draw(tokens[idx], w[idx], gen)
-        data, norm = _data_term(fwd, x, wb, inputs, predict, dgen)
+        x, wb, inputs, predict = masker.draw(tokens[idx], w[idx], state.shuffle_generator)
+        data, norm = objective.data_term(x, wb, inputs, predict, generator=state.dropout_generator)
         if float(norm) <= 0:
             continue  # no predicted position with positive weight in this batch
         if predict is None:
             n_tokens += x.numel()
-        elif fwd.policy.kind == "bert":
+        elif masker.policy.kind == "bert":
             n_tokens += int(predict.sum())
         else:
             n_tokens += x.shape[0]  # one predicted position per row ("one", "copies")
-        loss = data / norm
-        pen = _penalty(model, cfg)
-        if pen is not None:
-            loss = loss + pen
+        loss = objective.loss(data, norm)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm is not None:
@@ -777,7 +739,7 @@ def _adam_epoch(
         if not math.isfinite(float(loss.detach())):
             return math.nan, n_steps, n_tokens
         if scheduled:
-            lr = cfg.learning_rate * _lr_factor(cfg, first_step + n_steps, steps_per_epoch)
+            lr = cfg.learning_rate * _lr_factor(cfg, state.steps + n_steps, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
         optimizer.step()
@@ -790,51 +752,31 @@ def _adam_epoch(
 
 
 def _lbfgs_epoch(
-    model: MaskedLanguageModel,
-    fwd: _Forward,
+    objective: Objective,
+    masker: _Masker,
     optimizer: LBFGS,
     cfg: TrainingConfig,
     tokens: torch.Tensor,
     w: torch.Tensor,
-    gen: torch.Generator,
-    dgen: torch.Generator,
+    state: LoopState,
 ) -> tuple[float, int, int]:
+    """One full-batch L-BFGS step of ``lbfgs_max_iter`` iterations: ``(loss, iterations, targets)``."""
     # one draw per epoch, fixed during the line search
-    tokens, w, inputs, predict = fwd.draw(tokens, w, gen)
-    M = tokens.shape[0]
-    chunk = int(cfg.eval_batch_size)
-    if predict is None:
-        norm = float(w.sum()) * tokens.shape[1]
-        n_tokens = tokens.numel()
-    else:
-        norm = float((predict.to(w.dtype) * w[:, None]).sum())
-        n_tokens = int(predict.sum())
-    if norm <= 0:
+    tokens, w, inputs, predict = masker.draw(tokens, w, state.shuffle_generator)
+    count = full_batch_count(w, predict, tokens.shape[1])
+    n_tokens = tokens.numel() if predict is None else int(predict.sum())
+    if count <= 0:
         return math.nan, 0, n_tokens
     first: list[float] = []
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=False)
-        total = torch.zeros((), dtype=w.dtype, device=w.device)
-        for start in range(0, M, chunk):
-            sl = slice(start, min(M, start + chunk))
-            data, _ = _data_term(
-                fwd,
-                tokens[sl],
-                w[sl],
-                None if inputs is None else inputs[sl],
-                None if predict is None else predict[sl],
-                dgen,
-            )
-            part = data / norm
-            part.backward()
-            total = total + part.detach()
+        data, total = objective.backward(
+            tokens, w, inputs, predict, count=count, chunk=int(cfg.eval_batch_size),
+            generator=state.dropout_generator,
+        )
         if not first:
-            first.append(float(total))
-        pen = _penalty(model, cfg)
-        if pen is not None:
-            pen.backward()
-            total = total + pen.detach()
+            first.append(float(data))
         return total
 
     optimizer.step(closure)

@@ -12,8 +12,9 @@ loop minimises ``sum CE / (M L) + (weight_decay / 2) |A|^2``; row 0 of that is t
 ``sum_mu CE_0 + (lam / 2) |a|^2`` with ``a = sqrt(N) A[0, 1:]`` when
 ``weight_decay = lam N / (M L)``. The returned ``"row"`` is ``a``.
 
-It lives in ``experiments/`` because it composes three layers below it (``theory`` for the data,
-``models`` and ``training`` for the fit); ``inference``, which ``training`` imports, must not.
+It lives in ``workflows/`` (the ``theory`` command's simulations use it), a unit that may compose
+the layers below it (``theory`` for the data, ``models`` and ``training`` for the fit);
+``inference``, which ``training`` imports, must not.
 """
 
 from __future__ import annotations

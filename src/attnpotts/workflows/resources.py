@@ -9,17 +9,19 @@ crashing with ``MemoryError`` or swapping the machine to a halt.
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Any
 
 from ..errors import ResourceLimitError
+from ..options import number
 
 __all__ = [
+    "DEFAULT_MEMORY_LIMIT_GB",
     "MAX_THEORY_POINTS",
     "check_command_resources",
     "check_reproduce_resources",
     "check_train_resources",
+    "memory_limit",
     "reproduce_bytes",
     "require_memory",
     "sample_bytes",
@@ -27,16 +29,29 @@ __all__ = [
     "train_bytes",
 ]
 
+#: The one default of ``--memory-limit-gb`` (GiB) for every command: estimated peak memory of the
+#: large arrays a command would allocate; above it the command refuses before allocating.
+DEFAULT_MEMORY_LIMIT_GB = 8.0
+
+
+def memory_limit() -> Any:
+    """The ``memory_limit_gb`` option field of every command's options (its flag is one of the
+    CLI's common flags)."""
+    return number(
+        DEFAULT_MEMORY_LIMIT_GB, 0, 1e6, low_open=True, flag="",
+        help="refuse work whose estimated memory is above this many GiB",
+    )
+
+
 #: Most (alpha, lambda) points one ``theory`` call solves (each takes about a second).
 MAX_THEORY_POINTS = 100_000
 _GIB = 1024**3
 
 
-def require_memory(estimate: float, args: argparse.Namespace | None, what: str, drivers: str) -> None:
-    """Refuse (``ResourceLimitError``) when ``estimate`` bytes exceed the memory limit of ``args``."""
-    from .common import memory_limit_bytes
-
-    limit = memory_limit_bytes(args)
+def require_memory(estimate: float, limit_gb: float | None, what: str, drivers: str) -> None:
+    """Refuse (``ResourceLimitError``) when ``estimate`` bytes exceed ``limit_gb`` GiB
+    (``None``: :data:`DEFAULT_MEMORY_LIMIT_GB`)."""
+    limit = int((DEFAULT_MEMORY_LIMIT_GB if limit_gb is None else float(limit_gb)) * _GIB)
     if estimate > limit:
         raise ResourceLimitError(
             f"{what} would need about {estimate / _GIB:.3g} GiB of memory ({drivers}), above "
@@ -73,14 +88,14 @@ def train_bytes(values: dict[str, Any], n_train: int, n_sites: int, n_states: in
     L, q = n_sites, n_states + 1  # + the mask token
     b = 8 if values.get("dtype") == "float64" else 4
     kind = values.get("model", "factored")
-    heads = int(values.get("heads") or (4 if kind == "transformer" else 1))
+    heads = int(values.get("n_heads") or (4 if kind == "transformer" else 1))
     batch = int(values.get("batch_size") or n_train or 1)
     batch = min(batch, max(n_train, 1))
     if kind == "potts":
         params = float(L * L * q * q)
         act = 4.0 * batch * L * q + 3.0 * L * L * q * q
     elif kind == "transformer":
-        width, layers = int(values.get("width") or 64), int(values.get("layers") or 1)
+        width, layers = int(values.get("width") or 64), int(values.get("n_layers") or 1)
         params = layers * 12.0 * width * width + (q + L) * width
         act = layers * batch * (4.0 * heads * L * L + 12.0 * L * width)
     else:
@@ -117,13 +132,13 @@ def _checkpoint_bytes(path: Any) -> float:
         return 0.0  # missing or unreadable: the loader reports it
 
 
-def check_command_resources(command: str, cfg: dict[str, Any], args: argparse.Namespace) -> None:
+def check_command_resources(command: str, cfg: dict[str, Any], limit_gb: float | None) -> None:
     """The checks that need only the resolved options (``sample``, ``theory``, checkpoints)."""
-    if command == "evaluate" and getattr(args, "run", None) is not None:
-        ckpt = f"{args.run}/model.pt"
-        require_memory(_checkpoint_bytes(ckpt), args, "loading the checkpoint", ckpt)
+    if command == "evaluate" and cfg.get("run") is not None:
+        ckpt = f"{cfg['run']}/model.pt"
+        require_memory(_checkpoint_bytes(ckpt), limit_gb, "loading the checkpoint", ckpt)
     elif command == "train" and cfg.get("resume"):
-        require_memory(_checkpoint_bytes(cfg["resume"]), args, "loading --resume", str(cfg["resume"]))
+        require_memory(_checkpoint_bytes(cfg["resume"]), limit_gb, "loading --resume", str(cfg["resume"]))
     elif command == "sample":
         if cfg.get("model_file"):
             from ..storage import inspect_npz
@@ -134,13 +149,13 @@ def check_command_resources(command: str, cfg: dict[str, Any], args: argparse.Na
         else:
             L, q = int(cfg["n_sites"]), int(cfg["n_states"])
         require_memory(
-            sample_bytes(cfg, L, q), args, "sampling",
+            sample_bytes(cfg, L, q), limit_gb, "sampling",
             f"L = {L} sites, q = {q} states, {cfg.get('n_chains')} chains, "
             f"{cfg.get('n_train')} + {cfg.get('n_test')} sequences",
         )  # fmt: skip
     elif command == "theory":
-        alphas = cfg["alpha"] if isinstance(cfg["alpha"], list) else [cfg["alpha"]]
-        lams = cfg["lam"] if isinstance(cfg["lam"], list) else [cfg["lam"]]
+        alphas = list(cfg["alpha"]) if isinstance(cfg["alpha"], list | tuple) else [cfg["alpha"]]
+        lams = list(cfg["lam"]) if isinstance(cfg["lam"], list | tuple) else [cfg["lam"]]
         top, count = _max_alpha(alphas)
         if count * max(len(lams), 1) > MAX_THEORY_POINTS:
             raise ResourceLimitError(
@@ -148,18 +163,18 @@ def check_command_resources(command: str, cfg: dict[str, Any], args: argparse.Na
                 f"{MAX_THEORY_POINTS} (each takes about a second to solve); use fewer points"
             )
         require_memory(
-            theory_bytes(cfg, top), args, "the replica solver" + (" and simulation" if cfg.get("simulate") else ""),
+            theory_bytes(cfg, top), limit_gb, "the replica solver" + (" and simulation" if cfg.get("simulate") else ""),
             f"q = {cfg.get('states')} states, --simulate {cfg.get('simulate')}, largest alpha {top:g}",
         )  # fmt: skip
 
 
 def check_train_resources(
-    values: dict[str, Any], n_train: int, n_sites: int, n_states: int, args: argparse.Namespace
+    values: dict[str, Any], n_train: int, n_sites: int, n_states: int, limit_gb: float | None
 ) -> None:
     """The check of ``train`` once the data's size is known (before the model is built)."""
     require_memory(
-        train_bytes(values, n_train, n_sites, n_states), args, f"training the {values.get('model')} model",
-        f"{n_train} sequences, L = {n_sites}, q = {n_states}, heads {values.get('heads')}, "
+        train_bytes(values, n_train, n_sites, n_states), limit_gb, f"training the {values.get('model')} model",
+        f"{n_train} sequences, L = {n_sites}, q = {n_states}, heads {values.get('n_heads')}, "
         f"batch {values.get('batch_size')}",
     )  # fmt: skip
 
@@ -175,21 +190,21 @@ def reproduce_bytes(config: Any, workers: int) -> float:
     n_seq = largest + int(config.n_validation) + int(config.n_test)
     data = sample_bytes({"n_chains": config.n_chains, "n_train": n_seq}, L, q)
     transformer = train_bytes(
-        {"model": "transformer", "width": config.width, "layers": max(config.depths, default=1),
-         "heads": config.transformer_heads,
+        {"model": "transformer", "width": config.width, "n_layers": max(config.depths, default=1),
+         "n_heads": config.transformer_heads,
          "batch_size": config.transformer_batch_size * max(int(config.transformer_mask_copies), 1)},
         largest, L, q,
     )  # fmt: skip
     factored = train_bytes(
-        {"model": "factored", "heads": config.factored_heads, "batch_size": largest}, largest, L, q
+        {"model": "factored", "n_heads": config.factored_heads, "batch_size": largest}, largest, L, q
     )
     return max(1, workers) * (data + max(transformer, factored)) + (max(1, workers) + 1) * RUNTIME_BYTES
 
 
-def check_reproduce_resources(config: Any, workers: int, args: argparse.Namespace) -> None:
+def check_reproduce_resources(config: Any, workers: int, limit_gb: float | None) -> None:
     """The check of ``reproduce`` before any run starts (local workers run side by side)."""
     require_memory(
-        reproduce_bytes(config, workers), args, f"reproduce with {workers} worker(s)",
+        reproduce_bytes(config, workers), limit_gb, f"reproduce with {workers} worker(s)",
         f"L = {config.n_sites}, q = {config.n_states}, up to M = "
         f"{max([config.n_train, *config.scaling_sizes])} sequences, transformers of width "
         f"{config.width} and {max(config.depths, default=1)} layers",
