@@ -313,6 +313,7 @@ def _rewrite(src: Path, dst: Path, edit) -> Path:
         (lambda d: d.update(model_hparams=json.dumps({**json.loads(d["model_hparams"]), "n_sites": 10**9})), "does not fit"),
         (lambda d: d["model_state"].update({next(iter(d["model_state"])): torch.zeros(2, dtype=torch.complex64)}), "dtype"),
         (lambda d: d.update(model_hparams="[1, 2]"), "JSON object"),
+        (lambda d: d.update(model_hparams=json.dumps({**json.loads(d["model_hparams"]), "n_heads": "x"})), "do not build"),
     ],
 )  # fmt: skip
 def test_bad_checkpoints_are_refused(tmp_path: Path, checkpoint: Path, edit, message: str) -> None:

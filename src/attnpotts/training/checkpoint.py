@@ -267,7 +267,13 @@ def load_model(
     data = load_checkpoint(path, map_location=device)
     hp = json.loads(data["model_hparams"])
     dtype = getattr(torch, data["model_dtype"])
-    model = build_model(data["model_kind"], **hp, dtype=dtype, device=device)
+    try:
+        model = build_model(data["model_kind"], **hp, dtype=dtype, device=device)
+    except (ValueError, TypeError) as exc:  # e.g. n_heads = "x": the file, not the caller, is wrong
+        raise DataFormatError(
+            f"invalid checkpoint: model_hparams do not build a {data['model_kind']!r} model ({exc})",
+            path=path,
+        ) from None
     key = "final_model_state" if which == "final" and "final_model_state" in data else "model_state"
     try:
         model.load_state_dict(data[key])
