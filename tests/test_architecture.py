@@ -55,7 +55,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "inference": BASE | {"potts", "models"},
     "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress", "options"},
     # applications
-    "dca": BASE | {"potts", "models", "inference", "training"} | _DATA | {"plotting"},
+    "dca": BASE | {"potts", "models", "inference", "training", "options"} | _DATA | {"plotting"},
     # one library function per command (what the CLI and the reproduce tasks call)
     "workflows": _CORE | _DATA | _OUTPUT | {"dca", "progress", "options"},
     "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows"},

@@ -269,12 +269,17 @@ def test_fit_defaults_follow_the_model() -> None:
     assert ContactsConfig(score_gap="exclude").estimator().score_gap == "exclude"
     from attnpotts.workflows import ContactsOptions
 
-    assert ContactsOptions().score_gap is None
+    # the options are a ContactsConfig: their None defaults resolve per model the same way
+    assert ContactsOptions().score_gap == plm.score_gap
+    assert ContactsOptions(model="factored").max_iter == fac.max_iter
     assert (fac.max_iter, fac.lbfgs_history) == (FactoredDCA().max_iter, FactoredDCA().lbfgs_history)
     assert (fac.max_iter, fac.lbfgs_history) == (600, 20)
     est = ContactsConfig(model="factored", max_iter=7, lbfgs_history=3).estimator()
     assert (est.max_iter, est.lbfgs_history) == (7, 3)
-    assert ContactsOptions().max_iter is None and ContactsOptions().lbfgs_history is None
+    from attnpotts.options import defaults
+
+    field_defaults = defaults(ContactsOptions)  # what the flags and TOML keys start from
+    assert field_defaults["max_iter"] is None and field_defaults["lbfgs_history"] is None
     with pytest.raises(ValidationError, match="lbfgs_history"):
         ContactsConfig(lbfgs_history=0)
 

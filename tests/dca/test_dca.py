@@ -182,14 +182,15 @@ def test_prepare_data_collapses_duplicates_and_sorts() -> None:
 def test_memory_estimate_refuses_with_the_options_that_fit() -> None:
     est = estimate_memory(20000, 600, 21, model="plm", lbfgs_history=5)
     assert est.total_gib > 2
+    two_gib = 2 * 1024**3
     with pytest.raises(ResourceLimitError, match="--model factored") as info:
-        check_memory(est)
+        check_memory(est, two_gib)
     assert "GiB" in str(info.value)
     small = estimate_memory(20000, 600, 21, model="factored", chunk=512, n_heads=8)
     check_memory(small, 8 * 1024**3)  # the factored model of the same family fits 8 GiB
     est64 = estimate_memory(1000, 300, 21, model="plm", dtype="float64")
     with pytest.raises(ResourceLimitError, match="float32"):
-        check_memory(est64)
+        check_memory(est64, two_gib)
     # the estimator refuses before fitting
     states = np.random.default_rng(0).integers(0, 21, (10, 200))
     with pytest.raises(ResourceLimitError, match="factored"):

@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ResourceLimitError, ValidationError
+from ..options import DEFAULT_MEMORY_LIMIT_GB
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
@@ -53,8 +54,8 @@ __all__ = [
 #: other terms can be this small).
 RUNTIME_BYTES = 360 * 1024**2
 
-#: Default budget of a fit (bytes): 2 GiB, room for a fit at L = 200.
-DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+#: Default budget of a fit (bytes): every command's ``--memory-limit-gb`` default.
+DEFAULT_MEMORY_LIMIT = int(DEFAULT_MEMORY_LIMIT_GB * 1024**3)
 
 _BYTES = {"float32": 4, "float64": 8}
 

@@ -41,13 +41,24 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import ShapeError, ValidationError
-from .fit import FactoredDCA, PlmDCA, prepare_data
-from .regularization import CONVENTIONS, Regularization
+from ..options import boolean, choice, integer, memory_limit, number, text, validate
+from .fit import (
+    FACTORED_MAX_ITER,
+    PLM_CHECK_EVERY,
+    PLM_MAX_ITER,
+    PLM_REGULARIZATION,
+    PLM_SCORE_GAP,
+    PLM_TOLERANCE,
+    FactoredDCA,
+    PlmDCA,
+    prepare_data,
+)
+from .regularization import CONVENTIONS, DEFAULT_REGULARIZATION, Regularization
 
 __all__ = ["OUT_FILES", "ContactsConfig", "read_aligned_reference", "run_contacts"]
 
@@ -69,82 +80,86 @@ CONTACT_CUTOFF = 8.0
 MIN_SEPARATION = 6
 
 
+_FIT, _ALN = "model and fit", "alignment"
+
+
 @dataclass(frozen=True)
 class ContactsConfig:
-    """Options of :func:`run_contacts` (all JSON/TOML-serialisable).
+    """Options of :func:`run_contacts` (all JSON/TOML-serialisable); their fields are also the
+    flags and TOML keys of ``attnpotts contacts`` (:mod:`attnpotts.options`).
 
-    Attributes:
-        model: ``"plm"`` (full Potts, symmetric pseudo-likelihood) or ``"factored"``.
-        identity_threshold: sequence-weight identity threshold (0.8).
-        regularization: convention name (:data:`~attnpotts.dca.CONVENTIONS`).
-        lambda_j, lambda_h: coefficients in that convention (``lambda_j=None``: the estimator's
-            default when its convention is the default one, 0.03 for plm (see :class:`PlmDCA`)
-            and 0.01 for factored, else 0.01; resolved on creation).
-        max_iter: cap on the L-BFGS iterations (``None``: the estimator's default, 100 for plm,
-            whose convergence rule usually stops sooner, see :class:`PlmDCA`, and 600 for
-            factored, see :class:`FactoredDCA`; resolved on creation).
-        lbfgs_history: L-BFGS memory (``None``: the estimator's default, 5 for plm, 20 for
-            factored; resolved on creation).
-        n_heads, key_dim: factored attention sizes.
-        kernel: coupling contraction method.
-        dtype: ``"float32"`` or ``"float64"``.
-        device: torch device.
-        memory_limit_gb: refuse fits estimated above this.
-        score_gap: ``"include"`` the gap state in the Frobenius norm (plmc's score) or
-            ``"exclude"`` it (CCMpred's); ``None``: the estimator's default (plm: include, see
-            :class:`PlmDCA`; factored: exclude); resolved on creation.
-        focus: keep only the reference sequence's residue columns.
-        reference: id (prefix) or row of the reference sequence (default: first record).
-        max_column_gap: drop columns with a larger gap fraction.
-        seed: seed (factored attention's initial factors).
+    ``lambda_j``, ``max_iter``, ``lbfgs_history`` and ``score_gap`` default to ``None``: the
+    estimator's own default, which depends on ``model`` (:class:`PlmDCA`, :class:`FactoredDCA`),
+    resolved on creation and written into the config. ``lambda_j`` is the estimator's default
+    when ``regularization`` is the estimator's convention (``gremlin`` is ``evcouplings``), else
+    0.01.
     """
 
-    model: str = "plm"
-    identity_threshold: float = 0.8
-    regularization: str = "evcouplings"
-    lambda_j: float | None = None
-    lambda_h: float = 0.01
-    max_iter: int | None = None
-    lbfgs_history: int | None = None
-    n_heads: int = 32
-    key_dim: int = 16
-    kernel: str = "auto"
-    dtype: str = "float32"
-    device: str = "cpu"
-    memory_limit_gb: float = 2.0
-    score_gap: str | None = None
-    focus: bool = False
-    reference: str | None = None
-    max_column_gap: float | None = None
-    seed: int = 0
+    model: Literal["plm", "factored"] = choice(
+        "plm", ("plm", "factored"), group=_FIT,
+        help="full Potts model (symmetric pseudo-likelihood) or factored attention",
+    )
+    regularization: str = choice("evcouplings", CONVENTIONS, group=_FIT, help="L2 convention")
+    lambda_j: float | None = number(
+        None, 0, none=True, group=_FIT,
+        help=f"coupling L2 in that convention (default {PLM_REGULARIZATION.lambda_j} plm, "
+        f"{DEFAULT_REGULARIZATION.lambda_j} factored, in the evcouplings convention)",
+    )
+    lambda_h: float = number(0.01, 0, group=_FIT, help="field L2 in that convention")
+    max_iter: int | None = integer(
+        None, 1, none=True, group=_FIT,
+        help=f"cap on the L-BFGS iterations (default {PLM_MAX_ITER} plm, which stops sooner when "
+        f"the objective falls by less than {PLM_TOLERANCE:g} over {PLM_CHECK_EVERY} iterations, "
+        f"chosen by leave-one-family-out; {FACTORED_MAX_ITER} factored)",
+    )
+    lbfgs_history: int | None = integer(
+        None, 1, none=True, group=_FIT, help="L-BFGS memory (default 5 plm, 20 factored)"
+    )
+    n_heads: int = integer(32, 1, group=_FIT, help="factored attention heads")
+    key_dim: int = integer(16, 1, group=_FIT, help="factored attention query/key width")
+    kernel: str = choice(
+        "auto", ("auto", "sparse", "dense", "dense-bf16"), group=_FIT,
+        help="coupling contraction (default auto: sparse on CPU, dense on CUDA)",
+    )
+    dtype: Literal["float32", "float64"] = choice(
+        "float32", ("float32", "float64"), group=_FIT, help="precision of the fit"
+    )
+    score_gap: Literal["exclude", "include"] | None = choice(
+        None, ("exclude", "include"), none=True, group=_FIT,
+        help=f"keep the gap state in the Frobenius score (plmc) or leave it out (CCMpred); "
+        f"default {PLM_SCORE_GAP} for plm, exclude for factored; summary.json reports the "
+        "precision of both",
+    )
+    identity_threshold: float = number(
+        0.8, 0, 1, low_open=True, group=_ALN, help="sequence weights identity threshold"
+    )
+    focus: bool = boolean(
+        False, group=_ALN, help="keep only the columns where the reference sequence has a residue"
+    )
+    reference: str | None = text(
+        None, none=True, group=_ALN, help="reference sequence id (prefix); default the first"
+    )
+    max_column_gap: float | None = number(
+        None, 0, 1, none=True, group=_ALN, help="drop columns with a larger gap fraction"
+    )
+    device: str = text("cpu", flag="", help="torch device: cpu, cuda, cuda:1, ...")
+    seed: int = integer(0, 0, 2**63 - 1, flag="", help="seed of the factored model's initial factors")
+    memory_limit_gb: float = memory_limit()
 
     def __post_init__(self) -> None:
-        if self.model not in ("plm", "factored"):
-            raise ValidationError(f"model must be 'plm' or 'factored', got {self.model!r}")
-        if self.regularization not in CONVENTIONS:
-            raise ValidationError(
-                f"regularization must be one of {CONVENTIONS}, got {self.regularization!r}"
-            )
-        if not 0 < self.identity_threshold <= 1:
-            raise ValidationError(f"identity_threshold must lie in (0, 1], got {self.identity_threshold}")
+        validate(self)
+        defaults = PlmDCA() if self.model == "plm" else FactoredDCA()
         if self.lambda_j is None:  # the estimator's own default, written into the config
-            reg = (PlmDCA() if self.model == "plm" else FactoredDCA()).regularization
+            reg = defaults.regularization
             aliases = {"gremlin": "evcouplings"}  # the same convention under two names
             same = aliases.get(reg.convention, reg.convention) == aliases.get(
                 self.regularization, self.regularization)
             object.__setattr__(self, "lambda_j", float(reg.lambda_j) if same else 0.01)
-        if self.score_gap is None:  # the estimator's own default, written into the config
-            default_gap = (PlmDCA() if self.model == "plm" else FactoredDCA()).score_gap
-            object.__setattr__(self, "score_gap", default_gap)
-        if self.score_gap not in ("exclude", "include"):
-            raise ValidationError(f"score_gap must be 'exclude' or 'include', got {self.score_gap!r}")
+        if self.score_gap is None:
+            object.__setattr__(self, "score_gap", defaults.score_gap)
         for name in ("max_iter", "lbfgs_history"):
-            value = getattr(self, name)
-            if value is None:  # the estimator's own default, written into the config
-                default = (PlmDCA() if self.model == "plm" else FactoredDCA()).__dict__[name]
-                object.__setattr__(self, name, int(default))
-            elif int(value) < 1:
-                raise ValidationError(f"{name} must be None or >= 1, got {value}")
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, int(defaults.__dict__[name]))
 
     def estimator(self) -> PlmDCA | FactoredDCA:
         """The configured (unfitted) estimator."""

@@ -16,6 +16,7 @@ Adding an option is adding one field. This unit imports nothing of attnpotts but
 that every layer's configuration classes can use it.
 """
 
+from .common import DEFAULT_MEMORY_LIMIT_GB, memory_limit
 from .sources import Resolved, add_arguments, from_sources
 from .spec import (
     Kind,
@@ -34,6 +35,7 @@ from .spec import (
 )
 
 __all__ = [
+    "DEFAULT_MEMORY_LIMIT_GB",
     "Kind",
     "OptionSpec",
     "Resolved",
@@ -44,6 +46,7 @@ __all__ = [
     "defaults",
     "from_sources",
     "integer",
+    "memory_limit",
     "number",
     "number_list",
     "option",

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from ..errors import ResourceLimitError
-from ..options import number
+from ..options import DEFAULT_MEMORY_LIMIT_GB, memory_limit
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT_GB",
@@ -28,20 +28,6 @@ __all__ = [
     "theory_bytes",
     "train_bytes",
 ]
-
-#: The one default of ``--memory-limit-gb`` (GiB) for every command: estimated peak memory of the
-#: large arrays a command would allocate; above it the command refuses before allocating.
-DEFAULT_MEMORY_LIMIT_GB = 8.0
-
-
-def memory_limit() -> Any:
-    """The ``memory_limit_gb`` option field of every command's options (its flag is one of the
-    CLI's common flags)."""
-    return number(
-        DEFAULT_MEMORY_LIMIT_GB, 0, 1e6, low_open=True, flag="",
-        help="refuse work whose estimated memory is above this many GiB",
-    )
-
 
 #: Most (alpha, lambda) points one ``theory`` call solves (each takes about a second).
 MAX_THEORY_POINTS = 100_000

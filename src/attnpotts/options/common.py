@@ -1,0 +1,22 @@
+"""Options every command shares, defined once (their flags are the CLI's common flags)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .spec import number
+
+__all__ = ["DEFAULT_MEMORY_LIMIT_GB", "memory_limit"]
+
+#: The one default of ``--memory-limit-gb`` (GiB) for every command and for the library calls
+#: behind them: estimated peak memory of the large arrays a command would allocate; above it the
+#: command refuses before allocating.
+DEFAULT_MEMORY_LIMIT_GB = 8.0
+
+
+def memory_limit() -> Any:
+    """The ``memory_limit_gb`` option field of every command's options."""
+    return number(
+        DEFAULT_MEMORY_LIMIT_GB, 0, 1e6, low_open=True, flag="",
+        help="refuse work whose estimated memory is above this many GiB",
+    )  # fmt: skip
