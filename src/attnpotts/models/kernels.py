@@ -447,8 +447,10 @@ class PairWorkspace:
 
     ``w: (L q, L q)`` (the symmetric coupling matrix the kernel reads, diagonal blocks zero),
     ``grad_buf: (C, L q, L q)`` (one gradient accumulator per thread), ``gbias_buf: (C, L q)``,
-    ``grad_pairs: (P, q, q)`` and ``grad_bias: (L, q)`` (the gradients handed back), with ``C``
-    numba's thread count at creation. Memory: ``(C + 1) (L q)^2 + P q^2`` numbers of the dtype.
+    ``grad_pairs: (P, q, q)`` and ``grad_bias: (L, q)`` (the gradients of the summed loss),
+    ``out_pairs``, ``out_bias`` (those times the incoming gradient: what backward hands to
+    autograd), with ``C`` numba's thread count at creation. Memory: ``(C + 1) (L q)^2 + 2 P q^2``
+    numbers of the dtype (``out_pairs`` replaces a temporary of that size per evaluation).
     The token-derived row indices are cached for the last token tensor seen.
     """
 
@@ -468,6 +470,8 @@ class PairWorkspace:
         self.gbias_buf = np.empty((self.n_chunks, width), dtype=np_dtype)
         self.grad_pairs = torch.empty((self.pi.shape[0], q, q), dtype=dtype)
         self.grad_bias = torch.empty((L, q), dtype=dtype)
+        self.out_pairs = torch.empty_like(self.grad_pairs)
+        self.out_bias = torch.empty_like(self.grad_bias)
         self.loss_buf = np.zeros(self.n_chunks, dtype=np.float64)
         self._tokens_key: tuple[int, tuple[int, ...], int] | None = None
         self._rows = self._targets = np.empty((0, 0), dtype=np.int32)
@@ -512,12 +516,21 @@ class FusedPairPseudoLikelihood(torch.autograd.Function):
         _reduce_pairs(grad_buf, ws.pi, ws.pj, q, ws.grad_pairs.numpy())
         np.sum(gbias_buf, axis=0, out=ws.grad_bias.numpy().reshape(-1))
         ctx.ws = ws
+        # a leaf's gradient reaches .grad directly (added in, or copied when None); through
+        # further autograd nodes it could be kept as a view of the workspace buffer
+        ctx.leaves = pairs_t.is_leaf and bias.is_leaf
         return torch.tensor(float(loss_buf.sum()), dtype=pairs_t.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
         ws: PairWorkspace = ctx.ws
-        return grad_out * ws.grad_pairs, grad_out * ws.grad_bias, None, None, None
+        if torch.is_grad_enabled() or not ctx.leaves:  # fresh tensors: autograd may keep them
+            return grad_out * ws.grad_pairs, grad_out * ws.grad_bias, None, None, None
+        # into the workspace: no parameter-sized allocation per evaluation (autograd adds these
+        # into .grad, or copies them when .grad is None, before the next evaluation can run)
+        out_pairs = torch.mul(grad_out, ws.grad_pairs, out=ws.out_pairs)
+        out_bias = torch.mul(grad_out, ws.grad_bias, out=ws.out_bias)
+        return out_pairs, out_bias, None, None, None
 
 
 def fused_pair_pseudo_likelihood(
@@ -537,7 +550,9 @@ def fused_pair_pseudo_likelihood(
     then), so an evaluation costs ``O(N L^2 q)`` for the sequences plus a few passes over
     ``(L q)^2`` numbers (expanding ``J``, summing the per-thread gradients). The returned value
     must be backpropagated before the next call with the same workspace (the gradients live
-    there).
+    there); the gradients backward hands back are workspace buffers too, so a caller of
+    :func:`torch.autograd.grad` that keeps them across calls must copy them (``.grad``
+    accumulation does).
     """
     if pairs_t.ndim != 3 or pairs_t.shape[1] != pairs_t.shape[2]:
         raise ShapeError(f"pairs_t must have shape (P, q, q), got {tuple(pairs_t.shape)}")

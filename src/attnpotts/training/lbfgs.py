@@ -15,6 +15,12 @@ strong Wolfe conditions and zooms in on it by safeguarded cubic interpolation (a
 3.6, equation 3.59). Curvature pairs with ``s'y <= 1e-10`` are skipped, which keeps the inverse
 Hessian approximation positive definite. Parameters stay in their dtype; the scalars of the line
 search (objective values, directional derivatives) are Python floats (float64).
+
+Every parameter-sized vector (flat parameters and gradients, the direction, the curvature pairs,
+scratch for ``|g|``) lives in buffers allocated once and reused across evaluations and
+iterations: the operations are the same as with fresh tensors (``out=`` variants), so the numbers
+are bit for bit those of fresh temporaries, without a large allocation and its page faults per
+evaluation.
 """
 
 from __future__ import annotations
@@ -149,28 +155,70 @@ class LBFGS:
         self._y: list[torch.Tensor] = []  # gradient changes g_{k+1} - g_k
         self._rho: list[float] = []  # 1 / (y's)
         self.last_report: LBFGSReport | None = None
+        # parameter-sized buffers not in use (handed out by _take, returned by _give)
+        self._free: list[torch.Tensor] = []
+        self._x0: torch.Tensor | None = None  # flat parameters at the start of an iteration
+        self._scratch: torch.Tensor | None = None  # |v| for max/sum reductions
+
+    # ------------------------------------------------------------------------ buffers
+    def _take(self) -> torch.Tensor:
+        """A parameter-sized flat buffer (contents undefined) from the free list or new."""
+        if self._free:
+            return self._free.pop()
+        first = self.params[0]
+        return torch.empty(self._numel, dtype=first.dtype, device=first.device)
+
+    def _give(self, *buffers: torch.Tensor | None) -> None:
+        """Return buffers from :meth:`_take` that nothing refers to any more."""
+        self._free.extend(b for b in buffers if b is not None)
+
+    def _abs(self, v: torch.Tensor) -> torch.Tensor:
+        """``|v|`` in a reused scratch buffer (valid until the next call)."""
+        if self._scratch is None:
+            self._scratch = torch.empty_like(v)
+        return torch.abs(v, out=self._scratch)
+
+    def _max_abs(self, v: torch.Tensor) -> float:
+        """``max |v|``: NaN when ``v`` holds a NaN, inf when it holds an inf (max propagates NaN)."""
+        return float(self._abs(v).max())
 
     # ------------------------------------------------------------------------ flat views
-    def _flat_params(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
-
-    def _flat_grad(self) -> torch.Tensor:
-        return torch.cat(
-            [
-                torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
-                if p.grad is None
-                else p.grad.detach().reshape(-1)
-                for p in self.params
-            ]
-        )
-
     @torch.no_grad()
-    def _set_params(self, x0: torch.Tensor, t: float, d: torch.Tensor) -> None:
-        """Parameters <- ``x0 + t d``."""
+    def _flat_params(self) -> torch.Tensor:
+        """The parameters concatenated into the reused buffer ``_x0``."""
+        if self._x0 is None:
+            self._x0 = self._take()
         offset = 0
         for p in self.params:
             n = p.numel()
-            p.copy_(torch.add(x0[offset : offset + n], d[offset : offset + n], alpha=t).view_as(p))
+            self._x0[offset : offset + n].copy_(p.detach().reshape(-1))
+            offset += n
+        return self._x0
+
+    @torch.no_grad()
+    def _flat_grad(self) -> torch.Tensor:
+        """The gradients concatenated into a buffer from :meth:`_take` (zeros where ``None``)."""
+        out = self._take()
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            if p.grad is None:
+                out[offset : offset + n].zero_()
+            else:
+                out[offset : offset + n].copy_(p.grad.detach().reshape(-1))
+            offset += n
+        return out
+
+    @torch.no_grad()
+    def _set_params(self, x0: torch.Tensor, t: float, d: torch.Tensor) -> None:
+        """Parameters <- ``x0 + t d`` (written in place when a parameter is contiguous)."""
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            if p.is_contiguous():
+                torch.add(x0[offset : offset + n], d[offset : offset + n], alpha=t, out=p.view(-1))
+            else:
+                p.copy_(torch.add(x0[offset : offset + n], d[offset : offset + n], alpha=t).view_as(p))
             offset += n
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -217,8 +265,8 @@ class LBFGS:
 
     # ------------------------------------------------------------------------ algorithm
     def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        """``-H g`` by the two-loop recursion (``-g`` without history)."""
-        q = g.neg()
+        """``-H g`` by the two-loop recursion (``-g`` without history), in a buffer from :meth:`_take`."""
+        q = torch.neg(g, out=self._take())
         if not self._s:
             return q
         alphas = []
@@ -235,12 +283,13 @@ class LBFGS:
         return q
 
     def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
+        """Keep the pair ``(s, y)`` (buffers from :meth:`_take`) or give it back when skipped."""
         sy = float(torch.dot(s, y))
         if not sy > 1e-10:
+            self._give(s, y)
             return  # no positive curvature along s: skip the pair
         if len(self._s) == self.history_size:
-            self._s.pop(0)
-            self._y.pop(0)
+            self._give(self._s.pop(0), self._y.pop(0))
             self._rho.pop(0)
         self._s.append(s)
         self._y.append(y)
@@ -260,45 +309,51 @@ class LBFGS:
             with torch.enable_grad():
                 loss = closure()
             evals += 1
-            return float(loss.detach()), self._flat_grad()  # a fresh tensor (torch.cat copies)
+            return float(loss.detach()), self._flat_grad()  # a buffer from _take
 
         f, g = evaluate(None, 0.0, None)
         f_start = f
         iterations = 0
         last_decrease = math.nan
         reason = "max_iterations"
-        if not (math.isfinite(f) and bool(torch.isfinite(g).all())):
+        g_max = self._max_abs(g)  # not finite exactly when some entry of g is not
+        if not (math.isfinite(f) and math.isfinite(g_max)):
             reason = "not_finite"
-        elif float(g.abs().max()) <= self.tolerance_grad:
+        elif g_max <= self.tolerance_grad:
             reason = "gradient_tolerance"
         else:
             while True:
                 d = self._direction(g)
                 gtd = float(torch.dot(g, d))
                 if not gtd < 0:  # not a descent direction (rounding): restart from -g
+                    self._give(*self._s, *self._y)
                     self._s, self._y, self._rho = [], [], []
-                    d = g.neg()
+                    torch.neg(g, out=d)
                     gtd = float(torch.dot(g, d))
                 # the very first step along -g is scaled to unit length in the 1-norm
-                t0 = self.lr * min(1.0, 1.0 / float(g.abs().sum())) if self.n_iter == 0 else self.lr
+                t0 = self.lr * min(1.0, 1.0 / float(self._abs(g).sum())) if self.n_iter == 0 else self.lr
                 x0 = self._flat_params()
                 t, f_new, g_new = self._line_search(evaluate, x0, d, f, gtd, t0, self.max_line_search)
                 if t == 0.0 or g_new is None:
                     self._set_params(x0, 0.0, d)  # back to the start of this iteration
+                    self._give(d, g_new)
                     reason = "not_finite" if not math.isfinite(f_new) else "line_search_failed"
                     break
                 self._set_params(x0, t, d)
                 iterations += 1
                 self.n_iter += 1
-                self._remember(d.mul(t), g_new.sub(g))
+                self._remember(torch.mul(d, t, out=self._take()), torch.sub(g_new, g, out=self._take()))
+                self._give(g)
                 f_old, f, g = f, f_new, g_new
                 last_decrease = (f_old - f) / max(abs(f), 1e-300)
                 if self.on_iteration is not None:
                     self.on_iteration(iterations, f)
-                if float(g.abs().max()) <= self.tolerance_grad:
+                d_max = self._max_abs(d)
+                self._give(d)
+                if self._max_abs(g) <= self.tolerance_grad:
                     reason = "gradient_tolerance"
                     break
-                if abs(t) * float(d.abs().max()) <= self.tolerance_change:
+                if abs(t) * d_max <= self.tolerance_change:
                     reason = "step_tolerance"
                     break
                 if abs(f - f_old) < self.tolerance_change:
@@ -320,6 +375,7 @@ class LBFGS:
             stop_reason=reason,
             last_relative_decrease=last_decrease,
         )
+        self._give(g)
         return f_start
 
     def _line_search(
@@ -336,6 +392,8 @@ class LBFGS:
 
         Returns ``(t, f(t), g(t))``. ``t = 0`` (and ``g = None``) when no evaluated step lowered
         the objective; ``f`` is then the last value seen (not finite if that is why it failed).
+        Every gradient ``evaluate`` returns (a buffer from :meth:`_take`) is given back here
+        except the one returned.
         """
         budget = max(1, budget)
         n = 0
@@ -346,7 +404,8 @@ class LBFGS:
         while True:
             f_t, g_t = evaluate(x0, t, d)
             n += 1
-            if not (math.isfinite(f_t) and bool(torch.isfinite(g_t).all())):
+            if not (math.isfinite(f_t) and math.isfinite(self._max_abs(g_t))):
+                self._give(g_t)
                 # overshoot into a non-finite region: shrink towards the last good step
                 if n >= budget or t <= 1e-20:
                     return (t_prev, f_prev, g_prev) if g_prev is not None else (0.0, f_t, None)
@@ -354,23 +413,28 @@ class LBFGS:
                 continue
             gtd_t = float(torch.dot(g_t, d))
             if f_t > f0 + _C1 * t * gtd0 or (n > 1 and f_t >= f_prev):
+                self._give(g_t)
                 lo, hi = (t_prev, f_prev, gtd_prev, g_prev), (t, f_t, gtd_t)
                 break
             if abs(gtd_t) <= -_C2 * gtd0:
+                self._give(g_prev)
                 return t, f_t, g_t
             if gtd_t >= 0:
+                self._give(g_prev)
                 lo, hi = (t, f_t, gtd_t, g_t), (t_prev, f_prev, gtd_prev)
                 break
             if n >= budget:
+                self._give(g_prev)
                 return t, f_t, g_t  # sufficient decrease holds; out of evaluations
             # extrapolate: a cubic step at least a little beyond t and at most 10 t
             t_next = _cubic_minimum(t_prev, f_prev, gtd_prev, t, f_t, gtd_t,
                                     t + 0.01 * (t - t_prev), 10.0 * t)
+            self._give(g_prev)
             t_prev, f_prev, gtd_prev, g_prev = t, f_t, gtd_t, g_t
             t = t_next
         # zoom: lo satisfies sufficient decrease with the lowest objective so far; the step we
         # want lies between lo and hi
-        d_max = float(d.abs().max())
+        d_max = self._max_abs(d)
         while n < budget:
             t_lo, f_lo, gtd_lo, g_lo = lo
             t_hi, f_hi, gtd_hi = hi
@@ -383,13 +447,16 @@ class LBFGS:
             t = min(max(t, a + 0.1 * (b - a)), b - 0.1 * (b - a))
             f_t, g_t = evaluate(x0, t, d)
             n += 1
-            if not (math.isfinite(f_t) and bool(torch.isfinite(g_t).all())):
+            if not (math.isfinite(f_t) and math.isfinite(self._max_abs(g_t))):
+                self._give(g_t)
                 hi = (t, math.inf, math.inf)
                 continue
             gtd_t = float(torch.dot(g_t, d))
             if f_t > f0 + _C1 * t * gtd0 or f_t >= f_lo:
+                self._give(g_t)
                 hi = (t, f_t, gtd_t)
             else:
+                self._give(g_lo)
                 if abs(gtd_t) <= -_C2 * gtd0:
                     return t, f_t, g_t
                 if gtd_t * (t_hi - t_lo) >= 0:
