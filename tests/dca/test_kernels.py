@@ -235,6 +235,33 @@ def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(dtype
         np.testing.assert_allclose(b1.grad.numpy(), b2.grad.numpy(), rtol=0, atol=tol * scale)  # type: ignore[union-attr]
 
 
+def test_fused_pair_gradients_do_not_alias_the_workspace() -> None:
+    """The backward hands autograd workspace buffers: a leaf's ``.grad`` (new or accumulated) and a
+    non-leaf's gradient must still survive later evaluations with the same workspace unchanged."""
+    from attnpotts.models.kernels import PairWorkspace, fused_pair_pseudo_likelihood
+
+    L, q, n = 5, 4, 30
+    gen = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, q, (n, L), generator=gen)
+    w = torch.rand(n, generator=gen, dtype=torch.float64)
+    ws = PairWorkspace(L, q, torch.float64)
+    T = torch.randn(L * (L - 1) // 2, q, q, generator=gen, dtype=torch.float64).requires_grad_(True)
+    bias = torch.randn(L, q, generator=gen, dtype=torch.float64).requires_grad_(True)
+    (0.5 * fused_pair_pseudo_likelihood(T, bias, tokens, w, ws)).backward()  # .grad created
+    first = T.grad.clone()  # type: ignore[union-attr]
+    assert torch.equal(first, 0.5 * ws.grad_pairs)
+    (0.5 * fused_pair_pseudo_likelihood(T, bias, tokens, w, ws)).backward()  # .grad accumulated
+    torch.testing.assert_close(T.grad, 2 * first, rtol=0, atol=0)
+    kept = T.grad.clone()  # type: ignore[union-attr]
+    base = torch.randn(T.numel(), generator=gen, dtype=torch.float64).requires_grad_(True)
+    fused_pair_pseudo_likelihood(base.view_as(T), bias, tokens, w, ws).backward()  # through a view
+    through_view = base.grad.clone()  # type: ignore[union-attr]
+    other = (2 * T.detach()).requires_grad_(True)
+    fused_pair_pseudo_likelihood(other, bias.detach(), tokens, w, ws).backward()  # new buffers
+    torch.testing.assert_close(T.grad, kept, rtol=0, atol=0)
+    torch.testing.assert_close(base.grad, through_view, rtol=0, atol=0)
+
+
 def test_fused_pairs_reject_bad_shapes() -> None:
     from attnpotts.models.kernels import fused_pair_pseudo_likelihood
 

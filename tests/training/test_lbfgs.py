@@ -243,3 +243,36 @@ def test_on_iteration_sees_every_accepted_iteration_and_the_final_objective() ->
     assert [k for k, _ in seen] == list(range(1, rep.iterations + 1))
     assert seen[-1][1] == rep.objective
     assert all(b <= a for (_, a), (_, b) in itertools.pairwise(seen))  # Wolfe: descent
+
+
+def test_buffers_are_reused_across_evaluations() -> None:
+    """Every parameter-sized vector comes from a bounded set of buffers, however many evaluations
+    run (no fresh flat gradient per evaluation), and the result is that of the recursion."""
+    gen = torch.Generator().manual_seed(5)
+    A = torch.randn(30, 30, generator=gen, dtype=F64)
+    H = A @ A.T / 30 + torch.eye(30, dtype=F64)
+    b = torch.randn(30, generator=gen, dtype=F64)
+    x = torch.zeros(30, dtype=F64, requires_grad=True)
+    opt = LBFGS([x], max_iter=40, history_size=3, tolerance_grad=0.0, tolerance_change=0.0)
+    handed_out: list[torch.Tensor] = []  # kept alive, so a fresh tensor could not reuse an address
+    flat_grad = opt._flat_grad
+
+    def recording_flat_grad() -> torch.Tensor:
+        g = flat_grad()
+        handed_out.append(g)
+        return g
+
+    opt._flat_grad = recording_flat_grad  # type: ignore[method-assign]
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        f = 0.5 * x @ H @ x - b @ x
+        f.backward()
+        return f
+
+    opt.step(closure)
+    rep = opt.last_report
+    assert rep is not None and rep.evaluations == len(handed_out) >= 20
+    distinct = {g.data_ptr() for g in handed_out}
+    assert len(distinct) <= 2 * opt.history_size + 4
+    torch.testing.assert_close(x.detach(), torch.linalg.solve(H, b), rtol=0, atol=1e-8)
