@@ -17,7 +17,7 @@ Hessian approximation positive definite. Parameters stay in their dtype; the sca
 search (objective values, directional derivatives) are Python floats (float64).
 
 Every parameter-sized vector (flat parameters and gradients, the direction, the curvature pairs,
-scratch for ``|g|``) lives in buffers allocated once and reused across evaluations and
+``|g|`` for its 1-norm) lives in buffers allocated once and reused across evaluations and
 iterations: the operations are the same as with fresh tensors (``out=`` variants), so the numbers
 are bit for bit those of fresh temporaries, without a large allocation and its page faults per
 evaluation.
@@ -96,7 +96,8 @@ class LBFGS:
         max_iter: iterations per :meth:`step`.
         max_eval: objective evaluations per :meth:`step` (default ``ceil(1.25 max_iter)``),
             checked after each iteration (a line search in progress is finished first).
-        history_size: curvature pairs kept (``m``; memory ``(2 m + 5)`` parameter copies).
+        history_size: curvature pairs kept (``m``; memory at most ``2 m + 6`` parameter copies,
+            allocated as needed and reused).
         tolerance_grad: stop when ``max |g| <= tolerance_grad``.
         tolerance_change: stop when the parameter change or the objective change of an iteration
             falls below this.
@@ -158,7 +159,6 @@ class LBFGS:
         # parameter-sized buffers not in use (handed out by _take, returned by _give)
         self._free: list[torch.Tensor] = []
         self._x0: torch.Tensor | None = None  # flat parameters at the start of an iteration
-        self._scratch: torch.Tensor | None = None  # |v| for max/sum reductions
 
     # ------------------------------------------------------------------------ buffers
     def _take(self) -> torch.Tensor:
@@ -172,15 +172,17 @@ class LBFGS:
         """Return buffers from :meth:`_take` that nothing refers to any more."""
         self._free.extend(b for b in buffers if b is not None)
 
-    def _abs(self, v: torch.Tensor) -> torch.Tensor:
-        """``|v|`` in a reused scratch buffer (valid until the next call)."""
-        if self._scratch is None:
-            self._scratch = torch.empty_like(v)
-        return torch.abs(v, out=self._scratch)
+    @staticmethod
+    def _max_abs(v: torch.Tensor) -> float:
+        """``max |v|`` without a temporary: NaN when ``v`` holds a NaN, else inf when it holds an inf."""
+        return float(torch.linalg.vector_norm(v, math.inf))
 
-    def _max_abs(self, v: torch.Tensor) -> float:
-        """``max |v|``: NaN when ``v`` holds a NaN, inf when it holds an inf (max propagates NaN)."""
-        return float(self._abs(v).max())
+    def _sum_abs(self, v: torch.Tensor) -> float:
+        """``sum |v|``, summed as ``v.abs().sum()`` is (``|v|`` in a pool buffer)."""
+        scratch = torch.abs(v, out=self._take())
+        total = float(scratch.sum())
+        self._give(scratch)
+        return total
 
     # ------------------------------------------------------------------------ flat views
     @torch.no_grad()
@@ -331,7 +333,7 @@ class LBFGS:
                     torch.neg(g, out=d)
                     gtd = float(torch.dot(g, d))
                 # the very first step along -g is scaled to unit length in the 1-norm
-                t0 = self.lr * min(1.0, 1.0 / float(self._abs(g).sum())) if self.n_iter == 0 else self.lr
+                t0 = self.lr * min(1.0, 1.0 / self._sum_abs(g)) if self.n_iter == 0 else self.lr
                 x0 = self._flat_params()
                 t, f_new, g_new = self._line_search(evaluate, x0, d, f, gtd, t0, self.max_line_search)
                 if t == 0.0 or g_new is None:
