@@ -28,7 +28,7 @@ from ..potts.layout import coupling_blocks, couplings_from_factors
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel, one_hot_states
 from .factored_kernels import factored_logits, factored_pseudo_likelihood
-from .kernels import KERNEL_METHODS, coupling_logits
+from .kernels import check_kernel, coupling_logits
 
 __all__ = ["FactoredAttention"]
 
@@ -80,9 +80,7 @@ class FactoredAttention(MaskedLanguageModel):
         kernel: str = "auto",
     ) -> None:
         super().__init__(n_sites, n_states)
-        if kernel not in KERNEL_METHODS:
-            raise ValidationError(f"kernel must be one of {KERNEL_METHODS}, got {kernel!r}")
-        self.kernel = kernel
+        self.kernel = check_kernel(kernel)
         if variant not in ("free", "softmax"):
             raise ValidationError(f"variant must be 'free' or 'softmax', got {variant!r}")
         if int(n_heads) < 1:

@@ -40,6 +40,7 @@ __all__ = [
     "FusedPairPseudoLikelihood",
     "FusedPseudoLikelihood",
     "PairWorkspace",
+    "check_kernel",
     "coupling_logits",
     "fused_applies",
     "fused_pair_pseudo_likelihood",
@@ -79,6 +80,13 @@ def _one_hot(tokens: torch.Tensor, n_states: int, dtype: torch.dtype) -> torch.T
     """``(N, L q)`` one-hot in ``dtype``; the ``[MASK]`` token becomes the zero vector."""
     x = torch.nn.functional.one_hot(tokens.long(), n_states + 1)[..., :n_states]
     return x.reshape(tokens.shape[0], -1).to(dtype)
+
+
+def check_kernel(kernel: str) -> str:
+    """``kernel`` if it names a method of :data:`KERNEL_METHODS` (a model's constructor argument)."""
+    if kernel not in KERNEL_METHODS:
+        raise ValidationError(f"kernel must be one of {KERNEL_METHODS}, got {kernel!r}")
+    return kernel
 
 
 def _resolve(method: str, weights: torch.Tensor) -> str:

@@ -32,8 +32,8 @@ from ..potts.layout import (
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel
 from .kernels import (
-    KERNEL_METHODS,
     PairWorkspace,
+    check_kernel,
     coupling_logits,
     fused_applies,
     fused_pair_pseudo_likelihood,
@@ -80,9 +80,7 @@ class FullPotts(MaskedLanguageModel):
         kernel: str = "auto",
     ) -> None:
         super().__init__(n_sites, n_states)
-        if kernel not in KERNEL_METHODS:
-            raise ValidationError(f"kernel must be one of {KERNEL_METHODS}, got {kernel!r}")
-        self.kernel = kernel
+        self.kernel = check_kernel(kernel)
         if not (init_std >= 0 and math.isfinite(init_std)):
             raise ValidationError(f"init_std must be finite and >= 0, got {init_std}")
         self.symmetric = bool(symmetric)
