@@ -518,6 +518,9 @@ FACTORED_START = "random"
 FACTORED_START_SHARPNESS = 3.0
 #: Standard deviation of the per-head noise on the started queries and keys.
 FACTORED_START_NOISE = 0.5
+#: Default ``position_scale`` of :class:`FactoredDCA` (see
+#: :class:`~attnpotts.models.FactoredAttention`): 1, no preconditioning of the queries and keys.
+FACTORED_POSITION_SCALE = 1.0
 
 #: Default L-BFGS iterations of :class:`FactoredDCA` (from random factors; see FactoredDCA).
 FACTORED_MAX_ITER = 600
@@ -712,6 +715,7 @@ class FactoredDCA(_BaseDCA):
         start: str = FACTORED_START,
         start_sharpness: float = FACTORED_START_SHARPNESS,
         start_noise: float = FACTORED_START_NOISE,
+        position_scale: float = FACTORED_POSITION_SCALE,
         max_iter: int = FACTORED_MAX_ITER,
         lbfgs_history: int = 20,
         **kwargs: Any,
@@ -726,6 +730,7 @@ class FactoredDCA(_BaseDCA):
         self.start = start
         self.start_sharpness = start_sharpness
         self.start_noise = start_noise
+        self.position_scale = position_scale
 
     def _validate(self) -> None:
         super()._validate()
@@ -742,7 +747,7 @@ class FactoredDCA(_BaseDCA):
         if not (isinstance(self.start_noise, int | float) and math.isfinite(self.start_noise)
                 and self.start_noise >= 0):
             raise ValidationError(f"start_noise must be a finite number >= 0, got {self.start_noise!r}")
-        # n_heads, key_dim, variant and init_std are checked by FactoredAttention itself
+        # n_heads, key_dim, variant, init_std and position_scale are checked by FactoredAttention
 
     def _weight_decay(self, n_sites: int) -> float:
         """``factor_l2`` (mean-form, summed over sites) as the loop's per-token ``weight_decay``.
@@ -800,7 +805,7 @@ class FactoredDCA(_BaseDCA):
         model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
             fields=True, init_std=float(self.init_std), value_init_std=self.value_init_std,
-            seed=self.seed, dtype=torch_dtype, device=self.device, kernel=self.kernel,
+            position_scale=self.position_scale, seed=self.seed, dtype=torch_dtype, device=self.device, kernel=self.kernel,
         )
         assert model.fields is not None
         with torch.no_grad():
@@ -822,10 +827,7 @@ class FactoredDCA(_BaseDCA):
             Q, K = spectral_query_key(scores, model.n_heads, model.key_dim,
                                       sharpness=float(self.start_sharpness),
                                       noise=float(self.start_noise), generator=gen)
-            assert model.query is not None and model.key is not None
-            with torch.no_grad():
-                model.query.copy_(Q.to(torch_dtype))
-                model.key.copy_(K.to(torch_dtype))
+            model.set_positions(Q, K)
         self.start_seconds_ = time.perf_counter() - t0
         return model
 

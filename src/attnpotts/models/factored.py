@@ -49,6 +49,11 @@ class FactoredAttention(MaskedLanguageModel):
         init_std: standard deviation of the Gaussian initialisation of every factor.
         value_init_std: that of the values ``V`` (or ``U``) alone (``None``: ``init_std``); ``0``
             starts from zero couplings, as the full model does, with non-uniform attention.
+        position_scale: ``c > 0`` (``"softmax"`` only): the parameters :attr:`query` and
+            :attr:`key` hold ``Q / c`` and ``K / c`` (:meth:`positions` gives ``Q, K``), so a
+            gradient-based optimiser's steps on ``Q, K`` are ``c^2`` times larger relative to
+            those on the values and fields (a fixed diagonal preconditioner). The model's
+            function and its initial ``Q, K`` (``init_std``) do not depend on ``c``.
         seed: seed of the initialisation (a :class:`torch.Generator` on the CPU).
         dtype: parameter dtype (``torch.float32`` default; ``torch.float64`` for identities).
         device: parameter device (``"cpu"`` default).
@@ -74,6 +79,7 @@ class FactoredAttention(MaskedLanguageModel):
         fields: bool = True,
         init_std: float = 0.1,
         value_init_std: float | None = None,
+        position_scale: float = 1.0,
         seed: SeedLike = 0,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
@@ -93,8 +99,15 @@ class FactoredAttention(MaskedLanguageModel):
             raise ValidationError(f"init_std must be finite and >= 0, got {init_std}")
         if value_init_std is not None and not (value_init_std >= 0 and math.isfinite(value_init_std)):
             raise ValidationError(f"value_init_std must be None or finite and >= 0, got {value_init_std}")
+        if not (isinstance(position_scale, int | float) and math.isfinite(position_scale)
+                and position_scale > 0):
+            raise ValidationError(f"position_scale must be a finite number > 0, got {position_scale!r}")
+        if variant != "softmax" and float(position_scale) != 1.0:
+            raise ValidationError("position_scale applies to the softmax variant's queries and keys; "
+                                  f"use 1 with variant {variant!r}")
         self.n_heads = int(n_heads)
         self.variant: Variant = variant
+        self.position_scale = float(position_scale)
         self.key_dim = int(key_dim)
         self.value_rank = None if value_rank is None else int(value_rank)
         self.has_fields = bool(fields)
@@ -114,8 +127,9 @@ class FactoredAttention(MaskedLanguageModel):
         if variant == "free":
             self.attention = init(H, L, L)  # (H, L, L); diagonal ignored
         else:
-            self.query = init(H, L, self.key_dim)  # (H, L, d)
-            self.key = init(H, L, self.key_dim)  # (H, L, d)
+            std = self.init_std / self.position_scale
+            self.query = init(H, L, self.key_dim, std=std)  # (H, L, d): Q / position_scale
+            self.key = init(H, L, self.key_dim, std=std)  # (H, L, d): K / position_scale
         self.value: nn.Parameter | None = None
         self.value_out: nn.Parameter | None = None
         self.embedding: nn.Parameter | None = None
@@ -132,7 +146,9 @@ class FactoredAttention(MaskedLanguageModel):
         )
 
     def hyperparameters(self) -> dict[str, Any]:
-        """Constructor arguments that rebuild this architecture."""
+        """Constructor arguments that rebuild this architecture (``position_scale`` only when not
+        1, so that checkpoints written before it existed still match)."""
+        extra = {} if self.position_scale == 1.0 else {"position_scale": self.position_scale}
         return {
             "n_sites": self.n_sites,
             "n_states": self.n_states,
@@ -143,7 +159,7 @@ class FactoredAttention(MaskedLanguageModel):
             "fields": self.has_fields,
             "init_std": self.init_std,
             "value_init_std": self.value_init_std,
-        }
+        } | extra
 
     # ----------------------------------------------------------------- the factors
     def attention_matrices(self) -> torch.Tensor:
@@ -152,9 +168,24 @@ class FactoredAttention(MaskedLanguageModel):
             assert self.attention is not None
             return self.attention * self.off_diagonal
         assert self.query is not None and self.key is not None
-        scores = self.query @ self.key.transpose(1, 2) / math.sqrt(self.key_dim)  # (H, L, L)
+        scores = self.query @ self.key.transpose(1, 2)  # (H, L, L)
+        if self.position_scale != 1.0:
+            scores = scores * self.position_scale**2
+        scores = scores / math.sqrt(self.key_dim)
         eye = torch.eye(self.n_sites, dtype=torch.bool, device=scores.device)
         return scores.masked_fill(eye, float("-inf")).softmax(dim=-1)
+
+    def positions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries and keys ``Q, K: (H, L, d)`` (the parameters times ``position_scale``)."""
+        assert self.query is not None and self.key is not None, "positions need the softmax variant"
+        return self.query * self.position_scale, self.key * self.position_scale
+
+    def set_positions(self, query: torch.Tensor, key: torch.Tensor) -> None:
+        """Set ``Q, K: (H, L, d)`` (stored divided by ``position_scale``), without gradient."""
+        assert self.query is not None and self.key is not None, "positions need the softmax variant"
+        with torch.no_grad():
+            self.query.copy_(query.to(self.query) / self.position_scale)
+            self.key.copy_(key.to(self.key) / self.position_scale)
 
     def value_matrices(self) -> torch.Tensor:
         """``V: (H, q, q)`` indexed ``[h, a, b]`` = contribution to colour ``a`` of a neighbour ``b``."""
