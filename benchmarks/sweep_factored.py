@@ -85,9 +85,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
 #: Leave-one-family-out grid (each traced, so every evaluation budget up to ``max_iter`` is a
 #: candidate): random values (as before) or zero values (zero couplings at the start, like plm).
 #: "mf" is the mean-field start (queries and keys from the mean-field contact map,
-#: ``attnpotts.dca.factored_start``); "v1"/"v0" start from random factors.
+#: ``attnpotts.dca.factored_start``); "v1"/"v0" start from random factors. "mf_s1_pos3" and
+#: "rand_pos3": the mean-field start with sharpness 1 / random factors, both with the queries and
+#: keys preconditioned (``position_scale = 3``) and an evaluation budget around twice plm's.
 LOFO_CONFIGS: dict[str, dict[str, Any]] = {
     "mf": {"start": "mean-field", "init_std": 1.0, "max_iter": 60, "lbfgs_history": 20},
+    "mf_s1_pos3": {"start": "mean-field", "start_sharpness": 1.0, "position_scale": 3.0,
+                   "max_iter": 110, "lbfgs_history": 20},
+    "rand_pos3": {"start": "random", "position_scale": 3.0, "max_iter": 110, "lbfgs_history": 20},
     "v1": {"start": "random", "init_std": 1.0, "max_iter": 150, "lbfgs_history": 20},
     "v0": {"start": "random", "init_std": 1.0, "value_init_std": 0.0, "max_iter": 150,
            "lbfgs_history": 20},

@@ -631,50 +631,34 @@ class FactoredDCA(_BaseDCA):
     model's (``benchmarks/bench_factored_memory.py``: 0.65-0.9x at ``L`` = 100-200); the fit
     needs more iterations (non-convex), see below.
 
-    Starts: ``start="random"`` (default) draws the factors from ``N(0, init_std^2)``;
-    ``start="mean-field"`` (:mod:`attnpotts.dca.factored_start`) sets the queries and keys so
-    that the attention logits are ``start_sharpness`` (3) times the rank-``d`` approximation of
-    the standardised mean-field contact map, plus per-head noise (``start_noise`` 0.5), values
-    and fields as for the random start. It needs the softmax variant and ``L (q-1) <= 6000``
-    (``L <= 300`` at ``q = 21``); larger fits start from random factors.
+    Starts and speed (``docs/dca.md``; top-L precision at 8 A, ``|i-j| >= 6``, gap left out):
 
-    Why the random start stays the default (``benchmarks/results/factored_lofo_meanfield.json``,
-    ``docs/dca.md``): from random factors the fit spends 100-600 iterations finding which pairs
-    interact (PF00014 / PF00076: top-L precision 0.74 / 0.46 after 60 evaluations), from the
-    mean-field start it begins at the mean-field map's precision (PF00014 0.94, PF00076 0.86)
-    and then hardly moves: over the families measured the mean precision stays within 0.01
-    from 0 to 60 evaluations, and leave-one-family-out over the evaluation budgets (within twice
-    plm's time) chose 0-35 evaluations, held-out mean 0.76 against plm's 0.90 over seven
-    families (PF00595 0.74 against 0.951, PF00035 0.78 against 0.955). Fast (about plm's time), but ~0.1 below plm,
-    while 600 iterations from random factors reach 0.915 on PF00595 and 0.896 on PF00035 at
-    10-20x plm's time. Neither meets both goals (2x plm's time, plm's precision minus 0.01);
-    the default keeps the precision.
+    * Default: random factors (``init_std = 1``), 600 L-BFGS iterations with memory 20: from
+      0.02 above to 0.1 below plm (PF00014 1.000 / plm 0.981, PF00595 0.915 / 0.939, PF00076
+      0.915 / 0.930, PF00035 0.896 / 0.955, PF00200 0.645 / 0.750) at 12-25x plm's time.
+    * Opt-in, about plm's time: ``start="mean-field", start_sharpness=1, position_scale=3,
+      max_iter=50``. The mean-field start (:mod:`attnpotts.dca.factored_start`) sets the
+      attention logits to ``start_sharpness`` times the rank-``d`` approximation of the
+      standardised mean-field contact map plus per-head noise ``start_noise``;
+      ``position_scale`` (:class:`FactoredAttention`) makes the L-BFGS steps on the queries and
+      keys ``c^2`` times larger relative to the values and fields. Leave-one-family-out over
+      the eight families (``benchmarks/sweep_factored.py --lofo``,
+      ``benchmarks/results/factored_lofo_preconditioned.json``) chose 50 evaluations (65 with
+      PF00014 held out): held-out mean 0.846 against plm's 0.910, at 0.7-2.2x plm's time;
+      after ~115 evaluations (1.5-4x) 0.874. More than 0.01 below plm on every family but
+      PF00200, so not the default. The sharp start (``start_sharpness = 3``, no
+      preconditioning) stays at the mean-field map's precision (held-out 0.761 against 0.900).
+    * ``position_scale = 3`` alone speeds the random start (PF00014: top-L 0.92 after 40
+      evaluations against 0.66 without it, 0.98 after 220); not the default because it was
+      measured on a few families only, not chosen over all eight.
+    * The mean-field start needs the softmax variant and ``L (q-1) <= 6000`` (``L <= 300`` at
+      ``q = 21``); larger fits start from random factors.
 
-    Earlier choices, from random factors (``benchmarks/sweep_factored.py``, results in
-    ``benchmarks/results/factored_sweep.json``; top-L precision at 8 A, ``|i-j| >= 6``, gap left
-    out of the score; chosen on PF00014 and PF00595 only, plm: 0.981 / 0.939):
-
-    * ``init_std = 1``: the small start (0.1) puts the fit on a saddle. With factors of size
-      ``sigma`` the attention logits ``Q.K/sqrt(d)`` have standard deviation ``sigma^2``, so at
-      0.1 every row of ``A_h`` is uniform, all pairs get the same coupling, and the gradient on
-      the queries and keys is ``O(sigma^2)``; the precision stays at the no-information level
-      (~0.38 / ~0.52) for the first ~1/3 (PF00014) to 1/2 (PF00595) of the 300 iterations, and
-      the run ends before converging (0.925 / 0.756). At ``sigma = 1`` the logits start with
-      unit variance and the plateau is gone (300 iterations: 0.962 / 0.902; ``sigma = 0.5``:
-      0.962 / 0.866).
-    * ``max_iter = 600``, ``lbfgs_history = 20``: at 300 iterations PF00595
-      is still climbing; 600 iterations with memory 20 (cheap: the factors are ~0.1 M numbers)
-      reach, over seeds 0, 1, 2, 1.000 / 0.962 / 0.962 on PF00014 and 0.915 / 0.902 / 0.915 on
-      PF00595 (old settings, seeds 0, 1: 0.925, 0.962 and 0.756, 0.805). Time: PF00014 ~60 s,
-      PF00595 ~320 s on 2 cores (plm: ~3 s and ~36 s). Held out (seed 0, plm in brackets):
-      PF00076 0.915 (0.930), PF00035 0.896 (0.955), PF00200 0.645 (0.750).
-    * Coupling lambda as for plm: 3x stronger lowered the precision (0.925 / 0.841), 0.3x gave
-      0.981 / 0.854, within the seed-to-seed spread of ~0.02-0.04 at ``L`` = 53-82, so the plm
-      convention is kept.
-    * ``factor_l2 = 0``: an L2 of 1e-3 on Q, K, V (with or without the penalty on ``J``)
-      collapses the attention toward uniform rows, the minimum-norm way to carry couplings,
-      and ruins the contacts (0.40, 0.42; 1e-2: 0.13 on PF00014). AttentionDCA.jl's code
-      penalises the product ``J`` (its ``lambda = 1e-3`` in the mean form), as here.
+    Other defaults (chosen on PF00014 and PF00595, ``benchmarks/results/factored_sweep.json``):
+    ``init_std = 1`` (at 0.1 every attention row starts uniform, a saddle where the precision
+    stays at the no-information level for 1/3-1/2 of the run); ``lambda`` as for plm (3x and
+    0.3x were within the seed-to-seed spread); ``factor_l2 = 0`` (1e-3 on ``Q, K, V`` collapses
+    the attention toward uniform rows, the minimum-norm way to carry couplings: PF00014 0.40).
 
     Args:
         n_heads: ``H`` (AttentionDCA uses 32).
@@ -690,8 +674,9 @@ class FactoredDCA(_BaseDCA):
         start_sharpness: scale of the started attention logits (default 3).
         start_noise: standard deviation of the per-head noise on the started queries and keys
             (default 0.5).
-        max_iter: L-BFGS iterations (default :data:`FACTORED_MAX_ITER` = 600; from the
-            mean-field start 5-30 give its precision).
+        position_scale: ``c`` of :class:`FactoredAttention` (default 1: no preconditioning;
+            3 for the faster setting above).
+        max_iter: L-BFGS iterations (default :data:`FACTORED_MAX_ITER` = 600).
         lbfgs_history: L-BFGS memory (default 20).
         other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the
             start's noise.
