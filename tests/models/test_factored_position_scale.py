@@ -80,9 +80,16 @@ def test_bad_position_scale_is_named(bad: float) -> None:
             np.random.default_rng(0).integers(0, 3, (30, 5)))
 
 
-def test_free_variant_refuses_a_scale() -> None:
+def test_free_variant_refuses_a_scale_and_positions() -> None:
     with pytest.raises(ValidationError, match="softmax"):
         FactoredAttention(5, 3, 2, variant="free", position_scale=2.0)
+    with pytest.raises(ValidationError, match="softmax"):
+        FactoredAttention(5, 3, 2, variant="free").positions()
+
+
+def test_set_positions_checks_the_shape() -> None:
+    with pytest.raises(ValidationError, match="shape"):
+        _model(2.0).set_positions(torch.zeros(3, 6, 3), torch.zeros(3, 6, 2))
 
 
 def test_factored_dca_with_a_scale_is_deterministic_and_differs_from_unscaled_steps() -> None:

@@ -175,17 +175,25 @@ class FactoredAttention(MaskedLanguageModel):
         eye = torch.eye(self.n_sites, dtype=torch.bool, device=scores.device)
         return scores.masked_fill(eye, float("-inf")).softmax(dim=-1)
 
+    def _positional(self) -> tuple[nn.Parameter, nn.Parameter]:
+        if self.query is None or self.key is None:
+            raise ValidationError(f"queries and keys exist in the softmax variant only, not {self.variant!r}")
+        return self.query, self.key
+
     def positions(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Queries and keys ``Q, K: (H, L, d)`` (the parameters times ``position_scale``)."""
-        assert self.query is not None and self.key is not None, "positions need the softmax variant"
-        return self.query * self.position_scale, self.key * self.position_scale
+        q, k = self._positional()
+        return q * self.position_scale, k * self.position_scale
 
     def set_positions(self, query: torch.Tensor, key: torch.Tensor) -> None:
         """Set ``Q, K: (H, L, d)`` (stored divided by ``position_scale``), without gradient."""
-        assert self.query is not None and self.key is not None, "positions need the softmax variant"
+        q, k = self._positional()
+        for name, x in (("query", query), ("key", key)):
+            if tuple(x.shape) != tuple(q.shape):
+                raise ValidationError(f"{name} must have shape (H, L, d) = {tuple(q.shape)}, got {tuple(x.shape)}")
         with torch.no_grad():
-            self.query.copy_(query.to(self.query) / self.position_scale)
-            self.key.copy_(key.to(self.key) / self.position_scale)
+            q.copy_(query.to(q) / self.position_scale)
+            k.copy_(key.to(k) / self.position_scale)
 
     def value_matrices(self) -> torch.Tensor:
         """``V: (H, q, q)`` indexed ``[h, a, b]`` = contribution to colour ``a`` of a neighbour ``b``."""
