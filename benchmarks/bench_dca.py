@@ -147,11 +147,21 @@ def score(S: np.ndarray, distances: Path) -> dict[str, float]:
 
 def run_family(family: str, tools: list[str], tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every tool on one family, one after the other (see the module docstring)."""
+    aln_rel, dist_rel = FAMILIES[family]
+    return run_alignment(family, args.data / aln_rel, args.data / dist_rel, tools, tmp, args)
+
+
+def run_alignment(family: str, aln: Path, dist: Path, tools: list[str], tmp: Path,
+                  args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every tool on the alignment ``aln`` (scored against ``dist``), one after the other.
+
+    ``args`` needs ``threads``, ``plmc``, ``ccmpred`` and ``factored_timeout``, and may carry
+    ``plm_options`` / ``factored_options`` (extra ``attnpotts contacts`` arguments); ``family``
+    names the rows (and the temporary files).
+    """
     from attnpotts.alignment import read_alignment
     from attnpotts.formats import read_score_matrix
 
-    aln_rel, dist_rel = FAMILIES[family]
-    aln, dist = args.data / aln_rel, args.data / dist_rel
     msa = read_alignment(aln)
     L, q = msa.n_sites, msa.q
     letters = np.array(list(msa.alphabet.symbols))
@@ -166,7 +176,7 @@ def run_family(family: str, tools: list[str], tmp: Path, args: argparse.Namespac
         out = tmp / f"{family}-{tool}"
         if tool in ("plm", "factored"):
             cmd = [sys.executable, "-m", "attnpotts.cli.main", "contacts", str(aln), "--out", str(out),
-                   "--model", tool, "--overwrite"]
+                   "--model", tool, "--overwrite", *getattr(args, f"{tool}_options", [])]
             timeout = args.factored_timeout if tool == "factored" else None
             row.update(run_process(cmd, env, timeout))
             if row["returncode"] == 0:

@@ -276,3 +276,14 @@ def test_buffers_are_reused_across_evaluations() -> None:
     distinct = {g.data_ptr() for g in handed_out}
     assert len(distinct) <= 2 * opt.history_size + 5  # all but x0
     torch.testing.assert_close(x.detach(), torch.linalg.solve(H, b), rtol=0, atol=1e-8)
+
+
+def test_max_abs_is_the_infinity_norm_including_nan_and_inf() -> None:
+    gen = torch.Generator().manual_seed(0)
+    cases = [torch.randn(1000, generator=gen), -torch.rand(5, generator=gen), torch.zeros(3),
+             torch.tensor([1.0, float("nan"), -3.0]), torch.tensor([-2.0, float("-inf")]),
+             torch.tensor([float("nan"), float("inf")]), torch.tensor([float("inf"), -1.0])]
+    for v in cases:
+        want = float(torch.linalg.vector_norm(v, math.inf))
+        got = LBFGS._max_abs(v)
+        assert got == want or (math.isnan(got) and math.isnan(want)), (v, got, want)

@@ -489,18 +489,22 @@ class _BaseDCA:
 
     def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
         """Set ``couplings_ (L, L, q, q)``, ``frobenius_`` and ``scores_`` from the fitted model."""
-        from ..evaluation import contact_scores, frobenius_scores
+        from ..evaluation import apc, frobenius_scores
 
         with torch.no_grad():
             J = model.coupling_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
         self.couplings_ = J
         self.frobenius_ = frobenius_scores(J, exclude_state=exclude)
-        self.scores_ = contact_scores(J, exclude_state=exclude)
+        # contact_scores(J, exclude) is exactly this; the Frobenius norms are computed once
+        self.scores_ = apc(self.frobenius_)
+        self._scores_exclude = exclude
 
     def scores_for(self, exclude_state: int | None) -> np.ndarray:
         """Contact scores ``(L, L)`` (Frobenius, zero-sum gauge, APC) with ``exclude_state`` left out."""
         from ..evaluation import contact_scores
 
+        if exclude_state == getattr(self, "_scores_exclude", -1):
+            return self.scores_.copy()  # the fit's own score (the same numbers)
         return contact_scores(self.couplings_, exclude_state=exclude_state)
 
     def convergence_dict(self) -> dict[str, Any]:

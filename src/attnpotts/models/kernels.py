@@ -46,6 +46,7 @@ __all__ = [
     "fused_pair_pseudo_likelihood",
     "fused_pseudo_likelihood",
     "reference_coupling_logits",
+    "sum_of_squares",
 ]
 
 KernelMethod = Literal["auto", "sparse", "dense", "dense-bf16"]
@@ -407,6 +408,38 @@ def fused_applies(
     if tokens.ndim != 2 or tokens.device.type != "cpu" or tokens.numel() == 0:
         return False
     return int(tokens.max()) < n_states
+
+
+# ----------------------------------------------------------------------------- sum of squares
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _sum_squares_kernel(x: np.ndarray, partial: np.ndarray) -> None:  # pragma: no cover
+    """``partial[c] = sum of x[k]^2`` over the ``c``-th of ``len(partial)`` slices, in float64."""
+    n, n_parts = x.shape[0], partial.shape[0]
+    for c in nb.prange(n_parts):
+        seg = x[c * n // n_parts : (c + 1) * n // n_parts]  # a contiguous slice: the loop vectorises
+        s = 0.0
+        for k in range(seg.shape[0]):
+            v = np.float64(seg[k])
+            s += v * v
+        partial[c] = s
+
+
+def sum_of_squares(x: torch.Tensor) -> float:
+    """``sum x^2`` of a CPU float32/float64 tensor, accumulated in float64, in one pass.
+
+    No temporary the size of ``x`` (``(x * x).sum()`` makes one), and more accurate than a
+    float32 ``torch.dot(x, x)``, whose float32 accumulation is off by ~1e-5 (relative) at 9 M
+    numbers: the float64 partial sums of 64 slices are added in a fixed order, so the result
+    does not depend on the thread count.
+    """
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        raise ValidationError(f"sum_of_squares runs on CPU float32/float64 tensors, got {x.dtype} on {x.device}")
+    flat = x.detach().reshape(-1)
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
+    partial = np.zeros(64)
+    _sum_squares_kernel(flat.numpy(), partial)
+    return float(partial.sum())
 
 
 # ----------------------------------------------------------------------------------- pairs

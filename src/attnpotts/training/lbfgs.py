@@ -174,8 +174,15 @@ class LBFGS:
 
     @staticmethod
     def _max_abs(v: torch.Tensor) -> float:
-        """``max |v|`` without a temporary: NaN when ``v`` holds a NaN, else inf when it holds an inf."""
-        return float(torch.linalg.vector_norm(v, math.inf))
+        """``max |v|`` as ``max(max v, -min v)`` (exact): NaN when ``v`` holds a NaN, else inf
+        when it holds an inf.
+
+        One pass without a temporary; ``vector_norm(v, inf)`` gives the same value but took 5x
+        as long on the CPU (42 against 8 ms for 9 M float32 numbers), and it runs 3 times per
+        evaluation (``benchmarks/bench_plm_subsampled.py profile``).
+        """
+        lo, hi = torch.aminmax(v)
+        return float(torch.maximum(hi, torch.neg(lo)))
 
     def _sum_abs(self, v: torch.Tensor) -> float:
         """``sum |v|``, summed as ``v.abs().sum()`` is (``|v|`` in a pool buffer)."""
