@@ -138,7 +138,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             name, aln, _ = write_variant(fam, n, args.seed, args.data, Path(tmpdir))
             msa = read_alignment(aln)
             PlmDCA(max_iter=1, tolerance=None).fit(msa)  # compile / warm up
-            prof = cProfile.Profile()
+            prof = cProfile.Profile(time.process_time)  # CPU time of all threads: robust to load
             c0, t0 = time.process_time(), time.perf_counter()
             prof.enable()
             est = PlmDCA().fit(msa)
@@ -159,7 +159,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                    "n_eff": float(est.n_eff_), "iterations": conv.iterations, "evaluations": ev,
                    "cpu_s": cpu, "wall_s": wall, "profiled_s": total,
                    "categories_s": cats, "per_evaluation_s": {c: t / ev for c, t in cats.items()},
-                   "top": sorted(per_fn.items(), key=lambda kv: -kv[1])[:15], "load_avg": _load()}
+                   "top": sorted(per_fn.items(), key=lambda kv: -kv[1])[:40], "load_avg": _load()}
             out.append(row)
             print(f"\n{name}: L {row['L']}, {conv.iterations} it, {ev} ev, cpu {cpu:.1f} s, wall {wall:.1f} s")
             for c, t in cats.items():

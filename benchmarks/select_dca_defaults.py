@@ -38,6 +38,7 @@ import itertools
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_dca import DATA, FAMILIES, RESULTS  # noqa: E402
+from bench_plm_subsampled import parse_variant  # noqa: E402
 
 FITS = RESULTS / "dca_defaults_fits.json"
 SELECTION = RESULTS / "dca_defaults_selection.json"
@@ -68,8 +70,13 @@ def _scores(J: np.ndarray, gap: int | None) -> dict[str, np.ndarray]:
     }
 
 
-def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir: Path) -> dict[str, Any]:
-    """One plm fit with stops every ``every`` iterations; precision of every score at each stop."""
+def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir: Path,
+               n_sequences: int = 0, seed: int = 0) -> dict[str, Any]:
+    """One plm fit with stops every ``every`` iterations; precision of every score at each stop.
+
+    ``n_sequences`` > 0: the family's variant of that many sequences drawn with ``seed``
+    (``bench_plm_subsampled.write_variant``), recorded as ``FAMILY-N``.
+    """
     import torch
 
     from attnpotts.alignment import read_alignment, read_distances
@@ -80,7 +87,14 @@ def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir
     from attnpotts.training import Callback, TrainingConfig, train
 
     aln, dist = FAMILIES[family]
-    msa = read_alignment(data_dir / aln)
+    if n_sequences > 0:
+        from bench_plm_subsampled import write_variant
+
+        with tempfile.TemporaryDirectory() as tmp:
+            family, path, _ = write_variant(family, n_sequences, seed, data_dir, Path(tmp))
+            msa = read_alignment(path)
+    else:
+        msa = read_alignment(data_dir / aln)
     data = prepare_data(msa)
     U, L = data.states.shape
     q = data.n_states
@@ -121,12 +135,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     path = RESULTS / args.out
     record = json.loads(path.read_text()) if path.exists() else {"fits": []}
     done = {(f["family"], f["lambda_j"], f["stops"][-1]["iterations"]) for f in record["fits"]}
+    units = [(f, 0) for f in args.families] + list(args.variants)
     for lam in args.lambdas:
-        for fam in args.families:
-            if any(d[0] == fam and d[1] == lam and d[2] >= args.max_iter for d in done):
+        for fam, n in units:
+            name = fam if n == 0 else f"{fam}-{n}"
+            if any(d[0] == name and d[1] == lam and d[2] >= args.max_iter for d in done):
                 continue
             t0 = time.perf_counter()
-            fit = fit_family(fam, lam, args.max_iter, args.every, args.data)
+            fit = fit_family(fam, lam, args.max_iter, args.every, args.data, n, args.seed)
+            fam = fit["family"]
             fit["wall_s"], fit["load_avg"] = time.perf_counter() - t0, os.getloadavg()[0]
             record["fits"] = [f for f in record["fits"] if not (f["family"] == fam and f["lambda_j"] == lam)]
             record["fits"].append(fit)
@@ -222,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit")
-    f.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    f.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
+    f.add_argument("--variants", nargs="*", default=[], type=parse_variant,
+                   help="subsampled families FAMILY:N (benchmarks/bench_plm_subsampled.py)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the subsampling")
     f.add_argument("--lambdas", nargs="+", type=float, default=[0.01])
     f.add_argument("--max-iter", type=int, default=100)
     f.add_argument("--every", type=int, default=5)

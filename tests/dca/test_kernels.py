@@ -202,10 +202,14 @@ def test_fused_symmetric_shortcut_equals_the_general_path() -> None:
     torch.testing.assert_close(out[0][1], out[1][1], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("block_sites", [None, 0, 1, 2, 4, 6])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(dtype: torch.dtype) -> None:
+def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(
+    dtype: torch.dtype, block_sites: int | None
+) -> None:
     """The triangle-stored kernel = the full symmetric one (values, gradients of both tied entries),
-    also when its workspace is reused for new parameters."""
+    also when its workspace is reused for new parameters; per-thread chunks (0) and blocks of
+    sites (1, 2, 4: uneven last block, 6: one block)."""
     from attnpotts.models.kernels import (
         PairWorkspace,
         fused_pair_pseudo_likelihood,
@@ -217,7 +221,8 @@ def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(dtype
     tokens = torch.randint(0, q, (n, L), generator=gen)
     w = torch.rand(n, generator=gen, dtype=torch.float64).to(dtype)
     i, j = torch.triu_indices(L, L, offset=1)
-    ws = PairWorkspace(L, q, dtype)
+    ws = PairWorkspace(L, q, dtype, block_sites=block_sites)
+    assert ws.block_sites == (0 if block_sites is None else block_sites)  # L q = 30: chunks by default
     for trial in range(2):
         T = (0.5 * torch.randn(len(i), q, q, generator=gen, dtype=torch.float64)).to(dtype)
         bias = torch.randn(L, q, generator=gen, dtype=torch.float64).to(dtype)
