@@ -14,7 +14,8 @@ contacts, so they also test precision where ``N_eff`` is small.
 
 ``tools``: every tool on each variant as a fresh process, one after the other (interleaved per
 variant; ``benchmarks/bench_dca.py``'s ``run_alignment``: the same commands, plmc with
-``-le 0.01 (L-1)(q-1) -lh 0.01 -m 100``, CCMpred with its defaults, the same scoring). The
+``-le 0.01 (L-1)(q-1) -lh 0.01 -m 100``, CCMpred with its defaults, the same scoring;
+``--baseline DIR`` adds the plm command run from ``DIR/src``, before the others). The
 default variants are the issue's shapes: ``PF13354:700`` (L = 202) and ``PF00072:1300``
 (L = 119), plus ``PF00595:500`` and ``PF00200:1000``. Writes
 ``benchmarks/results/bench_plm_subsampled.json`` (or ``--out``) atomically after every variant.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import sys
@@ -56,6 +58,7 @@ from bench_dca import (  # noqa: E402
     summarise,
 )
 
+_TOOLS = ("plm-baseline", "plm", "plmc", "ccmpred")
 DEFAULT_VARIANTS = ("PF13354:700", "PF00072:1300", "PF00595:500", "PF00200:1000")
 
 
@@ -100,11 +103,16 @@ def cmd_tools(args: argparse.Namespace) -> int:
         for fam, n in args.variants:
             name, aln, dist = write_variant(fam, n, args.seed, args.data, tmp)
             print(f"{name}:", flush=True)
+            if args.baseline is not None:  # the same command from other sources, first
+                base = argparse.Namespace(**{**vars(args), "src": args.baseline / "src"})
+                for r in run_alignment(name, aln, dist, ["plm"], tmp, base):
+                    rows.append({**r, "tool": "plm-baseline", "src": str(base.src)})
             rows += run_alignment(name, aln, dist, args.tools, tmp, args)
-            record["summary"] = summarise(rows)
+            record["summary"] = summarise(rows, _TOOLS)
             _save(record, args.out)
             print_tools([r for r in rows if r["family"] == name])
     print_tools(rows)
+    print("\nsummary:", json.dumps(record.get("summary", {}), indent=1))
     record["load_avg_end"] = _load()
     print(f"\nload average {record['load_avg_start']:.1f} -> {record['load_avg_end']:.1f}; "
           f"wrote {_save(record, args.out)}")
@@ -113,7 +121,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 #: Profile categories: substrings of cProfile's function labels.
 _CATEGORIES = {
-    "data kernel (fused pass)": ("_fused_pl_kernel",),
+    "data kernel (fused pass)": ("_fused_pl_kernel", "_fused_pl_blocked"),
     "expand J / reduce gradients": ("_expand_pairs", "_reduce_pairs"),
     "L-BFGS vector algebra": ("torch.dot", "method 'add_'", "'torch.add'", "'torch.neg'", "'torch.mul'",
                               "'torch.sub'", "method 'mul_'", "vector_norm", "'torch.abs'",
@@ -190,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--plm-options", nargs=argparse.REMAINDER, default=[],
                    help="extra attnpotts contacts arguments (last on the line)")
     t.add_argument("--out", default="bench_plm_subsampled.json", help="file name in benchmarks/results/")
+    t.add_argument("--baseline", type=Path, default=None,
+                   help="a tree (e.g. `git archive REV src | tar -x -C DIR`) whose src/ runs as "
+                   "'plm-baseline' before the tools, per variant")
     sub.choices["profile"].add_argument(  # type: ignore[attr-defined]
         "--out", default="bench_plm_profile.json", help="file name in benchmarks/results/")
     args = ap.parse_args(argv)
