@@ -23,6 +23,10 @@ Stopping settings evaluated from the same fits: a fixed number of iterations ``k
 or "stop at the first stop where the objective fell by less than ``eps`` (relative) over the last
 ``--every`` iterations" for a few ``eps`` (capped at ``--max-iter``).
 
+Variants (``fit --variants FAMILY:N``, fits named ``FAMILY-N``): the family subsampled to ``N``
+sequences (``benchmarks/bench_plm_subsampled.py``), small-N cases with the family's contacts.
+``select`` holds a family out together with its variants (they share contacts and sequences).
+
 ``select``: leave-one-family-out. For each held-out family, the setting (stopping, lambda, score)
 with the best mean P@L on the other seven is chosen -- among the settings within ``--tolerance``
 (0.005) of that best mean, the cheapest (fewest iterations, then the larger lambda) -- and its
@@ -195,43 +199,59 @@ def _choose(table: dict[tuple[Any, ...], dict[str, float]], families: list[str],
     return min(near, key=lambda k: (cost[k], -k[3], -means[k]))
 
 
+def _group(name: str) -> str:
+    """The family of a fit: ``PF13354`` for ``PF13354`` and its variant ``PF13354-700``."""
+    return name.split("-")[0]
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     from attnpotts.storage import atomic_write_json
 
     fits = [f for p in sorted(RESULTS.glob(FITS.stem + "*.json")) for f in json.loads(p.read_text())["fits"]]
     table = _settings(fits)
-    families = sorted({f["family"] for f in fits})
-    complete = [k for k, v in table.items() if all(f in v for f in families)]
+    items = sorted({f["family"] for f in fits})
+    complete = [k for k, v in table.items() if all(f in v for f in items)]
     table = {k: table[k] for k in complete}
     plmc: dict[str, float] = {}
-    if args.baseline and Path(args.baseline).exists():
-        for r in json.loads(Path(args.baseline).read_text()).get("tools", []):
-            if r.get("tool") == "plmc" and "precision" in r:
-                plmc[r["family"]] = r["precision"]["L"]
+    for path in args.baseline:
+        if Path(path).exists():
+            for r in json.loads(Path(path).read_text()).get("tools", []):
+                if r.get("tool") == "plmc" and "precision" in r:
+                    plmc[r["family"]] = r["precision"]["L"]
+    groups = sorted({_group(f) for f in items})
     folds = []
-    print(f"{'held out':9} {'chosen on the other families':44} {'P@L':>6} {'plmc':>6} {'diff':>7}")
-    for held in families:
-        train_f = [f for f in families if f != held]
+    print(f"{'held out':13} {'chosen on the other families':44} {'P@L':>6} {'plmc':>6} {'diff':>7}")
+    for held in groups:
+        train_f = [f for f in items if _group(f) != held]
         k = _choose(table, train_f, args.tolerance)
-        p = table[k][held]
-        folds.append({"held_out": held, "setting": list(k), "precision_L": p,
-                      "iterations": table[k][f"_it_{held}"], "plmc_precision_L": plmc.get(held)})
-        d = p - plmc[held] if held in plmc else float("nan")
-        print(f"{held:9} {k!s:44} {p:6.3f} {plmc.get(held, float('nan')):6.3f} {d:+7.3f}")
-    final = _choose(table, families, args.tolerance)
-    per_family = {f: table[final][f] for f in families}
-    print(f"\nfinal (all {len(families)}): {final}; mean P@L {np.mean(list(per_family.values())):.3f}; "
-          f"per family {per_family}")
-    ranking = sorted(((float(np.mean([v[f] for f in families])), k) for k, v in table.items()), reverse=True)[:15]
-    atomic_write_json(SELECTION, {
-        "families": families, "tolerance": args.tolerance, "folds": folds,
-        "final": {"setting": list(final), "precision_L": per_family,
-                  "iterations": {f: table[final][f"_it_{f}"] for f in families}},
+        for item in (f for f in items if _group(f) == held):
+            p = table[k][item]
+            folds.append({"held_out": item, "family": held, "setting": list(k), "precision_L": p,
+                          "iterations": table[k][f"_it_{item}"], "plmc_precision_L": plmc.get(item)})
+            d = p - plmc[item] if item in plmc else float("nan")
+            print(f"{item:13} {k!s:44} {p:6.3f} {plmc.get(item, float('nan')):6.3f} {d:+7.3f}")
+    final = _choose(table, items, args.tolerance)
+    per_item = {f: table[final][f] for f in items}
+    vs_plmc = {f: per_item[f] - plmc[f] for f in items if f in plmc}
+    held_vs_plmc = [f["precision_L"] - f["plmc_precision_L"] for f in folds if f["plmc_precision_L"] is not None]
+    print(f"\nfinal (all {len(items)}: {len(groups)} families and their variants): {final}; mean P@L "
+          f"{np.mean(list(per_item.values())):.3f}; worst vs plmc {min(vs_plmc.values(), default=float('nan')):+.3f}")
+    print(f"held out: mean P@L {np.mean([f['precision_L'] for f in folds]):.3f}, worst vs plmc "
+          f"{min(held_vs_plmc, default=float('nan')):+.3f}, at or above plmc on "
+          f"{sum(d >= 0 for d in held_vs_plmc)} of {len(held_vs_plmc)}")
+    ranking = sorted(((float(np.mean([v[f] for f in items])), k) for k, v in table.items()), reverse=True)[:15]
+    atomic_write_json(RESULTS / args.out, {
+        "families": groups, "items": items, "tolerance": args.tolerance, "folds": folds,
+        "final": {"setting": list(final), "precision_L": per_item,
+                  "iterations": {f: table[final][f"_it_{f}"] for f in items},
+                  "minus_plmc": vs_plmc},
         "stable_across_folds": sum(list(f["setting"]) == list(final) for f in folds),
         "top_settings_on_all": [{"mean_precision_L": m, "setting": list(k)} for m, k in ranking],
         "held_out_mean_precision_L": float(np.mean([f["precision_L"] for f in folds])),
+        "held_out_worst_minus_plmc": float(min(held_vs_plmc)) if held_vs_plmc else None,
+        "plmc_precision_L": plmc,
     })
-    print(f"wrote {SELECTION}")
+    print(f"wrote {RESULTS / args.out}")
     return 0
 
 
@@ -251,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="file in benchmarks/results/ (select reads every dca_defaults_fits*.json)")
     s = sub.add_parser("select")
     s.add_argument("--tolerance", type=float, default=0.005)
-    s.add_argument("--baseline", default=str(RESULTS / "bench_dca.json"))
+    s.add_argument("--baseline", nargs="+",
+                   default=[str(RESULTS / "bench_dca.json"), str(RESULTS / "bench_plm_subsampled_plmc.json")],
+                   help="bench_dca.py / bench_plm_subsampled.py results with plmc rows")
+    s.add_argument("--out", default=SELECTION.name, help="file name in benchmarks/results/")
     args = ap.parse_args(argv)
     return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
 

@@ -571,8 +571,9 @@ class PlmDCA(_BaseDCA):
             multiple of ``check_every``.
         tolerance: the convergence rule's relative tolerance (default :data:`PLM_TOLERANCE`);
             ``None``: run exactly ``max_iter`` iterations.
-        check_every: the rule's window in iterations (default :data:`PLM_CHECK_EVERY`). Each
-            window costs one extra evaluation (L-BFGS re-evaluates where the window starts).
+        check_every: the rule's window in iterations (default :data:`PLM_CHECK_EVERY`). A
+            window starts from the objective and gradient where the previous one ended (no
+            extra evaluation; the iterates are those of one uninterrupted L-BFGS run).
         lbfgs_history: L-BFGS memory.
         identity_threshold: sequence-weight identity threshold when weights are computed.
         kernel: coupling contraction method (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
