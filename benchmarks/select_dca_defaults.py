@@ -208,6 +208,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     from attnpotts.storage import atomic_write_json
 
     fits = [f for p in sorted(RESULTS.glob(FITS.stem + "*.json")) for f in json.loads(p.read_text())["fits"]]
+    if args.no_variants:
+        fits = [f for f in fits if _group(f["family"]) == f["family"]]
     table = _settings(fits)
     items = sorted({f["family"] for f in fits})
     complete = [k for k, v in table.items() if all(f in v for f in items)]
@@ -275,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                    default=[str(RESULTS / "bench_dca.json"), str(RESULTS / "bench_plm_subsampled_plmc.json")],
                    help="bench_dca.py / bench_plm_subsampled.py results with plmc rows")
     s.add_argument("--out", default=SELECTION.name, help="file name in benchmarks/results/")
+    s.add_argument("--no-variants", action="store_true", help="the whole families only")
     args = ap.parse_args(argv)
     return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
 
