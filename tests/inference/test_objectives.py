@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,29 @@ def test_per_sequence_loss_and_errors() -> None:
         per_sequence_loss(model, np.zeros((3, 5)))
     with pytest.raises(ShapeError, match="weights"):
         mlm_loss(model, states, np.ones(3))
+
+
+def test_forward_only_chunks_are_bounded_in_bytes_and_do_not_change_the_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``eval_rows`` caps a structural model's rows by the logits' bytes; chunking is exact."""
+    from attnpotts.inference import objectives
+
+    assert objectives.eval_rows(10_000, 1000, 21, 4) == objectives.EVAL_CHUNK_BYTES // (1000 * 21 * 4)
+    assert objectives.eval_rows(7, 1000, 21, 4) == 7
+    assert objectives.eval_rows(10, 10**6, 10**3, 8) == 1  # at least one row
+    model = FactoredAttention(6, 4, 2, variant="softmax", key_dim=3, init_std=1.0, seed=1, dtype=torch.float64)
+    states = np.random.default_rng(0).integers(0, 4, size=(50, 6))
+    whole = per_sequence_loss(model, states, batch_size=50)
+    monkeypatch.setattr(objectives, "EVAL_CHUNK_BYTES", 3 * 6 * 4 * 8)  # three sequences per pass
+    assert objectives.eval_rows(50, 6, 4, 8) == 3
+    rows: list[int] = []
+    forward = objectives.site_conditional_logits
+
+    def counted(m: Any, tokens: torch.Tensor, **kw: Any) -> torch.Tensor:
+        rows.append(int(tokens.shape[0]))
+        return forward(m, tokens, **kw)
+
+    monkeypatch.setattr(objectives, "site_conditional_logits", counted)
+    np.testing.assert_allclose(per_sequence_loss(model, states, batch_size=50), whole, rtol=0, atol=1e-13)
+    assert rows == [3] * 16 + [2]

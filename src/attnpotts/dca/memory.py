@@ -20,7 +20,8 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
   :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`), the scores from the factors
   (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
-  log-softmax of a chunk, ``2 B L q``), and before them the mean-field start
+  log-softmax of a chunk, ``2 R L q`` with ``R`` rows bounded by
+  :data:`attnpotts.inference.EVAL_CHUNK_BYTES`), and before them the mean-field start
   (:mod:`attnpotts.dca.factored_start`: one ``(L (q-1))^2`` float64 matrix, up to ``L = 300`` at
   ``q = 21``). Neither ``J`` whole nor per-head activations appear.
   Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
@@ -131,6 +132,7 @@ def estimate_memory(
             "activations": activations,
         }
     else:
+        from ..inference import eval_rows
         from ..models.factored_kernels import block_sites
         from .factored_start import mean_field_start_bytes
 
@@ -150,7 +152,9 @@ def estimate_memory(
         # the L x L matrices) and the final loss (A; logits and log-softmax of a chunk, no grad)
         evaluation = 3 * A + (T + 3) * L * q * K * q * b
         scores = 2 * A + 6 * 64 * n_heads * L * 8 + 5 * L * L * 8
-        final_loss = A + 2 * B * L * q * b + B * L * (8 + 4)
+        # the final loss runs forward-only in chunks of at most EVAL_CHUNK_BYTES of logits
+        R = eval_rows(B, L, q, b)
+        final_loss = A + 2 * R * L * q * b + R * L * (8 + 4)
         # the start (before the fit: its covariance matrix, factorised and inverted in place)
         first = mean_field_start_bytes(L, q) if start == "mean-field" else 0
         busiest = max(evaluation, scores, final_loss)

@@ -12,10 +12,12 @@ from .mapping import (
 )
 from .objectives import (
     DEFAULT_EVAL_BATCH,
+    EVAL_CHUNK_BYTES,
     Objective,
     Penalties,
     all_positions_cross_entropy,
     coupling_penalty,
+    eval_rows,
     factor_penalty,
     field_penalty,
     masked_cross_entropy,
@@ -34,6 +36,7 @@ from .optimal import (
 
 __all__ = [
     "DEFAULT_EVAL_BATCH",
+    "EVAL_CHUNK_BYTES",
     "LossEstimate",
     "Objective",
     "Penalties",
@@ -41,6 +44,7 @@ __all__ = [
     "attention_from_potts",
     "coupling_penalty",
     "estimate_mean",
+    "eval_rows",
     "excess_loss",
     "factor_penalty",
     "field_penalty",

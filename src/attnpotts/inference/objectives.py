@@ -45,10 +45,12 @@ from ..models import MaskedLanguageModel, PottsParameters, check_tokens
 
 __all__ = [
     "DEFAULT_EVAL_BATCH",
+    "EVAL_CHUNK_BYTES",
     "Objective",
     "Penalties",
     "all_positions_cross_entropy",
     "coupling_penalty",
+    "eval_rows",
     "factor_penalty",
     "field_penalty",
     "full_batch_count",
@@ -65,6 +67,19 @@ __all__ = [
 #: unmapped by the allocator on every pass (at 1024 sequences x 20 copies, 420 MB per MLP
 #: activation), which cost more system time than the evaluation's arithmetic.
 DEFAULT_EVAL_BATCH = 1024
+
+#: Largest ``(rows, L, q)`` logits tensor a forward-only evaluation forms at once (bytes): a
+#: structural model's ``batch_size`` is lowered to fit it. The final loss of a DCA fit passes the
+#: whole alignment as one batch; at ``L = 1000``, ``q = 21``, ``N = 10,000`` that was 0.8 GB of
+#: logits plus their log-softmax, more than the fit's evaluations need
+#: (:func:`attnpotts.dca.estimate_memory` counts this bound).
+EVAL_CHUNK_BYTES = 128 * 1024**2
+
+
+def eval_rows(batch_size: int, n_sites: int, n_states: int, itemsize: int) -> int:
+    """Sequences per forward-only pass of a structural model: ``batch_size`` bounded so that
+    their ``(rows, L, q)`` logits take at most :data:`EVAL_CHUNK_BYTES` (at least one row)."""
+    return max(1, min(int(batch_size), EVAL_CHUNK_BYTES // (int(n_sites) * int(n_states) * int(itemsize))))
 
 
 def masked_cross_entropy(
@@ -203,8 +218,9 @@ def per_sequence_loss(
     Args:
         model: any model; evaluated without dropout and without gradients.
         states: ``(M, L)`` integer states (numpy or torch).
-        batch_size: rows per forward pass: sequences of a structural model; for a contextual
-            model ``max(1, batch_size // L)`` sequences, each as ``L`` masked copies.
+        batch_size: rows per forward pass: sequences of a structural model (at most
+            :func:`eval_rows`); for a contextual model ``max(1, batch_size // L)`` sequences,
+            each as ``L`` masked copies.
     """
     device = next(model.parameters()).device
     tokens = _as_tokens(states, device)
@@ -216,12 +232,17 @@ def per_sequence_loss(
     out = []
     if not model.structural:
         batch_size = max(1, int(batch_size) // model.n_sites)
+    else:
+        itemsize = next(model.parameters()).element_size()
+        batch_size = eval_rows(batch_size, model.n_sites, model.n_states, itemsize)
     try:
         with torch.no_grad():
             for sl in _batches(tokens.shape[0], batch_size):
                 logits = site_conditional_logits(model, tokens[sl])
                 ce = masked_cross_entropy(logits, tokens[sl], reduction="none")
+                del logits  # before the next chunk's logits are formed
                 out.append(ce.double().mean(-1).cpu().numpy())
+                del ce
     finally:
         model.train(was_training)
     return np.concatenate(out)
