@@ -497,7 +497,7 @@ def _fused_pl_blocked(
 
 
 # ----------------------------------------------------------------------------- sum of squares
-@nb.njit(parallel=True, fastmath=True, cache=True)
+@nb.njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)  # NaN and inf propagate
 def _sum_squares_kernel(x: np.ndarray, partial: np.ndarray) -> None:  # pragma: no cover
     """``partial[c] = sum of x[k]^2`` over the ``c``-th of ``len(partial)`` slices, in float64."""
     n, n_parts = x.shape[0], partial.shape[0]
