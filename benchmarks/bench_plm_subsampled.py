@@ -16,8 +16,9 @@ contacts, so they also test precision where ``N_eff`` is small.
 variant; ``benchmarks/bench_dca.py``'s ``run_alignment``: the same commands, plmc with
 ``-le 0.01 (L-1)(q-1) -lh 0.01 -m 100``, CCMpred with its defaults, the same scoring;
 ``--baseline DIR`` adds the plm command run from ``DIR/src``, before the others). The
-default variants are the issue's shapes: ``PF13354:700`` (L = 202) and ``PF00072:1300``
-(L = 119), plus ``PF00595:500`` and ``PF00200:1000``. Writes
+default variants are close to two slow cases seen on other families (L = 256, N = 706 and
+L = 145, N = 1,303): ``PF13354:700`` (L = 202) and ``PF00072:1300`` (L = 119), plus
+``PF00595:500`` and ``PF00200:1000``. Writes
 ``benchmarks/results/bench_plm_subsampled.json`` (or ``--out``) atomically after every variant.
 
 ``profile``: one default :class:`attnpotts.dca.PlmDCA` fit per variant under :mod:`cProfile`;
