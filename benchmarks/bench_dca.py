@@ -116,12 +116,15 @@ def run_process(cmd: list[str], env: dict[str, str], timeout: float | None = Non
             "timed_out": timed_out, "load_avg": load, "output_tail": output[-1500:]}
 
 
-def _env(threads: int) -> dict[str, str]:
+def _env(threads: int, src: Path | None = None) -> dict[str, str]:
+    """The tools' environment: ``threads`` threads everywhere, attnpotts from ``src`` (default
+    this tree's ``src/``)."""
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                OMP_WAIT_POLICY=env.get("OMP_WAIT_POLICY", "passive"))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    src = ROOT / "src" if src is None else src
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -147,11 +150,22 @@ def score(S: np.ndarray, distances: Path) -> dict[str, float]:
 
 def run_family(family: str, tools: list[str], tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every tool on one family, one after the other (see the module docstring)."""
+    aln_rel, dist_rel = FAMILIES[family]
+    return run_alignment(family, args.data / aln_rel, args.data / dist_rel, tools, tmp, args)
+
+
+def run_alignment(family: str, aln: Path, dist: Path, tools: list[str], tmp: Path,
+                  args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every tool on the alignment ``aln`` (scored against ``dist``), one after the other.
+
+    ``args`` needs ``threads``, ``plmc``, ``ccmpred`` and ``factored_timeout``, and may carry
+    ``plm_options`` / ``factored_options`` (extra ``attnpotts contacts`` arguments) and ``src``
+    (the attnpotts sources to run, default this tree's); ``family`` names the rows (and the
+    temporary files).
+    """
     from attnpotts.alignment import read_alignment
     from attnpotts.formats import read_score_matrix
 
-    aln_rel, dist_rel = FAMILIES[family]
-    aln, dist = args.data / aln_rel, args.data / dist_rel
     msa = read_alignment(aln)
     L, q = msa.n_sites, msa.q
     letters = np.array(list(msa.alphabet.symbols))
@@ -159,14 +173,14 @@ def run_family(family: str, tools: list[str], tmp: Path, args: argparse.Namespac
     fasta, plain = tmp / f"{family}.fasta", tmp / f"{family}.aln"
     fasta.write_text("".join(f">s{n}\n{s}\n" for n, s in enumerate(lines)))
     plain.write_text("\n".join(lines) + "\n")
-    env = _env(args.threads)
+    env = _env(args.threads, getattr(args, "src", None))
     rows: list[dict[str, Any]] = []
     for tool in tools:
         row: dict[str, Any] = {"family": family, "tool": tool, "L": L, "N": msa.n_sequences}
         out = tmp / f"{family}-{tool}"
         if tool in ("plm", "factored"):
             cmd = [sys.executable, "-m", "attnpotts.cli.main", "contacts", str(aln), "--out", str(out),
-                   "--model", tool, "--overwrite"]
+                   "--model", tool, "--overwrite", *getattr(args, f"{tool}_options", [])]
             timeout = args.factored_timeout if tool == "factored" else None
             row.update(run_process(cmd, env, timeout))
             if row["returncode"] == 0:
@@ -248,11 +262,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per tool: mean P@L, worst P@L difference to plmc, median and max wall / CCMpred."""
+def summarise(rows: list[dict[str, Any]], tools: tuple[str, ...] = TOOLS) -> dict[str, Any]:
+    """Per tool: mean P@L, worst P@L difference to plmc, median and max wall (and CPU) / CCMpred."""
     by = {(r["family"], r["tool"]): r for r in rows if r.get("returncode") == 0 and "precision" in r}
     out: dict[str, Any] = {}
-    for tool in TOOLS:
+    for tool in tools:
         fams = [f for (f, t) in by if t == tool]
         if not fams:
             continue
@@ -267,6 +281,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if ratio:
             s["median_wall_over_ccmpred"] = float(np.median(ratio))
             s["max_wall_over_ccmpred"] = float(max(ratio))
+            cpu = [by[f, tool]["cpu_s"] / by[f, "ccmpred"]["cpu_s"] for f in fams if (f, "ccmpred") in by]
+            s["median_cpu_over_ccmpred"] = float(np.median(cpu))
+            s["max_cpu_over_ccmpred"] = float(max(cpu))
         out[tool] = s
     return out
 

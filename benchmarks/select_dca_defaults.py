@@ -23,6 +23,10 @@ Stopping settings evaluated from the same fits: a fixed number of iterations ``k
 or "stop at the first stop where the objective fell by less than ``eps`` (relative) over the last
 ``--every`` iterations" for a few ``eps`` (capped at ``--max-iter``).
 
+Variants (``fit --variants FAMILY:N``, fits named ``FAMILY-N``): the family subsampled to ``N``
+sequences (``benchmarks/bench_plm_subsampled.py``), small-N cases with the family's contacts.
+``select`` holds a family out together with its variants (they share contacts and sequences).
+
 ``select``: leave-one-family-out. For each held-out family, the setting (stopping, lambda, score)
 with the best mean P@L on the other seven is chosen -- among the settings within ``--tolerance``
 (0.005) of that best mean, the cheapest (fewest iterations, then the larger lambda) -- and its
@@ -38,6 +42,7 @@ import itertools
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_dca import DATA, FAMILIES, RESULTS  # noqa: E402
+from bench_plm_subsampled import parse_variant  # noqa: E402
 
 FITS = RESULTS / "dca_defaults_fits.json"
 SELECTION = RESULTS / "dca_defaults_selection.json"
@@ -68,8 +74,13 @@ def _scores(J: np.ndarray, gap: int | None) -> dict[str, np.ndarray]:
     }
 
 
-def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir: Path) -> dict[str, Any]:
-    """One plm fit with stops every ``every`` iterations; precision of every score at each stop."""
+def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir: Path,
+               n_sequences: int = 0, seed: int = 0) -> dict[str, Any]:
+    """One plm fit with stops every ``every`` iterations; precision of every score at each stop.
+
+    ``n_sequences`` > 0: the family's variant of that many sequences drawn with ``seed``
+    (``bench_plm_subsampled.write_variant``), recorded as ``FAMILY-N``.
+    """
     import torch
 
     from attnpotts.alignment import read_alignment, read_distances
@@ -80,7 +91,14 @@ def fit_family(family: str, lambda_j: float, max_iter: int, every: int, data_dir
     from attnpotts.training import Callback, TrainingConfig, train
 
     aln, dist = FAMILIES[family]
-    msa = read_alignment(data_dir / aln)
+    if n_sequences > 0:
+        from bench_plm_subsampled import write_variant
+
+        with tempfile.TemporaryDirectory() as tmp:
+            family, path, _ = write_variant(family, n_sequences, seed, data_dir, Path(tmp))
+            msa = read_alignment(path)
+    else:
+        msa = read_alignment(data_dir / aln)
     data = prepare_data(msa)
     U, L = data.states.shape
     q = data.n_states
@@ -121,12 +139,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     path = RESULTS / args.out
     record = json.loads(path.read_text()) if path.exists() else {"fits": []}
     done = {(f["family"], f["lambda_j"], f["stops"][-1]["iterations"]) for f in record["fits"]}
+    units = [(f, 0) for f in args.families] + list(args.variants)
     for lam in args.lambdas:
-        for fam in args.families:
-            if any(d[0] == fam and d[1] == lam and d[2] >= args.max_iter for d in done):
+        for fam, n in units:
+            name = fam if n == 0 else f"{fam}-{n}"
+            if any(d[0] == name and d[1] == lam and d[2] >= args.max_iter for d in done):
                 continue
             t0 = time.perf_counter()
-            fit = fit_family(fam, lam, args.max_iter, args.every, args.data)
+            fit = fit_family(fam, lam, args.max_iter, args.every, args.data, n, args.seed)
+            fam = fit["family"]
             fit["wall_s"], fit["load_avg"] = time.perf_counter() - t0, os.getloadavg()[0]
             record["fits"] = [f for f in record["fits"] if not (f["family"] == fam and f["lambda_j"] == lam)]
             record["fits"].append(fit)
@@ -178,43 +199,61 @@ def _choose(table: dict[tuple[Any, ...], dict[str, float]], families: list[str],
     return min(near, key=lambda k: (cost[k], -k[3], -means[k]))
 
 
+def _group(name: str) -> str:
+    """The family of a fit: ``PF13354`` for ``PF13354`` and its variant ``PF13354-700``."""
+    return name.split("-")[0]
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     from attnpotts.storage import atomic_write_json
 
     fits = [f for p in sorted(RESULTS.glob(FITS.stem + "*.json")) for f in json.loads(p.read_text())["fits"]]
+    if args.no_variants:
+        fits = [f for f in fits if _group(f["family"]) == f["family"]]
     table = _settings(fits)
-    families = sorted({f["family"] for f in fits})
-    complete = [k for k, v in table.items() if all(f in v for f in families)]
+    items = sorted({f["family"] for f in fits})
+    complete = [k for k, v in table.items() if all(f in v for f in items)]
     table = {k: table[k] for k in complete}
     plmc: dict[str, float] = {}
-    if args.baseline and Path(args.baseline).exists():
-        for r in json.loads(Path(args.baseline).read_text()).get("tools", []):
-            if r.get("tool") == "plmc" and "precision" in r:
-                plmc[r["family"]] = r["precision"]["L"]
+    for path in args.baseline:
+        if Path(path).exists():
+            for r in json.loads(Path(path).read_text()).get("tools", []):
+                if r.get("tool") == "plmc" and "precision" in r:
+                    plmc[r["family"]] = r["precision"]["L"]
+    groups = sorted({_group(f) for f in items})
     folds = []
-    print(f"{'held out':9} {'chosen on the other families':44} {'P@L':>6} {'plmc':>6} {'diff':>7}")
-    for held in families:
-        train_f = [f for f in families if f != held]
+    print(f"{'held out':13} {'chosen on the other families':44} {'P@L':>6} {'plmc':>6} {'diff':>7}")
+    for held in groups:
+        train_f = [f for f in items if _group(f) != held]
         k = _choose(table, train_f, args.tolerance)
-        p = table[k][held]
-        folds.append({"held_out": held, "setting": list(k), "precision_L": p,
-                      "iterations": table[k][f"_it_{held}"], "plmc_precision_L": plmc.get(held)})
-        d = p - plmc[held] if held in plmc else float("nan")
-        print(f"{held:9} {k!s:44} {p:6.3f} {plmc.get(held, float('nan')):6.3f} {d:+7.3f}")
-    final = _choose(table, families, args.tolerance)
-    per_family = {f: table[final][f] for f in families}
-    print(f"\nfinal (all {len(families)}): {final}; mean P@L {np.mean(list(per_family.values())):.3f}; "
-          f"per family {per_family}")
-    ranking = sorted(((float(np.mean([v[f] for f in families])), k) for k, v in table.items()), reverse=True)[:15]
-    atomic_write_json(SELECTION, {
-        "families": families, "tolerance": args.tolerance, "folds": folds,
-        "final": {"setting": list(final), "precision_L": per_family,
-                  "iterations": {f: table[final][f"_it_{f}"] for f in families}},
+        for item in (f for f in items if _group(f) == held):
+            p = table[k][item]
+            folds.append({"held_out": item, "family": held, "setting": list(k), "precision_L": p,
+                          "iterations": table[k][f"_it_{item}"], "plmc_precision_L": plmc.get(item)})
+            d = p - plmc[item] if item in plmc else float("nan")
+            print(f"{item:13} {k!s:44} {p:6.3f} {plmc.get(item, float('nan')):6.3f} {d:+7.3f}")
+    final = _choose(table, items, args.tolerance)
+    per_item = {f: table[final][f] for f in items}
+    vs_plmc = {f: per_item[f] - plmc[f] for f in items if f in plmc}
+    held_vs_plmc = [f["precision_L"] - f["plmc_precision_L"] for f in folds if f["plmc_precision_L"] is not None]
+    print(f"\nfinal (all {len(items)}: {len(groups)} families and their variants): {final}; mean P@L "
+          f"{np.mean(list(per_item.values())):.3f}; worst vs plmc {min(vs_plmc.values(), default=float('nan')):+.3f}")
+    print(f"held out: mean P@L {np.mean([f['precision_L'] for f in folds]):.3f}, worst vs plmc "
+          f"{min(held_vs_plmc, default=float('nan')):+.3f}, at or above plmc on "
+          f"{sum(d >= 0 for d in held_vs_plmc)} of {len(held_vs_plmc)}")
+    ranking = sorted(((float(np.mean([v[f] for f in items])), k) for k, v in table.items()), reverse=True)[:15]
+    atomic_write_json(RESULTS / args.out, {
+        "families": groups, "items": items, "tolerance": args.tolerance, "folds": folds,
+        "final": {"setting": list(final), "precision_L": per_item,
+                  "iterations": {f: table[final][f"_it_{f}"] for f in items},
+                  "minus_plmc": vs_plmc},
         "stable_across_folds": sum(list(f["setting"]) == list(final) for f in folds),
         "top_settings_on_all": [{"mean_precision_L": m, "setting": list(k)} for m, k in ranking],
         "held_out_mean_precision_L": float(np.mean([f["precision_L"] for f in folds])),
+        "held_out_worst_minus_plmc": float(min(held_vs_plmc)) if held_vs_plmc else None,
+        "plmc_precision_L": plmc,
     })
-    print(f"wrote {SELECTION}")
+    print(f"wrote {RESULTS / args.out}")
     return 0
 
 
@@ -222,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit")
-    f.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    f.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
+    f.add_argument("--variants", nargs="*", default=[], type=parse_variant,
+                   help="subsampled families FAMILY:N (benchmarks/bench_plm_subsampled.py)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the subsampling")
     f.add_argument("--lambdas", nargs="+", type=float, default=[0.01])
     f.add_argument("--max-iter", type=int, default=100)
     f.add_argument("--every", type=int, default=5)
@@ -231,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="file in benchmarks/results/ (select reads every dca_defaults_fits*.json)")
     s = sub.add_parser("select")
     s.add_argument("--tolerance", type=float, default=0.005)
-    s.add_argument("--baseline", default=str(RESULTS / "bench_dca.json"))
+    s.add_argument("--baseline", nargs="+",
+                   default=[str(RESULTS / "bench_dca.json"), str(RESULTS / "bench_plm_subsampled_plmc.json")],
+                   help="bench_dca.py / bench_plm_subsampled.py results with plmc rows")
+    s.add_argument("--out", default=SELECTION.name, help="file name in benchmarks/results/")
+    s.add_argument("--no-variants", action="store_true", help="the whole families only")
     args = ap.parse_args(argv)
     return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -200,10 +202,14 @@ def test_fused_symmetric_shortcut_equals_the_general_path() -> None:
     torch.testing.assert_close(out[0][1], out[1][1], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("block_sites", [None, 0, 1, 2, 4, 6])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(dtype: torch.dtype) -> None:
+def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(
+    dtype: torch.dtype, block_sites: int | None
+) -> None:
     """The triangle-stored kernel = the full symmetric one (values, gradients of both tied entries),
-    also when its workspace is reused for new parameters."""
+    also when its workspace is reused for new parameters; per-thread chunks (0) and blocks of
+    sites (1, 2, 4: uneven last block, 6: one block)."""
     from attnpotts.models.kernels import (
         PairWorkspace,
         fused_pair_pseudo_likelihood,
@@ -215,7 +221,8 @@ def test_fused_pairs_match_the_full_symmetric_path_and_reuse_the_workspace(dtype
     tokens = torch.randint(0, q, (n, L), generator=gen)
     w = torch.rand(n, generator=gen, dtype=torch.float64).to(dtype)
     i, j = torch.triu_indices(L, L, offset=1)
-    ws = PairWorkspace(L, q, dtype)
+    ws = PairWorkspace(L, q, dtype, block_sites=block_sites)
+    assert ws.block_sites == (0 if block_sites is None else block_sites)  # L q = 30: chunks by default
     for trial in range(2):
         T = (0.5 * torch.randn(len(i), q, q, generator=gen, dtype=torch.float64)).to(dtype)
         bias = torch.randn(L, q, generator=gen, dtype=torch.float64).to(dtype)
@@ -281,3 +288,40 @@ def test_full_potts_coupling_squared_norm_equals_that_of_the_tensor() -> None:
         with torch.no_grad():
             J = model.coupling_tensor()
             assert float(model.coupling_squared_norm()) == pytest.approx(float((J * J).sum()), rel=1e-12)
+
+
+def test_sum_of_squares_against_a_float64_sum() -> None:
+    from attnpotts.models.kernels import sum_of_squares
+
+    gen = torch.Generator().manual_seed(5)
+    for n in (0, 1, 7, 64, 1000, 300_001):
+        for dtype in (torch.float32, torch.float64):
+            x = torch.randn(n, generator=gen, dtype=dtype) * 0.01
+            want = float((x.double() ** 2).sum())
+            assert sum_of_squares(x) == pytest.approx(want, rel=1e-13, abs=1e-300)
+    x = torch.randn(6, 5, 4, generator=gen).transpose(0, 2)  # not contiguous
+    assert sum_of_squares(x) == pytest.approx(float((x.double() ** 2).sum()), rel=1e-13)
+    assert math.isnan(sum_of_squares(torch.tensor([1.0, float("nan")])))
+    assert math.isinf(sum_of_squares(torch.tensor([1.0, float("inf")])))
+    with pytest.raises(ValidationError, match="float32/float64"):
+        sum_of_squares(torch.ones(3, dtype=torch.float16))
+
+
+def test_symmetric_coupling_penalty_gradient_is_that_of_the_plain_formula_bitwise() -> None:
+    """The hand-written penalty (float64-summed value, gradient ``2 g T``) against autograd's."""
+    from attnpotts.models import FullPotts
+
+    for dtype in (torch.float32, torch.float64):
+        model = FullPotts(6, 4, symmetric=True, init_std=0.3, seed=2, dtype=dtype)
+        T = model.couplings
+        (0.37 * model.coupling_squared_norm()).backward()
+        fast = T.grad.clone()
+        T.grad = None
+        plain = 0.37 * (2.0 * (T * T).sum())
+        plain.backward()
+        assert torch.equal(fast, T.grad)
+        with torch.no_grad():
+            value = float(model.coupling_squared_norm())
+        assert value == pytest.approx(float(plain.detach()) / 0.37, rel=1e-6)
+    model = FullPotts(4, 3, symmetric=True, init_std=0.5, seed=1, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda t: model.coupling_squared_norm() + 0 * t.sum(), (model.couplings,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -276,3 +277,78 @@ def test_buffers_are_reused_across_evaluations() -> None:
     distinct = {g.data_ptr() for g in handed_out}
     assert len(distinct) <= 2 * opt.history_size + 5  # all but x0
     torch.testing.assert_close(x.detach(), torch.linalg.solve(H, b), rtol=0, atol=1e-8)
+
+
+def test_max_abs_is_the_infinity_norm_including_nan_and_inf() -> None:
+    gen = torch.Generator().manual_seed(0)
+    cases = [torch.randn(1000, generator=gen), -torch.rand(5, generator=gen), torch.zeros(3),
+             torch.tensor([1.0, float("nan"), -3.0]), torch.tensor([-2.0, float("-inf")]),
+             torch.tensor([float("nan"), float("inf")]), torch.tensor([float("inf"), -1.0])]
+    for v in cases:
+        want = float(torch.linalg.vector_norm(v, math.inf))
+        got = LBFGS._max_abs(v)
+        assert got == want or (math.isnan(got) and math.isnan(want)), (v, got, want)
+
+
+def test_reused_start_gives_the_same_steps_with_one_evaluation_fewer_per_step() -> None:
+    def run(reuse: bool, poke: bool = False) -> tuple[torch.Tensor, list[int], list[bool]]:
+        x = torch.tensor([-1.2, 1.0, 0.5], dtype=F64, requires_grad=True)
+        opt = LBFGS([x], max_iter=4, max_eval=10_000, history_size=4, reuse_start=reuse)
+        calls = [0]
+
+        def closure() -> torch.Tensor:
+            calls[0] += 1
+            opt.zero_grad()
+            f = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2 + 10 * (x[2] - x[1]) ** 2
+            f.backward()
+            return f
+
+        evals, reused = [], []
+        for k in range(4):
+            if poke and k == 2:
+                with torch.no_grad():
+                    x.add_(0.0)  # an in-place write: the carried evaluation is stale
+            opt.step(closure)
+            rep = opt.last_report
+            assert rep is not None and rep.evaluations == calls[0] - sum(evals)
+            evals.append(rep.evaluations)
+            reused.append(rep.start_reused)
+            assert -1 <= rep.final_evaluation < rep.evaluations
+        return x.detach().clone(), evals, reused
+
+    plain, plain_evals, plain_reused = run(False)
+    fast, fast_evals, fast_reused = run(True)
+    assert torch.equal(fast, plain)
+    assert plain_reused == [False] * 4 and fast_reused == [False, True, True, True]
+    assert [p - f for p, f in zip(plain_evals, fast_evals, strict=True)] == [0, 1, 1, 1]
+    poked, _, poked_reused = run(True, poke=True)
+    assert poked_reused == [False, True, False, True]
+    assert torch.equal(poked, plain)
+
+
+def test_training_loop_reuses_the_epoch_start_with_the_same_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from attnpotts.models import FullPotts
+    from attnpotts.training import TrainingConfig, train
+    from attnpotts.training import loop as loop_module
+
+    rng = np.random.default_rng(0)
+    states = rng.integers(0, 4, size=(40, 6))
+    cfg = TrainingConfig(optimizer="lbfgs", max_epochs=4, lbfgs_max_iter=3, batch_size=None,
+                         masking="all", coupling_l2=1e-2, field_l2=1e-2, lbfgs_history=3)
+
+    def fit() -> tuple[torch.Tensor, list[dict]]:
+        model = FullPotts(6, 4, symmetric=True, dtype=torch.float64)
+        result = train(model, states, config=cfg)
+        return model.couplings.detach().clone(), result.history
+
+    fast, fast_hist = fit()
+    class NoReuse(LBFGS):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "reuse_start": False})
+
+    monkeypatch.setattr(loop_module, "LBFGS", NoReuse)
+    plain, plain_hist = fit()
+    assert torch.equal(fast, plain)
+    assert [h["train_loss"] for h in fast_hist] == [h["train_loss"] for h in plain_hist]
+    assert [h["objective"] for h in fast_hist] == [h["objective"] for h in plain_hist]
+    assert [p["evaluations"] - f["evaluations"] for p, f in zip(plain_hist, fast_hist, strict=True)] == [0, 1, 1, 1]

@@ -489,18 +489,22 @@ class _BaseDCA:
 
     def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
         """Set ``couplings_ (L, L, q, q)``, ``frobenius_`` and ``scores_`` from the fitted model."""
-        from ..evaluation import contact_scores, frobenius_scores
+        from ..evaluation import apc, frobenius_scores
 
         with torch.no_grad():
             J = model.coupling_tensor().detach().to("cpu", torch.float64).numpy()  # type: ignore[operator]
         self.couplings_ = J
         self.frobenius_ = frobenius_scores(J, exclude_state=exclude)
-        self.scores_ = contact_scores(J, exclude_state=exclude)
+        # contact_scores(J, exclude) is exactly this; the Frobenius norms are computed once
+        self.scores_ = apc(self.frobenius_)
+        self._scores_exclude = exclude
 
     def scores_for(self, exclude_state: int | None) -> np.ndarray:
         """Contact scores ``(L, L)`` (Frobenius, zero-sum gauge, APC) with ``exclude_state`` left out."""
         from ..evaluation import contact_scores
 
+        if exclude_state == getattr(self, "_scores_exclude", -1):
+            return self.scores_.copy()  # the fit's own score (the same numbers)
         return contact_scores(self.couplings_, exclude_state=exclude_state)
 
     def convergence_dict(self) -> dict[str, Any]:
@@ -570,8 +574,9 @@ class PlmDCA(_BaseDCA):
             multiple of ``check_every``.
         tolerance: the convergence rule's relative tolerance (default :data:`PLM_TOLERANCE`);
             ``None``: run exactly ``max_iter`` iterations.
-        check_every: the rule's window in iterations (default :data:`PLM_CHECK_EVERY`). Each
-            window costs one extra evaluation (L-BFGS re-evaluates where the window starts).
+        check_every: the rule's window in iterations (default :data:`PLM_CHECK_EVERY`). A
+            window starts from the objective and gradient where the previous one ended (no
+            extra evaluation; the iterates are those of one uninterrupted L-BFGS run).
         lbfgs_history: L-BFGS memory.
         identity_threshold: sequence-weight identity threshold when weights are computed.
         kernel: coupling contraction method (:data:`attnpotts.models.kernels.KERNEL_METHODS`).

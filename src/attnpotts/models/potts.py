@@ -38,9 +38,30 @@ from .kernels import (
     fused_applies,
     fused_pair_pseudo_likelihood,
     fused_pseudo_likelihood,
+    sum_of_squares,
 )
 
 __all__ = ["FullPotts"]
+
+
+class _SquaredNorm(torch.autograd.Function):
+    """``||T||^2`` (0-d) of a CPU float tensor in one pass; gradient ``2 g T``.
+
+    What ``(T * T).sum()`` computes (the value summed in float64, :func:`sum_of_squares`; the
+    gradient bit for bit, since autograd's ``g T + g T`` is ``2 g T`` exactly) without its
+    temporaries: ``T * T`` in the forward pass and two products plus their sum in the backward
+    pass, each the size of ``T`` (the coupling penalty runs every evaluation).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(t)
+        return torch.tensor(sum_of_squares(t), dtype=t.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> torch.Tensor:
+        (t,) = ctx.saved_tensors
+        return torch.mul(t, 2.0 * grad_out)
 
 
 class FullPotts(MaskedLanguageModel):
@@ -186,6 +207,8 @@ class FullPotts(MaskedLanguageModel):
         left out.
         """
         T = self.couplings
+        if self.symmetric and T.device.type == "cpu" and T.dtype in (torch.float32, torch.float64):
+            return 2.0 * _SquaredNorm.apply(T)
         if self.symmetric:
             return 2.0 * (T * T).sum()
         return (T * T * self.off_diagonal).sum()

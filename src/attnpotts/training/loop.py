@@ -186,6 +186,9 @@ def _make_optimizer(model: MaskedLanguageModel, cfg: TrainingConfig) -> torch.op
             history_size=cfg.lbfgs_history,
             tolerance_grad=1e-12,
             tolerance_change=1e-16,
+            # every epoch evaluates the same deterministic full-batch objective: an epoch may
+            # start where the previous one ended (one evaluation fewer, same numbers)
+            reuse_start=cfg.masking == "all" and model.structural,
         )
     if cfg.optimizer == "adamw":
         decay_ids = {id(p) for p in model.factor_parameters()}
@@ -767,7 +770,7 @@ def _lbfgs_epoch(
     n_tokens = tokens.numel() if predict is None else int(predict.sum())
     if count <= 0:
         return math.nan, 0, n_tokens
-    first: list[float] = []
+    datas: list[float] = []  # the data term of every evaluation
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=False)
@@ -775,11 +778,13 @@ def _lbfgs_epoch(
             tokens, w, inputs, predict, count=count, chunk=int(cfg.eval_batch_size),
             generator=state.dropout_generator,
         )
-        if not first:
-            first.append(float(data))
+        datas.append(float(data))
         return total
 
     optimizer.step(closure)
     report = optimizer.last_report
     assert report is not None
-    return (first[0] if first else math.nan), report.iterations, n_tokens
+    # the data term where the epoch started: its first evaluation, or the one it reused
+    first = optimizer.start_info if report.start_reused else (datas[0] if datas else math.nan)
+    optimizer.start_info = datas[report.final_evaluation] if report.final_evaluation >= 0 else first
+    return first, report.iterations, n_tokens
