@@ -277,11 +277,14 @@ def summarise(rows: list[dict[str, Any]], tools: tuple[str, ...] = TOOLS) -> dic
         if vs_plmc:
             s["worst_precision_L_minus_plmc"] = float(min(vs_plmc))
             s["families_at_or_above_plmc"] = int(sum(d >= 0 for d in vs_plmc))
-        ratio = [by[f, tool]["wall_s"] / by[f, "ccmpred"]["wall_s"] for f in fams if (f, "ccmpred") in by]
+        # time ratios only within one run (rows merged from several files keep their file's name)
+        timed = [f for f in fams if (f, "ccmpred") in by
+                 and by[f, tool].get("result_file") == by[f, "ccmpred"].get("result_file")]
+        ratio = [by[f, tool]["wall_s"] / by[f, "ccmpred"]["wall_s"] for f in timed]
         if ratio:
             s["median_wall_over_ccmpred"] = float(np.median(ratio))
             s["max_wall_over_ccmpred"] = float(max(ratio))
-            cpu = [by[f, tool]["cpu_s"] / by[f, "ccmpred"]["cpu_s"] for f in fams if (f, "ccmpred") in by]
+            cpu = [by[f, tool]["cpu_s"] / by[f, "ccmpred"]["cpu_s"] for f in timed]
             s["median_cpu_over_ccmpred"] = float(np.median(cpu))
             s["max_cpu_over_ccmpred"] = float(max(cpu))
         out[tool] = s
@@ -419,11 +422,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--append", action="store_true",
                     help="keep the rows of other families already in --out (a continued run; "
                     "each family's tools still run side by side)")
-    ap.add_argument("--markdown", type=Path, default=None,
-                    help="only print the Markdown table of this result file and exit")
+    ap.add_argument("--markdown", type=Path, nargs="+", default=None, metavar="FILE",
+                    help="only print the Markdown table and summary of these result files and exit "
+                    "(several files: rows of runs made apart, e.g. a slow peer run separately; a "
+                    "(family, tool) row of a later file replaces an earlier one)")
     args = ap.parse_args(argv)
     if args.markdown is not None:
-        print(markdown(json.loads(args.markdown.read_text())["tools"]))
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for path in args.markdown:
+            for r in json.loads(path.read_text())["tools"]:
+                merged[r["family"], r["tool"]] = {**r, "result_file": path.name}
+        combined = sorted(merged.values(), key=lambda r: (list(FAMILIES).index(r["family"]),
+                                                          TOOLS.index(r["tool"])))
+        print(markdown(combined))
+        print("\nsummary:", json.dumps(summarise(combined), indent=1))
         return 0
     if not args.data.is_dir():
         ap.error(f"no protein families folder {args.data}; pass --data or set ATTNPOTTS_PROTEINS")
