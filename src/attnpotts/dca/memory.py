@@ -25,8 +25,9 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   (:mod:`attnpotts.dca.factored_start`: one ``(L (q-1))^2`` float64 matrix, up to ``L = 300`` at
   ``q = 21``). Neither ``J`` whole nor per-head activations appear.
   Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
-  ``L = 1000, H = 32``: 0.90 GiB against an estimate of 1.04 GiB at ``N = 2000``, 1.94 GiB
-  against 1.70 GiB at ``N = 10,000`` (chunks of 5000 sequences under a 2 GiB limit); the fit's
+  ``L = 1000, H = 32, N = 10,000`` under the default limit: 0.95 GiB against an estimate of
+  1.13 GiB (the fit's own growth plus :data:`RUNTIME_BYTES`: 0.72 GiB, so the evaluation
+  phase's terms are high at this size; ``docs/dca.md``); the fit's
   own growth plus :data:`RUNTIME_BYTES` (``tests/dca/test_factored_kernels.py``): estimate /
   peak 1.04-1.10 at ``L = 100-280``, ``N = 1000-20,000``, ``H = 4-32``, both starts
   (``docs/dca.md``).
