@@ -264,6 +264,47 @@ def _exp_shifted(acc: np.ndarray, shift: np.ndarray, out: np.ndarray, bits: np.n
             out[k] = np.exp(acc[k] - shift[k])
 
 
+@nb.njit(fastmath=True, cache=True)
+def _site_softmax(
+    acc: np.ndarray,
+    shift: np.ndarray,
+    grad: np.ndarray,
+    bits: np.ndarray,
+    targets: np.ndarray,
+    first_site: int,
+    n_states: int,
+    wn: float,
+    loss: float,
+) -> float:  # pragma: no cover
+    """One sequence's sites ``first_site ..`` (``len(acc) / q`` of them) from their logits ``acc``.
+
+    Sets ``grad = wn (softmax(acc) - onehot(target))`` per site and returns ``loss`` plus
+    ``wn sum_i -log P(target_i)``, added site by site; ``shift`` and ``bits`` are workspaces
+    of ``acc``'s size. Shared by the fused kernels (per thread and by blocks of sites).
+    """
+    n_here = acc.shape[0] // n_states
+    for i in range(n_here):
+        base = i * n_states
+        m = acc[base]
+        for a in range(1, n_states):
+            m = max(m, acc[base + a])
+        for a in range(n_states):
+            shift[base + a] = m
+    _exp_shifted(acc, shift, grad, bits)  # softmax numerators, one exp per logit
+    for i in range(n_here):
+        base = i * n_states
+        z = 0.0
+        for a in range(n_states):
+            z += grad[base + a]
+        t = targets[first_site + i]
+        loss += wn * (shift[base] + np.log(z) - acc[base + t])
+        scale = wn / z
+        for a in range(n_states):
+            grad[base + a] *= scale
+        grad[base + t] -= wn
+    return loss
+
+
 @nb.njit(parallel=True, fastmath=True, cache=True)
 def _fused_pl_kernel(
     rows: np.ndarray,
@@ -306,26 +347,7 @@ def _fused_pl_kernel(
                 r = rows[n, j]
                 for k in range(width):
                     acc[k] += w_t[r, k]
-            wn = seq_weights[n]
-            for i in range(n_sites):
-                base = i * n_states
-                m = acc[base]
-                for a in range(1, n_states):
-                    m = max(m, acc[base + a])
-                for a in range(n_states):
-                    shift[base + a] = m
-            _exp_shifted(acc, shift, grad, bits)  # softmax numerators, one exp per logit
-            for i in range(n_sites):
-                base = i * n_states
-                z = 0.0
-                for a in range(n_states):
-                    z += grad[base + a]
-                t = targets[n, i]
-                loss += wn * (shift[base] + np.log(z) - acc[base + t])
-                scale = wn / z
-                for a in range(n_states):
-                    grad[base + a] *= scale
-                grad[base + t] -= wn
+            loss = _site_softmax(acc, shift, grad, bits, targets[n], 0, n_states, seq_weights[n], loss)
             for k in range(width):
                 gb[k] += grad[k]
             for j in range(n_sites):
@@ -467,26 +489,7 @@ def _fused_pl_blocked(
                 row = w_t[rows[n, j], k0:k0 + nk]
                 for k in range(nk):
                     acc[k] += row[k]
-            wn = seq_weights[n]
-            for i in range(i1 - i0):
-                base = i * n_states
-                m = acc[base]
-                for a in range(1, n_states):
-                    m = max(m, acc[base + a])
-                for a in range(n_states):
-                    shift[base + a] = m
-            _exp_shifted(acc, shift, gr, bits)
-            for i in range(i1 - i0):
-                base = i * n_states
-                z = 0.0
-                for a in range(n_states):
-                    z += gr[base + a]
-                t = targets[n, i0 + i]
-                loss += wn * (shift[base] + np.log(z) - acc[base + t])
-                scale = wn / z
-                for a in range(n_states):
-                    gr[base + a] *= scale
-                gr[base + t] -= wn
+            loss = _site_softmax(acc, shift, gr, bits, targets[n], i0, n_states, seq_weights[n], loss)
             for k in range(nk):
                 gbias[k0 + k] += gr[k]
             for j in range(n_sites):
