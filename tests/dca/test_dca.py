@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,6 +196,23 @@ def test_memory_estimate_refuses_with_the_options_that_fit() -> None:
     states = np.random.default_rng(0).integers(0, 21, (10, 200))
     with pytest.raises(ResourceLimitError, match="factored"):
         PlmDCA(memory_limit_gb=0.01).fit(states, np.ones(10))
+
+
+@pytest.mark.parametrize("model", ["plm", "factored"])
+def test_memory_estimate_counts_the_curvature_pairs_a_fit_can_store(model: str) -> None:
+    """A fit of k < m iterations stores at most k L-BFGS pairs of P parameters each."""
+    kw: dict[str, Any] = {"model": model, "lbfgs_history": 20, "n_threads": 2}
+    full = estimate_memory(500, 60, 21, **kw)
+    assert estimate_memory(500, 60, 21, max_iter=600, **kw) == full  # history full
+    short = estimate_memory(500, 60, 21, max_iter=3, **kw)
+    L, q = 60, 21
+    P = L * (L - 1) // 2 * q * q if model == "plm" else 32 * (2 * L * 32 + q * q) + L * q
+    assert full.parts["lbfgs_state"] - short.parts["lbfgs_state"] == 2 * (20 - 3) * P * 4
+    # the estimators pass their own max_iter
+    data = prepare_data(np.random.default_rng(0).integers(0, 21, (30, 12)), np.ones(30), n_states=21)
+    cls = PlmDCA if model == "plm" else FactoredDCA
+    one, many = cls(max_iter=1, lbfgs_history=20), cls(max_iter=100, lbfgs_history=20)
+    assert one._estimate(data).parts["lbfgs_state"] < many._estimate(data).parts["lbfgs_state"]
 
 
 def _planted_model(L: int, q: int, edges: list[tuple[int, int]], seed: int) -> PottsModel:

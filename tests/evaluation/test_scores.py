@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from attnpotts.errors import ShapeError, ValidationError
 from attnpotts.evaluation import (
@@ -131,15 +132,36 @@ def test_precision_bad_inputs() -> None:
     assert math.isnan(contact_precision(S, np.full((8, 8), np.nan), top=1))
 
 
-def test_blockwise_scores_equal_dense_scores() -> None:
-    rng = np.random.default_rng(3)
-    J = rng.normal(size=(9, 9, 4, 4))  # asymmetric on purpose
+def _frobenius_oracle(J: np.ndarray, exclude: int | None, sym: bool, gauge: str) -> np.ndarray:
+    """The NumPy formula of ``evaluation.scores``' docstring, with its temporaries."""
+    from attnpotts.potts import zero_sum_gauge
+    from attnpotts.potts.layout import transpose_couplings
+
+    B = 0.5 * (J + transpose_couplings(J)) if sym else J
+    if gauge == "zero-sum":
+        B, _ = zero_sum_gauge(B)
+    keep = np.array([a != exclude for a in range(J.shape[2])])
+    F = np.sqrt((B[:, :, keep][:, :, :, keep] ** 2).sum(axis=(2, 3)))
+    np.fill_diagonal(F, 0.0)
+    return F if sym else 0.5 * (F + F.T)
+
+
+@pytest.mark.parametrize("L, q", [(3, 2), (9, 4), (17, 21)])
+def test_frobenius_kernel_equals_numpy_formula(L: int, q: int) -> None:
+    rng = np.random.default_rng(L * q)
+    J = rng.normal(size=(L, L, q, q)) + rng.normal(size=(1, 1, q, 1))  # asymmetric, not centred
     for sym in (True, False):
         for gauge in ("zero-sum", "none"):
-            dense = frobenius_scores(J, exclude_state=1, symmetrize=sym, gauge=gauge)
-            blocks = frobenius_scores(
-                J, exclude_state=1, symmetrize=sym, gauge=gauge, dense_limit_bytes=3000
-            )
-            np.testing.assert_allclose(blocks, dense, rtol=1e-12, atol=1e-14)
+            for exclude in (None, 0, q - 1):
+                got = frobenius_scores(J, exclude_state=exclude, symmetrize=sym, gauge=gauge)
+                np.testing.assert_allclose(got, _frobenius_oracle(J, exclude, sym, gauge),
+                                           rtol=1e-12, atol=1e-14)
+    # float32, torch and non-contiguous inputs give the float64 result of their values
+    Jt = np.ascontiguousarray(J.transpose(1, 0, 3, 2))
+    np.testing.assert_allclose(frobenius_scores(J.transpose(1, 0, 3, 2)), frobenius_scores(Jt))
+    J32 = J.astype(np.float32)
+    np.testing.assert_allclose(frobenius_scores(torch.from_numpy(J32)),
+                               _frobenius_oracle(J32.astype(np.float64), None, True, "zero-sum"),
+                               rtol=1e-12, atol=1e-14)
     with pytest.raises(ValidationError, match="exclude_state"):
-        frobenius_scores(J, exclude_state=4)
+        frobenius_scores(J, exclude_state=q)

@@ -607,7 +607,8 @@ class PlmDCA(_BaseDCA):
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="plm", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history), chunk=self.chunk)
+                              lbfgs_history=int(self.lbfgs_history), max_iter=int(self.max_iter),
+                              chunk=self.chunk)
         return _fit_chunk(est, U, L, data.n_states, self, "plm")
 
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
@@ -762,8 +763,8 @@ class FactoredDCA(_BaseDCA):
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history), chunk=self.chunk,
-                              n_heads=int(self.n_heads), key_dim=int(self.key_dim),
+                              lbfgs_history=int(self.lbfgs_history), max_iter=int(self.max_iter),
+                              chunk=self.chunk, n_heads=int(self.n_heads), key_dim=int(self.key_dim),
                               start=self._start_used(L, data.n_states))
         return _fit_chunk(est, U, L, data.n_states, self, "factored")
 
@@ -850,7 +851,8 @@ def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, mod
         chunk = max(256, chunk // 2)
         fixed = est.total_bytes - est.parts["activations"]
         new = estimate_memory(U, L, q, model=model, dtype=owner.dtype,
-                              lbfgs_history=int(owner.lbfgs_history), chunk=chunk)
+                              lbfgs_history=int(owner.lbfgs_history), max_iter=int(owner.max_iter),
+                              chunk=chunk)
         parts = dict(est.parts, activations=new.parts["activations"])
         est = MemoryEstimate(fixed + new.parts["activations"], parts, est.model, est.dtype, chunk)
     return est

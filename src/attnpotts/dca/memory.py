@@ -5,8 +5,9 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
 
 * full Potts (``"plm"``, symmetric): ``P = L (L - 1) q^2 / 2`` stored parameters (one triangle)
   and ``F = L^2 q^2`` entries of the full coupling tensor. Parameters, gradient and the training
-  loop's last-good-state copy of the parameters (``3 P``); L-BFGS state ``(2 m + 4) P`` (``m``
-  history pairs, direction, previous gradient and flat copies; the loop copies it only when a
+  loop's last-good-state copy of the parameters (``3 P``); L-BFGS state ``(2 m + 5) P`` (``m``
+  history pairs, fewer when the fit has fewer iterations; direction, previous gradient, two
+  line-search gradients and a flat copy; the loop copies it only when a
   checkpoint is written, which a DCA fit does not); per evaluation the full coupling tensor, the
   kernel's transposed copy, one gradient accumulator per thread ``T``, their sum and the
   gradient of ``J`` (``(4 + T) F``); the logits of a chunk of ``B`` sequences and their
@@ -25,15 +26,13 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   (:mod:`attnpotts.dca.factored_start`: one ``(L (q-1))^2`` float64 matrix, up to ``L = 300`` at
   ``q = 21``). Neither ``J`` whole nor per-head activations appear.
   Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
-  ``L = 1000, H = 32, N = 10,000`` under the default limit: 0.95 GiB against an estimate of
-  1.13 GiB (the fit's own growth plus :data:`RUNTIME_BYTES`: 0.72 GiB, so the evaluation
-  phase's terms are high at this size; ``docs/dca.md``); the fit's
-  own growth plus :data:`RUNTIME_BYTES` (``tests/dca/test_factored_kernels.py``): estimate /
-  peak 1.04-1.10 at ``L = 100-280``, ``N = 1000-20,000``, ``H = 4-32``, both starts
-  (``docs/dca.md``).
+  ``L = 1000, H = 32, N = 10,000`` under the default limit, one iteration: 0.97 GiB against an
+  estimate of 0.98 GiB; the fit's own growth plus :data:`RUNTIME_BYTES`
+  (``tests/dca/test_factored_kernels.py``): estimate / peak 0.89-1.03 at ``L = 100-1000``,
+  ``N = 1000-20,000``, ``H = 4-32``, both starts (``docs/dca.md``).
 
-The estimate is an upper bound of the large terms; the measured peak resident memory is reported
-next to it in ``benchmarks/bench_dca.py``.
+The estimate counts the large terms; the measured peak resident memory is reported next to it in
+``benchmarks/bench_dca.py``.
 """
 
 from __future__ import annotations
@@ -86,6 +85,7 @@ def estimate_memory(
     model: str = "plm",
     dtype: str = "float32",
     lbfgs_history: int = 5,
+    max_iter: int | None = None,
     chunk: int | None = None,
     n_heads: int = 32,
     key_dim: int = 32,
@@ -100,6 +100,8 @@ def estimate_memory(
         model: ``"plm"`` (full Potts) or ``"factored"``.
         dtype: ``"float32"`` or ``"float64"``.
         lbfgs_history: L-BFGS memory ``m``.
+        max_iter: L-BFGS iterations of the fit, when known: a fit of ``k < m`` iterations stores
+            at most ``k`` curvature pairs (``None``: ``m``).
         chunk: sequences per forward pass (``None``: all at once).
         n_heads, key_dim: factored attention sizes.
         n_threads: threads of the fused kernel (``None``: numba's current number of threads).
@@ -116,7 +118,7 @@ def estimate_memory(
         raise ValidationError(f"need N >= 1, L >= 2, q >= 2, got N={N}, L={L}, q={q}")
     b = _BYTES[dtype]
     B = N if chunk is None else max(1, min(int(chunk), N))
-    m = int(lbfgs_history)
+    m = int(lbfgs_history) if max_iter is None else max(1, min(int(lbfgs_history), int(max_iter)))
     activations = 4 * B * L * q * b + B * L * (8 + 4)  # logits, softmax, grads; tokens, rows
     if model == "plm":
         if n_threads is None:

@@ -19,10 +19,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ShapeError, ValidationError
-from ..potts import zero_sum_gauge
 from ..potts.layout import check_couplings_shape, transpose_couplings
 
-__all__ = ["DENSE_LIMIT_BYTES", "apc", "contact_scores", "frobenius_scores", "symmetrize_couplings"]
+__all__ = ["apc", "contact_scores", "frobenius_scores", "symmetrize_couplings"]
 
 
 def _as_couplings(couplings: Any) -> np.ndarray:
@@ -41,60 +40,37 @@ def symmetrize_couplings(couplings: Any) -> np.ndarray:
     return 0.5 * (J + transpose_couplings(J))
 
 
-#: Couplings up to this many bytes are gauge-fixed in one call of ``zero_sum_gauge``; larger ones
-#: block-row by block-row (same arithmetic, bounded temporary memory).
-DENSE_LIMIT_BYTES = 256 * 1024**2
-
-
 def frobenius_scores(
     couplings: Any,
     *,
     exclude_state: int | None = None,
     gauge: Literal["zero-sum", "none"] = "zero-sum",
     symmetrize: bool = True,
-    dense_limit_bytes: int = DENSE_LIMIT_BYTES,
 ) -> np.ndarray:
     """Frobenius norm of every coupling block: ``(L, L)``, symmetric, zero diagonal.
+
+    One pass over the couplings without temporaries of their size (a numba kernel, checked
+    against the NumPy formula of the module docstring by the tests).
 
     Args:
         couplings: ``(L, L, q, q)`` (numpy or torch).
         exclude_state: a state left out of the norm, typically the gap
             (``alphabet.gap_index``); excluded *after* the gauge fixing over all ``q`` states.
         gauge: ``"zero-sum"`` (default) or ``"none"`` to score the blocks as given.
-        symmetrize: symmetrise the couplings first (no change for symmetric input).
-        dense_limit_bytes: above this size the gauge is fixed in blocks of rows, so that the
-            temporary memory stays near ``dense_limit_bytes`` instead of 4 copies of the couplings.
+        symmetrize: symmetrise the couplings first (no change for symmetric input); without it
+            the norms of ``J[i, j]`` and ``J[j, i]`` are averaged.
     """
-    J = _as_couplings(couplings)
+    from ._frobenius import block_frobenius
+
+    J = np.ascontiguousarray(_as_couplings(couplings))
     L, q = J.shape[0], J.shape[2]
     if gauge not in ("zero-sum", "none"):
         raise ValidationError(f"gauge must be 'zero-sum' or 'none', got {gauge!r}")
     if exclude_state is not None and not 0 <= exclude_state < q:
         raise ValidationError(f"exclude_state must lie in 0..{q - 1}, got {exclude_state}")
     keep = np.array([a != exclude_state for a in range(q)])
-    if J.nbytes <= dense_limit_bytes:
-        if symmetrize:
-            J = 0.5 * (J + transpose_couplings(J))
-        if gauge == "zero-sum":
-            J, _ = zero_sum_gauge(J)
-        F = np.sqrt((J[:, :, keep][:, :, :, keep] ** 2).sum(axis=(2, 3)))
-    else:
-        F = np.empty((L, L))
-        rows = max(1, int(dense_limit_bytes // max(1, 4 * J[0].nbytes)))
-        for i0 in range(0, L, rows):
-            blk = J[i0 : i0 + rows]  # (B, L, q, q)
-            if symmetrize:
-                # rows i0.. of transpose_couplings(J): J[j, i, b, a] for i in the block
-                blk = 0.5 * (blk + J[:, i0 : i0 + rows].swapaxes(0, 1).swapaxes(2, 3))
-            if gauge == "zero-sum":  # the double centring of zero_sum_gauge, block by block
-                blk = (
-                    blk
-                    - blk.mean(axis=3, keepdims=True)
-                    - blk.mean(axis=2, keepdims=True)
-                    + blk.mean(axis=(2, 3), keepdims=True)
-                )
-            F[i0 : i0 + rows] = np.sqrt((blk[:, :, keep][:, :, :, keep] ** 2).sum(axis=(2, 3)))
-    F[np.arange(L), np.arange(L)] = 0.0
+    F = np.empty((L, L))
+    block_frobenius(J, keep, bool(symmetrize), gauge == "zero-sum", F)
     if not symmetrize:
         F = 0.5 * (F + F.T)
     return F

@@ -7,7 +7,6 @@ i.i.d. samples. Refuses systems with more than :data:`MAX_STATES` configurations
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ..errors import EnumerationLimitError, ValidationError
 from ..random import SeedLike, as_generator
@@ -62,7 +61,8 @@ class ExactPotts:
         self.states = all_states(model.n_sites, model.n_states, limit=limit)
         self.energies = np.asarray(model.energy(self.states), dtype=np.float64)
         logw = -model.beta * self.energies
-        self.log_partition = float(logsumexp(logw))
+        top = float(logw.max())  # log-sum-exp; scipy is not imported for it (import time of every command)
+        self.log_partition = top + float(np.log(np.exp(logw - top).sum()))
         self.probabilities = np.exp(logw - self.log_partition)
 
     def single_site_marginals(self) -> np.ndarray:
