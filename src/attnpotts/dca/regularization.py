@@ -17,7 +17,7 @@ Conventions (:data:`CONVENTIONS`), ``L`` sites and ``q`` states:
 * ``"plmc"``: ``lam_pair = lambda_j``, ``lam_h = lambda_h`` as given (plmc's ``-le`` / ``-lh``).
 * ``"evcouplings"`` (= ``"gremlin"``): ``lam_pair = lambda_j (L - 1)(q - 1)``,
   ``lam_h = lambda_h`` (EVcouplings' ``lambda_J_times_Lq``; GREMLIN's ``lam_w``); defaults 0.01 and
-  0.01, the plmc settings of the README's DCA benchmark (attnpotts' plm default is 0.03).
+  0.01, the plmc settings of the README's DCA benchmark and attnpotts' plm default.
 * ``"ccmpred"``: ``lam_pair = lambda_j (L - 1)`` (CCMpred's ``-l LFACTOR``, default 0.2) and
   ``lam_h = lambda_h`` (default 0.01); CCMpred writes ``lambda_pair / 2 * sum_{i, j}`` over both
   orders, which is the same ``sum_{i<j}``.
@@ -152,7 +152,7 @@ class Regularization:
 
 
 #: EVcouplings/GREMLIN's documented lambda_J = 0.01 (L-1)(q-1), lambda_h = 0.01: the default of
-#: factored attention; the full model's is ``attnpotts.dca.PLM_REGULARIZATION`` (lambda_J = 0.03).
+#: factored attention; the full model's, ``attnpotts.dca.PLM_REGULARIZATION``, has the same values.
 DEFAULT_REGULARIZATION = Regularization("evcouplings", 0.01, 0.01)
 
 
