@@ -637,11 +637,10 @@ class FactoredDCA(_BaseDCA):
 
     Starts and speed (``docs/dca.md``; top-L precision at 8 A, ``|i-j| >= 6``, gap left out):
 
-    * Default: random factors (``init_std = 1``), 600 L-BFGS iterations with memory 20: from
-      0.02 above to 0.1 below plm (PF00014 1.000 / plm 0.981, PF00595 0.915 / 0.939, PF00076
-      0.915 / 0.930, PF00035 0.896 / 0.955, PF00200 0.645 / 0.750) at 10-25x plm's time
-      (whole commands on an idle machine, ``benchmarks/results/bench_dca.json``: 10.3x on
-      PF00014, 10.4x on PF00076).
+    * Default: random factors (``init_std = 1``), 600 L-BFGS iterations with memory 20: top-L
+      precision from equal to plm (PF00014 1.000) to 0.19 below it (PF13354 0.792 / 0.985),
+      mean 0.853 against plm's 0.928 (its previous default) over the eight families, at 7-14x
+      plm's time (whole commands side by side, ``benchmarks/results/bench_dca_all.json``).
     * Opt-in, about plm's time: ``start="mean-field", start_sharpness=1, position_scale=3,
       max_iter=50``. The mean-field start (:mod:`attnpotts.dca.factored_start`) sets the
       attention logits to ``start_sharpness`` times the rank-``d`` approximation of the
