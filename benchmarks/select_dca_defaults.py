@@ -206,17 +206,12 @@ def _choose(table: dict[tuple[Any, ...], dict[str, float]], families: list[str],
 
 def _choose_vs_plmc(table: dict[tuple[Any, ...], dict[str, float]], families: list[str],
                     plmc: dict[str, float], tolerance: float) -> tuple[Any, ...]:
-    """The goal's criterion: the best worst-case ``P@L - plmc`` over ``families``; among those
-    within ``tolerance`` of it, the best mean P@L (within ``tolerance``); then the cheapest."""
+    """The goal's criterion: among the settings within ``tolerance`` of the best worst-case
+    ``P@L - plmc`` over ``families``, :func:`_choose`'s (best mean, then the cheapest)."""
     worst = {k: min(v[f] - plmc[f] for f in families) for k, v in table.items()
              if all(f in v for f in families)}
     top = max(worst.values())
-    near = [k for k, w in worst.items() if w >= top - tolerance]
-    means = {k: float(np.mean([table[k][f] for f in families])) for k in near}
-    best = max(means.values())
-    near = [k for k in near if means[k] >= best - tolerance]
-    cost = {k: float(np.mean([table[k][f"_it_{f}"] for f in families])) for k in near}
-    return min(near, key=lambda k: (cost[k], -k[3], -means[k]))
+    return _choose({k: table[k] for k, w in worst.items() if w >= top - tolerance}, families, tolerance)
 
 
 def _longest_fits(paths: list[Path]) -> list[dict[str, Any]]:

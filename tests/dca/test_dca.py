@@ -208,6 +208,8 @@ def test_memory_estimate_counts_the_curvature_pairs_a_fit_can_store(model: str) 
     L, q = 60, 21
     P = L * (L - 1) // 2 * q * q if model == "plm" else 32 * (2 * L * 32 + q * q) + L * q
     assert full.parts["lbfgs_state"] - short.parts["lbfgs_state"] == 2 * (20 - 3) * P * 4
+    with pytest.raises(ValidationError, match="max_iter"):
+        estimate_memory(500, 60, 21, max_iter=0, **kw)
     # the estimators pass their own max_iter
     data = prepare_data(np.random.default_rng(0).integers(0, 21, (30, 12)), np.ones(30), n_states=21)
     cls = PlmDCA if model == "plm" else FactoredDCA

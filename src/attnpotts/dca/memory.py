@@ -116,9 +116,11 @@ def estimate_memory(
     N, L, q = int(n_sequences), int(n_sites), int(n_states)
     if N < 1 or L < 2 or q < 2:
         raise ValidationError(f"need N >= 1, L >= 2, q >= 2, got N={N}, L={L}, q={q}")
+    if max_iter is not None and int(max_iter) < 1:
+        raise ValidationError(f"max_iter must be >= 1 (or None: a full L-BFGS history), got {max_iter}")
     b = _BYTES[dtype]
     B = N if chunk is None else max(1, min(int(chunk), N))
-    m = int(lbfgs_history) if max_iter is None else max(1, min(int(lbfgs_history), int(max_iter)))
+    m = int(lbfgs_history) if max_iter is None else min(int(lbfgs_history), int(max_iter))
     activations = 4 * B * L * q * b + B * L * (8 + 4)  # logits, softmax, grads; tokens, rows
     if model == "plm":
         if n_threads is None:
