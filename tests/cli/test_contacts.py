@@ -273,7 +273,7 @@ def test_fit_defaults_follow_the_model() -> None:
     assert ContactsOptions().score_gap == plm.score_gap
     assert ContactsOptions(model="factored").max_iter == fac.max_iter
     assert (fac.max_iter, fac.lbfgs_history) == (FactoredDCA().max_iter, FactoredDCA().lbfgs_history)
-    assert (fac.max_iter, fac.lbfgs_history) == (600, 20)
+    assert (fac.max_iter, fac.lbfgs_history) == (None, 20)  # None: the iterations follow the start
     est = ContactsConfig(model="factored", max_iter=7, lbfgs_history=3).estimator()
     assert (est.max_iter, est.lbfgs_history) == (7, 3)
     from attnpotts.options import defaults

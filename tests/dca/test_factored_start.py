@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from attnpotts.dca import FactoredDCA, estimate_memory, prepare_data
+from attnpotts.dca import FACTORED_MAX_ITER, FACTORED_MAX_ITER_RANDOM, FactoredDCA, estimate_memory, prepare_data
 from attnpotts.dca import factored_start as fs
 from attnpotts.errors import ValidationError
 from attnpotts.evaluation import apc
@@ -83,19 +83,34 @@ def test_factored_dca_starts_from_the_mean_field_map_and_records_it() -> None:
     S = fs.mean_field_scores(data.states, data.weights, 5)
     Q, K = fs.spectral_query_key(S, 2, 3, sharpness=est.start_sharpness, noise=est.start_noise,
                                  generator=torch_generator(spawn_seeds(4, 1)[0]))
-    torch.testing.assert_close(model.query.detach(), Q)
-    torch.testing.assert_close(model.key.detach(), K)
+    Qm, Km = model.positions()  # the parameters times position_scale
+    torch.testing.assert_close(Qm.detach(), Q)
+    torch.testing.assert_close(Km.detach(), K)
 
 
 def test_random_start_above_the_cap_for_the_free_variant_and_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     states, w = _data(L=10, q=5, N=200, seed=3)
-    assert FactoredDCA(n_heads=2, key_dim=3, max_iter=1).fit(states, w).start_ == "random"  # default
+    assert FactoredDCA(n_heads=2, key_dim=3, max_iter=1).fit(states, w).start_ == "mean-field"  # default
+    assert FactoredDCA(n_heads=2, key_dim=3, max_iter=1, start="random").fit(states, w).start_ == "random"
     mf = {"start": "mean-field", "max_iter": 1, "n_heads": 2}
     assert FactoredDCA(variant="free", **mf).fit(states, w).start_ == "random"
     assert FactoredDCA(key_dim=3, **mf).fit(states, w).start_ == "mean-field"
     monkeypatch.setattr(fs, "MEAN_FIELD_MAX_DIM", 39)  # L (q-1) = 40
     assert FactoredDCA(key_dim=3, **mf).fit(states, w).start_ == "random"
     assert fs.mean_field_start_bytes(10, 5) == 0
+
+
+def test_default_iterations_follow_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    states, w = _data(L=10, q=5, N=200, seed=3)
+    est = FactoredDCA(n_heads=2, key_dim=3)
+    assert est.max_iter is None
+    assert est._max_iter(10, 5) == FACTORED_MAX_ITER
+    assert FactoredDCA(start="random")._max_iter(10, 5) == FACTORED_MAX_ITER_RANDOM
+    assert FactoredDCA(max_iter=7)._max_iter(10, 5) == 7  # given: used whatever the start
+    monkeypatch.setattr(fs, "MEAN_FIELD_MAX_DIM", 39)  # L (q-1) = 40: the random fallback
+    assert est._max_iter(10, 5) == FACTORED_MAX_ITER_RANDOM
+    with pytest.raises(ValidationError, match="max_iter"):
+        FactoredDCA(max_iter=0).fit(states, w)
 
 
 def test_memory_estimate_counts_the_start_matrix() -> None:

@@ -100,6 +100,6 @@ def test_factored_dca_with_a_scale_is_deterministic_and_differs_from_unscaled_st
     for start in ("random", "mean-field"):
         a = FactoredDCA(position_scale=3.0, start=start, **opts).fit(states)
         b = FactoredDCA(position_scale=3.0, start=start, **opts).fit(states)
-        c = FactoredDCA(start=start, **opts).fit(states)
+        c = FactoredDCA(position_scale=1.0, start=start, **opts).fit(states)
         np.testing.assert_array_equal(a.scores_, b.scores_)  # same seed, same result
         assert not np.allclose(a.scores_, c.scores_)  # the steps differ: a preconditioner

@@ -9,6 +9,7 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 
 from .fit import (
     FACTORED_MAX_ITER,
+    FACTORED_MAX_ITER_RANDOM,
     FACTORED_START,
     FAR_FROM_CONVERGENCE,
     PLM_CHECK_EVERY,
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
     "FACTORED_MAX_ITER",
+    "FACTORED_MAX_ITER_RANDOM",
     "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",

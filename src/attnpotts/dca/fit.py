@@ -42,6 +42,7 @@ from .regularization import DEFAULT_REGULARIZATION, Regularization
 
 __all__ = [
     "FACTORED_MAX_ITER",
+    "FACTORED_MAX_ITER_RANDOM",
     "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",
@@ -297,7 +298,7 @@ class _BaseDCA:
         self,
         *,
         regularization: Regularization = DEFAULT_REGULARIZATION,
-        max_iter: int = 30,
+        max_iter: int | None = 30,
         lbfgs_history: int = 5,
         identity_threshold: float = DEFAULT_IDENTITY,
         kernel: str = "auto",
@@ -329,7 +330,7 @@ class _BaseDCA:
             raise ValidationError(
                 f"regularization must be a Regularization, got {type(self.regularization).__name__}"
             )
-        if int(self.max_iter) < 1:
+        if self.max_iter is not None and int(self.max_iter) < 1:
             raise ValidationError(f"max_iter must be >= 1, got {self.max_iter}")
         if int(self.lbfgs_history) < 1:
             raise ValidationError(f"lbfgs_history must be >= 1, got {self.lbfgs_history}")
@@ -354,6 +355,12 @@ class _BaseDCA:
 
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         raise NotImplementedError
+
+    def _max_iter(self, n_sites: int, n_states: int) -> int:
+        """The iteration cap of a fit of this size (``max_iter``; see :class:`FactoredDCA`)."""
+        if self.max_iter is None:
+            raise ValidationError(f"{self.model_name}: max_iter must be an integer >= 1, got None")
+        return int(self.max_iter)
 
     def _weight_decay(self, n_sites: int) -> float:
         """The training loop's ``weight_decay`` on the model's factors (none for the full model)."""
@@ -397,7 +404,8 @@ class _BaseDCA:
         wd = self._weight_decay(L)
         torch_dtype = torch.float32 if self.dtype == "float32" else torch.float64
         model = self._build(prepared, torch_dtype)
-        max_iter = int(self.max_iter)
+        max_iter = self._max_iter(L, q)
+        self.max_iter_ = max_iter
         rule: _ConvergenceRule | None = None
         if self.tolerance is None:  # fixed iterations: one call of L-BFGS
             window, epochs = max_iter, 1
@@ -515,19 +523,24 @@ class _BaseDCA:
 #: Starts of :class:`FactoredDCA`: ``"mean-field"`` (queries and keys from the mean-field contact
 #: map, :mod:`attnpotts.dca.factored_start`) or ``"random"`` (Gaussian factors).
 FACTORED_STARTS: tuple[str, ...] = ("mean-field", "random")
-#: Default start of :class:`FactoredDCA`: random factors (see its docstring for why the
-#: mean-field start is not the default).
-FACTORED_START = "random"
+#: Default start of :class:`FactoredDCA`: the mean-field contact map (random factors where the
+#: start does not apply, see :meth:`FactoredDCA.start_for`).
+FACTORED_START = "mean-field"
 #: Scale ``beta`` of the started attention logits (standardised mean-field map).
-FACTORED_START_SHARPNESS = 3.0
+FACTORED_START_SHARPNESS = 1.0
 #: Standard deviation of the per-head noise on the started queries and keys.
 FACTORED_START_NOISE = 0.5
 #: Default ``position_scale`` of :class:`FactoredDCA` (see
-#: :class:`~attnpotts.models.FactoredAttention`): 1, no preconditioning of the queries and keys.
-FACTORED_POSITION_SCALE = 1.0
+#: :class:`~attnpotts.models.FactoredAttention`): L-BFGS steps on the queries and keys 9 times
+#: larger relative to the values and fields.
+FACTORED_POSITION_SCALE = 3.0
 
-#: Default L-BFGS iterations of :class:`FactoredDCA` (from random factors; see FactoredDCA).
-FACTORED_MAX_ITER = 600
+#: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start (about 50
+#: objective evaluations, the budget chosen by leave-one-family-out; see FactoredDCA).
+FACTORED_MAX_ITER = 45
+#: Default L-BFGS iterations of :class:`FactoredDCA` from random factors (the fallback above
+#: ``L (q-1)`` = :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`).
+FACTORED_MAX_ITER_RANDOM = 300
 
 #: Default iteration cap of :class:`PlmDCA` (the convergence rule usually stops it earlier).
 PLM_MAX_ITER = 100
@@ -605,7 +618,7 @@ class PlmDCA(_BaseDCA):
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="plm", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history), max_iter=int(self.max_iter),
+                              lbfgs_history=int(self.lbfgs_history), max_iter=self._max_iter(L, data.n_states),
                               chunk=self.chunk)
         return _fit_chunk(est, U, L, data.n_states, self, "plm")
 
@@ -635,29 +648,30 @@ class FactoredDCA(_BaseDCA):
     model's (``benchmarks/bench_factored_memory.py``: 0.65-0.9x at ``L`` = 100-200); the fit
     needs more iterations (non-convex), see below.
 
-    Starts and speed (``docs/dca.md``; top-L precision at 8 A, ``|i-j| >= 6``, gap left out):
+    Start and iterations (``docs/dca.md``; top-L precision at 8 A, ``|i-j| >= 6``, gap left out):
 
-    * Default: random factors (``init_std = 1``), 600 L-BFGS iterations with memory 20: top-L
-      precision from equal to plm (PF00014 1.000) to 0.19 below it (PF13354 0.792 / 0.985),
-      mean 0.853 against plm's 0.928 (its previous default) over the eight families, at 7-14x
-      plm's time (whole commands side by side, ``benchmarks/results/bench_dca_all.json``).
-    * Opt-in, about plm's time: ``start="mean-field", start_sharpness=1, position_scale=3,
-      max_iter=50``. The mean-field start (:mod:`attnpotts.dca.factored_start`) sets the
-      attention logits to ``start_sharpness`` times the rank-``d`` approximation of the
-      standardised mean-field contact map plus per-head noise ``start_noise``;
-      ``position_scale`` (:class:`FactoredAttention`) makes the L-BFGS steps on the queries and
-      keys ``c^2`` times larger relative to the values and fields. Leave-one-family-out over
-      the eight families (``benchmarks/sweep_factored.py --lofo``,
-      ``benchmarks/results/factored_lofo_preconditioned.json``) chose 50 evaluations (65 with
-      PF00014 held out): held-out mean 0.846 against plm's 0.910, at 0.7-2.2x plm's time;
-      after ~115 evaluations (1.5-4x) 0.874. More than 0.01 below plm on every family but
-      PF00200, so not the default. The sharp start (``start_sharpness = 3``, no
-      preconditioning) stays at the mean-field map's precision (held-out 0.761 against 0.900).
-    * ``position_scale = 3`` alone speeds the random start (PF00014: top-L 0.92 after 40
-      evaluations against 0.66 without it, 0.98 after 220); not the default because it was
-      measured on a few families only, not chosen over all eight.
-    * The mean-field start needs the softmax variant and ``L (q-1) <= 6000`` (``L <= 300`` at
-      ``q = 21``); larger fits start from random factors.
+    * Default: the mean-field start (:mod:`attnpotts.dca.factored_start`: attention logits set
+      to ``start_sharpness = 1`` times the rank-``d`` approximation of the standardised
+      mean-field contact map, plus per-head noise ``start_noise``), ``position_scale = 3``
+      (:class:`FactoredAttention`: L-BFGS steps on the queries and keys 9 times larger relative
+      to the values and fields) and :data:`FACTORED_MAX_ITER` = 45 iterations (about 50
+      evaluations). Chosen by leave-one-family-out over the eight families
+      (``benchmarks/sweep_factored.py --lofo``, ``benchmarks/results/factored_lofo_preconditioned.json``):
+      for each held-out family, the evaluation budget (5 to 110) with the best mean precision
+      on the other seven among those within twice plm's time there. Held out: mean 0.846
+      against plm's 0.910, at 0.7-2.2x plm's time. Without the time limit the selection takes
+      85-100 evaluations for the same held-out mean (0.845): the precision moves by a few
+      pairs from one evaluation to the next rather than rising.
+    * From random factors (``start="random"``, or above ``L (q-1)`` =
+      :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
+      does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations. With
+      ``position_scale = 3`` they reach what 600 reached without it (PF00014 0.98 / 1.00,
+      PF00076 0.90 / 0.92, PF00200 0.67 / 0.65; three families, the screening runs of the
+      same file).
+    * The previous default, random factors, no preconditioning and 600 iterations: mean 0.853
+      over the eight families (the same score) at 7-14x plm's time
+      (``benchmarks/results/bench_dca_all.json``). The sharp start (``start_sharpness = 3``,
+      no preconditioning) stays at the mean-field map's precision (held-out 0.761 against 0.900).
 
     Other defaults (chosen on PF00014 and PF00595, ``benchmarks/results/factored_sweep.json``):
     ``init_std = 1`` (at 0.1 every attention row starts uniform, a saddle where the precision
@@ -675,13 +689,15 @@ class FactoredDCA(_BaseDCA):
         factor_l2: L2 on the factors (queries, keys, values) in AttentionDCA's mean form,
             ``sum_i [-(1/N_eff) sum_n w_n log P(s_i^n | rest)] + factor_l2 ||theta||^2`` (the
             training loop's ``weight_decay = 2 factor_l2 / L``); default 0 (see above).
-        start: ``"random"`` (default) or ``"mean-field"`` (:data:`FACTORED_STARTS`).
-        start_sharpness: scale of the started attention logits (default 3).
+        start: ``"mean-field"`` (default) or ``"random"`` (:data:`FACTORED_STARTS`).
+        start_sharpness: scale of the started attention logits (default 1).
         start_noise: standard deviation of the per-head noise on the started queries and keys
             (default 0.5).
-        position_scale: ``c`` of :class:`FactoredAttention` (default 1: no preconditioning;
-            3 for the faster setting above).
-        max_iter: L-BFGS iterations (default :data:`FACTORED_MAX_ITER` = 600).
+        position_scale: ``c`` of :class:`FactoredAttention`; ``None`` (default):
+            :data:`FACTORED_POSITION_SCALE` = 3 for the softmax variant, 1 (no preconditioning,
+            the only value it takes) for the free one.
+        max_iter: L-BFGS iterations; ``None`` (default): :data:`FACTORED_MAX_ITER` = 45 from the
+            mean-field start, :data:`FACTORED_MAX_ITER_RANDOM` = 300 from random factors.
         lbfgs_history: L-BFGS memory (default 20).
         other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the
             start's noise.
@@ -705,8 +721,8 @@ class FactoredDCA(_BaseDCA):
         start: str = FACTORED_START,
         start_sharpness: float = FACTORED_START_SHARPNESS,
         start_noise: float = FACTORED_START_NOISE,
-        position_scale: float = FACTORED_POSITION_SCALE,
-        max_iter: int = FACTORED_MAX_ITER,
+        position_scale: float | None = None,
+        max_iter: int | None = None,
         lbfgs_history: int = 20,
         **kwargs: Any,
     ) -> None:
@@ -760,7 +776,7 @@ class FactoredDCA(_BaseDCA):
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history), max_iter=int(self.max_iter),
+                              lbfgs_history=int(self.lbfgs_history), max_iter=self._max_iter(L, data.n_states),
                               chunk=self.chunk, n_heads=int(self.n_heads), key_dim=int(self.key_dim),
                               start=self._start_used(L, data.n_states))
         return _fit_chunk(est, U, L, data.n_states, self, "factored")
@@ -795,18 +811,17 @@ class FactoredDCA(_BaseDCA):
         model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
             fields=True, init_std=float(self.init_std), value_init_std=self.value_init_std,
-            position_scale=self.position_scale, seed=self.seed, dtype=torch_dtype, device=self.device, kernel=self.kernel,
+            position_scale=self._position_scale(), seed=self.seed, dtype=torch_dtype, device=self.device, kernel=self.kernel,
         )
         assert model.fields is not None
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
         self.start_ = self._start_used(L, q)
-        if self.start == "mean-field" and self.start_ == "random" and int(self.max_iter) < 300:
+        if self.start == "mean-field" and self.start_ == "random":
             logger.warning(
                 "factored fit: no mean-field start (variant %r, L (q-1) = %d; the start needs the "
-                "softmax variant and L (q-1) <= %d); from random factors the fit needs ~600 "
-                "iterations, max_iter is %d (--max-iter)", self.variant, L * (q - 1),
-                _mean_field_max_dim(), int(self.max_iter))
+                "softmax variant and L (q-1) <= %d): random factors, %d iterations (--max-iter)",
+                self.variant, L * (q - 1), _mean_field_max_dim(), self._max_iter(L, q))
         t0 = time.perf_counter()
         if self.start_ == "mean-field":
             from ..random import spawn_seeds, torch_generator
@@ -820,6 +835,21 @@ class FactoredDCA(_BaseDCA):
             model.set_positions(Q, K)
         self.start_seconds_ = time.perf_counter() - t0
         return model
+
+    def _position_scale(self) -> float:
+        """``position_scale``, or by default 3 for the softmax variant and 1 for the free one."""
+        if self.position_scale is not None:
+            return float(self.position_scale)
+        return FACTORED_POSITION_SCALE if self.variant == "softmax" else 1.0
+
+    def _max_iter(self, n_sites: int, n_states: int) -> int:
+        """``max_iter``, or by default :data:`FACTORED_MAX_ITER` from the mean-field start and
+        :data:`FACTORED_MAX_ITER_RANDOM` from random factors."""
+        if self.max_iter is not None:
+            return int(self.max_iter)
+        if self._start_used(n_sites, n_states) == "mean-field":
+            return FACTORED_MAX_ITER
+        return FACTORED_MAX_ITER_RANDOM
 
     def _start_used(self, n_sites: int, n_states: int) -> str:
         """The start a fit of this size gets: ``"mean-field"`` needs the softmax variant and
@@ -848,7 +878,7 @@ def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, mod
         chunk = max(256, chunk // 2)
         fixed = est.total_bytes - est.parts["activations"]
         new = estimate_memory(U, L, q, model=model, dtype=owner.dtype,
-                              lbfgs_history=int(owner.lbfgs_history), max_iter=int(owner.max_iter),
+                              lbfgs_history=int(owner.lbfgs_history), max_iter=owner._max_iter(L, q),
                               chunk=chunk)
         parts = dict(est.parts, activations=new.parts["activations"])
         est = MemoryEstimate(fixed + new.parts["activations"], parts, est.model, est.dtype, chunk)

@@ -49,6 +49,7 @@ from ..errors import ShapeError, ValidationError
 from ..options import boolean, choice, integer, memory_limit, number, text, validate
 from .fit import (
     FACTORED_MAX_ITER,
+    FACTORED_MAX_ITER_RANDOM,
     PLM_CHECK_EVERY,
     PLM_MAX_ITER,
     PLM_REGULARIZATION,
@@ -110,7 +111,8 @@ class ContactsConfig:
         None, 1, none=True, group=_FIT,
         help=f"cap on the L-BFGS iterations (default {PLM_MAX_ITER} plm, which stops sooner when "
         f"the objective falls by less than {PLM_TOLERANCE:g} over {PLM_CHECK_EVERY} iterations, "
-        f"chosen by leave-one-family-out; {FACTORED_MAX_ITER} factored)",
+        f"chosen by leave-one-family-out; factored {FACTORED_MAX_ITER} from its mean-field start, "
+        f"{FACTORED_MAX_ITER_RANDOM} from random factors)",
     )
     lbfgs_history: int | None = integer(
         None, 1, none=True, group=_FIT, help="L-BFGS memory (default 5 plm, 20 factored)"
@@ -158,15 +160,16 @@ class ContactsConfig:
         if self.score_gap is None:
             object.__setattr__(self, "score_gap", defaults.score_gap)
         for name in ("max_iter", "lbfgs_history"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, int(defaults.__dict__[name]))
+            default = defaults.__dict__[name]
+            if getattr(self, name) is None and default is not None:  # factored max_iter: per start
+                object.__setattr__(self, name, int(default))
 
     def estimator(self) -> PlmDCA | FactoredDCA:
         """The configured (unfitted) estimator."""
         reg = Regularization(self.regularization, float(self.lambda_j or 0.0), float(self.lambda_h))  # type: ignore[arg-type]
         common: dict[str, Any] = {
             "regularization": reg,
-            "max_iter": int(self.max_iter),  # type: ignore[arg-type]
+            "max_iter": None if self.max_iter is None else int(self.max_iter),
             "lbfgs_history": int(self.lbfgs_history),  # type: ignore[arg-type]
             "identity_threshold": float(self.identity_threshold),
             "kernel": self.kernel,
