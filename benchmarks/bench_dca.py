@@ -179,7 +179,7 @@ def run_alignment(family: str, aln: Path, dist: Path, tools: list[str], tmp: Pat
         row: dict[str, Any] = {"family": family, "tool": tool, "L": L, "N": msa.n_sequences}
         out = tmp / f"{family}-{tool}"
         if tool in ("plm", "factored"):
-            cmd = [sys.executable, "-m", "attnpotts.cli.main", "contacts", str(aln), "--out", str(out),
+            cmd = [sys.executable, "-m", "attnpotts", "contacts", str(aln), "--out", str(out),
                    "--model", tool, "--overwrite", *getattr(args, f"{tool}_options", [])]
             timeout = args.factored_timeout if tool == "factored" else None
             row.update(run_process(cmd, env, timeout))

@@ -90,3 +90,15 @@ def test_a_missing_file_is_tied_to_its_own_option_not_to_one_whose_value_it_cont
     assert _missing_file_message(exc, argv) == (
         "a TOML options file /tmp/x1.toml does not exist (given to --config); check the path"
     )
+
+
+def test_python_dash_m_attnpotts_runs_the_command_without_warnings() -> None:
+    import subprocess
+    import sys
+
+    from attnpotts import __version__
+
+    proc = subprocess.run([sys.executable, "-W", "error", "-m", "attnpotts", "--version"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert __version__ in proc.stdout and proc.stderr == ""

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from attnpotts.dca import FACTORED_MAX_ITER, FACTORED_MAX_ITER_RANDOM, FactoredDCA, estimate_memory, prepare_data
+from attnpotts.dca import (
+    FACTORED_MAX_ITER,
+    FACTORED_MAX_ITER_RANDOM,
+    FactoredDCA,
+    estimate_memory,
+    prepare_data,
+)
 from attnpotts.dca import factored_start as fs
 from attnpotts.errors import ValidationError
 from attnpotts.evaluation import apc

@@ -659,9 +659,11 @@ class FactoredDCA(_BaseDCA):
       (``benchmarks/sweep_factored.py --lofo``, ``benchmarks/results/factored_lofo_preconditioned.json``):
       for each held-out family, the evaluation budget (5 to 110) with the best mean precision
       on the other seven among those within twice plm's time there. Held out: mean 0.846
-      against plm's 0.910, at 0.7-2.2x plm's time. Without the time limit the selection takes
-      85-100 evaluations for the same held-out mean (0.845): the precision moves by a few
-      pairs from one evaluation to the next rather than rising.
+      against plm's 0.910. Without the time limit the selection takes 85-100 evaluations for
+      the same held-out mean (0.845): the precision moves by a few pairs from one evaluation
+      to the next rather than rising. Whole commands on the eight families
+      (``benchmarks/results/bench_dca_factored.json``): mean 0.839 against plm's 0.923, at
+      0.60-1.03x plm's wall time, 0.49-0.84 GiB peak memory against 0.51-1.55 GiB.
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
       does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations. With
