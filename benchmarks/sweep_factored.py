@@ -13,6 +13,7 @@ Usage:
     python benchmarks/sweep_factored.py --heldout          # chosen defaults + plm on held-out families
     python benchmarks/sweep_factored.py --only NAME ...    # run the named configurations
     python benchmarks/sweep_factored.py --lofo             # leave-one-family-out over all 8 families
+    python benchmarks/sweep_factored.py --options          # the default's lambda and heads, 8 families
 
 ``--lofo`` fits plm and the ``LOFO_CONFIGS`` on every family with the precision traced along the
 run; each (configuration, evaluation budget) is a candidate. For each held-out family the
@@ -97,6 +98,22 @@ LOFO_CONFIGS: dict[str, dict[str, Any]] = {
     "v0": {"start": "random", "init_std": 1.0, "value_init_std": 0.0, "max_iter": 150,
            "lbfgs_history": 20},
 }
+
+
+#: ``--options``: the coupling L2 and the number of heads around the mean-field default (start
+#: sharpness 1, ``position_scale`` 3, 32 heads, ``d = 16``, ``lambda_J = 0.01``), traced every 5
+#: evaluations on all eight families (``benchmarks/results/factored_sweep_options.json``).
+_MF = {"start": "mean-field", "start_sharpness": 1.0, "position_scale": 3.0, "n_heads": 32, "key_dim": 16,
+       "lbfgs_history": 20}
+OPTION_CONFIGS: dict[str, dict[str, Any]] = {
+    "H32": {**_MF, "lambda_j": 0.01, "max_iter": 60},
+    "H64": {**_MF, "n_heads": 64, "lambda_j": 0.01, "max_iter": 60},
+    "lam003": {**_MF, "lambda_j": 0.003, "max_iter": 60},
+    "lam03": {**_MF, "lambda_j": 0.03, "max_iter": 60},
+    "lam003_100": {**_MF, "lambda_j": 0.003, "max_iter": 100},
+    "lam001_100": {**_MF, "lambda_j": 0.001, "max_iter": 100},
+}
+OPTIONS_OUT = Path(__file__).resolve().parent / "results" / "factored_sweep_options.json"
 
 
 def load(family: str) -> tuple[Any, np.ndarray, int | None]:
@@ -212,15 +229,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", type=int, default=0, help="record precision every N evaluations")
     ap.add_argument("--extra", default=None, help="JSON {name: options} of extra configurations")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT,
+                    help="JSON the runs are merged into (default benchmarks/results/factored_sweep.json)")
     ap.add_argument("--lofo", action="store_true", help="leave-one-family-out over all families")
     ap.add_argument("--analyse", action="store_true", help="only analyse the saved --lofo runs")
     ap.add_argument("--lofo-out", type=Path, default=LOFO_OUT, help="JSON of the --lofo runs")
     ap.add_argument("--merge", type=Path, nargs="*", default=[],
                     help="more --lofo JSON files whose runs join the analysis (parallel runs)")
     ap.add_argument("--no-plm", action="store_true", help="--lofo without the plm fits")
+    ap.add_argument("--options", action="store_true",
+                    help="OPTION_CONFIGS on all families, traced every 5 evaluations, then their "
+                    "leave-one-family-out selection (--only: some of them; --analyse-options: "
+                    "only the selection of the saved runs)")
+    ap.add_argument("--analyse-options", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.lofo or args.analyse:
         return lofo(args)
+    if args.options:
+        return options_sweep(args)
 
     configs = dict(CONFIGS)
     if args.extra:
@@ -251,14 +277,15 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_factored(name, fam, data, D, gap, configs[name], args.trace))
             _print(rows[-1])
     if not args.no_write:
+        out: Path = args.out
         old: list[dict[str, Any]] = []
-        if OUT.exists():
-            old = json.loads(OUT.read_text()).get("runs", [])
+        if out.exists():
+            old = json.loads(out.read_text()).get("runs", [])
         key = {(r["family"], r["config"], json.dumps(r["options"], sort_keys=True)) for r in rows}
         kept = [r for r in old if (r["family"], r["config"], json.dumps(r["options"], sort_keys=True)) not in key]
-        atomic_write_json(OUT, {"description": __doc__, "environment": environment_info(),
+        atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
                                 "runs": kept + rows})
-        print(f"wrote {OUT}")
+        print(f"wrote {out}")
     return 0
 
 
@@ -296,6 +323,70 @@ def lofo(args: argparse.Namespace) -> int:
         atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
                                      "configs": LOFO_CONFIGS, "runs": runs, "analysis": analysis})
     return 0
+
+
+def options_sweep(args: argparse.Namespace) -> int:
+    """Fit :data:`OPTION_CONFIGS` on every family (traced), then select by leave-one-family-out."""
+    families = args.families or list(FAMILIES)
+    names = args.only or list(OPTION_CONFIGS)
+    runs: list[dict[str, Any]] = []
+    if OPTIONS_OUT.exists():
+        runs = json.loads(OPTIONS_OUT.read_text()).get("runs", [])
+    if not args.analyse_options:
+        for fam in families:
+            msa, D, gap = load(fam)
+            data = prepare_data(msa)
+            for name in names:
+                row = run_factored(name, fam, data, D, gap, OPTION_CONFIGS[name], args.trace or 5)
+                _print(row)
+                runs = [r for r in runs if (r["family"], r["config"]) != (fam, name)] + [row]
+                if not args.no_write:  # after every fit, so a stopped run keeps what it did
+                    atomic_write_json(OPTIONS_OUT, {"description": __doc__, "environment": environment_info(),
+                                                    "configs": OPTION_CONFIGS, "runs": runs})
+    analysis = _options_select(runs)
+    if analysis and not args.no_write:
+        atomic_write_json(OPTIONS_OUT, {"description": __doc__, "environment": environment_info(),
+                                        "configs": OPTION_CONFIGS, "runs": runs, "analysis": analysis})
+    return 0
+
+
+def _options_select(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Candidates (config, evaluations traced or the fit's end); per held-out family the best mean
+    top-L precision on the others (ties: fewer evaluations)."""
+    fams = sorted({r["family"] for r in runs})
+    cand: dict[tuple[str, int], dict[str, float]] = {}
+    for r in runs:
+        for p in r.get("trace", []):
+            if p["evaluation"] >= 5:
+                cand.setdefault((r["config"], int(p["evaluation"])), {})[r["family"]] = p["gap_excluded"]
+    ends: dict[str, dict[str, float]] = {}  # the end of each fit (max_iter iterations)
+    for r in runs:
+        ends.setdefault(r["config"], {})[r["family"]] = r["top_L_gap_excluded"]
+    cand = {k: v for k, v in cand.items() if set(v) == set(fams)}
+    for c, v in ends.items():
+        if set(v) == set(fams):
+            cand[(c, -1)] = v  # -1: the end of the fit
+    if not cand:
+        return {}
+
+    def best(on: list[str]) -> tuple[str, int]:
+        return max(cand, key=lambda k: (float(np.mean([cand[k][f] for f in on])), -k[1] if k[1] >= 0 else -10**6))
+
+    rows = []
+    print("\nleave-one-family-out over (configuration, evaluations; -1 = the end of the fit)")
+    for f in fams:
+        k = best([g for g in fams if g != f])
+        rows.append({"held_out": f, "config": k[0], "evaluations": k[1], "top_L": cand[k][f]})
+        print(f"{f:13s} chosen {k[0]}@{k[1]}  P@L {cand[k][f]:.3f}")
+    k_all = best(fams)
+    mean_f = float(np.mean([r["top_L"] for r in rows]))
+    print(f"mean held-out P@L {mean_f:.3f}; chosen on all families: {k_all[0]}@{k_all[1]} "
+          f"({float(np.mean([cand[k_all][f] for f in fams])):.3f})")
+    per_config = {c: float(np.mean(list(v.values()))) for c, v in ends.items() if set(v) == set(fams)}
+    print("mean P@L at the end of each fit:", {c: round(m, 3) for c, m in per_config.items()})
+    return {"held_out": rows, "mean_held_out_top_L": mean_f,
+            "chosen_on_all": {"config": k_all[0], "evaluations": k_all[1]},
+            "mean_at_end": per_config}
 
 
 def _lofo_select(runs: list[dict[str, Any]], max_time_ratio: float = 2.0) -> dict[str, Any]:

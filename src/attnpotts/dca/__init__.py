@@ -10,6 +10,7 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 from .fit import (
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
+    FACTORED_REGULARIZATION,
     FACTORED_START,
     FAR_FROM_CONVERGENCE,
     PLM_CHECK_EVERY,
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_REGULARIZATION",
     "FACTORED_MAX_ITER",
     "FACTORED_MAX_ITER_RANDOM",
+    "FACTORED_REGULARIZATION",
     "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",

@@ -43,6 +43,7 @@ from .regularization import DEFAULT_REGULARIZATION, Regularization
 __all__ = [
     "FACTORED_MAX_ITER",
     "FACTORED_MAX_ITER_RANDOM",
+    "FACTORED_REGULARIZATION",
     "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",
@@ -535,9 +536,12 @@ FACTORED_START_NOISE = 0.5
 #: larger relative to the values and fields.
 FACTORED_POSITION_SCALE = 3.0
 
-#: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start (about 50
-#: objective evaluations, the budget chosen by leave-one-family-out; see FactoredDCA).
-FACTORED_MAX_ITER = 45
+#: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start (about 90
+#: objective evaluations, within twice plm's time; chosen by leave-one-family-out, see FactoredDCA).
+FACTORED_MAX_ITER = 85
+#: Default coupling L2 of :class:`FactoredDCA`: ``lambda_J = 0.003 (L-1)(q-1)`` (EVcouplings
+#: convention), a third of plm's: the factored form already restrains the couplings.
+FACTORED_REGULARIZATION = Regularization("evcouplings", 0.003, 0.01)
 #: Default L-BFGS iterations of :class:`FactoredDCA` from random factors (the fallback above
 #: ``L (q-1)`` = :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`).
 FACTORED_MAX_ITER_RANDOM = 300
@@ -726,9 +730,11 @@ class FactoredDCA(_BaseDCA):
         position_scale: float | None = None,
         max_iter: int | None = None,
         lbfgs_history: int = 20,
+        regularization: Regularization = FACTORED_REGULARIZATION,
         **kwargs: Any,
     ) -> None:
-        super().__init__(max_iter=max_iter, lbfgs_history=lbfgs_history, **kwargs)
+        super().__init__(max_iter=max_iter, lbfgs_history=lbfgs_history, regularization=regularization,
+                         **kwargs)
         self.n_heads = n_heads
         self.key_dim = key_dim
         self.variant = variant

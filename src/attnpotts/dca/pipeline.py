@@ -50,6 +50,7 @@ from ..options import boolean, choice, integer, memory_limit, number, text, vali
 from .fit import (
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
+    FACTORED_REGULARIZATION,
     PLM_CHECK_EVERY,
     PLM_MAX_ITER,
     PLM_REGULARIZATION,
@@ -59,7 +60,7 @@ from .fit import (
     PlmDCA,
     prepare_data,
 )
-from .regularization import CONVENTIONS, DEFAULT_REGULARIZATION, Regularization
+from .regularization import CONVENTIONS, Regularization
 
 __all__ = ["OUT_FILES", "ContactsConfig", "read_aligned_reference", "run_contacts"]
 
@@ -104,7 +105,7 @@ class ContactsConfig:
     lambda_j: float | None = number(
         None, 0, none=True, group=_FIT,
         help=f"coupling L2 in that convention (default {PLM_REGULARIZATION.lambda_j} plm, "
-        f"{DEFAULT_REGULARIZATION.lambda_j} factored, in the evcouplings convention)",
+        f"{FACTORED_REGULARIZATION.lambda_j} factored, in the evcouplings convention)",
     )
     lambda_h: float = number(0.01, 0, group=_FIT, help="field L2 in that convention")
     max_iter: int | None = integer(
