@@ -422,16 +422,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--append", action="store_true",
                     help="keep the rows of other families already in --out (a continued run; "
                     "each family's tools still run side by side)")
-    ap.add_argument("--markdown", type=Path, nargs="+", default=None, metavar="FILE",
+    ap.add_argument("--markdown", nargs="+", default=None, metavar="FILE[:TOOL,...]",
                     help="only print the Markdown table and summary of these result files and exit "
                     "(several files: rows of runs made apart, e.g. a slow peer run separately; a "
-                    "(family, tool) row of a later file replaces an earlier one)")
+                    "(family, tool) row of a later file replaces an earlier one; FILE:plm,factored "
+                    "takes only those tools' rows of FILE)")
     args = ap.parse_args(argv)
     if args.markdown is not None:
         merged: dict[tuple[str, str], dict[str, Any]] = {}
-        for path in args.markdown:
-            for r in json.loads(path.read_text())["tools"]:
-                merged[r["family"], r["tool"]] = {**r, "result_file": path.name}
+        for entry in args.markdown:
+            path, _, only = str(entry).partition(":")
+            tools = set(only.split(",")) if only else set(TOOLS)
+            if not tools <= set(TOOLS):
+                ap.error(f"--markdown {entry}: unknown tools {sorted(tools - set(TOOLS))}; known: {TOOLS}")
+            for r in json.loads(Path(path).read_text())["tools"]:
+                if r["tool"] in tools:
+                    merged[r["family"], r["tool"]] = {**r, "result_file": Path(path).name}
         combined = sorted(merged.values(), key=lambda r: (list(FAMILIES).index(r["family"]),
                                                           TOOLS.index(r["tool"])))
         print(markdown(combined))

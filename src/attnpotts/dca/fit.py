@@ -658,16 +658,21 @@ class FactoredDCA(_BaseDCA):
       to ``start_sharpness = 1`` times the rank-``d`` approximation of the standardised
       mean-field contact map, plus per-head noise ``start_noise``), ``position_scale = 3``
       (:class:`FactoredAttention`: L-BFGS steps on the queries and keys 9 times larger relative
-      to the values and fields) and :data:`FACTORED_MAX_ITER` = 45 iterations (about 50
-      evaluations). Chosen by leave-one-family-out over the eight families
-      (``benchmarks/sweep_factored.py --lofo``, ``benchmarks/results/factored_lofo_preconditioned.json``):
-      for each held-out family, the evaluation budget (5 to 110) with the best mean precision
-      on the other seven among those within twice plm's time there. Held out: mean 0.846
-      against plm's 0.910. Without the time limit the selection takes 85-100 evaluations for
-      the same held-out mean (0.845): the precision moves by a few pairs from one evaluation
-      to the next rather than rising. Whole commands on the eight families
-      (``benchmarks/results/bench_dca_factored.json``): mean 0.839 against plm's 0.923, at
-      0.60-1.03x plm's wall time, 0.49-0.84 GiB peak memory against 0.51-1.55 GiB.
+      to the values and fields), ``lambda_J = 0.003`` (:data:`FACTORED_REGULARIZATION`) and
+      :data:`FACTORED_MAX_ITER` = 85 iterations (about 90 evaluations).
+    * How: leave-one-family-out over the eight families, the precision traced every 5
+      evaluations. First the start and preconditioner (``benchmarks/sweep_factored.py --lofo``,
+      ``benchmarks/results/factored_lofo_preconditioned.json``: held-out 0.846 against plm's
+      0.910 within twice plm's time, at ``lambda_J = 0.01``). Then the coupling L2 and the heads
+      (``sweep_factored.py --options``, ``benchmarks/results/factored_sweep_options.json``):
+      ``lambda_J`` 0.03 / 0.01 / 0.003 / 0.001 end at a mean of 0.816 / 0.852 / 0.872 / 0.872
+      after 60 iterations; 64 heads 0.848; at 0.003 the precision keeps rising to 0.875-0.878
+      after 85-90 evaluations and 0.888 after 100 iterations, where 0.01 stays near 0.84. Every
+      held-out family chose ``lambda_J = 0.003`` (held-out mean 0.882 at 100 iterations); 85
+      iterations keep the whole command within twice plm's time. Whole commands on the eight
+      families (``benchmarks/results/bench_dca_factored85.json``): mean 0.877 against plm's
+      0.923 (P@L/5 0.986 both), at 1.00-1.66x plm's wall time, 0.48-0.85 GiB peak memory
+      against 0.51-1.55 GiB.
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
       does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations. With
@@ -679,10 +684,10 @@ class FactoredDCA(_BaseDCA):
       (``benchmarks/results/bench_dca_all.json``). The sharp start (``start_sharpness = 3``,
       no preconditioning) stays at the mean-field map's precision (held-out 0.761 against 0.900).
 
-    Other defaults (chosen on PF00014 and PF00595, ``benchmarks/results/factored_sweep.json``):
+    Other defaults (chosen on PF00014 and PF00595 from random factors,
+    ``benchmarks/results/factored_sweep.json``):
     ``init_std = 1`` (at 0.1 every attention row starts uniform, a saddle where the precision
-    stays at the no-information level for 1/3-1/2 of the run); ``lambda`` as for plm (3x and
-    0.3x were within the seed-to-seed spread); ``factor_l2 = 0`` (1e-3 on ``Q, K, V`` collapses
+    stays at the no-information level for 1/3-1/2 of the run); ``factor_l2 = 0`` (1e-3 on ``Q, K, V`` collapses
     the attention toward uniform rows, the minimum-norm way to carry couplings: PF00014 0.40).
 
     Args:
@@ -702,9 +707,11 @@ class FactoredDCA(_BaseDCA):
         position_scale: ``c`` of :class:`FactoredAttention`; ``None`` (default):
             :data:`FACTORED_POSITION_SCALE` = 3 for the softmax variant, 1 (no preconditioning,
             the only value it takes) for the free one.
-        max_iter: L-BFGS iterations; ``None`` (default): :data:`FACTORED_MAX_ITER` = 45 from the
+        max_iter: L-BFGS iterations; ``None`` (default): :data:`FACTORED_MAX_ITER` = 85 from the
             mean-field start, :data:`FACTORED_MAX_ITER_RANDOM` = 300 from random factors.
         lbfgs_history: L-BFGS memory (default 20).
+        regularization: L2 convention and coefficients (default :data:`FACTORED_REGULARIZATION`,
+            ``lambda_J = 0.003 (L-1)(q-1)``, ``lambda_h = 0.01``).
         other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the
             start's noise.
 
