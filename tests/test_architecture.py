@@ -60,6 +60,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "workflows": _CORE | _DATA | _OUTPUT | {"dca", "progress", "options"},
     "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows"},
     "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress", "options", "workflows"},
+    "__main__": frozenset({"attnpotts", "cli"}),  # python -m attnpotts: the command, nothing else
 }
 
 #: Third-party packages confined to the listed units.
