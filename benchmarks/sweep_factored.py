@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="OPTION_CONFIGS on all families, traced every 5 evaluations, then their "
                     "leave-one-family-out selection (--only: some of them; --analyse-options: "
                     "only the selection of the saved runs)")
-    ap.add_argument("--analyse-options", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--analyse-options", action="store_true",
+                    help="with --options: only the selection of the saved runs")
     args = ap.parse_args(argv)
     if args.lofo or args.analyse:
         return lofo(args)

@@ -524,8 +524,9 @@ class _BaseDCA:
 #: Starts of :class:`FactoredDCA`: ``"mean-field"`` (queries and keys from the mean-field contact
 #: map, :mod:`attnpotts.dca.factored_start`) or ``"random"`` (Gaussian factors).
 FACTORED_STARTS: tuple[str, ...] = ("mean-field", "random")
-#: Default start of :class:`FactoredDCA`: the mean-field contact map (random factors where the
-#: start does not apply, see :meth:`FactoredDCA.start_for`).
+#: Default start of :class:`FactoredDCA`: the mean-field contact map (random factors where it
+#: does not apply: the free variant, or ``L (q-1)`` above
+#: :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`).
 FACTORED_START = "mean-field"
 #: Scale ``beta`` of the started attention logits (standardised mean-field map).
 FACTORED_START_SHARPNESS = 1.0
@@ -665,8 +666,8 @@ class FactoredDCA(_BaseDCA):
       ``benchmarks/results/factored_lofo_preconditioned.json``: held-out 0.846 against plm's
       0.910 within twice plm's time, at ``lambda_J = 0.01``). Then the coupling L2 and the heads
       (``sweep_factored.py --options``, ``benchmarks/results/factored_sweep_options.json``):
-      ``lambda_J`` 0.03 / 0.01 / 0.003 / 0.001 end at a mean of 0.816 / 0.852 / 0.872 / 0.872
-      after 60 iterations; 64 heads 0.848; at 0.003 the precision keeps rising to 0.875-0.878
+      ``lambda_J`` 0.03 / 0.01 / 0.003 end at a mean of 0.816 / 0.852 / 0.872 after 60
+      iterations, 0.001 at 0.872 after 100; 64 heads 0.848; at 0.003 the precision keeps rising to 0.875-0.878
       after 85-90 evaluations and 0.888 after 100 iterations, where 0.01 stays near 0.84. Every
       held-out family chose ``lambda_J = 0.003`` (held-out mean 0.882 at 100 iterations); 85
       iterations keep the whole command within twice plm's time. Whole commands on the eight
