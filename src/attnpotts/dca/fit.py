@@ -833,8 +833,8 @@ class FactoredDCA(_BaseDCA):
         with torch.no_grad():
             model.fields.copy_(torch.as_tensor(_initial_fields(data), dtype=torch_dtype))
         self.start_ = self._start_used(L, q)
-        if self.start == "mean-field" and self.start_ == "random":
-            logger.warning(
+        if self.start == "mean-field" and self.start_ == "random":  # the documented fallback
+            logger.info(
                 "factored fit: no mean-field start (variant %r, L (q-1) = %d; the start needs the "
                 "softmax variant and L (q-1) <= %d): random factors, %d iterations (--max-iter)",
                 self.variant, L * (q - 1), _mean_field_max_dim(), self._max_iter(L, q))

@@ -350,7 +350,8 @@ def run_contacts(
         },
         "regularization": est.regularization_,
         "model": "full Potts, symmetric pseudo-likelihood" if cfg.model == "plm" else (
-            f"factored attention (softmax, H={cfg.n_heads}, d={cfg.key_dim}), MLM on all positions"
+            f"factored attention (softmax, H={cfg.n_heads}, d={cfg.key_dim}), MLM on all positions, "
+            f"{getattr(est, 'start_', 'random')} start"
         ),
         "gauge_of_couplings_npz": "as fitted (no gauge fixing); scores use the zero-sum gauge",
         "score": "Frobenius norm of zero-sum-gauged J[i, j] "
