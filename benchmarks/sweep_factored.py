@@ -279,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             _print(rows[-1])
     if not args.no_write:
         out: Path = args.out
-        old: list[dict[str, Any]] = []
-        if out.exists():
-            old = json.loads(out.read_text()).get("runs", [])
+        old = _saved_runs(out)
         key = {(r["family"], r["config"], json.dumps(r["options"], sort_keys=True)) for r in rows}
         kept = [r for r in old if (r["family"], r["config"], json.dumps(r["options"], sort_keys=True)) not in key]
         atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
@@ -296,9 +294,7 @@ def lofo(args: argparse.Namespace) -> int:
     names = args.only or list(LOFO_CONFIGS)
     trace = args.trace or 10
     out: Path = args.lofo_out
-    runs: list[dict[str, Any]] = []
-    if out.exists():
-        runs = json.loads(out.read_text()).get("runs", [])
+    runs = _saved_runs(out)
     if not args.analyse:
         for fam in families:
             msa, D, gap = load(fam)
@@ -326,13 +322,16 @@ def lofo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _saved_runs(path: Path) -> list[dict[str, Any]]:
+    """The runs saved in a result file (none when it does not exist yet)."""
+    return list(json.loads(path.read_text()).get("runs", [])) if path.exists() else []
+
+
 def options_sweep(args: argparse.Namespace) -> int:
     """Fit :data:`OPTION_CONFIGS` on every family (traced), then select by leave-one-family-out."""
     families = args.families or list(FAMILIES)
     names = args.only or list(OPTION_CONFIGS)
-    runs: list[dict[str, Any]] = []
-    if OPTIONS_OUT.exists():
-        runs = json.loads(OPTIONS_OUT.read_text()).get("runs", [])
+    runs = _saved_runs(OPTIONS_OUT)
     if not args.analyse_options:
         for fam in families:
             msa, D, gap = load(fam)
