@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--analyse-options", action="store_true",
                     help="with --options: only the selection of the saved runs")
     args = ap.parse_args(argv)
+    if not DATA.is_dir() and not (args.analyse or args.analyse_options):
+        ap.error(f"no protein families folder {DATA}; set ATTNPOTTS_PROTEINS")
+    if not args.no_write:  # refuse a result file this script did not write before fitting anything
+        _saved_runs(args.lofo_out if args.lofo else OPTIONS_OUT if args.options else args.out)
     if args.lofo or args.analyse:
         return lofo(args)
     if args.options:
@@ -323,8 +327,21 @@ def lofo(args: argparse.Namespace) -> int:
 
 
 def _saved_runs(path: Path) -> list[dict[str, Any]]:
-    """The runs saved in a result file (none when it does not exist yet)."""
-    return list(json.loads(path.read_text()).get("runs", [])) if path.exists() else []
+    """The runs saved in a result file of this script (none when it does not exist yet).
+
+    A file that is not one (not JSON, or no ``runs`` list) is refused: the script rewrites the
+    file it merges into, and must not replace a file it did not write.
+    """
+    if not path.exists():
+        return []
+    try:
+        saved = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        saved = None
+    if not (isinstance(saved, dict) and isinstance(saved.get("runs"), list)):
+        raise SystemExit(f"{path} is not a result file of this script (JSON with a 'runs' list); "
+                         "choose another --out / --lofo-out, or move that file away")
+    return list(saved["runs"])
 
 
 def options_sweep(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ from ..models.kernels import KERNEL_METHODS
 from ..random import SeedLike
 from ..training.callbacks import Callback
 from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate_memory
-from .regularization import DEFAULT_REGULARIZATION, Regularization
+from .regularization import Regularization
 
 __all__ = [
     "FACTORED_MAX_ITER",
@@ -298,8 +298,8 @@ class _BaseDCA:
     def __init__(
         self,
         *,
-        regularization: Regularization = DEFAULT_REGULARIZATION,
-        max_iter: int | None = 30,
+        regularization: Regularization,  # each estimator passes its own default
+        max_iter: int | None,
         lbfgs_history: int = 5,
         identity_threshold: float = DEFAULT_IDENTITY,
         kernel: str = "auto",
