@@ -14,6 +14,9 @@ Usage:
     python benchmarks/sweep_factored.py --only NAME ...    # run the named configurations
     python benchmarks/sweep_factored.py --lofo             # leave-one-family-out over all 8 families
     python benchmarks/sweep_factored.py --options          # the default's lambda and heads, 8 families
+    python benchmarks/sweep_factored.py --options --only hist20 hist60 hist120 \
+        --options-out benchmarks/results/factored_sweep_history.json --max-evaluations 90 \
+        --tolerance 0.005                                  # the L-BFGS memory within the time goal
 
 ``--lofo`` fits plm and the ``LOFO_CONFIGS`` on every family with the precision traced along the
 run; each (configuration, evaluation budget) is a candidate. For each held-out family the
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -112,6 +116,11 @@ OPTION_CONFIGS: dict[str, dict[str, Any]] = {
     "lam03": {**_MF, "lambda_j": 0.03, "max_iter": 60},
     "lam003_100": {**_MF, "lambda_j": 0.003, "max_iter": 100},
     "lam001_100": {**_MF, "lambda_j": 0.001, "max_iter": 100},
+    # the L-BFGS memory at lambda_J = 0.003 (``--options --only hist20 hist60 hist120 --options-out
+    # benchmarks/results/factored_sweep_history.json --max-evaluations 90 --tolerance 0.005``)
+    "hist20": {**_MF, "lambda_j": 0.003, "max_iter": 110, "lbfgs_history": 20},
+    "hist60": {**_MF, "lambda_j": 0.003, "max_iter": 110, "lbfgs_history": 60},
+    "hist120": {**_MF, "lambda_j": 0.003, "max_iter": 110, "lbfgs_history": 120},
 }
 OPTIONS_OUT = Path(__file__).resolve().parent / "results" / "factored_sweep_options.json"
 
@@ -243,11 +252,16 @@ def main(argv: list[str] | None = None) -> int:
                     "only the selection of the saved runs)")
     ap.add_argument("--analyse-options", action="store_true",
                     help="with --options: only the selection of the saved runs")
+    ap.add_argument("--options-out", type=Path, default=OPTIONS_OUT, help="JSON of the --options runs")
+    ap.add_argument("--max-evaluations", type=int, default=None,
+                    help="with --options: candidates of at most this many evaluations (the time goal)")
+    ap.add_argument("--tolerance", type=float, default=0.0,
+                    help="with --options: the smallest L-BFGS memory within this much of the best mean")
     args = ap.parse_args(argv)
     if not DATA.is_dir() and not (args.analyse or args.analyse_options):
         ap.error(f"no protein families folder {DATA}; set ATTNPOTTS_PROTEINS")
     if not args.no_write:  # refuse a result file this script did not write before fitting anything
-        _saved_runs(args.lofo_out if args.lofo else OPTIONS_OUT if args.options else args.out)
+        _saved_runs(args.lofo_out if args.lofo else args.options_out if args.options else args.out)
     if args.lofo or args.analyse:
         return lofo(args)
     if args.options:
@@ -326,29 +340,39 @@ def lofo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _saved_runs(path: Path) -> list[dict[str, Any]]:
-    """The runs saved in a result file of this script (none when it does not exist yet).
+def _saved_file(path: Path) -> dict[str, Any]:
+    """A result file of this script (empty when it does not exist yet).
 
     A file that is not one (not JSON, or no ``runs`` list) is refused: the script rewrites the
     file it merges into, and must not replace a file it did not write.
     """
     if not path.exists():
-        return []
+        return {}
     try:
         saved = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
         saved = None
     if not (isinstance(saved, dict) and isinstance(saved.get("runs"), list)):
         raise SystemExit(f"{path} is not a result file of this script (JSON with a 'runs' list); "
-                         "choose another --out / --lofo-out, or move that file away")
-    return list(saved["runs"])
+                         "choose another --out / --lofo-out / --options-out, or move that file away")
+    return saved
+
+
+def _saved_runs(path: Path) -> list[dict[str, Any]]:
+    """The runs saved in a result file of this script (see :func:`_saved_file`)."""
+    return list(_saved_file(path).get("runs", []))
 
 
 def options_sweep(args: argparse.Namespace) -> int:
     """Fit :data:`OPTION_CONFIGS` on every family (traced), then select by leave-one-family-out."""
     families = args.families or list(FAMILIES)
     names = args.only or list(OPTION_CONFIGS)
-    runs = _saved_runs(OPTIONS_OUT)
+    out: Path = args.options_out
+    saved = _saved_file(out)
+    runs = list(saved.get("runs", []))
+    # what else the file holds (notes on how its runs were made, screening runs) is kept
+    kept = {k: v for k, v in saved.items() if k not in ("description", "environment", "configs", "runs", "analysis")}
+    environment = saved.get("environment") if args.analyse_options else None
     if not args.analyse_options:
         for fam in families:
             msa, D, gap = load(fam)
@@ -358,27 +382,35 @@ def options_sweep(args: argparse.Namespace) -> int:
                 _print(row)
                 runs = [r for r in runs if (r["family"], r["config"]) != (fam, name)] + [row]
                 if not args.no_write:  # after every fit, so a stopped run keeps what it did
-                    atomic_write_json(OPTIONS_OUT, {"description": __doc__, "environment": environment_info(),
-                                                    "configs": OPTION_CONFIGS, "runs": runs})
-    analysis = _options_select(runs)
-    if analysis and not args.no_write:
-        atomic_write_json(OPTIONS_OUT, {"description": __doc__, "environment": environment_info(),
-                                        "configs": OPTION_CONFIGS, "runs": runs, "analysis": analysis})
+                    atomic_write_json(out, {"description": __doc__, "environment": environment_info(),
+                                            "configs": OPTION_CONFIGS, "runs": runs, **kept})
+    analysis = _options_select(runs, args.max_evaluations, args.tolerance)
+    if analysis and not args.no_write:  # the fits' environment, when only the selection is redone
+        atomic_write_json(out, {"description": __doc__, "environment": environment or environment_info(),
+                                "configs": OPTION_CONFIGS, "runs": runs, "analysis": analysis, **kept})
     return 0
 
 
-def _options_select(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _options_select(runs: list[dict[str, Any]], max_evaluations: int | None = None,
+                    tolerance: float = 0.0) -> dict[str, Any]:
     """Candidates (config, evaluations traced or the fit's end); per held-out family the best mean
-    top-L precision on the others (ties: fewer evaluations)."""
+    top-L precision on the others (ties: fewer evaluations). ``max_evaluations``: only candidates
+    within that many objective evaluations (a fit's end counts when every fit of it is).
+    ``tolerance``: among the candidates within that much of the best mean, those of the smallest
+    L-BFGS memory (cheaper in memory and time), then the best mean (the evaluation budget is
+    ``max_evaluations``' business)."""
+    cap = math.inf if max_evaluations is None else int(max_evaluations)
+    memory = {r["config"]: int(r.get("resolved", {}).get("lbfgs_history", 0)) for r in runs}
     fams = sorted({r["family"] for r in runs})
     cand: dict[tuple[str, int], dict[str, float]] = {}
     for r in runs:
         for p in r.get("trace", []):
-            if p["evaluation"] >= 5:
+            if 5 <= p["evaluation"] <= cap:
                 cand.setdefault((r["config"], int(p["evaluation"])), {})[r["family"]] = p["gap_excluded"]
     ends: dict[str, dict[str, float]] = {}  # the end of each fit (max_iter iterations)
     for r in runs:
-        ends.setdefault(r["config"], {})[r["family"]] = r["top_L_gap_excluded"]
+        if r.get("evaluations", 0) <= cap:
+            ends.setdefault(r["config"], {})[r["family"]] = r["top_L_gap_excluded"]
     cand = {k: v for k, v in cand.items() if set(v) == set(fams)}
     for c, v in ends.items():
         if set(v) == set(fams):
@@ -387,7 +419,12 @@ def _options_select(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
 
     def best(on: list[str]) -> tuple[str, int]:
-        return max(cand, key=lambda k: (float(np.mean([cand[k][f] for f in on])), -k[1] if k[1] >= 0 else -10**6))
+        means = {k: float(np.mean([cand[k][f] for f in on])) for k in cand}
+        top = max(means.values())
+        near = [k for k in cand if means[k] >= top - tolerance - 1e-12]
+        if tolerance > 0:
+            return min(near, key=lambda k: (memory.get(k[0], 0), -means[k], k[1] if k[1] >= 0 else 10**6))
+        return max(near, key=lambda k: (means[k], -k[1] if k[1] >= 0 else -10**6))
 
     rows = []
     print("\nleave-one-family-out over (configuration, evaluations; -1 = the end of the fit)")
@@ -403,7 +440,8 @@ def _options_select(runs: list[dict[str, Any]]) -> dict[str, Any]:
     print("mean P@L at the end of each fit:", {c: round(m, 3) for c, m in per_config.items()})
     return {"held_out": rows, "mean_held_out_top_L": mean_f,
             "chosen_on_all": {"config": k_all[0], "evaluations": k_all[1]},
-            "mean_at_end": per_config}
+            "mean_at_end": per_config, "max_evaluations": max_evaluations, "tolerance": tolerance,
+            "mean_by_candidate": {f"{c}@{e}": float(np.mean(list(v.values()))) for (c, e), v in sorted(cand.items())}}
 
 
 def _lofo_select(runs: list[dict[str, Any]], max_time_ratio: float = 2.0) -> dict[str, Any]:

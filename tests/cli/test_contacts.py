@@ -277,7 +277,13 @@ def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> N
 
 def test_fit_defaults_follow_the_model() -> None:
     """Without --max-iter / --lbfgs-history / --score-gap each model gets its estimator's defaults."""
-    from attnpotts.dca import PLM_MAX_ITER, PLM_SCORE_GAP, FactoredDCA, PlmDCA
+    from attnpotts.dca import (
+        FACTORED_LBFGS_HISTORY,
+        PLM_MAX_ITER,
+        PLM_SCORE_GAP,
+        FactoredDCA,
+        PlmDCA,
+    )
     from attnpotts.dca.pipeline import ContactsConfig
     from attnpotts.errors import ValidationError
 
@@ -292,7 +298,8 @@ def test_fit_defaults_follow_the_model() -> None:
     assert ContactsOptions().score_gap == plm.score_gap
     assert ContactsOptions(model="factored").max_iter == fac.max_iter
     assert (fac.max_iter, fac.lbfgs_history) == (FactoredDCA().max_iter, FactoredDCA().lbfgs_history)
-    assert (fac.max_iter, fac.lbfgs_history) == (None, 20)  # None: the iterations follow the start
+    assert (fac.max_iter, fac.lbfgs_history) == (None, FACTORED_LBFGS_HISTORY)  # None: per start
+    assert fac.lbfgs_history != plm.lbfgs_history  # the factored default, not plm's
     est = ContactsConfig(model="factored", max_iter=7, lbfgs_history=3).estimator()
     assert (est.max_iter, est.lbfgs_history) == (7, 3)
     from attnpotts.options import defaults

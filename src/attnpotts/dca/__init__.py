@@ -8,6 +8,7 @@ and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_co
 """
 
 from .fit import (
+    FACTORED_LBFGS_HISTORY,
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
     FACTORED_REGULARIZATION,
@@ -33,6 +34,7 @@ __all__ = [
     "CONVENTIONS",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
+    "FACTORED_LBFGS_HISTORY",
     "FACTORED_MAX_ITER",
     "FACTORED_MAX_ITER_RANDOM",
     "FACTORED_REGULARIZATION",

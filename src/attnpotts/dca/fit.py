@@ -41,6 +41,7 @@ from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate
 from .regularization import Regularization
 
 __all__ = [
+    "FACTORED_LBFGS_HISTORY",
     "FACTORED_MAX_ITER",
     "FACTORED_MAX_ITER_RANDOM",
     "FACTORED_REGULARIZATION",
@@ -539,7 +540,10 @@ FACTORED_POSITION_SCALE = 3.0
 
 #: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start (about 90
 #: objective evaluations, within twice plm's time; chosen by leave-one-family-out, see FactoredDCA).
-FACTORED_MAX_ITER = 85
+FACTORED_MAX_ITER = 86
+#: Default L-BFGS memory of :class:`FactoredDCA` (curvature pairs): the non-convex fit gains from a
+#: longer record than plm's; chosen by leave-one-family-out against 20 and 120, see FactoredDCA.
+FACTORED_LBFGS_HISTORY = 60
 #: Default coupling L2 of :class:`FactoredDCA`: ``lambda_J = 0.003 (L-1)(q-1)`` (EVcouplings
 #: convention), a third of plm's: the factored form already restrains the couplings.
 FACTORED_REGULARIZATION = Regularization("evcouplings", 0.003, 0.01)
@@ -659,21 +663,18 @@ class FactoredDCA(_BaseDCA):
       to ``start_sharpness = 1`` times the rank-``d`` approximation of the standardised
       mean-field contact map, plus per-head noise ``start_noise``), ``position_scale = 3``
       (:class:`FactoredAttention`: L-BFGS steps on the queries and keys 9 times larger relative
-      to the values and fields), ``lambda_J = 0.003`` (:data:`FACTORED_REGULARIZATION`) and
-      :data:`FACTORED_MAX_ITER` = 85 iterations (about 90 evaluations).
+      to the values and fields), ``lambda_J = 0.003`` (:data:`FACTORED_REGULARIZATION`),
+      :data:`FACTORED_MAX_ITER` = 86 iterations (about 90 evaluations) and an L-BFGS memory of
+      :data:`FACTORED_LBFGS_HISTORY` = 60 pairs.
     * How: leave-one-family-out over the eight families, the precision traced every 5
-      evaluations. First the start and preconditioner (``benchmarks/sweep_factored.py --lofo``,
-      ``benchmarks/results/factored_lofo_preconditioned.json``: held-out 0.846 against plm's
-      0.910 within twice plm's time, at ``lambda_J = 0.01``). Then the coupling L2 and the heads
-      (``sweep_factored.py --options``, ``benchmarks/results/factored_sweep_options.json``):
-      ``lambda_J`` 0.03 / 0.01 / 0.003 end at a mean of 0.816 / 0.852 / 0.872 after 60
-      iterations, 0.001 at 0.872 after 100; 64 heads 0.848; at 0.003 the precision keeps rising to 0.875-0.878
-      after 85-90 evaluations and 0.888 after 100 iterations, where 0.01 stays near 0.84. Every
-      held-out family chose ``lambda_J = 0.003`` (held-out mean 0.882 at 100 iterations); 85
-      iterations keep the whole command within twice plm's time. Whole commands on the eight
-      families (``benchmarks/results/bench_dca_factored85.json``): mean 0.877 against plm's
-      0.923 (P@L/5 0.986 both), at 1.00-1.66x plm's wall time, 0.48-0.85 GiB peak memory
-      against 0.51-1.55 GiB.
+      evaluations (``benchmarks/sweep_factored.py``; tables in ``docs/dca.md``): first the start
+      and preconditioner (``factored_lofo_preconditioned.json``), then the coupling L2 and the
+      heads (``factored_sweep_options.json``: every fold chose ``lambda_J = 0.003`` over 0.001,
+      0.01 and 0.03), then the L-BFGS memory within 90 evaluations, the budget that keeps the
+      fit within twice plm's time (``factored_sweep_history.json``: mean after 90 evaluations
+      0.873 / 0.885 / 0.886 for 20 / 60 / 120 pairs; within 0.005 of the best the smaller
+      memory, 60, on every fold). Whole commands on the eight families:
+      ``benchmarks/results/bench_dca_factored86h60.json`` (``docs/dca.md``).
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
       does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations. With
@@ -708,9 +709,9 @@ class FactoredDCA(_BaseDCA):
         position_scale: ``c`` of :class:`FactoredAttention`; ``None`` (default):
             :data:`FACTORED_POSITION_SCALE` = 3 for the softmax variant, 1 (no preconditioning,
             the only value it takes) for the free one.
-        max_iter: L-BFGS iterations; ``None`` (default): :data:`FACTORED_MAX_ITER` = 85 from the
+        max_iter: L-BFGS iterations; ``None`` (default): :data:`FACTORED_MAX_ITER` = 86 from the
             mean-field start, :data:`FACTORED_MAX_ITER_RANDOM` = 300 from random factors.
-        lbfgs_history: L-BFGS memory (default 20).
+        lbfgs_history: L-BFGS memory (default :data:`FACTORED_LBFGS_HISTORY` = 60).
         regularization: L2 convention and coefficients (default :data:`FACTORED_REGULARIZATION`,
             ``lambda_J = 0.003 (L-1)(q-1)``, ``lambda_h = 0.01``).
         other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the
@@ -737,7 +738,7 @@ class FactoredDCA(_BaseDCA):
         start_noise: float = FACTORED_START_NOISE,
         position_scale: float | None = None,
         max_iter: int | None = None,
-        lbfgs_history: int = 20,
+        lbfgs_history: int = FACTORED_LBFGS_HISTORY,
         regularization: Regularization = FACTORED_REGULARIZATION,
         **kwargs: Any,
     ) -> None:

@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import ShapeError, ValidationError
 from ..options import boolean, choice, integer, memory_limit, number, text, validate
 from .fit import (
+    FACTORED_LBFGS_HISTORY,
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
     FACTORED_REGULARIZATION,
@@ -116,7 +117,8 @@ class ContactsConfig:
         f"{FACTORED_MAX_ITER_RANDOM} from random factors)",
     )
     lbfgs_history: int | None = integer(
-        None, 1, none=True, group=_FIT, help="L-BFGS memory (default 5 plm, 20 factored)"
+        None, 1, none=True, group=_FIT,
+        help=f"L-BFGS memory (default {PlmDCA().lbfgs_history} plm, {FACTORED_LBFGS_HISTORY} factored)",
     )
     n_heads: int = integer(32, 1, group=_FIT, help="factored attention heads")
     key_dim: int = integer(16, 1, group=_FIT, help="factored attention query/key width")
