@@ -258,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=float, default=0.0,
                     help="with --options: the smallest L-BFGS memory within this much of the best mean")
     args = ap.parse_args(argv)
+    if args.max_evaluations is not None and args.max_evaluations < 5:
+        ap.error(f"--max-evaluations must be >= 5 (the first traced budget), got {args.max_evaluations}")
+    if not args.tolerance >= 0:
+        ap.error(f"--tolerance must be >= 0, got {args.tolerance}")
     if not DATA.is_dir() and not (args.analyse or args.analyse_options):
         ap.error(f"no protein families folder {DATA}; set ATTNPOTTS_PROTEINS")
     if not args.no_write:  # refuse a result file this script did not write before fitting anything

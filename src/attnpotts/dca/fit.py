@@ -48,6 +48,7 @@ __all__ = [
     "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",
+    "PLM_LBFGS_HISTORY",
     "PLM_MAX_ITER",
     "PLM_REGULARIZATION",
     "PLM_SCORE_GAP",
@@ -301,7 +302,7 @@ class _BaseDCA:
         *,
         regularization: Regularization,  # each estimator passes its own default
         max_iter: int | None,
-        lbfgs_history: int = 5,
+        lbfgs_history: int,
         identity_threshold: float = DEFAULT_IDENTITY,
         kernel: str = "auto",
         dtype: str = "float32",
@@ -558,6 +559,9 @@ PLM_MAX_ITER = 100
 PLM_TOLERANCE = 5e-3
 #: Window of the convergence rule, in L-BFGS iterations.
 PLM_CHECK_EVERY = 10
+#: Default L-BFGS memory of :class:`PlmDCA` (curvature pairs): each costs two copies of the
+#: ``L^2 q^2`` couplings, so the full model keeps few.
+PLM_LBFGS_HISTORY = 5
 #: Default contact score of :class:`PlmDCA`: the gap state kept in the Frobenius norm.
 PLM_SCORE_GAP = "include"
 #: Default coupling L2 of :class:`PlmDCA`: EVcouplings/GREMLIN convention,
@@ -597,7 +601,7 @@ class PlmDCA(_BaseDCA):
         check_every: the rule's window in iterations (default :data:`PLM_CHECK_EVERY`). A
             window starts from the objective and gradient where the previous one ended (no
             extra evaluation; the iterates are those of one uninterrupted L-BFGS run).
-        lbfgs_history: L-BFGS memory.
+        lbfgs_history: L-BFGS memory (default :data:`PLM_LBFGS_HISTORY` = 5).
         identity_threshold: sequence-weight identity threshold when weights are computed.
         kernel: coupling contraction method (:data:`attnpotts.models.kernels.KERNEL_METHODS`).
         dtype: ``"float32"`` (default) or ``"float64"``.
@@ -619,10 +623,12 @@ class PlmDCA(_BaseDCA):
         tolerance: float | None = PLM_TOLERANCE,
         check_every: int = PLM_CHECK_EVERY,
         score_gap: str = PLM_SCORE_GAP,
+        lbfgs_history: int = PLM_LBFGS_HISTORY,
         **kwargs: Any,
     ) -> None:
         super().__init__(regularization=regularization, max_iter=max_iter, tolerance=tolerance,
-                         check_every=check_every, score_gap=score_gap, **kwargs)
+                         check_every=check_every, score_gap=score_gap, lbfgs_history=lbfgs_history,
+                         **kwargs)
 
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape

@@ -53,6 +53,7 @@ from .fit import (
     FACTORED_MAX_ITER_RANDOM,
     FACTORED_REGULARIZATION,
     PLM_CHECK_EVERY,
+    PLM_LBFGS_HISTORY,
     PLM_MAX_ITER,
     PLM_REGULARIZATION,
     PLM_SCORE_GAP,
@@ -118,7 +119,7 @@ class ContactsConfig:
     )
     lbfgs_history: int | None = integer(
         None, 1, none=True, group=_FIT,
-        help=f"L-BFGS memory (default {PlmDCA().lbfgs_history} plm, {FACTORED_LBFGS_HISTORY} factored)",
+        help=f"L-BFGS memory (default {PLM_LBFGS_HISTORY} plm, {FACTORED_LBFGS_HISTORY} factored)",
     )
     n_heads: int = integer(32, 1, group=_FIT, help="factored attention heads")
     key_dim: int = integer(16, 1, group=_FIT, help="factored attention query/key width")
