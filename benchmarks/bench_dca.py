@@ -79,6 +79,23 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
+def _check_out(ap: argparse.ArgumentParser, name: str) -> None:
+    """Refuse, before any run, an ``--out`` outside ``benchmarks/results/`` or naming a file this
+    benchmark did not write (it would be replaced)."""
+    if Path(name).name != name or not name.endswith(".json"):
+        ap.error(f"--out must be a file name ending in .json (written to {RESULTS}), got {name!r}")
+    path = RESULTS / name
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        saved = None
+    if not (isinstance(saved, dict) and isinstance(saved.get("tools"), list) and "argv" in saved):
+        ap.error(f"{path} is not a result of this benchmark (JSON with 'tools' and 'argv'); "
+                 "choose another --out or move that file away")
+
+
 def _save(record: dict[str, Any], name: str) -> Path:
     """Write the record so far, atomically (the benchmark is long; partial results count, a
     killed run leaves the previous complete file)."""
@@ -445,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data.is_dir():
         ap.error(f"no protein families folder {args.data}; pass --data or set ATTNPOTTS_PROTEINS")
+    _check_out(ap, args.out)
     os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
     record: dict[str, Any] = {"load_avg_start": _load(), "cpu_count": os.cpu_count(),
                               "threads": args.threads, "argv": sys.argv[1:],
