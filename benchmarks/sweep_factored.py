@@ -121,6 +121,10 @@ OPTION_CONFIGS: dict[str, dict[str, Any]] = {
     "hist20": {**_MF, "lambda_j": 0.003, "max_iter": 110, "lbfgs_history": 20},
     "hist60": {**_MF, "lambda_j": 0.003, "max_iter": 110, "lbfgs_history": 60},
     "hist120": {**_MF, "lambda_j": 0.003, "max_iter": 110, "lbfgs_history": 120},
+    # the values' start, at memory 60 (``--options --only val03 val01 --options-out
+    # benchmarks/results/factored_sweep_values.json``; hist60 is the same with values of std 1)
+    "val03": {**_MF, "lambda_j": 0.003, "max_iter": 100, "lbfgs_history": 60, "value_init_std": 0.3},
+    "val01": {**_MF, "lambda_j": 0.003, "max_iter": 100, "lbfgs_history": 60, "value_init_std": 0.1},
 }
 OPTIONS_OUT = Path(__file__).resolve().parent / "results" / "factored_sweep_options.json"
 

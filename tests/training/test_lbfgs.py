@@ -352,3 +352,86 @@ def test_training_loop_reuses_the_epoch_start_with_the_same_numbers(monkeypatch:
     assert [h["train_loss"] for h in fast_hist] == [h["train_loss"] for h in plain_hist]
     assert [h["objective"] for h in fast_hist] == [h["objective"] for h in plain_hist]
     assert [p["evaluations"] - f["evaluations"] for p, f in zip(plain_hist, fast_hist, strict=True)] == [0, 1, 1, 1]
+
+
+def _quadratic(n: int, seed: int, dtype: torch.dtype = F64) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    diag = torch.tensor(rng.uniform(1.0, 10.0, size=n), dtype=dtype)
+    b = torch.tensor(rng.normal(size=n), dtype=dtype)
+    return diag, b
+
+
+@pytest.mark.parametrize("numel", [1000, 2**19 + 1])
+def test_small_problems_run_their_algebra_on_one_thread_and_the_closure_on_all(numel: int) -> None:
+    """Below SERIAL_ALGEBRA_NUMEL the optimiser's own vector algebra runs with one torch thread;
+    the closure always sees the caller's thread count, which is restored after every step,
+    also when the closure raises."""
+    from attnpotts.training.lbfgs import SERIAL_ALGEBRA_NUMEL
+
+    diag, b = _quadratic(numel, 1, torch.float32)
+    x = torch.zeros(numel, requires_grad=True)
+    opt = LBFGS([x], max_iter=5, history_size=3)
+    seen: list[int] = []
+
+    def closure() -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        opt.zero_grad()
+        f = 0.5 * (diag * x * x).sum() - b @ x
+        f.backward()
+        return f
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert opt._serial == (numel < SERIAL_ALGEBRA_NUMEL)
+        inside: list[int] = []
+        direction = opt._direction
+
+        def spy(g: torch.Tensor) -> torch.Tensor:
+            inside.append(torch.get_num_threads())
+            return direction(g)
+
+        opt._direction = spy  # type: ignore[method-assign]
+        opt.step(closure)
+        assert seen and set(seen) == {2}
+        assert inside and set(inside) == {1 if numel < SERIAL_ALGEBRA_NUMEL else 2}
+        assert torch.get_num_threads() == 2
+
+        def failing() -> torch.Tensor:
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            opt.step(failing)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_one_thread_algebra_gives_the_same_minimum_as_threaded_algebra() -> None:
+    """The thread count changes only the rounding of the reductions: both runs reach the
+    minimiser of a convex quadratic to the gradient tolerance."""
+    n = 5000
+    diag, b = _quadratic(n, 2)
+    results = []
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for serial in (True, False):
+            x = torch.zeros(n, dtype=F64, requires_grad=True)
+            opt = LBFGS([x], max_iter=200, history_size=10, tolerance_grad=1e-6, tolerance_change=0.0)
+            opt._serial = serial
+
+            def closure(x: torch.Tensor = x, opt: LBFGS = opt) -> torch.Tensor:
+                opt.zero_grad()
+                f = 0.5 * (diag * x * x).sum() - b @ x
+                f.backward()
+                return f
+
+            opt.step(closure)
+            assert opt.last_report is not None and opt.last_report.stop_reason == "gradient_tolerance"
+            results.append(x.detach().clone())
+    finally:
+        torch.set_num_threads(old)
+    exact = b / diag
+    for r in results:  # |x - x*| <= max|g| / min(diag), max|g| <= 1e-6, min(diag) >= 1
+        assert float((r - exact).abs().max()) <= 1e-6
