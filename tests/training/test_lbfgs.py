@@ -410,7 +410,7 @@ def test_small_problems_run_their_algebra_on_one_thread_and_the_closure_on_all(n
 def test_one_thread_algebra_gives_the_same_minimum_as_threaded_algebra() -> None:
     """The thread count changes only the rounding of the reductions: both runs reach the
     minimiser of a convex quadratic to the gradient tolerance."""
-    n = 5000
+    n = 100_000  # above torch's grain size, so that the threaded reductions split the vectors
     diag, b = _quadratic(n, 2)
     results = []
     old = torch.get_num_threads()
