@@ -50,6 +50,22 @@ __all__ = ["LBFGS", "LBFGS_STOP_REASONS", "SERIAL_ALGEBRA_NUMEL", "LBFGSReport"]
 #: thread; see the module docstring for the measurement.
 SERIAL_ALGEBRA_NUMEL = 2**19
 
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads and restore the previous count after (nothing is
+    set when it is already ``n``)."""
+    old = torch.get_num_threads()
+    if n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 #: Why one :meth:`LBFGS.step` ended.
 LBFGS_STOP_REASONS = (
     "max_iterations",  # the step's iteration budget is used up
@@ -350,26 +366,13 @@ class LBFGS:
         self._y.append(y)
         self._rho.append(1.0 / sy)
 
-    @contextlib.contextmanager
-    def _algebra_threads(self) -> Iterator[int]:
-        """One torch thread inside (for a small CPU problem), the caller's count restored after;
-        yields the caller's count, which the closure runs with."""
-        threads = torch.get_num_threads()
-        if not self._serial or threads == 1:
-            yield threads
-            return
-        torch.set_num_threads(1)
-        try:
-            yield threads
-        finally:
-            torch.set_num_threads(threads)
-
     def step(self, closure: Callable[[], torch.Tensor]) -> float:
         """Run up to ``max_iter`` iterations; return the objective at the start (as torch does).
 
         The parameters are left at the best point found; :attr:`last_report` says what happened.
         """
-        with self._algebra_threads() as threads:
+        threads = torch.get_num_threads()  # the closure's; the algebra's own may be one (``_serial``)
+        with _torch_threads(1 if self._serial else threads):
             return self._step(closure, threads)
 
     def _step(self, closure: Callable[[], torch.Tensor], threads: int) -> float:
@@ -380,15 +383,8 @@ class LBFGS:
             nonlocal evals
             if x0 is not None and d is not None:
                 self._set_params(x0, t, d)
-            inner = torch.get_num_threads()
-            if inner != threads:  # the closure runs with the caller's threads
-                torch.set_num_threads(threads)
-            try:
-                with torch.enable_grad():
-                    loss = closure()
-            finally:
-                if inner != threads:
-                    torch.set_num_threads(inner)
+            with _torch_threads(threads), torch.enable_grad():  # the caller's threads
+                loss = closure()
             evals += 1
             g = self._flat_grad()  # a buffer from _take
             origin[id(g)] = evals - 1
