@@ -169,6 +169,20 @@ def test_fused_pseudo_likelihood_in_float32_matches_float64() -> None:
         np.testing.assert_allclose(g32, g64, rtol=0, atol=1e-5 * np.abs(g64).max())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_fused_pseudo_likelihood_of_non_finite_couplings_is_non_finite(dtype: torch.dtype, bad: float) -> None:
+    """A non-finite coupling gives a non-finite loss (what the training loop calls divergence),
+    not an exception from inside the kernel."""
+    from attnpotts.models.kernels import fused_pseudo_likelihood
+
+    W, tokens = _problem(40, 6, 5, seed=15, mask=False)
+    W = W.to(dtype)
+    W[1, 2, 3, 4] = bad
+    loss = fused_pseudo_likelihood(W, torch.zeros(6, 5, dtype=dtype), tokens, torch.ones(40, dtype=dtype))
+    assert not math.isfinite(float(loss))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_exponential_is_accurate(dtype: type) -> None:
     from attnpotts.models.kernels import _exp_shifted

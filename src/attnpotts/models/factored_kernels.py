@@ -15,8 +15,9 @@ of ``J[I]``; no per-sequence temporaries), and contracts the block's gradient ba
 and ``V``. Work per evaluation: ``N L^2 q`` (the same gathers as the full model) plus
 ``3 H L^2 q^2`` for the products; memory: a few blocks of ``J`` and the factors' gradients.
 
-On the CPU (float32/float64) the streaming step is a numba kernel parallel over sequences
-(per-thread gradient accumulators of one block); elsewhere (CUDA) it is a one-hot matrix
+On the CPU (float32/float64) the streaming step is the full model's fused numba kernel
+(:mod:`attnpotts.models.kernels`: parallel over sequences, per-thread gradient accumulators,
+its vectorised float32 ``exp``), given one block of ``J`` at a time; elsewhere (CUDA) it is a one-hot matrix
 product per block and chunk of sequences. Both are exact in the working dtype and checked
 against the plain formulation (:func:`reference_factored_logits`) with
 :func:`torch.autograd.gradcheck` in float64.
@@ -32,6 +33,7 @@ import torch
 
 from ..errors import ShapeError, ValidationError
 from ._rows import check_tokens, gather_rows, row_index, scatter_rows
+from .kernels import _fused_pl_kernel
 
 __all__ = [
     "BLOCK_BYTES",
@@ -58,76 +60,6 @@ def block_sites(n_sites: int, n_states: int, itemsize: int, budget: int = BLOCK_
     (a block of one site leaves the kernel's inner loops ``q`` long), at most ``L``."""
     per_site = n_sites * n_states * n_states * itemsize
     return int(max(min(2, n_sites), min(n_sites, budget // max(1, per_site))))
-
-
-# ------------------------------------------------------------------------------ numba kernels
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _block_pl_kernel(
-    rows: np.ndarray,
-    targets: np.ndarray,
-    seq_weights: np.ndarray,
-    w_t: np.ndarray,
-    bias: np.ndarray,
-    n_states: int,
-    grad_buf: np.ndarray,
-    gbias_buf: np.ndarray,
-    loss_buf: np.ndarray,
-) -> None:  # pragma: no cover
-    """Loss and gradient of one block of sites, one pass per sequence.
-
-    Shapes: ``rows: (N, L)`` (``j q + s_nj``), ``targets: (N, K)`` (the states at the block's
-    ``K`` sites), ``w_t: (L q, K q)`` with ``w_t[(j, b), (k, a)] = J[I_k, j, a, b]``,
-    ``bias: (K q,)``, per-chunk accumulators ``grad_buf: (C, L q, K q)``, ``gbias_buf: (C, K q)``,
-    ``loss_buf: (C,)``; the caller sums over chunks.
-    """
-    n_seq, n_sites = rows.shape
-    n_block = targets.shape[1]
-    width = w_t.shape[1]
-    n_chunks = grad_buf.shape[0]
-    for c in nb.prange(n_chunks):
-        start = c * n_seq // n_chunks
-        stop = (c + 1) * n_seq // n_chunks
-        g = grad_buf[c]
-        gb = gbias_buf[c]
-        for r in range(g.shape[0]):
-            for k in range(width):
-                g[r, k] = 0.0
-        for k in range(width):
-            gb[k] = 0.0
-        acc = np.empty(width, dtype=w_t.dtype)
-        grad = np.empty(width, dtype=w_t.dtype)
-        loss = 0.0
-        for n in range(start, stop):
-            for k in range(width):
-                acc[k] = bias[k]
-            for j in range(n_sites):
-                r = rows[n, j]
-                for k in range(width):
-                    acc[k] += w_t[r, k]
-            wn = seq_weights[n]
-            for i in range(n_block):
-                base = i * n_states
-                m = acc[base]
-                for a in range(1, n_states):
-                    m = max(m, acc[base + a])
-                z = 0.0
-                for a in range(n_states):
-                    e = np.exp(acc[base + a] - m)
-                    grad[base + a] = e
-                    z += e
-                t = targets[n, i]
-                loss += wn * (m + np.log(z) - acc[base + t])
-                scale = wn / z
-                for a in range(n_states):
-                    grad[base + a] *= scale
-                grad[base + t] -= wn
-            for k in range(width):
-                gb[k] += grad[k]
-            for j in range(n_sites):
-                r = rows[n, j]
-                for k in range(width):
-                    g[r, k] += grad[k]
-        loss_buf[c] = loss
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -198,7 +130,7 @@ def _pl_numba(
         grad_buf = np.empty((n_chunks, L * q, K * q), dtype=w_t.dtype)
         gbias_buf = np.empty((n_chunks, K * q), dtype=w_t.dtype)
         loss_buf = np.zeros(n_chunks, dtype=np.float64)
-        _block_pl_kernel(rows, targets, sw, w_t, bias, q, grad_buf, gbias_buf, loss_buf)
+        _fused_pl_kernel(rows, targets, sw, w_t, bias, q, grad_buf, gbias_buf, loss_buf)
         del w_t
         gw = torch.from_numpy(grad_buf.sum(0) if n_chunks > 1 else grad_buf[0])
         del grad_buf

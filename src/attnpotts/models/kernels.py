@@ -264,7 +264,7 @@ def _exp_shifted(acc: np.ndarray, shift: np.ndarray, out: np.ndarray, bits: np.n
             out[k] = np.exp(acc[k] - shift[k])
 
 
-@nb.njit(fastmath=True, cache=True)
+@nb.njit(fastmath=True, cache=True, error_model="numpy")
 def _site_softmax(
     acc: np.ndarray,
     shift: np.ndarray,
@@ -281,6 +281,8 @@ def _site_softmax(
     Sets ``grad = wn (softmax(acc) - onehot(target))`` per site and returns ``loss`` plus
     ``wn sum_i -log P(target_i)``, added site by site; ``shift`` and ``bits`` are workspaces
     of ``acc``'s size. Shared by the fused kernels (per thread and by blocks of sites).
+    Non-finite logits give a non-finite loss (numpy's error model: ``wn / 0`` is ``inf``, not
+    an exception), which the training loop reports as divergence.
     """
     n_here = acc.shape[0] // n_states
     for i in range(n_here):
