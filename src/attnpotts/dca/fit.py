@@ -680,7 +680,7 @@ class FactoredDCA(_BaseDCA):
       fit within twice plm's time (``factored_sweep_history.json``: mean after 90 evaluations
       0.873 / 0.885 / 0.886 for 20 / 60 / 120 pairs; within 0.005 of the best the smaller
       memory, 60, on every fold). Whole commands on the eight families:
-      ``benchmarks/results/bench_dca_factored_threads.json`` (``docs/dca.md``).
+      ``benchmarks/results/bench_dca_factored_kernel.json`` (``docs/dca.md``).
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
       does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations. With

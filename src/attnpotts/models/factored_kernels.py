@@ -17,8 +17,8 @@ and ``V``. Work per evaluation: ``N L^2 q`` (the same gathers as the full model)
 
 On the CPU (float32/float64) the streaming step is the full model's fused numba kernel
 (:mod:`attnpotts.models.kernels`: parallel over sequences, per-thread gradient accumulators,
-its vectorised float32 ``exp``), given one block of ``J`` at a time; elsewhere (CUDA) it is a one-hot matrix
-product per block and chunk of sequences. Both are exact in the working dtype and checked
+its vectorised float32 ``exp``), given one block of ``J`` at a time; elsewhere (CUDA) it is a
+one-hot matrix product per block and chunk of sequences. Both are exact in the working dtype and checked
 against the plain formulation (:func:`reference_factored_logits`) with
 :func:`torch.autograd.gradcheck` in float64.
 """
