@@ -321,8 +321,13 @@ def _fused_pl_kernel(
 ) -> None:  # pragma: no cover
     """One pass per sequence: gather logits, log-sum-exp per site, loss, scatter the gradient.
 
-    ``grad_buf: (C, R, K)`` and ``gbias_buf: (C, K)`` are per-chunk accumulators (no write
-    conflicts between threads); the caller sums them.
+    Shapes: ``rows: (N, L)`` (``j q + s_nj``), ``targets: (N, K)`` (the states at the ``K``
+    predicted sites: all ``L`` for the full model, one block of sites for factored attention,
+    :mod:`attnpotts.models.factored_kernels`), ``w_t: (L q, K q)`` with
+    ``w_t[(j, b), (k, a)]`` the coupling of colour ``a`` at predicted site ``k`` with colour
+    ``b`` at site ``j``, ``bias: (K q,)``; ``grad_buf: (C, L q, K q)``, ``gbias_buf: (C, K q)``
+    and ``loss_buf: (C,)`` are per-chunk accumulators (no write conflicts between threads);
+    the caller sums them.
     """
     n_seq, n_sites = rows.shape
     width = w_t.shape[1]
