@@ -34,8 +34,9 @@ def _factors(H: int, L: int, q: int, seed: int) -> tuple[torch.Tensor, torch.Ten
     return A, V, h
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
 @pytest.mark.parametrize("block", [1, 2, 3, 7])
-def test_blocked_pseudo_likelihood_equals_the_reference(block: int) -> None:
+def test_blocked_pseudo_likelihood_equals_the_reference(block: int, symmetric: bool) -> None:
     """Loss and gradients of every block size = masked CE of the per-head-embedding logits (float64)."""
     H, L, q, N = 3, 7, 4, 40
     A, V, h = _factors(H, L, q, 1)
@@ -43,10 +44,11 @@ def test_blocked_pseudo_likelihood_equals_the_reference(block: int) -> None:
     tokens = torch.randint(0, q, (N, L), generator=g)
     w = torch.rand(N, generator=g, dtype=torch.float64)
     params = [t.clone().requires_grad_() for t in (A, V, h)]
-    fast = factored_pseudo_likelihood(*params, tokens, w, block=block)
+    fast = factored_pseudo_likelihood(*params, tokens, w, block=block, symmetric=symmetric)
     g_fast = torch.autograd.grad(fast, params)
     ref_params = [t.clone().requires_grad_() for t in (A, V, h)]
-    logits = reference_factored_logits(ref_params[0], ref_params[1], tokens) + ref_params[2]
+    logits = reference_factored_logits(ref_params[0], ref_params[1], tokens, symmetric=symmetric)
+    logits = logits + ref_params[2]
     ref = masked_cross_entropy(logits, tokens, None, w, reduction="sum")
     g_ref = torch.autograd.grad(ref, ref_params)
     assert float(fast.detach()) == pytest.approx(float(ref.detach()), rel=1e-13)
@@ -54,19 +56,21 @@ def test_blocked_pseudo_likelihood_equals_the_reference(block: int) -> None:
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-11, atol=1e-12)
 
 
-def test_blocked_pseudo_likelihood_gradcheck() -> None:
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_blocked_pseudo_likelihood_gradcheck(symmetric: bool) -> None:
     H, L, q, N = 2, 5, 3, 12
     A, V, h = _factors(H, L, q, 3)
     tokens = torch.randint(0, q, (N, L), generator=torch.Generator().manual_seed(4))
     w = torch.rand(N, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     params = tuple(t.clone().requires_grad_() for t in (A, V, h))
     assert torch.autograd.gradcheck(
-        lambda a, v, hh: factored_pseudo_likelihood(a, v, hh, tokens, w, block=2), params
+        lambda a, v, hh: factored_pseudo_likelihood(a, v, hh, tokens, w, block=2, symmetric=symmetric), params
     )
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_dense_path_equals_the_numba_path(dtype: torch.dtype) -> None:
+def test_dense_path_equals_the_numba_path(dtype: torch.dtype, symmetric: bool) -> None:
     """The matrix-product pass (CUDA's) and the numba pass give the same loss and gradients."""
     H, L, q, N = 3, 9, 5, 30
     A, V, h = (t.to(dtype) for t in _factors(H, L, q, 6))
@@ -75,7 +79,7 @@ def test_dense_path_equals_the_numba_path(dtype: torch.dtype) -> None:
     out = []
     for run in (_pl_numba, _pl_dense):
         grads = [torch.zeros_like(A), torch.zeros_like(V), torch.zeros_like(h)]
-        loss = run(A, V, h, tokens, w, 4, *grads)
+        loss = run(A, V, h, tokens, w, 4, *grads, symmetric)
         out.append((loss, grads))
     tol = 1e-12 if dtype == torch.float64 else 2e-5
     assert out[0][0] == pytest.approx(out[1][0], rel=tol)
@@ -83,16 +87,31 @@ def test_dense_path_equals_the_numba_path(dtype: torch.dtype) -> None:
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol)
 
 
-def test_blocked_logits_equal_the_reference_with_mask_tokens() -> None:
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_blocked_logits_equal_the_reference_with_mask_tokens(symmetric: bool) -> None:
     H, L, q, N = 3, 6, 4, 20
     A, V, h = _factors(H, L, q, 9)
     tokens = torch.randint(0, q + 1, (N, L), generator=torch.Generator().manual_seed(10))
+    ref = reference_factored_logits(A, V, tokens, symmetric=symmetric) + h
     for block in (1, 4, 6):
-        got = factored_logits(A, V, tokens, bias=h, block=block)
-        np.testing.assert_allclose(got.numpy(), (reference_factored_logits(A, V, tokens) + h).numpy(),
-                                   atol=1e-12)
+        got = factored_logits(A, V, tokens, bias=h, block=block, symmetric=symmetric)
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-12)
     params = (A.clone().requires_grad_(), V.clone().requires_grad_())
-    assert torch.autograd.gradcheck(lambda a, v: factored_logits(a, v, tokens, block=4), params)
+    assert torch.autograd.gradcheck(
+        lambda a, v: factored_logits(a, v, tokens, block=4, symmetric=symmetric), params)
+
+
+def test_symmetric_reference_is_the_symmetric_part_of_the_couplings() -> None:
+    """The oracle itself: its logits are those of ``(J[i, j, a, b] + J[j, i, b, a]) / 2`` formed whole."""
+    H, L, q, N = 2, 5, 3, 15
+    A, V, _ = _factors(H, L, q, 11)
+    tokens = torch.randint(0, q, (N, L), generator=torch.Generator().manual_seed(12))
+    J = torch.einsum("hij,hab->ijab", A, V)
+    J = 0.5 * (J + J.permute(1, 0, 3, 2))
+    x = torch.nn.functional.one_hot(tokens, q).to(torch.float64)
+    want = torch.einsum("ijab,njb->nia", J, x)
+    np.testing.assert_allclose(reference_factored_logits(A, V, tokens, symmetric=True).numpy(),
+                               want.numpy(), atol=1e-12)
 
 
 def test_bad_inputs_name_the_problem() -> None:
@@ -118,9 +137,13 @@ def test_block_sites_keeps_the_block_small_and_at_least_two_sites() -> None:
     assert block_sites(1, 21, 4) == 1
 
 
-def test_norm_and_scores_from_the_factors_equal_those_of_the_tensor() -> None:
-    m = FactoredAttention(9, 5, 3, variant="softmax", key_dim=4, init_std=1.0, seed=1, dtype=torch.float64)
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_norm_and_scores_from_the_factors_equal_those_of_the_tensor(symmetric: bool) -> None:
+    m = FactoredAttention(9, 5, 3, variant="softmax", key_dim=4, init_std=1.0, seed=1, dtype=torch.float64,
+                          symmetric=symmetric)
     J = m.coupling_tensor().detach().numpy()
+    if symmetric:
+        np.testing.assert_allclose(J, J.transpose(1, 0, 3, 2), atol=1e-15)
     assert float(coupling_penalty(m).detach()) == pytest.approx(float((J * J).sum()), rel=1e-12)
     for ex in (None, 0, 4):
         np.testing.assert_allclose(m.frobenius_scores(ex, block=4), frobenius_scores(J, exclude_state=ex),

@@ -10,6 +10,7 @@ from attnpotts.errors import ShapeError, ValidationError
 from attnpotts.inference import (
     attention_from_potts,
     full_potts_from_conditional,
+    masked_cross_entropy,
     mlm_loss,
     site_conditional_logits,
     to_conditional_potts,
@@ -323,3 +324,36 @@ def test_models_run_on_cuda() -> None:
         m = build_model(kind, n_sites=L, n_states=Q, device="cuda")
         cpu = build_model(kind, n_sites=L, n_states=Q)
         torch.testing.assert_close(m(tokens).cpu(), cpu(tokens.cpu()), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["softmax", "free"])
+def test_symmetric_factored_model_is_a_potts_model_on_every_path(variant: str) -> None:
+    """``symmetric=True``: ``J[i, j, a, b] = J[j, i, b, a]``, and the blocked, dense and per-sequence
+    logits, the fused loss and the conditionals of the tensor all agree (float64)."""
+    m = FactoredAttention(L, Q, 3, variant=variant, key_dim=2, init_std=1.0, seed=5, dtype=F64,
+                          symmetric=True)
+    _randomise(m, 6)
+    J = m.coupling_tensor().detach().numpy()
+    np.testing.assert_allclose(J, J.transpose(1, 0, 3, 2), atol=1e-15)
+    asym = FactoredAttention(L, Q, 3, variant=variant, key_dim=2, dtype=F64)
+    asym.load_state_dict(m.state_dict())
+    J0 = asym.coupling_tensor().detach().numpy()
+    np.testing.assert_allclose(J, 0.5 * (J0 + J0.transpose(1, 0, 3, 2)), atol=1e-15)
+    tokens = torch.as_tensor(_states(2 * Q))
+    expected = ConditionalPotts(m.fields.detach().numpy(), J).conditional_logits(tokens.numpy())  # type: ignore[union-attr]
+    with torch.no_grad():
+        for kernel in ("auto", "dense"):
+            m.kernel = kernel
+            np.testing.assert_allclose(m(tokens).numpy(), expected, atol=1e-12)  # >= q sequences: J
+            np.testing.assert_allclose(m(tokens[:2]).numpy(), expected[:2], atol=1e-12)  # per sequence
+        m.kernel = "auto"
+        w = torch.rand(tokens.shape[0], generator=torch.Generator().manual_seed(1), dtype=F64)
+        fused = m.cross_entropy_sum(tokens, w)
+        assert fused is not None
+        plain = masked_cross_entropy(m(tokens), tokens, None, w, reduction="sum")
+        assert float(fused) == pytest.approx(float(plain), rel=1e-12)
+    assert m.hyperparameters()["symmetric"] is True
+    assert "symmetric" not in asym.hyperparameters()  # checkpoints from before the option still match
+    assert build_model("factored", **m.hyperparameters()).symmetric  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="symmetric"):
+        FactoredAttention(L, Q, symmetric="yes")  # type: ignore[arg-type]

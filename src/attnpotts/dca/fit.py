@@ -538,6 +538,9 @@ FACTORED_START_NOISE = 0.5
 #: :class:`~attnpotts.models.FactoredAttention`): L-BFGS steps on the queries and keys 9 times
 #: larger relative to the values and fields.
 FACTORED_POSITION_SCALE = 3.0
+#: Default couplings of :class:`FactoredDCA`: symmetric, ``J[i, j] = sum_h (A_h[i, j] V_h +
+#: A_h[j, i] V_h^T) / 2`` (a Potts model, like plm's), not the paper's ``sum_h A_h[i, j] V_h``.
+FACTORED_SYMMETRIC = True
 
 #: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start (about 90
 #: objective evaluations, within twice plm's time; chosen by leave-one-family-out, see FactoredDCA).
@@ -715,6 +718,9 @@ class FactoredDCA(_BaseDCA):
         position_scale: ``c`` of :class:`FactoredAttention`; ``None`` (default):
             :data:`FACTORED_POSITION_SCALE` = 3 for the softmax variant, 1 (no preconditioning,
             the only value it takes) for the free one.
+        symmetric: symmetric couplings ``J[i, j] = sum_h (A_h[i, j] V_h + A_h[j, i] V_h^T) / 2``
+            (default :data:`FACTORED_SYMMETRIC`: a Potts model, like plm's; ``False``: the
+            paper's ``sum_h A_h[i, j] V_h``). Same cost per evaluation; see ``docs/dca.md``.
         max_iter: L-BFGS iterations; ``None`` (default): :data:`FACTORED_MAX_ITER` = 86 from the
             mean-field start, :data:`FACTORED_MAX_ITER_RANDOM` = 300 from random factors.
         lbfgs_history: L-BFGS memory (default :data:`FACTORED_LBFGS_HISTORY` = 60).
@@ -743,6 +749,7 @@ class FactoredDCA(_BaseDCA):
         start_sharpness: float = FACTORED_START_SHARPNESS,
         start_noise: float = FACTORED_START_NOISE,
         position_scale: float | None = None,
+        symmetric: bool = FACTORED_SYMMETRIC,
         max_iter: int | None = None,
         lbfgs_history: int = FACTORED_LBFGS_HISTORY,
         regularization: Regularization = FACTORED_REGULARIZATION,
@@ -760,6 +767,7 @@ class FactoredDCA(_BaseDCA):
         self.start_sharpness = start_sharpness
         self.start_noise = start_noise
         self.position_scale = position_scale
+        self.symmetric = symmetric
 
     def _validate(self) -> None:
         super()._validate()
@@ -834,7 +842,8 @@ class FactoredDCA(_BaseDCA):
         model = FactoredAttention(
             L, q, int(self.n_heads), variant=self.variant, key_dim=int(self.key_dim),  # type: ignore[arg-type]
             fields=True, init_std=float(self.init_std), value_init_std=self.value_init_std,
-            position_scale=self._position_scale(), seed=self.seed, dtype=torch_dtype, device=self.device, kernel=self.kernel,
+            position_scale=self._position_scale(), symmetric=self.symmetric, seed=self.seed, dtype=torch_dtype,
+            device=self.device, kernel=self.kernel,
         )
         assert model.fields is not None
         with torch.no_grad():

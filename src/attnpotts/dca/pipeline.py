@@ -25,7 +25,8 @@ Output folder (``OUT_FILES``):
   :func:`attnpotts.formats.save_couplings_npz`, with the column map and the conventions);
   for factored attention whose ``J`` would take more than half the memory limit (``L`` of
   several hundred), ``factors.npz`` instead (attention ``(H, L, L)``, values ``(H, q, q)``,
-  fields; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``) and
+  fields, ``symmetric``; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``, and with
+  ``symmetric`` true (the default) the mean of that and ``J[j, i, b, a]``) and
   ``summary["couplings_file"] = "factors.npz"``;
 * ``column_map.tsv``: fitted column (1-based) -> original column (1-based), reference residue,
   reference residue number;
@@ -52,6 +53,7 @@ from .fit import (
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
     FACTORED_REGULARIZATION,
+    FACTORED_SYMMETRIC,
     PLM_CHECK_EVERY,
     PLM_LBFGS_HISTORY,
     PLM_MAX_ITER,
@@ -123,6 +125,11 @@ class ContactsConfig:
     )
     n_heads: int = integer(32, 1, group=_FIT, help="factored attention heads")
     key_dim: int = integer(16, 1, group=_FIT, help="factored attention query/key width")
+    symmetric: bool = boolean(
+        FACTORED_SYMMETRIC, group=_FIT,
+        help="factored attention: symmetric couplings J_ij(a, b) = J_ji(b, a), a Potts model like "
+        "plm's (--no-symmetric: the paper's J_ij = sum_h A_h[i, j] V_h)",
+    )
     kernel: str = choice(
         "auto", ("auto", "sparse", "dense", "dense-bf16"), group=_FIT,
         help="coupling contraction (default auto: sparse on CPU, dense on CUDA)",
@@ -185,7 +192,8 @@ class ContactsConfig:
         }
         if self.model == "plm":
             return PlmDCA(**common)
-        return FactoredDCA(n_heads=int(self.n_heads), key_dim=int(self.key_dim), **common)
+        return FactoredDCA(n_heads=int(self.n_heads), key_dim=int(self.key_dim),
+                           symmetric=bool(self.symmetric), **common)
 
 
 def read_aligned_reference(path: str | os.PathLike[str]) -> str:
@@ -459,7 +467,8 @@ def _couplings_fit(cfg: ContactsConfig, n_sites: int, n_states: int) -> bool:
 
 def _save_factors(path: Path, est: Any, columns: np.ndarray, metadata: dict[str, Any]) -> None:
     """``factors.npz``: ``attention (H, L, L)``, ``values (H, q, q)``, ``fields (L, q)``,
-    ``columns``; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``."""
+    ``columns``, ``symmetric``; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``, or
+    with ``symmetric`` its symmetric part ``(J[i, j, a, b] + J[j, i, b, a]) / 2``."""
     import io
     import json
 
@@ -473,6 +482,7 @@ def _save_factors(path: Path, est: Any, columns: np.ndarray, metadata: dict[str,
         V = model.value_matrices().detach().cpu().numpy()
     buf = io.BytesIO()
     np.savez_compressed(buf, attention=A, values=V, fields=est.fields_, columns=np.asarray(columns),
+                        symmetric=np.array(bool(model.symmetric)),
                         metadata=np.array(json.dumps(metadata, default=str)))
     atomic_write_bytes(path, buf.getvalue())
 

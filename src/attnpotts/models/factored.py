@@ -54,6 +54,10 @@ class FactoredAttention(MaskedLanguageModel):
             gradient-based optimiser's steps on ``Q, K`` are ``c^2`` times larger relative to
             those on the values and fields (a fixed diagonal preconditioner). The model's
             function and its initial ``Q, K`` (``init_std``) do not depend on ``c``.
+        symmetric: couplings ``J[i, j] = sum_h (A_h[i, j] V_h + A_h[j, i] V_h^T) / 2``, so that
+            ``J[i, j, a, b] = J[j, i, b, a]``: a Potts model with symmetric couplings, as the full
+            model fits for DCA. ``False`` (default): the paper's ``J[i, j] = sum_h A_h[i, j] V_h``,
+            whose conditionals are those of a generalised Potts model.
         seed: seed of the initialisation (a :class:`torch.Generator` on the CPU).
         dtype: parameter dtype (``torch.float32`` default; ``torch.float64`` for identities).
         device: parameter device (``"cpu"`` default).
@@ -80,6 +84,7 @@ class FactoredAttention(MaskedLanguageModel):
         init_std: float = 0.1,
         value_init_std: float | None = None,
         position_scale: float = 1.0,
+        symmetric: bool = False,
         seed: SeedLike = 0,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
@@ -105,6 +110,9 @@ class FactoredAttention(MaskedLanguageModel):
         if variant != "softmax" and float(position_scale) != 1.0:
             raise ValidationError("position_scale applies to the softmax variant's queries and keys; "
                                   f"use 1 with variant {variant!r}")
+        if not isinstance(symmetric, bool):
+            raise ValidationError(f"symmetric must be True or False, got {symmetric!r}")
+        self.symmetric = symmetric
         self.n_heads = int(n_heads)
         self.variant: Variant = variant
         self.position_scale = float(position_scale)
@@ -147,8 +155,11 @@ class FactoredAttention(MaskedLanguageModel):
 
     def hyperparameters(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this architecture (``position_scale`` only when not
-        1, so that checkpoints written before it existed still match)."""
-        extra = {} if self.position_scale == 1.0 else {"position_scale": self.position_scale}
+        1 and ``symmetric`` only when true, so that checkpoints written before they existed still
+        match)."""
+        extra: dict[str, Any] = {} if self.position_scale == 1.0 else {"position_scale": self.position_scale}
+        if self.symmetric:
+            extra["symmetric"] = True
         return {
             "n_sites": self.n_sites,
             "n_states": self.n_states,
@@ -211,17 +222,27 @@ class FactoredAttention(MaskedLanguageModel):
         return torch.zeros(self.n_sites, self.n_states, dtype=p.dtype, device=p.device)
 
     def coupling_tensor(self) -> torch.Tensor:
-        """``beta J: (L, L, q, q)`` with ``beta J[i, j, a, b] = sum_h A_h[i, j] V_h[a, b]``."""
-        return couplings_from_factors(self.attention_matrices(), self.value_matrices())
+        """``beta J: (L, L, q, q)`` with ``beta J[i, j, a, b] = sum_h A_h[i, j] V_h[a, b]`` (its
+        symmetric part ``(J[i, j, a, b] + J[j, i, b, a]) / 2`` for a :attr:`symmetric` model)."""
+        J = couplings_from_factors(self.attention_matrices(), self.value_matrices())
+        return 0.5 * (J + J.permute(1, 0, 3, 2)) if self.symmetric else J
 
     def coupling_squared_norm(self) -> torch.Tensor:
         """``||J||_F^2`` from the factors, without forming ``J`` (``H^2 (L^2 + q^2)`` work).
 
-        ``sum_ij ||sum_h A_h[i, j] V_h||^2 = sum_{h, g} (A_h . A_g) (V_h . V_g)``.
+        ``sum_ij ||sum_h A_h[i, j] V_h||^2 = sum_{h, g} (A_h . A_g) (V_h . V_g)``; for a
+        :attr:`symmetric` model ``||(J + J^T) / 2||^2 = (||J||^2 + <J, J^T>) / 2`` with
+        ``<J, J^T> = sum_{h, g} (A_h . A_g^T) (V_h . V_g^T)``.
         """
-        A = self.attention_matrices().reshape(self.n_heads, -1)  # (H, L L)
-        V = self.value_matrices().reshape(self.n_heads, -1)  # (H, q q)
-        return ((A @ A.T) * (V @ V.T)).sum()
+        A3, V3 = self.attention_matrices(), self.value_matrices()
+        A = A3.reshape(self.n_heads, -1)  # (H, L L)
+        V = V3.reshape(self.n_heads, -1)  # (H, q q)
+        norm = ((A @ A.T) * (V @ V.T)).sum()
+        if not self.symmetric:
+            return norm
+        At = A3.transpose(1, 2).reshape(self.n_heads, -1)
+        Vt = V3.transpose(1, 2).reshape(self.n_heads, -1)
+        return 0.5 * (norm + ((A @ At.T) * (V @ Vt.T)).sum())
 
     def frobenius_scores(self, exclude_state: int | None = None, *, block: int = 64) -> np.ndarray:
         """``(L, L)`` Frobenius norms of the zero-sum-gauged, symmetrised ``J[i, j]`` from the factors.
@@ -232,6 +253,7 @@ class FactoredAttention(MaskedLanguageModel):
         ``a = A[:, i, j]``, ``b = A[:, j, i]``,
         ``||(J_ij + J_ji^T) / 2||^2 = (a G a + b G b + 2 a G' b) / 4``, ``G = <V~_h, V~_g>``,
         ``G' = <V~_h, V~_g^T>`` (``H x H``). Work ``H^2 L^2`` in float64, ``block`` rows at a time.
+        A :attr:`symmetric` model's ``J[i, j]`` is that symmetrised block already.
         """
         q = self.n_states
         if exclude_state is not None and not 0 <= int(exclude_state) < q:
@@ -280,7 +302,7 @@ class FactoredAttention(MaskedLanguageModel):
         """
         if self._use_blocked(tokens):
             return factored_logits(self.attention_matrices(), self.value_matrices(), tokens,
-                                   bias=self.fields)
+                                   bias=self.fields, symmetric=self.symmetric)
         if int(tokens.shape[0]) >= self.n_states:
             J = self.coupling_tensor()  # (L, L, q, q); zero diagonal blocks from A
             return coupling_logits(
@@ -288,6 +310,8 @@ class FactoredAttention(MaskedLanguageModel):
             )
         A = self.attention_matrices()  # (H, L, L)
         V = self.value_matrices()  # (H, q, q)
+        if self.symmetric:  # the transposed heads, each half: (2H, L, L), (2H, q, q)
+            A, V = torch.cat([A, A.transpose(1, 2)]), 0.5 * torch.cat([V, V.transpose(1, 2)])
         x = one_hot_states(tokens, self.n_states, A.dtype)  # (B, L, q), [MASK] -> 0
         y = torch.einsum("bjc,hac->bhja", x, V)  # (B, H, L, q): V_h[a, s_j]
         out = torch.einsum("hij,bhja->bia", A, y)  # (B, L, q)
@@ -313,7 +337,7 @@ class FactoredAttention(MaskedLanguageModel):
             return None
         return factored_pseudo_likelihood(
             self.attention_matrices(), self.value_matrices(), self.field_tensor(), tokens,
-            weights.to(self.field_tensor().dtype),
+            weights.to(self.field_tensor().dtype), symmetric=self.symmetric,
         )
 
     def factor_parameters(self) -> list[nn.Parameter]:

@@ -80,28 +80,56 @@ def _check(attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor) 
     return H, L, q
 
 
-def _block_weights(attention: torch.Tensor, values: torch.Tensor, i0: int, i1: int) -> torch.Tensor:
-    """``w_t: (L q, K q)`` with ``w_t[(j, b), (k, a)] = sum_h A[h, i0 + k, j] V[h, a, b]``."""
-    H, L = attention.shape[0], attention.shape[2]
-    q = values.shape[1]
-    a_blk = attention[:, i0:i1, :]  # (H, K, L)
+def _block_weights(
+    attention: torch.Tensor, values: torch.Tensor, i0: int, i1: int, symmetric: bool = False
+) -> torch.Tensor:
+    """``w_t: (L q, K q)`` with ``w_t[(j, b), (k, a)] = J[i0 + k, j, a, b]``.
+
+    ``J[i, j] = sum_h A[h, i, j] V[h]``, or with ``symmetric``
+    ``J[i, j] = sum_h (A[h, i, j] V[h] + A[h, j, i] V[h]^T) / 2`` (so ``J[i, j, a, b] = J[j, i, b, a]``).
+    """
+    L, q = attention.shape[2], values.shape[1]
     K = i1 - i0
-    # (K L, H) @ (H, q q) -> J[I]: (K, L, q_a, q_b), then the kernel's layout (L, q_b, K, q_a)
-    J = (a_blk.reshape(H, K * L).T @ values.reshape(H, q * q)).reshape(K, L, q, q)
+    a_blk, v = _block_factors(attention, values, i0, i1, symmetric)  # (H', K, L), (H', q q)
+    # (K L, H') @ (H', q q) -> J[I]: (K, L, q_a, q_b), then the kernel's layout (L, q_b, K, q_a)
+    J = (a_blk.reshape(a_blk.shape[0], K * L).T @ v).reshape(K, L, q, q)
     return J.permute(1, 3, 0, 2).reshape(L * q, K * q).contiguous()
+
+
+def _block_factors(
+    attention: torch.Tensor, values: torch.Tensor, i0: int, i1: int, symmetric: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The block's attention rows and the values as ``(H', K, L)``, ``(H', q q)``: ``H' = H``,
+    or ``2 H`` with ``symmetric`` (the transposed heads ``A[h, :, I]^T``, ``V[h]^T``; halves)."""
+    H, q = attention.shape[0], values.shape[1]
+    a_blk = attention[:, i0:i1, :]
+    v = values.reshape(H, q * q)
+    if not symmetric:
+        return a_blk, v
+    b_blk = attention[:, :, i0:i1].transpose(1, 2)  # (H, K, L): A[h, j, i] for i in the block
+    v_t = values.transpose(1, 2).reshape(H, q * q)
+    return torch.cat([a_blk, b_blk]), 0.5 * torch.cat([v, v_t])
 
 
 def _contract_block(
     grad_w_t: torch.Tensor, attention: torch.Tensor, values: torch.Tensor, i0: int, i1: int,
-    grad_a: torch.Tensor, grad_v: torch.Tensor,
+    grad_a: torch.Tensor, grad_v: torch.Tensor, symmetric: bool = False,
 ) -> None:
-    """Add the block's ``dLoss/dJ[I]`` (kernel layout) to ``grad_a[:, I]`` and ``grad_v``."""
+    """Add the block's ``dLoss/dJ[I]`` (kernel layout) to the gradients of ``A`` and ``V``
+    (``grad_a[:, I]``, and with ``symmetric`` also ``grad_a[:, :, I]``)."""
     H, L = attention.shape[0], attention.shape[2]
     q = values.shape[1]
     K = i1 - i0
     gJ = grad_w_t.reshape(L, q, K, q).permute(2, 0, 3, 1).reshape(K * L, q * q)  # [(i, j), (a, b)]
-    grad_a[:, i0:i1, :] += (gJ @ values.reshape(H, q * q).T).T.reshape(H, K, L)
-    grad_v += (attention[:, i0:i1, :].reshape(H, K * L) @ gJ).reshape(H, q, q)
+    a_blk, v = _block_factors(attention, values, i0, i1, symmetric)
+    g_a = (gJ @ v.T).T.reshape(-1, K, L)  # (H', K, L)
+    g_v = (a_blk.reshape(-1, K * L) @ gJ).reshape(-1, q, q)  # (H', q, q)
+    grad_a[:, i0:i1, :] += g_a[:H]  # the halves of symmetric heads are in v already
+    if not symmetric:
+        grad_v += g_v
+        return
+    grad_a[:, :, i0:i1] += g_a[H:].transpose(1, 2)
+    grad_v += 0.5 * (g_v[:H] + g_v[H:].transpose(1, 2))
 
 
 def _numba_ok(t: torch.Tensor) -> bool:
@@ -111,7 +139,7 @@ def _numba_ok(t: torch.Tensor) -> bool:
 def _pl_numba(
     A: torch.Tensor, V: torch.Tensor, h: torch.Tensor, tokens: torch.Tensor,
     seq_weights: torch.Tensor, block: int,
-    grad_a: torch.Tensor, grad_v: torch.Tensor, grad_h: torch.Tensor,
+    grad_a: torch.Tensor, grad_v: torch.Tensor, grad_h: torch.Tensor, symmetric: bool = False,
 ) -> float:
     """The CPU pass (numba kernel per block); adds the gradients, returns the loss."""
     L, q = A.shape[1], V.shape[1]
@@ -124,7 +152,7 @@ def _pl_numba(
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)
         K = i1 - i0
-        w_t = _block_weights(A, V, i0, i1).numpy()
+        w_t = _block_weights(A, V, i0, i1, symmetric).numpy()
         bias = np.ascontiguousarray(h[i0:i1].reshape(K * q).numpy())
         targets = np.ascontiguousarray(tok[:, i0:i1])
         grad_buf = np.empty((n_chunks, L * q, K * q), dtype=w_t.dtype)
@@ -134,7 +162,7 @@ def _pl_numba(
         del w_t
         gw = torch.from_numpy(grad_buf.sum(0) if n_chunks > 1 else grad_buf[0])
         del grad_buf
-        _contract_block(gw, A, V, i0, i1, grad_a, grad_v)
+        _contract_block(gw, A, V, i0, i1, grad_a, grad_v, symmetric)
         grad_h[i0:i1] = torch.from_numpy(gbias_buf.sum(0)).reshape(K, q)
         loss += float(loss_buf.sum())
     return loss
@@ -143,7 +171,7 @@ def _pl_numba(
 def _pl_dense(
     A: torch.Tensor, V: torch.Tensor, h: torch.Tensor, tokens: torch.Tensor,
     seq_weights: torch.Tensor, block: int,
-    grad_a: torch.Tensor, grad_v: torch.Tensor, grad_h: torch.Tensor,
+    grad_a: torch.Tensor, grad_v: torch.Tensor, grad_h: torch.Tensor, symmetric: bool = False,
 ) -> float:
     """Any device: one-hot matrix products per block and chunk of sequences."""
     L, q = A.shape[1], V.shape[1]
@@ -153,7 +181,7 @@ def _pl_dense(
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)
         K = i1 - i0
-        w_t = _block_weights(A, V, i0, i1)  # (L q, K q)
+        w_t = _block_weights(A, V, i0, i1, symmetric)  # (L q, K q)
         gw = torch.zeros_like(w_t)
         for s0 in range(0, tok.shape[0], _DENSE_CHUNK):
             t = tok[s0 : s0 + _DENSE_CHUNK]
@@ -166,13 +194,13 @@ def _pl_dense(
             g.scatter_add_(-1, tgt, -w[..., None].expand(-1, K, 1))
             grad_h[i0:i1] += g.sum(0)
             gw += x.T @ g.reshape(-1, K * q)
-        _contract_block(gw, A, V, i0, i1, grad_a, grad_v)
+        _contract_block(gw, A, V, i0, i1, grad_a, grad_v, symmetric)
     return float(loss)
 
 
 # ------------------------------------------------------------------------------ objective
 class FactoredPseudoLikelihood(torch.autograd.Function):
-    """``(A (H, L, L), V (H, q, q), h (L, q), tokens (N, L), weights (N,), block) -> sum_n w_n sum_i -log P``.
+    """``(A (H, L, L), V (H, q, q), h (L, q), tokens (N, L), weights (N,), block, symmetric) -> sum_n w_n sum_i -log P``.
 
     Loss and the gradients of ``A``, ``V`` and ``h`` are computed together in the forward pass,
     block by block over sites; the backward pass only scales them.
@@ -187,20 +215,21 @@ class FactoredPseudoLikelihood(torch.autograd.Function):
         tokens: torch.Tensor,
         seq_weights: torch.Tensor,
         block: int,
+        symmetric: bool,
     ) -> torch.Tensor:
         A, V, h = attention.detach(), values.detach(), fields.detach()
         grad_a = torch.zeros_like(A)
         grad_v = torch.zeros_like(V)
         grad_h = torch.zeros_like(h)
         run = _pl_numba if _numba_ok(A) else _pl_dense
-        loss = run(A, V, h, tokens, seq_weights, block, grad_a, grad_v, grad_h)
+        loss = run(A, V, h, tokens, seq_weights, block, grad_a, grad_v, grad_h, symmetric)
         ctx.save_for_backward(grad_a, grad_v, grad_h)
         return torch.tensor(loss, dtype=A.dtype, device=A.device)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         grad_a, grad_v, grad_h = ctx.saved_tensors
-        return grad_out * grad_a, grad_out * grad_v, grad_out * grad_h, None, None, None
+        return grad_out * grad_a, grad_out * grad_v, grad_out * grad_h, None, None, None, None
 
 
 def factored_pseudo_likelihood(
@@ -211,11 +240,13 @@ def factored_pseudo_likelihood(
     seq_weights: torch.Tensor,
     *,
     block: int | None = None,
+    symmetric: bool = False,
 ) -> torch.Tensor:
     """Negative weighted log pseudo-likelihood of factored attention, blocked over sites.
 
-    ``sum_n w_n sum_i -log softmax_a(h[i, a] + sum_j sum_h A[h, i, j] V[h, a, s_nj])[s_ni]``
-    with gradients for ``A``, ``V`` and ``h``. The diagonal ``A[:, i, i]`` is used as given
+    ``sum_n w_n sum_i -log softmax_a(h[i, a] + sum_j J[i, j, a, s_nj])[s_ni]`` with
+    ``J[i, j] = sum_h A[h, i, j] V[h]`` (or its symmetric form, ``symmetric``, see
+    :func:`reference_factored_logits`) and gradients for ``A``, ``V`` and ``h``. The diagonal ``A[:, i, i]`` is used as given
     (zero it for a structural model). Memory: a block of ``J`` and the factors' gradients; never
     ``J`` whole nor per-head activations.
 
@@ -226,6 +257,7 @@ def factored_pseudo_likelihood(
         tokens: ``(N, L)`` states ``0..q-1`` (no ``[MASK]``).
         seq_weights: ``(N,)`` sequence weights.
         block: sites per block (default :func:`block_sites`).
+        symmetric: the couplings ``(J[i, j] + J[j, i]^T) / 2`` of the heads (a Potts model).
     """
     _, L, q = _check(attention, values, tokens)
     if fields.shape != (L, q) or fields.dtype != attention.dtype:
@@ -239,27 +271,28 @@ def factored_pseudo_likelihood(
         block = block_sites(L, q, attention.element_size())
     elif int(block) < 1:
         raise ValidationError(f"block must be >= 1 site, got {block}")
-    return FactoredPseudoLikelihood.apply(attention, values, fields, tokens, seq_weights, int(block))
+    return FactoredPseudoLikelihood.apply(attention, values, fields, tokens, seq_weights, int(block),
+                                          bool(symmetric))
 
 
 # ------------------------------------------------------------------------------ logits
 class FactoredLogits(torch.autograd.Function):
-    """``(A (H, L, L), V (H, q, q), tokens (N, L), block) -> (N, L, q)`` coupling logits, blocked."""
+    """``(A (H, L, L), V (H, q, q), tokens (N, L), block, symmetric) -> (N, L, q)`` coupling logits, blocked."""
 
     @staticmethod
     def forward(ctx: Any, attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor,
-                block: int) -> torch.Tensor:
+                block: int, symmetric: bool) -> torch.Tensor:
         A, V = attention.detach(), values.detach()
         L, q = A.shape[1], V.shape[1]
         N = int(tokens.shape[0])
-        ctx.block = block
+        ctx.block, ctx.symmetric = block, symmetric
         ctx.save_for_backward(attention, values, tokens)
         if _numba_ok(A):
             rows = row_index(tokens, q)
             out = np.empty((N, L, q), dtype=np.float32 if A.dtype == torch.float32 else np.float64)
             for i0 in range(0, L, block):
                 i1 = min(L, i0 + block)
-                w_t = _block_weights(A, V, i0, i1).numpy()
+                w_t = _block_weights(A, V, i0, i1, symmetric).numpy()
                 part = np.empty((N, (i1 - i0) * q), dtype=w_t.dtype)
                 gather_rows(rows, w_t, np.zeros(w_t.shape[1], dtype=w_t.dtype), part)
                 out[:, i0:i1] = part.reshape(N, i1 - i0, q)
@@ -269,7 +302,7 @@ class FactoredLogits(torch.autograd.Function):
         out_t = torch.empty((N, L, q), dtype=A.dtype, device=A.device)
         for i0 in range(0, L, block):
             i1 = min(L, i0 + block)
-            out_t[:, i0:i1] = (x @ _block_weights(A, V, i0, i1)).reshape(N, i1 - i0, q)
+            out_t[:, i0:i1] = (x @ _block_weights(A, V, i0, i1, symmetric)).reshape(N, i1 - i0, q)
         return out_t
 
     @staticmethod
@@ -280,7 +313,7 @@ class FactoredLogits(torch.autograd.Function):
         N = int(tokens.shape[0])
         grad_a = torch.zeros_like(A)
         grad_v = torch.zeros_like(V)
-        block = ctx.block
+        block, symmetric = ctx.block, ctx.symmetric
         if _numba_ok(A):
             rows = row_index(tokens, q)
             g_all = grad_out.detach().contiguous().numpy()
@@ -289,15 +322,15 @@ class FactoredLogits(torch.autograd.Function):
                 g = np.ascontiguousarray(g_all[:, i0:i1].reshape(N, -1))
                 g_w = np.empty((L * q, g.shape[1]), dtype=g.dtype)
                 scatter_rows(rows, g, g_w, q, 1)
-                _contract_block(torch.from_numpy(g_w), A, V, i0, i1, grad_a, grad_v)
+                _contract_block(torch.from_numpy(g_w), A, V, i0, i1, grad_a, grad_v, symmetric)
         else:
             x = torch.nn.functional.one_hot(tokens.long().to(A.device), q + 1)[..., :q]
             x = x.reshape(N, L * q).to(A.dtype)
             for i0 in range(0, L, block):
                 i1 = min(L, i0 + block)
                 gw = x.T @ grad_out[:, i0:i1].reshape(N, -1)
-                _contract_block(gw, A, V, i0, i1, grad_a, grad_v)
-        return grad_a, grad_v, None, None
+                _contract_block(gw, A, V, i0, i1, grad_a, grad_v, symmetric)
+        return grad_a, grad_v, None, None, None
 
 
 def factored_logits(
@@ -307,8 +340,10 @@ def factored_logits(
     *,
     bias: torch.Tensor | None = None,
     block: int | None = None,
+    symmetric: bool = False,
 ) -> torch.Tensor:
-    """``logits[n, i, a] = bias[i, a] + sum_j sum_h A[h, i, j] V[h, a, s_nj]``: ``(N, L, q)``.
+    """``logits[n, i, a] = bias[i, a] + sum_j J[i, j, a, s_nj]``: ``(N, L, q)``, with
+    ``J[i, j] = sum_h A[h, i, j] V[h]`` or its symmetric form (``symmetric``).
 
     Differentiable in ``A``, ``V`` and ``bias``; one block of ``J`` at a time; the ``[MASK]``
     token ``q`` contributes nothing. The diagonal of ``A`` is used as given.
@@ -318,14 +353,23 @@ def factored_logits(
         block = block_sites(L, q, attention.element_size())
     elif int(block) < 1:
         raise ValidationError(f"block must be >= 1 site, got {block}")
-    out = FactoredLogits.apply(attention, values, tokens, int(block))
+    out = FactoredLogits.apply(attention, values, tokens, int(block), bool(symmetric))
     return out if bias is None else out + bias
 
 
-def reference_factored_logits(attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Plain autograd formulation (per-head value embedding ``E_h[n, j, a] = V_h[a, s_nj]``), for tests."""
+def reference_factored_logits(
+    attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor, *, symmetric: bool = False
+) -> torch.Tensor:
+    """Plain autograd formulation (per-head value embedding ``E_h[n, j, a] = V_h[a, s_nj]``), for tests.
+
+    With ``symmetric``: the couplings ``J[i, j] = sum_h (A[h, i, j] V[h] + A[h, j, i] V[h]^T) / 2``.
+    """
     _check(attention, values, tokens)
     q = int(values.shape[1])
     x = torch.nn.functional.one_hot(tokens.long(), q + 1)[..., :q].to(attention.dtype)  # (N, L, q)
     e = torch.einsum("njb,hab->hnja", x, values)  # (H, N, L, q)
-    return torch.einsum("hij,hnja->nia", attention, e)
+    out = torch.einsum("hij,hnja->nia", attention, e)
+    if not symmetric:
+        return out
+    e_t = torch.einsum("njb,hba->hnja", x, values)  # V_h^T[a, s_nj]
+    return 0.5 * (out + torch.einsum("hji,hnja->nia", attention, e_t))
