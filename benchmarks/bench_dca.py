@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -430,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ccmpred", type=Path, default=CCMPRED, help="CCMpred binary (ATTNPOTTS_CCMPRED)")
     ap.add_argument("--threads", type=int, default=2, help="threads of every tool")
     ap.add_argument("--factored-timeout", type=float, default=900.0, help="seconds per factored run")
+    ap.add_argument("--factored-options", type=shlex.split, default=[],
+                    help="more attnpotts contacts arguments of the factored runs, one string "
+                    "(e.g. --factored-options=--symmetric)")
     ap.add_argument("--eval-families", nargs="*", default=["PF00014", "PF13354"],
                     help="families of the per-evaluation section")
     ap.add_argument("--skip-eval", action="store_true")

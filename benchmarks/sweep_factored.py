@@ -17,6 +17,9 @@ Usage:
     python benchmarks/sweep_factored.py --options --only hist20 hist60 hist120 \
         --options-out benchmarks/results/factored_sweep_history.json --max-evaluations 90 \
         --tolerance 0.005                                  # the L-BFGS memory within the time goal
+    python benchmarks/sweep_factored.py --options --only hist60 sym60 --families PF13354:700 \
+        --options-out benchmarks/results/factored_sweep_symmetric_small.json
+                                                       # FAMILY:N, N sequences drawn from FAMILY
 
 ``--lofo`` fits plm and the ``LOFO_CONFIGS`` on every family with the precision traced along the
 run; each (configuration, evaluation budget) is a candidate. For each held-out family the
@@ -150,6 +153,21 @@ def load(family: str) -> tuple[Any, np.ndarray, int | None]:
     return msa, D[np.ix_(cols, cols)], msa.alphabet.gap_index
 
 
+def load_data(name: str) -> tuple[Any, np.ndarray, int | None]:
+    """``(prepared data, distances, gap index)`` of a family, or of ``FAMILY:N``: ``N`` of its
+    sequences drawn without replacement by ``numpy.random.default_rng(0)`` (the small-N variants
+    of ``bench_plm_subsampled.py``, drawn from the same rows), every column kept."""
+    fam, _, n = name.partition(":")
+    if fam not in FAMILIES or not (n == "" or n.isdigit()):
+        raise SystemExit(f"family must be one of {sorted(FAMILIES)}, optionally :N, got {name!r}")
+    msa, D, gap = load(fam)
+    states = np.asarray(msa.states)
+    if not n or int(n) >= states.shape[0]:
+        return prepare_data(msa), D, gap
+    keep = np.sort(np.random.default_rng(0).choice(states.shape[0], size=int(n), replace=False))
+    return prepare_data(states[keep]), D, gap
+
+
 def top_l(J: np.ndarray, D: np.ndarray, gap: int | None) -> tuple[float, float]:
     ex = precision_at(contact_scores(J, exclude_state=gap), D, fractions=(1,))["L"]
     inc = precision_at(contact_scores(J, exclude_state=None), D, fractions=(1,))["L"]
@@ -197,7 +215,7 @@ def run_factored(name: str, family: str, data: Any, D: np.ndarray, gap: int | No
     opts = dict(options)
     if name in CONFIGS and name != "default":
         opts.setdefault("start", "random")
-    if name != "default":  # a configuration that does not name them predates symmetric couplings
+    if name != "default":  # a configuration that does not name symmetric couplings fits the paper's
         opts.setdefault("symmetric", False)
     scale = float(opts.pop("lambda_scale", 1.0))
     if scale != 1.0 or "lambda_j" in opts:
@@ -393,8 +411,7 @@ def options_sweep(args: argparse.Namespace) -> int:
     environment = saved.get("environment") if args.analyse_options else None
     if not args.analyse_options:
         for fam in families:
-            msa, D, gap = load(fam)
-            data = prepare_data(msa)
+            data, D, gap = load_data(fam)
             for name in names:
                 row = run_factored(name, fam, data, D, gap, OPTION_CONFIGS[name], args.trace or 5)
                 _print(row)

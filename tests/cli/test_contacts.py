@@ -321,3 +321,34 @@ def test_contacts_warns_when_the_fit_stops_far_from_convergence(
     assert len(summary["warnings"]) == 1 and "far from convergence" in summary["warnings"][0]
     assert summary["convergence"]["far_from_convergence"] is True
     assert "warning: the fit stopped far from convergence" in err
+
+
+def test_contacts_symmetric_factored_fit(tmp_path: Path) -> None:
+    """``--symmetric`` reaches the fitted model (``J[i, j, a, b] = J[j, i, b, a]``) and the config;
+    the default keeps the paper's couplings."""
+    from attnpotts.dca import FACTORED_SYMMETRIC, FactoredDCA
+    from attnpotts.dca.pipeline import ContactsConfig
+
+    rng = np.random.default_rng(6)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY-"))
+    aln = tmp_path / "a.fasta"
+    rows = letters[rng.integers(0, 21, size=(50, 8))]
+    aln.write_text("".join(f">s{k}\n{''.join(r)}\n" for k, r in enumerate(rows)))
+    out = tmp_path / "out"
+    args = ["contacts", str(aln), "--out", str(out), "--model", "factored", "--n-heads", "2",
+            "--key-dim", "3", "--max-iter", "3"]
+    assert main([*args, "--symmetric"]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["symmetric"] is True
+    assert "symmetric couplings" in json.loads((out / "summary.json").read_text())["conventions"]["model"]
+    assert ContactsConfig().symmetric is FACTORED_SYMMETRIC is FactoredDCA().symmetric is False
+    est = ContactsConfig(model="factored", symmetric=True, n_heads=2, key_dim=3, max_iter=3).estimator()
+    assert isinstance(est, FactoredDCA) and est.symmetric
+    est.fit(_states_of(rows))
+    J = est.couplings_
+    np.testing.assert_allclose(J, J.transpose(1, 0, 3, 2), atol=1e-6)
+
+
+def _states_of(rows: np.ndarray) -> np.ndarray:
+    """Letters (N, L) -> states 0..20 in the order the test's alphabet lists them."""
+    alphabet = "ACDEFGHIKLMNPQRSTVWY-"
+    return np.vectorize(alphabet.index)(rows)

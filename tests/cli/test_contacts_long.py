@@ -48,5 +48,5 @@ def test_factored_model_runs_a_long_protein_within_the_default_memory_limit(tmp_
     factors = np.load(out / "factors.npz")
     assert factors["attention"].shape == (32, L_LONG, L_LONG)
     assert factors["values"].shape == (32, 21, 21)
-    assert bool(factors["symmetric"])  # the default: J is the symmetric part of sum_h A_h V_h
+    assert not bool(factors["symmetric"])  # the default: J = sum_h A_h V_h as it is
     assert (out / "scores.mat").exists() and not (out / "couplings.npz").exists()

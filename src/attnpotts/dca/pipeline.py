@@ -26,7 +26,7 @@ Output folder (``OUT_FILES``):
   for factored attention whose ``J`` would take more than half the memory limit (``L`` of
   several hundred), ``factors.npz`` instead (attention ``(H, L, L)``, values ``(H, q, q)``,
   fields, ``symmetric``; ``J[i, j, a, b] = sum_h attention[h, i, j] values[h, a, b]``, and with
-  ``symmetric`` true (the default) the mean of that and ``J[j, i, b, a]``) and
+  ``symmetric`` true (``--symmetric``) the mean of that and ``J[j, i, b, a]``) and
   ``summary["couplings_file"] = "factors.npz"``;
 * ``column_map.tsv``: fitted column (1-based) -> original column (1-based), reference residue,
   reference residue number;
@@ -128,7 +128,8 @@ class ContactsConfig:
     symmetric: bool = boolean(
         FACTORED_SYMMETRIC, group=_FIT,
         help="factored attention: symmetric couplings J_ij(a, b) = J_ji(b, a), a Potts model like "
-        "plm's (--no-symmetric: the paper's J_ij = sum_h A_h[i, j] V_h)",
+        "plm's, instead of the paper's J_ij = sum_h A_h[i, j] V_h (better on large alignments, "
+        "worse on small ones: docs/dca.md)",
     )
     kernel: str = choice(
         "auto", ("auto", "sparse", "dense", "dense-bf16"), group=_FIT,
@@ -361,7 +362,8 @@ def run_contacts(
         },
         "regularization": est.regularization_,
         "model": "full Potts, symmetric pseudo-likelihood" if cfg.model == "plm" else (
-            f"factored attention (softmax, H={cfg.n_heads}, d={cfg.key_dim}), MLM on all positions, "
+            f"factored attention (softmax, H={cfg.n_heads}, d={cfg.key_dim}"
+            f"{', symmetric couplings' if cfg.symmetric else ''}), MLM on all positions, "
             f"{getattr(est, 'start_', 'random')} start"
         ),
         "gauge_of_couplings_npz": "as fitted (no gauge fixing); scores use the zero-sum gauge",

@@ -4,6 +4,9 @@ Factored attention's conditional is a Potts conditional with
 
     beta J[i, j, a, b] = sum_h A_h[i, j] V_h[a, b],      beta h[i, a] = b[i, a].
 
+(for ``FactoredAttention(symmetric=True)`` the symmetric part of that ``J``, which is what
+``coupling_tensor()`` gives).
+
 Only the products ``beta J`` and ``beta h`` are determined, so the converted models take
 ``beta = 1`` with the temperature absorbed into ``J`` and ``h`` (compare with a true model through
 ``true.absorb_beta()``). The attention need not be symmetric, so the result is a
