@@ -72,6 +72,14 @@ def parse_variant(text: str) -> tuple[str, int]:
     return fam, int(n or 0)
 
 
+def variant_rows(total: int, n: int, seed: int) -> np.ndarray:
+    """The rows of a ``FAMILY:N`` variant: ``n`` of ``total`` drawn without replacement by
+    ``numpy.random.default_rng(seed)``, sorted (all when ``n`` is 0 or at least ``total``)."""
+    if n <= 0 or n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+
+
 def write_variant(family: str, n: int, seed: int, data: Path, folder: Path) -> tuple[str, Path, Path]:
     """Subsample ``n`` sequences (all when ``n`` is 0 or too large) into a FASTA in ``folder``.
 
@@ -83,10 +91,7 @@ def write_variant(family: str, n: int, seed: int, data: Path, folder: Path) -> t
     msa = read_alignment(data / aln_rel)
     states = np.asarray(msa.states)
     total = states.shape[0]
-    if n <= 0 or n >= total:
-        keep = np.arange(total)
-    else:
-        keep = np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+    keep = variant_rows(total, n, seed)
     letters = np.array(list(msa.alphabet.symbols))
     name = f"{family}-{keep.size}"
     path = folder / f"{name}.fasta"

@@ -155,8 +155,9 @@ def load(family: str) -> tuple[Any, np.ndarray, int | None]:
 
 def load_data(name: str) -> tuple[Any, np.ndarray, int | None]:
     """``(prepared data, distances, gap index)`` of a family, or of ``FAMILY:N``: ``N`` of its
-    sequences drawn without replacement by ``numpy.random.default_rng(0)`` (the small-N variants
-    of ``bench_plm_subsampled.py``, drawn from the same rows), every column kept."""
+    sequences, the rows of ``bench_plm_subsampled.py``'s variant (seed 0), every column kept."""
+    from bench_plm_subsampled import variant_rows
+
     fam, _, n = name.partition(":")
     if fam not in FAMILIES or not (n == "" or n.isdigit()):
         raise SystemExit(f"family must be one of {sorted(FAMILIES)}, optionally :N, got {name!r}")
@@ -164,8 +165,7 @@ def load_data(name: str) -> tuple[Any, np.ndarray, int | None]:
     states = np.asarray(msa.states)
     if not n or int(n) >= states.shape[0]:
         return prepare_data(msa), D, gap
-    keep = np.sort(np.random.default_rng(0).choice(states.shape[0], size=int(n), replace=False))
-    return prepare_data(states[keep]), D, gap
+    return prepare_data(states[variant_rows(states.shape[0], int(n), 0)]), D, gap
 
 
 def top_l(J: np.ndarray, D: np.ndarray, gap: int | None) -> tuple[float, float]:

@@ -326,6 +326,7 @@ def test_contacts_warns_when_the_fit_stops_far_from_convergence(
 def test_contacts_symmetric_factored_fit(tmp_path: Path) -> None:
     """``--symmetric`` reaches the fitted model (``J[i, j, a, b] = J[j, i, b, a]``) and the config;
     the default keeps the paper's couplings."""
+    from attnpotts.alignment import read_alignment
     from attnpotts.dca import FACTORED_SYMMETRIC, FactoredDCA
     from attnpotts.dca.pipeline import ContactsConfig
 
@@ -343,12 +344,6 @@ def test_contacts_symmetric_factored_fit(tmp_path: Path) -> None:
     assert ContactsConfig().symmetric is FACTORED_SYMMETRIC is FactoredDCA().symmetric is False
     est = ContactsConfig(model="factored", symmetric=True, n_heads=2, key_dim=3, max_iter=3).estimator()
     assert isinstance(est, FactoredDCA) and est.symmetric
-    est.fit(_states_of(rows))
+    est.fit(read_alignment(aln))
     J = est.couplings_
     np.testing.assert_allclose(J, J.transpose(1, 0, 3, 2), atol=1e-6)
-
-
-def _states_of(rows: np.ndarray) -> np.ndarray:
-    """Letters (N, L) -> states 0..20 in the order the test's alphabet lists them."""
-    alphabet = "ACDEFGHIKLMNPQRSTVWY-"
-    return np.vectorize(alphabet.index)(rows)

@@ -27,7 +27,7 @@ from ..errors import ValidationError
 from ..potts.layout import coupling_blocks, couplings_from_factors
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel, one_hot_states
-from .factored_kernels import factored_logits, factored_pseudo_likelihood
+from .factored_kernels import factored_logits, factored_pseudo_likelihood, symmetric_heads
 from .kernels import check_kernel, coupling_logits
 
 __all__ = ["FactoredAttention"]
@@ -310,8 +310,8 @@ class FactoredAttention(MaskedLanguageModel):
             )
         A = self.attention_matrices()  # (H, L, L)
         V = self.value_matrices()  # (H, q, q)
-        if self.symmetric:  # the transposed heads, each half: (2H, L, L), (2H, q, q)
-            A, V = torch.cat([A, A.transpose(1, 2)]), 0.5 * torch.cat([V, V.transpose(1, 2)])
+        if self.symmetric:  # (2H, L, L), (2H, q, q)
+            A, V = symmetric_heads(A, A.transpose(1, 2), V)
         x = one_hot_states(tokens, self.n_states, A.dtype)  # (B, L, q), [MASK] -> 0
         y = torch.einsum("bjc,hac->bhja", x, V)  # (B, H, L, q): V_h[a, s_j]
         out = torch.einsum("hij,bhja->bia", A, y)  # (B, L, q)

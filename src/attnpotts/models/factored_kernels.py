@@ -43,6 +43,7 @@ __all__ = [
     "factored_logits",
     "factored_pseudo_likelihood",
     "reference_factored_logits",
+    "symmetric_heads",
 ]
 
 #: Target bytes of one block of ``J`` in the kernel's layout ``(L q, |I| q)``: every sequence
@@ -96,19 +97,30 @@ def _block_weights(
     return J.permute(1, 3, 0, 2).reshape(L * q, K * q).contiguous()
 
 
+def symmetric_heads(
+    rows: torch.Tensor, columns_t: torch.Tensor, values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``2 H`` heads of the symmetric couplings ``sum_h (A_h[i, j] V_h + A_h[j, i] V_h^T) / 2``.
+
+    ``rows = A[:, I, :]`` and ``columns_t = A[:, :, I]`` transposed, both ``(H, K, L)`` (``I`` all
+    sites: ``A`` and ``A^T``), ``values = V: (H, q, q)`` -> ``(2H, K, L)``, ``(2H, q, q)``: the
+    heads ``A_h`` with ``V_h / 2`` and ``A_h^T`` with ``V_h^T / 2``.
+    """
+    return torch.cat([rows, columns_t]), 0.5 * torch.cat([values, values.transpose(1, 2)])
+
+
 def _block_factors(
     attention: torch.Tensor, values: torch.Tensor, i0: int, i1: int, symmetric: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The block's attention rows and the values as ``(H', K, L)``, ``(H', q q)``: ``H' = H``,
-    or ``2 H`` with ``symmetric`` (the transposed heads ``A[h, :, I]^T``, ``V[h]^T``; halves)."""
+    or ``2 H`` with ``symmetric`` (:func:`symmetric_heads`)."""
     H, q = attention.shape[0], values.shape[1]
     a_blk = attention[:, i0:i1, :]
-    v = values.reshape(H, q * q)
     if not symmetric:
-        return a_blk, v
+        return a_blk, values.reshape(H, q * q)
     b_blk = attention[:, :, i0:i1].transpose(1, 2)  # (H, K, L): A[h, j, i] for i in the block
-    v_t = values.transpose(1, 2).reshape(H, q * q)
-    return torch.cat([a_blk, b_blk]), 0.5 * torch.cat([v, v_t])
+    a2, v2 = symmetric_heads(a_blk, b_blk, values)
+    return a2, v2.reshape(2 * H, q * q)
 
 
 def _contract_block(
