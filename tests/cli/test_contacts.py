@@ -169,8 +169,8 @@ def test_fit_progress_is_plain_lines_with_iterations_objective_and_eta(
 
 def test_factored_contacts_record_their_start_and_iteration_cap(tmp_path: Path) -> None:
     """The default factored fit starts from the mean-field map; summary.json says so, and the
-    iteration cap the start implies."""
-    from attnpotts.dca import FACTORED_MAX_ITER
+    iteration cap the start and the alignment's N_eff imply."""
+    from attnpotts.dca import factored_iterations
     from attnpotts.dca.pipeline import ContactsConfig, run_contacts
 
     rng = np.random.default_rng(5)
@@ -179,11 +179,11 @@ def test_factored_contacts_record_their_start_and_iteration_cap(tmp_path: Path) 
     rows = letters[rng.integers(0, 21, size=(60, 10))]
     aln.write_text("".join(f">s{k}\n{''.join(r)}\n" for k, r in enumerate(rows)))
     cfg = ContactsConfig(model="factored", n_heads=2, key_dim=3)
-    assert cfg.max_iter is None  # resolved by the start at fit time
+    assert cfg.max_iter is None  # resolved by the start and N_eff at fit time
     run_contacts(aln, tmp_path / "out", config=cfg)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["conventions"]["model"].endswith("mean-field start")
-    assert summary["convergence"]["max_iterations"] == FACTORED_MAX_ITER
+    assert summary["convergence"]["max_iterations"] == factored_iterations(summary["n_eff"])
 
 
 def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

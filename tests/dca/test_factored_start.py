@@ -1,16 +1,25 @@
-"""The mean-field start of factored attention against dense oracles; its wiring into FactoredDCA."""
+"""The mean-field start of factored attention against dense oracles; its wiring into FactoredDCA
+and the default iterations it implies."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from attnpotts.dca import (
+    FACTORED_ITER_AT_1000,
+    FACTORED_ITER_PER_DOUBLING,
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
+    FACTORED_MIN_ITER,
     FactoredDCA,
     estimate_memory,
+    factored_iterations,
     prepare_data,
 )
 from attnpotts.dca import factored_start as fs
@@ -106,17 +115,34 @@ def test_random_start_above_the_cap_for_the_free_variant_and_on_request(monkeypa
     assert fs.mean_field_start_bytes(10, 5) == 0
 
 
-def test_default_iterations_follow_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_iterations_follow_the_start_and_the_data(monkeypatch: pytest.MonkeyPatch) -> None:
     states, w = _data(L=10, q=5, N=200, seed=3)
     est = FactoredDCA(n_heads=2, key_dim=3)
     assert est.max_iter is None
-    assert est._max_iter(10, 5) == FACTORED_MAX_ITER
-    assert FactoredDCA(start="random")._max_iter(10, 5) == FACTORED_MAX_ITER_RANDOM
-    assert FactoredDCA(max_iter=7)._max_iter(10, 5) == 7  # given: used whatever the start
+    assert est._max_iter(10, 5, 1000.0) == factored_iterations(1000.0) == FACTORED_ITER_AT_1000
+    assert est._max_iter(10, 5, 4000.0) == FACTORED_ITER_AT_1000 + 2 * FACTORED_ITER_PER_DOUBLING
+    assert FactoredDCA(start="random")._max_iter(10, 5, 1000.0) == FACTORED_MAX_ITER_RANDOM
+    assert FactoredDCA(max_iter=7)._max_iter(10, 5, 1000.0) == 7  # given: used whatever the start
     monkeypatch.setattr(fs, "MEAN_FIELD_MAX_DIM", 39)  # L (q-1) = 40: the random fallback
-    assert est._max_iter(10, 5) == FACTORED_MAX_ITER_RANDOM
+    assert est._max_iter(10, 5, 1000.0) == FACTORED_MAX_ITER_RANDOM
     with pytest.raises(ValidationError, match="max_iter"):
         FactoredDCA(max_iter=0).fit(states, w)
+
+
+@given(st.floats(min_value=1e-3, max_value=1e9, allow_nan=False, allow_infinity=False))
+def test_factored_iterations_grow_with_the_data_within_bounds(n_eff: float) -> None:
+    it = factored_iterations(n_eff)
+    assert FACTORED_MIN_ITER <= it <= FACTORED_MAX_ITER
+    assert factored_iterations(2 * n_eff) >= it  # more data, never fewer iterations
+    exact = FACTORED_ITER_AT_1000 + FACTORED_ITER_PER_DOUBLING * math.log2(n_eff / 1000)
+    if FACTORED_MIN_ITER + 1 < exact < FACTORED_MAX_ITER - 1:
+        assert abs(it - exact) <= 0.5
+
+
+@pytest.mark.parametrize("bad", [0.0, -3.0, math.nan, math.inf])
+def test_factored_iterations_refuse_a_meaningless_n_eff(bad: float) -> None:
+    with pytest.raises(ValidationError, match="n_eff"):
+        factored_iterations(bad)
 
 
 def test_memory_estimate_counts_the_start_matrix() -> None:

@@ -41,9 +41,12 @@ from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate
 from .regularization import Regularization
 
 __all__ = [
+    "FACTORED_ITER_AT_1000",
+    "FACTORED_ITER_PER_DOUBLING",
     "FACTORED_LBFGS_HISTORY",
     "FACTORED_MAX_ITER",
     "FACTORED_MAX_ITER_RANDOM",
+    "FACTORED_MIN_ITER",
     "FACTORED_REGULARIZATION",
     "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
@@ -57,6 +60,7 @@ __all__ = [
     "FactoredDCA",
     "PlmDCA",
     "PreparedData",
+    "factored_iterations",
     "fit_factored",
     "fit_plm",
     "prepare_data",
@@ -359,7 +363,7 @@ class _BaseDCA:
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         raise NotImplementedError
 
-    def _max_iter(self, n_sites: int, n_states: int) -> int:
+    def _max_iter(self, n_sites: int, n_states: int, n_eff: float) -> int:
         """The iteration cap of a fit of this size (``max_iter``; see :class:`FactoredDCA`)."""
         if self.max_iter is None:
             raise ValidationError(f"{self.model_name}: max_iter must be an integer >= 1, got None")
@@ -407,7 +411,7 @@ class _BaseDCA:
         wd = self._weight_decay(L)
         torch_dtype = torch.float32 if self.dtype == "float32" else torch.float64
         model = self._build(prepared, torch_dtype)
-        max_iter = self._max_iter(L, q)
+        max_iter = self._max_iter(L, q, prepared.n_eff)
         self.max_iter_ = max_iter
         rule: _ConvergenceRule | None = None
         if self.tolerance is None:  # fixed iterations: one call of L-BFGS
@@ -543,9 +547,16 @@ FACTORED_POSITION_SCALE = 3.0
 #: families, worse on the six small alignments: chosen over all fourteen, see FactoredDCA).
 FACTORED_SYMMETRIC = False
 
-#: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start (about 90
-#: objective evaluations, within twice plm's time; chosen by leave-one-family-out, see FactoredDCA).
-FACTORED_MAX_ITER = 86
+#: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start grow with the data
+#: (:func:`factored_iterations`): ``FACTORED_ITER_AT_1000 + FACTORED_ITER_PER_DOUBLING *
+#: log2(N_eff / 1000)``, rounded, within ``FACTORED_MIN_ITER .. FACTORED_MAX_ITER`` (a fit takes
+#: about 4 objective evaluations more than iterations: 60 + 15 log2(N_eff / 1000) evaluations,
+#: 30 to 150). Chosen by leave-one-family-out over fourteen alignments within twice plm's time,
+#: see FactoredDCA.
+FACTORED_ITER_AT_1000 = 56
+FACTORED_ITER_PER_DOUBLING = 15
+FACTORED_MIN_ITER = 26
+FACTORED_MAX_ITER = 146
 #: Default L-BFGS memory of :class:`FactoredDCA` (curvature pairs): the non-convex fit gains from a
 #: longer record than plm's; chosen by leave-one-family-out against 20 and 120, see FactoredDCA.
 FACTORED_LBFGS_HISTORY = 60
@@ -555,6 +566,18 @@ FACTORED_REGULARIZATION = Regularization("evcouplings", 0.003, 0.01)
 #: Default L-BFGS iterations of :class:`FactoredDCA` from random factors (the fallback above
 #: ``L (q-1)`` = :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`).
 FACTORED_MAX_ITER_RANDOM = 300
+
+
+
+def factored_iterations(n_eff: float) -> int:
+    """Default L-BFGS iterations of a factored fit from the mean-field start on ``n_eff`` weighted
+    sequences: more data, more iterations (the precision keeps rising with them on deep
+    alignments and not on shallow ones, where plm's convergence rule also stops sooner)."""
+    if not (math.isfinite(n_eff) and n_eff > 0):
+        raise ValidationError(f"n_eff must be a finite number > 0, got {n_eff!r}")
+    it = FACTORED_ITER_AT_1000 + FACTORED_ITER_PER_DOUBLING * math.log2(n_eff / 1000.0)
+    return int(min(FACTORED_MAX_ITER, max(FACTORED_MIN_ITER, round(it))))
+
 
 #: Default iteration cap of :class:`PlmDCA` (the convergence rule usually stops it earlier).
 PLM_MAX_ITER = 100
@@ -637,9 +660,9 @@ class PlmDCA(_BaseDCA):
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="plm", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history), max_iter=self._max_iter(L, data.n_states),
-                              chunk=self.chunk)
-        return _fit_chunk(est, U, L, data.n_states, self, "plm")
+                              lbfgs_history=int(self.lbfgs_history),
+                              max_iter=self._max_iter(L, data.n_states, data.n_eff), chunk=self.chunk)
+        return _fit_chunk(est, U, L, data.n_states, self, "plm", data.n_eff)
 
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states
@@ -814,10 +837,11 @@ class FactoredDCA(_BaseDCA):
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history), max_iter=self._max_iter(L, data.n_states),
+                              lbfgs_history=int(self.lbfgs_history),
+                              max_iter=self._max_iter(L, data.n_states, data.n_eff),
                               chunk=self.chunk, n_heads=int(self.n_heads), key_dim=int(self.key_dim),
                               start=self._start_used(L, data.n_states))
-        return _fit_chunk(est, U, L, data.n_states, self, "factored")
+        return _fit_chunk(est, U, L, data.n_states, self, "factored", data.n_eff)
 
     def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
         """Scores from the factors (:meth:`FactoredAttention.frobenius_scores`); ``J`` is not formed."""
@@ -860,7 +884,7 @@ class FactoredDCA(_BaseDCA):
             logger.info(
                 "factored fit: no mean-field start (variant %r, L (q-1) = %d; the start needs the "
                 "softmax variant and L (q-1) <= %d): random factors, %d iterations (--max-iter)",
-                self.variant, L * (q - 1), _mean_field_max_dim(), self._max_iter(L, q))
+                self.variant, L * (q - 1), _mean_field_max_dim(), self._max_iter(L, q, data.n_eff))
         t0 = time.perf_counter()
         if self.start_ == "mean-field":
             from ..random import spawn_seeds, torch_generator
@@ -881,13 +905,13 @@ class FactoredDCA(_BaseDCA):
             return float(self.position_scale)
         return FACTORED_POSITION_SCALE if self.variant == "softmax" else 1.0
 
-    def _max_iter(self, n_sites: int, n_states: int) -> int:
-        """``max_iter``, or by default :data:`FACTORED_MAX_ITER` from the mean-field start and
-        :data:`FACTORED_MAX_ITER_RANDOM` from random factors."""
+    def _max_iter(self, n_sites: int, n_states: int, n_eff: float) -> int:
+        """``max_iter``, or by default :func:`factored_iterations` of ``n_eff`` from the mean-field
+        start and :data:`FACTORED_MAX_ITER_RANDOM` from random factors."""
         if self.max_iter is not None:
             return int(self.max_iter)
         if self._start_used(n_sites, n_states) == "mean-field":
-            return FACTORED_MAX_ITER
+            return factored_iterations(n_eff)
         return FACTORED_MAX_ITER_RANDOM
 
     def _start_used(self, n_sites: int, n_states: int) -> str:
@@ -907,7 +931,8 @@ def _mean_field_max_dim() -> int:
     return MEAN_FIELD_MAX_DIM
 
 
-def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, model: str) -> MemoryEstimate:
+def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, model: str,
+               n_eff: float) -> MemoryEstimate:
     """With ``chunk=None``, halve the chunk until the activations fit the limit (>= 256 rows)."""
     if owner.chunk is not None:
         return est
@@ -917,7 +942,7 @@ def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, mod
         chunk = max(256, chunk // 2)
         fixed = est.total_bytes - est.parts["activations"]
         new = estimate_memory(U, L, q, model=model, dtype=owner.dtype,
-                              lbfgs_history=int(owner.lbfgs_history), max_iter=owner._max_iter(L, q),
+                              lbfgs_history=int(owner.lbfgs_history), max_iter=owner._max_iter(L, q, n_eff),
                               chunk=chunk)
         parts = dict(est.parts, activations=new.parts["activations"])
         est = MemoryEstimate(fixed + new.parts["activations"], parts, est.model, est.dtype, chunk)

@@ -49,9 +49,12 @@ import numpy as np
 from ..errors import ShapeError, ValidationError
 from ..options import boolean, choice, integer, memory_limit, number, text, validate
 from .fit import (
+    FACTORED_ITER_AT_1000,
+    FACTORED_ITER_PER_DOUBLING,
     FACTORED_LBFGS_HISTORY,
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
+    FACTORED_MIN_ITER,
     FACTORED_REGULARIZATION,
     FACTORED_SYMMETRIC,
     PLM_CHECK_EVERY,
@@ -116,8 +119,9 @@ class ContactsConfig:
         None, 1, none=True, group=_FIT,
         help=f"cap on the L-BFGS iterations (default {PLM_MAX_ITER} plm, which stops sooner when "
         f"the objective falls by less than {PLM_TOLERANCE:g} over {PLM_CHECK_EVERY} iterations, "
-        f"chosen by leave-one-family-out; factored {FACTORED_MAX_ITER} from its mean-field start, "
-        f"{FACTORED_MAX_ITER_RANDOM} from random factors)",
+        f"chosen by leave-one-family-out; factored: from its mean-field start "
+        f"{FACTORED_ITER_AT_1000} + {FACTORED_ITER_PER_DOUBLING} log2(N_eff / 1000), between "
+        f"{FACTORED_MIN_ITER} and {FACTORED_MAX_ITER}; {FACTORED_MAX_ITER_RANDOM} from random factors)",
     )
     lbfgs_history: int | None = integer(
         None, 1, none=True, group=_FIT,
@@ -173,7 +177,7 @@ class ContactsConfig:
             object.__setattr__(self, "score_gap", defaults.score_gap)
         for name in ("max_iter", "lbfgs_history"):
             default = defaults.__dict__[name]
-            if getattr(self, name) is None and default is not None:  # factored max_iter: per start
+            if getattr(self, name) is None and default is not None:  # factored max_iter: per start and N_eff
                 object.__setattr__(self, name, int(default))
 
     def estimator(self) -> PlmDCA | FactoredDCA:

@@ -1,0 +1,160 @@
+"""How many L-BFGS iterations a factored-attention fit gets: a rule in N_eff, chosen by
+leave-one-family-out within twice plm's fit time.
+
+Why: the factored fit's top-L precision keeps rising with more iterations on deep alignments
+and stays flat on shallow ones, while plm's convergence rule stops sooner on shallow ones; a
+fixed count is too short for the first and above twice plm's time on the second. So the default
+budget grows with the data: ``E0 + s log2(N_eff / 1000)`` objective evaluations, within 30..150
+(``attnpotts.dca.factored_iterations``, in iterations: about 4 fewer).
+
+``fit``: per alignment (the eight families and six of them subsampled, ``FAMILY:N`` as
+``bench_plm_subsampled.py`` draws them), the default plm fit (timed) and then the default
+factored fit traced to 150 iterations (top-L precision, gap left out, every 5 evaluations, with
+the seconds at each point without the tracing; ``sweep_factored.py``'s traced estimator), one
+fit at a time in one process. Rows are saved after every alignment.
+
+``select`` (also run after ``fit``): every rule ``(E0, s)`` of the grid gives each alignment a
+budget (rounded to the trace's 5 evaluations); its precision there is the mean of the traced
+points at the budget and 5 evaluations either side (one fit's precision moves by a contact or two
+from one point to the next), its time the traced seconds over plm's fit. For each held-out family
+(held out with its subsampled alignment) the rules whose time is at most ``--limit`` (2) times
+plm's on every other alignment are kept; of those, within 0.005 of the best mean precision on
+the others, the one with the fewest evaluations in all. Reported: the held-out precision and
+time, the rule chosen on all fourteen, and the fixed 90 evaluations of the previous default.
+
+Usage:
+    python benchmarks/select_factored_budget.py fit [--alignments PF00014 PF00200:1000 ...]
+    python benchmarks/select_factored_budget.py select [--limit 2.0]
+
+Writes ``benchmarks/results/factored_budget.json`` (``--out``) atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attnpotts.storage import atomic_write_json, environment_info
+from sweep_factored import FAMILIES, load_data, run_factored, run_plm
+
+OUT = Path(__file__).resolve().parent / "results" / "factored_budget.json"
+#: the six small alignments of the plm defaults' selection (``select_dca_defaults.py``)
+VARIANTS = ("PF00200:1000", "PF00595:500", "PF00035:700", "PF00550_1T8K:500", "PF00072_1MVO:1300",
+            "PF13354:700")
+CONFIG = "budget150"
+OPTIONS = {"max_iter": 150, "symmetric": False}
+E0_GRID = tuple(range(30, 125, 5))
+SLOPE_GRID = (0, 5, 10, 15, 20, 25, 30)
+LOW, HIGH = 30, 150
+TOLERANCE = 0.005
+
+
+def budget(rule: tuple[int, int], n_eff: float) -> int:
+    """Evaluations a rule gives an alignment of ``n_eff``, on the trace's 5-evaluation grid."""
+    e0, slope = rule
+    e = e0 + slope * math.log2(n_eff / 1000.0)
+    return int(min(HIGH, max(LOW, 5 * round(e / 5))))
+
+
+def at(row: dict[str, Any], evaluations: int) -> tuple[float, float]:
+    """(precision around ``evaluations``, fit time there / plm's fit time) of one alignment."""
+    trace = {p["evaluation"]: p for p in row["trace"]}
+    e = min(evaluations, max(trace))
+    near = [k for k in (e - 5, e, e + 5) if k in trace]
+    precision = float(np.mean([trace[k]["gap_excluded"] for k in near]))
+    return precision, trace[e]["seconds"] / row["plm"]["wall_seconds"]
+
+
+def evaluate(rule: tuple[int, int], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    pts = [at(r, budget(rule, r["n_eff"])) for r in rows]
+    return {"mean": float(np.mean([p for p, _ in pts])), "max_time": max(t for _, t in pts),
+            "evaluations": sum(budget(rule, r["n_eff"]) for r in rows),
+            "precision": [p for p, _ in pts], "time": [t for _, t in pts]}
+
+
+def choose(rows: list[dict[str, Any]], limit: float) -> tuple[int, int]:
+    scored = [(evaluate(rule, rows), rule) for rule in
+              [(e0, s) for e0 in E0_GRID for s in SLOPE_GRID]]
+    feasible = [(ev, rule) for ev, rule in scored if ev["max_time"] <= limit]
+    if not feasible:
+        raise SystemExit(f"no rule keeps every alignment within {limit}x plm's time")
+    best = max(ev["mean"] for ev, _ in feasible)
+    return min((ev["evaluations"], rule) for ev, rule in feasible if ev["mean"] >= best - TOLERANCE)[1]
+
+
+def family(row: dict[str, Any]) -> str:
+    return str(row["family"]).split(":")[0]
+
+
+def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
+    folds = []
+    for fam in sorted({family(r) for r in rows}):
+        train = [r for r in rows if family(r) != fam]
+        test = [r for r in rows if family(r) == fam]
+        rule = choose(train, limit)
+        ev = evaluate(rule, test)
+        for r, p, t in zip(test, ev["precision"], ev["time"], strict=True):
+            folds.append({"held_out": r["family"], "rule": rule, "evaluations": budget(rule, r["n_eff"]),
+                          "top_L": p, "time_ratio_vs_plm": t, "plm_top_L": r["plm"]["top_L_gap_excluded"]})
+            print(f"{r['family']:18s} N_eff {r['n_eff']:7.0f}  rule {rule}  {folds[-1]['evaluations']:3d} evals"
+                  f"  P@L {p:.3f}  time {t:.2f}x plm")
+    out: dict[str, Any] = {"limit": limit, "folds": folds,
+                           "held_out_mean_top_L": float(np.mean([f["top_L"] for f in folds])),
+                           "held_out_max_time_ratio": max(f["time_ratio_vs_plm"] for f in folds)}
+    print(f"held out: mean P@L {out['held_out_mean_top_L']:.3f}, "
+          f"time at most {out['held_out_max_time_ratio']:.2f}x plm")
+    for name, rule in (("chosen_on_all", choose(rows, limit)), ("fixed_90", (90, 0))):
+        ev = evaluate(rule, rows)
+        per = {r["family"]: {"n_eff": r["n_eff"], "evaluations": budget(rule, r["n_eff"]), "top_L": p,
+                             "time_ratio_vs_plm": t} for r, p, t in zip(rows, ev["precision"], ev["time"], strict=True)}
+        whole = [v["top_L"] for k, v in per.items() if ":" not in k]
+        small = [v["top_L"] for k, v in per.items() if ":" in k]
+        out[name] = {"rule": rule, "mean_top_L": ev["mean"], "families_mean_top_L": float(np.mean(whole)),
+                     "small_mean_top_L": float(np.mean(small)), "max_time_ratio": ev["max_time"],
+                     "alignments": per}
+        print(f"{name}: rule {rule}: mean P@L {ev['mean']:.3f} (eight families {np.mean(whole):.3f}, "
+              f"small {np.mean(small):.3f}), time at most {ev['max_time']:.2f}x plm")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step", choices=("fit", "select"))
+    ap.add_argument("--alignments", nargs="*", default=None,
+                    help="FAMILY or FAMILY:N (default: the eight families and six small alignments)")
+    ap.add_argument("--limit", type=float, default=2.0, help="time limit, times plm's fit (default 2)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    if not args.limit > 0:
+        ap.error(f"--limit must be > 0, got {args.limit}")
+    saved: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if saved and not isinstance(saved.get("runs"), list):
+        ap.error(f"{args.out} is not a result file of this script; choose another --out")
+    runs: list[dict[str, Any]] = list(saved.get("runs", []))
+    environment = saved.get("environment")
+    if args.step == "fit":
+        environment = environment_info()
+        for name in args.alignments or [*VARIANTS, *FAMILIES]:
+            data, D, gap = load_data(name)
+            plm = run_plm(name, data, D, gap)
+            row = run_factored(CONFIG, name, data, D, gap, OPTIONS, 5)
+            row.update(plm=plm, L=int(data.states.shape[1]), n_unique=int(data.states.shape[0]),
+                       n_eff=float(data.n_eff))
+            print(f"{name}: plm {plm['wall_seconds']:.1f} s, factored {row['wall_seconds']:.1f} s", flush=True)
+            runs = [r for r in runs if r["family"] != name] + [row]
+            atomic_write_json(args.out, {"description": __doc__, "environment": environment, "runs": runs})
+    analysis = select(runs, args.limit)
+    atomic_write_json(args.out, {"description": __doc__, "environment": environment, "runs": runs,
+                                 "analysis": analysis})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
