@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_plm_subsampled.py tools [--variants PF13354:700 PF00072:1300 ...]
-        [--tools plm ccmpred plmc] [--plm-options ...] [--out NAME]
+        [--tools plm factored ccmpred plmc] [--plm-options ...] [--out NAME]
     python benchmarks/bench_plm_subsampled.py profile [--variants PF13354:700] [--threads 2]
 
 Variants: ``FAMILY:N`` is ``N`` sequences of the family's alignment drawn without replacement
@@ -59,7 +59,7 @@ from bench_dca import (  # noqa: E402
     summarise,
 )
 
-_TOOLS = ("plm-baseline", "plm", "plmc", "ccmpred")
+_TOOLS = ("plm-baseline", "plm", "factored", "plmc", "ccmpred")
 DEFAULT_VARIANTS = ("PF13354:700", "PF00072:1300", "PF00595:500", "PF00200:1000")
 
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=0, help="seed of the subsampling")
     t = sub.choices["tools"]  # type: ignore[attr-defined]
     t.add_argument("--tools", nargs="+", default=["plm", "ccmpred", "plmc"],
-                   choices=["plm", "ccmpred", "plmc"])
+                   choices=["plm", "factored", "ccmpred", "plmc"])
     t.add_argument("--plmc", type=Path, default=PLMC, help="plmc binary (ATTNPOTTS_PLMC)")
     t.add_argument("--ccmpred", type=Path, default=CCMPRED, help="CCMpred binary (ATTNPOTTS_CCMPRED)")
     t.add_argument("--plm-options", nargs=argparse.REMAINDER, default=[],
