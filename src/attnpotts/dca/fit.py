@@ -697,7 +697,8 @@ class FactoredDCA(_BaseDCA):
       mean-field contact map, plus per-head noise ``start_noise``), ``position_scale = 3``
       (:class:`FactoredAttention`: L-BFGS steps on the queries and keys 9 times larger relative
       to the values and fields), ``lambda_J = 0.003`` (:data:`FACTORED_REGULARIZATION`),
-      :data:`FACTORED_MAX_ITER` = 86 iterations (about 90 evaluations), an L-BFGS memory of
+      :func:`factored_iterations` of ``N_eff`` (``56 + 15 log2(N_eff / 1000)`` iterations, 26
+      to 146: 34 at ``N_eff = 357``, 88 at 4,364, 114 at 14,899), an L-BFGS memory of
       :data:`FACTORED_LBFGS_HISTORY` = 60 pairs and the paper's couplings
       (:data:`FACTORED_SYMMETRIC` is false).
     * How: leave-one-family-out over the eight families, the precision traced every 5
@@ -707,7 +708,11 @@ class FactoredDCA(_BaseDCA):
       0.01 and 0.03), then the L-BFGS memory within 90 evaluations, the budget that keeps the
       fit within twice plm's time (``factored_sweep_history.json``: mean after 90 evaluations
       0.873 / 0.885 / 0.886 for 20 / 60 / 120 pairs; within 0.005 of the best the smaller
-      memory, 60, on every fold). Symmetric couplings (``symmetric=True``) gain on the eight
+      memory, 60, on every fold), then the iterations as a rule in ``N_eff``, over the eight
+      families and six small alignments, within twice plm's fit time on the training ones
+      (``benchmarks/select_factored_budget.py``, ``factored_budget.json``: held out 0.784 with
+      every alignment within 1.89x plm's time; the fixed 90 evaluations before it took up to
+      2.62x on the small alignments for 0.790). Symmetric couplings (``symmetric=True``) gain on the eight
       families (mean after 90 evaluations 0.893 against 0.878, two seeds each,
       ``factored_sweep_symmetric.json``) and lose on the six small alignments (0.638 against
       0.670, ``factored_sweep_symmetric_small.json``): over all fourteen, each family held out
@@ -751,8 +756,9 @@ class FactoredDCA(_BaseDCA):
             (a Potts model, like plm's; default :data:`FACTORED_SYMMETRIC` = ``False``, the
             paper's ``sum_h A_h[i, j] V_h``). Twice the ``H L^2 q^2`` work per evaluation; see
             ``docs/dca.md`` for where it gains.
-        max_iter: L-BFGS iterations; ``None`` (default): :data:`FACTORED_MAX_ITER` = 86 from the
-            mean-field start, :data:`FACTORED_MAX_ITER_RANDOM` = 300 from random factors.
+        max_iter: L-BFGS iterations; ``None`` (default): :func:`factored_iterations` of the
+            alignment's ``N_eff`` from the mean-field start, :data:`FACTORED_MAX_ITER_RANDOM` =
+            300 from random factors.
         lbfgs_history: L-BFGS memory (default :data:`FACTORED_LBFGS_HISTORY` = 60).
         regularization: L2 convention and coefficients (default :data:`FACTORED_REGULARIZATION`,
             ``lambda_J = 0.003 (L-1)(q-1)``, ``lambda_h = 0.01``).
