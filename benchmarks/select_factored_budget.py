@@ -22,9 +22,15 @@ plm's on every other alignment are kept; of those, within 0.005 of the best mean
 the others, the one with the fewest evaluations in all. Reported: the held-out precision and
 time, the rule chosen on all fourteen, and the fixed 90 evaluations of the previous default.
 
+``--configs budget150 budget150_sym`` traces the symmetric couplings too; ``select`` then chooses
+the form with the rule (candidates ``(configuration, E0, s)``; ties go to fewer evaluations, then
+the paper's form).
+
 Usage:
     python benchmarks/select_factored_budget.py fit [--alignments PF00014 PF00200:1000 ...]
     python benchmarks/select_factored_budget.py select [--limit 2.0]
+    python benchmarks/select_factored_budget.py fit --configs budget150_sym \
+        --out benchmarks/results/factored_budget_symmetric.json   # (a copy of factored_budget.json)
 
 Writes ``benchmarks/results/factored_budget.json`` (``--out``) atomically.
 """
