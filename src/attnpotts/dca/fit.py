@@ -568,7 +568,6 @@ FACTORED_REGULARIZATION = Regularization("evcouplings", 0.003, 0.01)
 FACTORED_MAX_ITER_RANDOM = 300
 
 
-
 def factored_iterations(n_eff: float) -> int:
     """Default L-BFGS iterations of a factored fit from the mean-field start on ``n_eff`` weighted
     sequences: more data, more iterations (the precision keeps rising with them on deep
@@ -712,11 +711,13 @@ class FactoredDCA(_BaseDCA):
       families and six small alignments, within twice plm's fit time on the training ones
       (``benchmarks/select_factored_budget.py``, ``factored_budget.json``: held out 0.784 with
       every alignment within 1.89x plm's time; the fixed 90 evaluations before it took up to
-      2.62x on the small alignments for 0.790). Symmetric couplings (``symmetric=True``) gain on the eight
-      families (mean after 90 evaluations 0.893 against 0.878, two seeds each,
+      2.62x on the small alignments for 0.790). Symmetric couplings (``symmetric=True``) gain
+      on the eight families (mean after 90 evaluations 0.893 against 0.878, two seeds each,
       ``factored_sweep_symmetric.json``) and lose on the six small alignments (0.638 against
       0.670, ``factored_sweep_symmetric_small.json``): over all fourteen, each family held out
-      with its small alignment, six of the eight folds keep the paper's form. Whole commands on
+      with its small alignment, six of the eight folds keep the paper's form. Under the
+      ``N_eff`` rule they tie (0.800 against 0.798 over the fourteen), and choosing the form
+      with the rule holds out worse (0.776 against 0.784, ``factored_budget_symmetric.json``). Whole commands on
       the eight families: ``benchmarks/results/bench_dca_factored_kernel.json`` (``docs/dca.md``).
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
