@@ -22,9 +22,11 @@ plm's on every other alignment are kept; of those, within 0.005 of the best mean
 the others, the one with the fewest evaluations in all. Reported: the held-out precision and
 time, the rule chosen on all fourteen, and the fixed 90 evaluations of the previous default.
 
-``--configs budget150 budget150_sym`` traces the symmetric couplings too; ``select`` then chooses
-the form with the rule (candidates ``(configuration, E0, s)``; ties go to fewer evaluations, then
-the paper's form).
+``--configs budget150_s1`` traces the paper's form again with seed 1 (a fit's precision moves by a
+contact or two with the seed); ``select`` averages a form's seeds per alignment, in precision and
+time. ``--configs budget150_sym`` traces the symmetric couplings; ``select`` then chooses the
+form with the rule (candidates ``(form, E0, s)``; ties go to fewer evaluations, then the paper's
+form).
 
 Usage:
     python benchmarks/select_factored_budget.py fit [--alignments PF00014 PF00200:1000 ...]
@@ -56,6 +58,7 @@ VARIANTS = ("PF00200:1000", "PF00595:500", "PF00035:700", "PF00550_1T8K:500", "P
             "PF13354:700")
 #: the traced fits: the paper's couplings and the symmetric ones (``--symmetric``)
 CONFIGS: dict[str, dict[str, Any]] = {"budget150": {"max_iter": 150, "symmetric": False},
+                                      "budget150_s1": {"max_iter": 150, "symmetric": False, "seed": 1},
                                       "budget150_sym": {"max_iter": 150, "symmetric": True}}
 E0_GRID = tuple(range(30, 125, 5))
 SLOPE_GRID = (0, 5, 10, 15, 20, 25, 30)
@@ -79,23 +82,33 @@ def at(row: dict[str, Any], evaluations: int) -> tuple[float, float]:
     return precision, trace[e]["seconds"] / row["plm"]["wall_seconds"]
 
 
-Candidate = tuple[str, int, int]  # (configuration, E0, s)
+#: the forms of the couplings and the configurations (seeds) that trace each
+FORMS: dict[str, tuple[str, ...]] = {"budget150": ("budget150", "budget150_s1"),
+                                     "budget150_sym": ("budget150_sym",)}
+Candidate = tuple[str, int, int]  # (form, E0, s)
 
 
 def evaluate(cand: Candidate, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """A candidate on the alignments of ``rows`` (its configuration's rows among them)."""
-    mine = [r for r in rows if r["config"] == cand[0]]
-    pts = [at(r, budget(cand[1:], r["n_eff"])) for r in mine]
-    return {"mean": float(np.mean([p for p, _ in pts])), "max_time": max(t for _, t in pts),
+    """A candidate on the alignments of ``rows``: per alignment, its form's fits (the seeds
+    there) averaged, in precision and in time."""
+    seeds: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["config"] in FORMS[cand[0]]:
+            seeds.setdefault(str(r["family"]), []).append(r)
+    mine = [fits[0] for fits in seeds.values()]
+    pts = [np.mean([at(r, budget(cand[1:], r["n_eff"])) for r in fits], axis=0) for fits in seeds.values()]
+    return {"mean": float(np.mean([p for p, _ in pts])), "max_time": float(max(t for _, t in pts)),
             "evaluations": sum(budget(cand[1:], r["n_eff"]) for r in mine), "alignments": mine,
-            "precision": [p for p, _ in pts], "time": [t for _, t in pts]}
+            "precision": [float(p) for p, _ in pts], "time": [float(t) for _, t in pts],
+            "seeds": [len(fits) for fits in seeds.values()]}
 
 
 def candidates(rows: list[dict[str, Any]]) -> list[Candidate]:
-    """Every rule of the grid, for each configuration fitted on all the alignments of ``rows``."""
+    """Every rule of the grid, for each form fitted on all the alignments of ``rows``."""
     names = {str(r["family"]) for r in rows}
-    configs = [c for c in CONFIGS if {str(r["family"]) for r in rows if r["config"] == c} == names]
-    return [(c, e0, s) for c in configs for e0 in E0_GRID for s in SLOPE_GRID]
+    forms = [f for f, configs in FORMS.items()
+             if {str(r["family"]) for r in rows if r["config"] in configs} == names]
+    return [(f, e0, s) for f in forms for e0 in E0_GRID for s in SLOPE_GRID]
 
 
 def choose(rows: list[dict[str, Any]], limit: float) -> Candidate:
@@ -120,9 +133,9 @@ def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
         test = [r for r in rows if family(r) == fam]
         rule = choose(train, limit)
         ev = evaluate(rule, test)
-        for r, p, t in zip(ev["alignments"], ev["precision"], ev["time"], strict=True):
+        for r, p, t, n in zip(ev["alignments"], ev["precision"], ev["time"], ev["seeds"], strict=True):
             folds.append({"held_out": r["family"], "rule": rule, "evaluations": budget(rule[1:], r["n_eff"]),
-                          "top_L": p, "time_ratio_vs_plm": t})
+                          "top_L": p, "time_ratio_vs_plm": t, "seeds": n})
             print(f"{r['family']:18s} N_eff {r['n_eff']:7.0f}  {rule}  {folds[-1]['evaluations']:3d} evals"
                   f"  P@L {p:.3f}  time {t:.2f}x plm")
     out: dict[str, Any] = {"limit": limit, "folds": folds,
@@ -130,14 +143,14 @@ def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
                            "held_out_max_time_ratio": max(f["time_ratio_vs_plm"] for f in folds)}
     print(f"held out: mean P@L {out['held_out_mean_top_L']:.3f}, "
           f"time at most {out['held_out_max_time_ratio']:.2f}x plm")
-    best_of = {f"best_{c}": choose([r for r in rows if r["config"] == c], limit)
-               for c in CONFIGS if any(r["config"] == c for r in rows)}
+    best_of = {f"best_{f}": choose([r for r in rows if r["config"] in configs], limit)
+               for f, configs in FORMS.items() if any(r["config"] in configs for r in rows)}
     for name, rule in (("chosen_on_all", choose(rows, limit)), ("fixed_90", ("budget150", 90, 0)),
                        *best_of.items()):
         ev = evaluate(rule, rows)
         per = {r["family"]: {"n_eff": r["n_eff"], "evaluations": budget(rule[1:], r["n_eff"]), "top_L": p,
-                             "time_ratio_vs_plm": t}
-               for r, p, t in zip(ev["alignments"], ev["precision"], ev["time"], strict=True)}
+                             "time_ratio_vs_plm": t, "seeds": n}
+               for r, p, t, n in zip(ev["alignments"], ev["precision"], ev["time"], ev["seeds"], strict=True)}
         whole = [v["top_L"] for k, v in per.items() if ":" not in k]
         small = [v["top_L"] for k, v in per.items() if ":" in k]
         out[name] = {"rule": rule, "mean_top_L": ev["mean"], "families_mean_top_L": float(np.mean(whole)),

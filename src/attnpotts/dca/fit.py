@@ -550,10 +550,10 @@ FACTORED_SYMMETRIC = False
 #: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start grow with the data
 #: (:func:`factored_iterations`): ``FACTORED_ITER_AT_1000 + FACTORED_ITER_PER_DOUBLING *
 #: log2(N_eff / 1000)``, rounded, within ``FACTORED_MIN_ITER .. FACTORED_MAX_ITER`` (a fit takes
-#: about 4 objective evaluations more than iterations: 60 + 15 log2(N_eff / 1000) evaluations,
+#: about 4 objective evaluations more than iterations: 55 + 15 log2(N_eff / 1000) evaluations,
 #: 30 to 150). Chosen by leave-one-family-out over fourteen alignments within twice plm's time,
 #: see FactoredDCA.
-FACTORED_ITER_AT_1000 = 56
+FACTORED_ITER_AT_1000 = 51
 FACTORED_ITER_PER_DOUBLING = 15
 FACTORED_MIN_ITER = 26
 FACTORED_MAX_ITER = 146
