@@ -696,8 +696,8 @@ class FactoredDCA(_BaseDCA):
       mean-field contact map, plus per-head noise ``start_noise``), ``position_scale = 3``
       (:class:`FactoredAttention`: L-BFGS steps on the queries and keys 9 times larger relative
       to the values and fields), ``lambda_J = 0.003`` (:data:`FACTORED_REGULARIZATION`),
-      :func:`factored_iterations` of ``N_eff`` (``56 + 15 log2(N_eff / 1000)`` iterations, 26
-      to 146: 34 at ``N_eff = 357``, 88 at 4,364, 114 at 14,899), an L-BFGS memory of
+      :func:`factored_iterations` of ``N_eff`` (``51 + 15 log2(N_eff / 1000)`` iterations, 26
+      to 146: 29 at ``N_eff = 357``, 83 at 4,364, 109 at 14,899), an L-BFGS memory of
       :data:`FACTORED_LBFGS_HISTORY` = 60 pairs and the paper's couplings
       (:data:`FACTORED_SYMMETRIC` is false).
     * How: leave-one-family-out over the eight families, the precision traced every 5
@@ -709,15 +709,16 @@ class FactoredDCA(_BaseDCA):
       0.873 / 0.885 / 0.886 for 20 / 60 / 120 pairs; within 0.005 of the best the smaller
       memory, 60, on every fold), then the iterations as a rule in ``N_eff``, over the eight
       families and six small alignments, within twice plm's fit time on the training ones
-      (``benchmarks/select_factored_budget.py``, ``factored_budget.json``: held out 0.784 with
-      every alignment within 1.89x plm's time; the fixed 90 evaluations before it took up to
-      2.62x on the small alignments for 0.790). Symmetric couplings (``symmetric=True``) gain
+      (``benchmarks/select_factored_budget.py``, ``factored_budget.json``, two seeds: held out
+      0.780 with every alignment within 1.96x plm's time; the fixed 90 evaluations before it
+      reach the same 0.780 at up to 2.72x on the small alignments). Symmetric couplings (``symmetric=True``) gain
       on the eight families (mean after 90 evaluations 0.893 against 0.878, two seeds each,
       ``factored_sweep_symmetric.json``) and lose on the six small alignments (0.638 against
       0.670, ``factored_sweep_symmetric_small.json``): over all fourteen, each family held out
       with its small alignment, six of the eight folds keep the paper's form. Under the
       ``N_eff`` rule they tie (0.800 against 0.798 over the fourteen), and choosing the form
-      with the rule holds out worse (0.776 against 0.784, ``factored_budget_symmetric.json``). Whole commands on
+      with the rule holds out worse (0.776 against 0.784, one seed,
+      ``factored_budget_symmetric.json``). Whole commands on
       the eight families: ``benchmarks/results/bench_dca_factored_kernel.json`` (``docs/dca.md``).
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
