@@ -41,7 +41,6 @@ Writes ``benchmarks/results/factored_budget.json`` (``--out``) atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -51,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attnpotts.storage import atomic_write_json, environment_info
-from sweep_factored import FAMILIES, load_data, run_factored, run_plm
+from sweep_factored import DATA, FAMILIES, _saved_file, load_data, run_factored, run_plm
 
 OUT = Path(__file__).resolve().parent / "results" / "factored_budget.json"
 #: the six small alignments of the plm defaults' selection (``select_dca_defaults.py``)
@@ -84,7 +83,8 @@ def at(row: dict[str, Any], evaluations: int) -> tuple[float, float]:
 
 
 #: the forms of the couplings and the configurations (seeds) that trace each
-FORMS: dict[str, tuple[str, ...]] = {"budget150": ("budget150", "budget150_s1"),
+PAPER_FORM = "budget150"
+FORMS: dict[str, tuple[str, ...]] = {PAPER_FORM: ("budget150", "budget150_s1"),
                                      "budget150_sym": ("budget150_sym",)}
 Candidate = tuple[str, int, int]  # (form, E0, s)
 
@@ -119,7 +119,7 @@ def choose(rows: list[dict[str, Any]], limit: float) -> Candidate:
         raise SystemExit(f"no rule keeps every alignment within {limit}x plm's time")
     best = max(ev["mean"] for ev, _ in feasible)
     # ties: fewer evaluations, then the paper's couplings (cheaper per evaluation)
-    return min((ev["evaluations"], c[0] != "budget150", c) for ev, c in feasible
+    return min((ev["evaluations"], c[0] != PAPER_FORM, c) for ev, c in feasible
                if ev["mean"] >= best - TOLERANCE)[2]
 
 
@@ -146,7 +146,7 @@ def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
           f"time at most {out['held_out_max_time_ratio']:.2f}x plm")
     best_of = {f"best_{f}": choose([r for r in rows if r["config"] in configs], limit)
                for f, configs in FORMS.items() if any(r["config"] in configs for r in rows)}
-    for name, rule in (("chosen_on_all", choose(rows, limit)), ("fixed_90", ("budget150", 90, 0)),
+    for name, rule in (("chosen_on_all", choose(rows, limit)), ("fixed_90", (PAPER_FORM, 90, 0)),
                        *best_of.items()):
         ev = evaluate(rule, rows)
         per = {r["family"]: {"n_eff": r["n_eff"], "evaluations": budget(rule[1:], r["n_eff"]), "top_L": p,
@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.limit > 0:
         ap.error(f"--limit must be > 0, got {args.limit}")
-    saved: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    if saved and not isinstance(saved.get("runs"), list):
-        ap.error(f"{args.out} is not a result file of this script; choose another --out")
+    if args.step == "fit" and not DATA.is_dir():
+        ap.error(f"no protein families folder {DATA}; set ATTNPOTTS_PROTEINS")
+    saved = _saved_file(args.out)  # refuses a file that is not a result file (never replaced)
     runs: list[dict[str, Any]] = list(saved.get("runs", []))
     environment = saved.get("environment")
     if args.step == "fit":

@@ -658,10 +658,10 @@ class PlmDCA(_BaseDCA):
 
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
+        max_iter = self._max_iter(L, data.n_states, data.n_eff)
         est = estimate_memory(U, L, data.n_states, model="plm", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history),
-                              max_iter=self._max_iter(L, data.n_states, data.n_eff), chunk=self.chunk)
-        return _fit_chunk(est, U, L, data.n_states, self, "plm", data.n_eff)
+                              lbfgs_history=int(self.lbfgs_history), max_iter=max_iter, chunk=self.chunk)
+        return _fit_chunk(est, U, L, data.n_states, self, "plm", max_iter)
 
     def _build(self, data: PreparedData, torch_dtype: torch.dtype) -> torch.nn.Module:
         L, q = data.states.shape[1], data.n_states
@@ -844,12 +844,12 @@ class FactoredDCA(_BaseDCA):
 
     def _estimate(self, data: PreparedData) -> MemoryEstimate:
         U, L = data.states.shape
+        max_iter = self._max_iter(L, data.n_states, data.n_eff)
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
-                              lbfgs_history=int(self.lbfgs_history),
-                              max_iter=self._max_iter(L, data.n_states, data.n_eff),
+                              lbfgs_history=int(self.lbfgs_history), max_iter=max_iter,
                               chunk=self.chunk, n_heads=int(self.n_heads), key_dim=int(self.key_dim),
                               start=self._start_used(L, data.n_states))
-        return _fit_chunk(est, U, L, data.n_states, self, "factored", data.n_eff)
+        return _fit_chunk(est, U, L, data.n_states, self, "factored", max_iter)
 
     def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:
         """Scores from the factors (:meth:`FactoredAttention.frobenius_scores`); ``J`` is not formed."""
@@ -940,7 +940,7 @@ def _mean_field_max_dim() -> int:
 
 
 def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, model: str,
-               n_eff: float) -> MemoryEstimate:
+               max_iter: int) -> MemoryEstimate:
     """With ``chunk=None``, halve the chunk until the activations fit the limit (>= 256 rows)."""
     if owner.chunk is not None:
         return est
@@ -950,7 +950,7 @@ def _fit_chunk(est: MemoryEstimate, U: int, L: int, q: int, owner: _BaseDCA, mod
         chunk = max(256, chunk // 2)
         fixed = est.total_bytes - est.parts["activations"]
         new = estimate_memory(U, L, q, model=model, dtype=owner.dtype,
-                              lbfgs_history=int(owner.lbfgs_history), max_iter=owner._max_iter(L, q, n_eff),
+                              lbfgs_history=int(owner.lbfgs_history), max_iter=max_iter,
                               chunk=chunk)
         parts = dict(est.parts, activations=new.parts["activations"])
         est = MemoryEstimate(fixed + new.parts["activations"], parts, est.model, est.dtype, chunk)
