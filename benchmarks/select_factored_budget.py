@@ -20,7 +20,9 @@ from one point to the next), its time the traced seconds over plm's fit. For eac
 (held out with its subsampled alignment) the rules whose time is at most ``--limit`` (2) times
 plm's on every other alignment are kept; of those, within 0.005 of the best mean precision on
 the others, the one with the fewest evaluations in all. Reported: the held-out precision and
-time, the rule chosen on all fourteen, and the fixed 90 evaluations of the previous default.
+time, the rule chosen on all fourteen, the fixed 90 evaluations of the previous default, and
+the ceiling no rule can pass (``ceiling``: per alignment, the precision at the largest traced
+budget within ``--limit``, and the best one among those budgets).
 
 By default ``fit`` traces the paper's form with seeds 0 and 1 (``--configs budget150
 budget150_s1``; a fit's precision moves by a contact or two with the seed); ``select`` averages a
@@ -123,6 +125,37 @@ def choose(rows: list[dict[str, Any]], limit: float) -> Candidate:
                if ev["mean"] >= best - TOLERANCE)[2]
 
 
+def ceiling(rows: list[dict[str, Any]], limit: float, form: str = PAPER_FORM) -> dict[str, Any]:
+    """What no rule can beat: per alignment, the form's precision (seeds averaged, as
+    :func:`evaluate`) at the largest budget within ``limit`` times plm's time there (``largest``)
+    and the best over those budgets (``best``: an oracle, optimistic by the trace's noise)."""
+    seeds: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["config"] in FORMS[form]:
+            seeds.setdefault(str(r["family"]), []).append(r)
+    per: dict[str, Any] = {}
+    for name, fits in seeds.items():
+        grid = sorted(set.intersection(*({int(p["evaluation"]) for p in r["trace"]} for r in fits)))
+        pts = [(e, *np.mean([at(r, e) for r in fits], axis=0)) for e in grid if e > 0]
+        ok = [(e, float(p), float(t)) for e, p, t in pts if t <= limit] or [min(pts, key=lambda x: x[2])]
+        per[name] = {"largest": {"evaluations": ok[-1][0], "top_L": ok[-1][1], "time_ratio_vs_plm": ok[-1][2]},
+                     "best": dict(zip(("evaluations", "top_L", "time_ratio_vs_plm"),
+                                      max(ok, key=lambda x: x[1]), strict=True)),
+                     "plm_top_L": float(fits[0]["plm"]["top_L_gap_excluded"]),
+                     "plm_default_score_top_L": float(fits[0]["plm"]["top_L_gap_included"])}
+    out: dict[str, Any] = {"form": form, "limit": limit, "alignments": per}
+    for group, keep in (("families", lambda k: ":" not in k), ("small", lambda k: ":" in k)):
+        names = [k for k in per if keep(k)]
+        if names:
+            out[group] = {key: float(np.mean([per[k][key]["top_L"] for k in names])) for key in ("largest", "best")}
+            for key in ("plm", "plm_default_score"):
+                out[group][key] = float(np.mean([per[k][f"{key}_top_L"] for k in names]))
+            print(f"ceiling within {limit}x plm's time, {group}: P@L {out[group]['largest']:.3f} at the largest "
+                  f"budget, {out[group]['best']:.3f} at the best (plm {out[group]['plm']:.3f} with the same score, "
+                  f"{out[group]['plm_default_score']:.3f} with its own)")
+    return out
+
+
 def family(row: dict[str, Any]) -> str:
     return str(row["family"]).split(":")[0]
 
@@ -159,6 +192,7 @@ def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
                      "alignments": per}
         print(f"{name}: rule {rule}: mean P@L {ev['mean']:.3f} (eight families {np.mean(whole):.3f}, "
               f"small {np.mean(small):.3f}), time at most {ev['max_time']:.2f}x plm")
+    out["ceiling"] = ceiling(rows, limit)
     return out
 
 
