@@ -17,9 +17,10 @@ Usage:
     python benchmarks/bench_factored_memory.py                 # memory at L = 200, 500, 1000; time at L = 100, 200
     python benchmarks/bench_factored_memory.py --quick         # small sizes only
     python benchmarks/bench_factored_memory.py --memory 1000   # one memory row
+    python benchmarks/bench_factored_memory.py --memory 1000 --time --symmetric   # symmetric, no time rows
 
 Writes ``benchmarks/results/factored_memory.json`` atomically (rows of earlier runs with other
-sizes are kept).
+sizes or the other form are kept; each row records the arguments of the run that measured it).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ OUT = Path(__file__).resolve().parent / "results" / "factored_memory.json"
 Q = 21
 
 
-def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float) -> dict[str, Any]:
+def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float,
+                  symmetric: bool = False) -> dict[str, Any]:
     """Run in the child: one fit, its peak RSS and the estimate."""
     import resource
 
@@ -50,14 +52,14 @@ def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float) -> dic
     states = rng.integers(0, Q, size=(N, L)).astype(np.int8)
     data = prepare_data(states, np.ones(N), n_states=Q)
     del states
-    est = FactoredDCA(n_heads=H, max_iter=max_iter, memory_limit_gb=limit_gb)
+    est = FactoredDCA(n_heads=H, max_iter=max_iter, memory_limit_gb=limit_gb, symmetric=symmetric)
     t0 = time.perf_counter()
     est.fit(data)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     plm = estimate_memory(N, L, Q, model="plm")
     return {
-        "L": L, "N": N, "H": H, "max_iter": max_iter, "memory_limit_gb": limit_gb,
+        "L": L, "N": N, "H": H, "symmetric": symmetric, "max_iter": max_iter, "memory_limit_gb": limit_gb,
         "peak_bytes": peak, "estimate_bytes": est.memory_estimate_.total_bytes,
         "estimate_parts": est.memory_estimate_.parts, "chunk": est.memory_estimate_.chunk,
         "ratio_estimate_to_peak": est.memory_estimate_.total_bytes / peak,
@@ -66,12 +68,13 @@ def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float) -> dic
     }
 
 
-def measure_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float) -> dict[str, Any]:
+def measure_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float,
+                   symmetric: bool = False) -> dict[str, Any]:
     """Fit in a fresh child process (its own peak RSS) and return its row."""
     here = str(Path(__file__).resolve().parent)
     code = (
         f"import json, sys; sys.path.insert(0, {here!r}); import bench_factored_memory as b; "
-        f"print('RESULT ' + json.dumps(b._child_memory({L}, {N}, {H}, {max_iter}, {limit_gb!r})))"
+        f"print('RESULT ' + json.dumps(b._child_memory({L}, {N}, {H}, {max_iter}, {limit_gb!r}, {symmetric!r})))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-iter", type=int, default=1)
     ap.add_argument("--memory-limit-gb", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--symmetric", action="store_true", help="memory rows: the symmetric couplings")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'L':>5} {'N':>6} {'H':>3} {'peak GiB':>9} {'estimate':>9} {'est/peak':>8} "
           f"{'plm est':>8} {'chunk':>6} {'fit s':>7}")
     for L in mem_L:
-        r = measure_memory(L, N, args.heads, args.max_iter, args.memory_limit_gb)
+        r = measure_memory(L, N, args.heads, args.max_iter, args.memory_limit_gb, args.symmetric)
+        r["argv"] = sys.argv[1:]  # the run that measured this row (a file holds rows of several)
         rows_mem.append(r)
         print(f"{L:5d} {N:6d} {args.heads:3d} {r['peak_bytes'] / 1024**3:9.3f} "
               f"{r['estimate_bytes'] / 1024**3:9.3f} {r['ratio_estimate_to_peak']:8.2f} "
@@ -159,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{'L':>5} {'N':>6} factored CPU s  full CPU s  ratio CPU  ratio wall")
     for L in time_L:
         r = measure_time(L, N, args.heads, args.repeats)
+        r["argv"] = sys.argv[1:]
         rows_time.append(r)
         print(f"{L:5d} {N:6d} {r['factored_cpu_s']:14.2f} {r['full_cpu_s']:11.2f} "
               f"{r['ratio_cpu']:10.2f} {r['ratio_wall']:11.2f}", flush=True)
@@ -168,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         old: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
 
         def merge(key: str, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            """Rows of earlier runs stay unless this run measured the same (L, N, H)."""
-            done = {(r["L"], r["N"], r["H"]) for r in new}
-            return [r for r in old.get(key, []) if (r["L"], r["N"], r["H"]) not in done] + new
+            """Rows of earlier runs stay unless this run measured the same (L, N, H, symmetric)."""
+            def same(r: dict[str, Any]) -> tuple[Any, ...]:
+                return r["L"], r["N"], r["H"], bool(r.get("symmetric", False))
+
+            done = {same(r) for r in new}
+            return [r for r in old.get(key, []) if same(r) not in done] + new
 
         atomic_write_json(OUT, {"description": __doc__, "environment": environment_info(),
                                 "argv": sys.argv[1:], "cpu_count": os.cpu_count(),

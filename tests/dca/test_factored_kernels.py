@@ -23,6 +23,7 @@ from attnpotts.models.factored_kernels import (
     factored_logits,
     factored_pseudo_likelihood,
     reference_factored_logits,
+    transposed_overlap,
 )
 
 
@@ -150,6 +151,30 @@ def test_norm_and_scores_from_the_factors_equal_those_of_the_tensor(symmetric: b
                                    atol=1e-12)
     with pytest.raises(ValidationError, match="exclude_state"):
         m.frobenius_scores(5)
+
+
+@pytest.mark.parametrize("block", [1, 3, None])
+def test_transposed_overlap_equals_einsum_and_its_gradient_is_exact(block: int | None) -> None:
+    A = _factors(3, 7, 2, seed=4)[0].requires_grad_(True)
+    T = transposed_overlap(A, block=block)
+    torch.testing.assert_close(T, torch.einsum("hij,gji->hg", A, A), rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a: transposed_overlap(a, block=block), (A,))
+    with pytest.raises(ShapeError, match="attention"):
+        transposed_overlap(A[:, :, :5])
+
+
+def test_symmetric_penalty_gradient_equals_that_of_the_tensor() -> None:
+    """The blocked <J, J^T> term gives the gradient of ||J||^2 of the formed symmetric tensor."""
+    grads = []
+    for from_factors in (True, False):
+        m = FactoredAttention(8, 4, 3, variant="softmax", key_dim=3, init_std=1.0, seed=2, dtype=torch.float64,
+                              symmetric=True)
+        J = m.coupling_tensor()
+        (m.coupling_squared_norm() if from_factors else (J * J).sum()).backward()
+        grads.append([p.grad.clone() for p in (m.query, m.key, m.value) if p is not None and p.grad is not None])
+    assert len(grads[0]) == 3
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_factored_dca_scores_without_the_tensor_match_the_tensor() -> None:

@@ -27,7 +27,12 @@ from ..errors import ValidationError
 from ..potts.layout import coupling_blocks, couplings_from_factors
 from ..random import SeedLike, torch_generator
 from .base import MaskedLanguageModel, one_hot_states
-from .factored_kernels import factored_logits, factored_pseudo_likelihood, symmetric_heads
+from .factored_kernels import (
+    factored_logits,
+    factored_pseudo_likelihood,
+    symmetric_heads,
+    transposed_overlap,
+)
 from .kernels import check_kernel, coupling_logits
 
 __all__ = ["FactoredAttention"]
@@ -232,7 +237,8 @@ class FactoredAttention(MaskedLanguageModel):
 
         ``sum_ij ||sum_h A_h[i, j] V_h||^2 = sum_{h, g} (A_h . A_g) (V_h . V_g)``; for a
         :attr:`symmetric` model ``||(J + J^T) / 2||^2 = (||J||^2 + <J, J^T>) / 2`` with
-        ``<J, J^T> = sum_{h, g} (A_h . A_g^T) (V_h . V_g^T)``.
+        ``<J, J^T> = sum_{h, g} (A_h . A_g^T) (V_h . V_g^T)`` (:func:`transposed_overlap`: no
+        transposed copy of ``A``).
         """
         A3, V3 = self.attention_matrices(), self.value_matrices()
         A = A3.reshape(self.n_heads, -1)  # (H, L L)
@@ -240,9 +246,8 @@ class FactoredAttention(MaskedLanguageModel):
         norm = ((A @ A.T) * (V @ V.T)).sum()
         if not self.symmetric:
             return norm
-        At = A3.transpose(1, 2).reshape(self.n_heads, -1)
         Vt = V3.transpose(1, 2).reshape(self.n_heads, -1)
-        return 0.5 * (norm + ((A @ At.T) * (V @ Vt.T)).sum())
+        return 0.5 * (norm + (transposed_overlap(A3) * (V @ Vt.T)).sum())
 
     def frobenius_scores(self, exclude_state: int | None = None, *, block: int = 64) -> np.ndarray:
         """``(L, L)`` Frobenius norms of the zero-sum-gauged, symmetrised ``J[i, j]`` from the factors.
