@@ -8,8 +8,8 @@ Sections (all measured in the same run, on this machine):
 
 1. ``tools`` (the main table): for each family in turn, every tool as a fresh process with
    ``--threads`` threads, one after the other (interleaved, so a change of machine load hits all
-   tools of a family alike): wall time, CPU time and peak resident memory of the process
-   (``os.wait4``), and the precision of its top ``L/k`` pairs. Scoring is identical for all tools:
+   tools of a family alike): wall time and CPU time of the process (``os.wait4``), its peak
+   resident memory (``VmHWM``, read while it runs: :func:`peak_rss_bytes`), and the precision of its top ``L/k`` pairs. Scoring is identical for all tools:
    the tool's own ``L x L`` score matrix (APC-corrected Frobenius norms as each tool writes them),
    pairs ``|i - j| >= 6`` with a known distance ranked by score, contact = distance < 8 A in the
    family's ``distances.tsv`` (first distance column, alignment columns from 1).
@@ -107,15 +107,42 @@ def _save(record: dict[str, Any], name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------ 1. tools
+def peak_rss_bytes(pid: int | str = "self") -> int | None:
+    """The high-water mark of a process's resident memory since its ``exec`` (``VmHWM`` of
+    ``/proc/PID/status``; Linux), or ``None`` where that is not readable.
+
+    Not ``ru_maxrss``: a child started by ``subprocess`` (vfork, then exec) inherits its
+    parent's high-water mark there, so after the parent once held 1.8 GiB every child it starts,
+    ``/bin/true`` included, reports at least 1.8 GiB.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def run_process(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall, CPU seconds and peak RSS (GiB) of that process alone (``os.wait4``)."""
+    """Run ``cmd``; wall and CPU seconds (``os.wait4``) and peak RSS (GiB) of that process alone.
+
+    The peak is the largest :func:`peak_rss_bytes` read while it runs (every 20 ms: growth in
+    its last 20 ms can be missed); ``ru_maxrss`` (floored by this process's own high-water mark)
+    only where ``/proc`` is not readable (``peak_rss_source`` says which).
+    """
     load = _load()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     deadline = None if timeout is None else t0 + timeout
     timed_out = False
+    peak: int | None = None
     while True:
+        hwm = peak_rss_bytes(proc.pid)
+        if hwm is not None:
+            peak = max(hwm, peak or 0)
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -124,13 +151,14 @@ def run_process(cmd: list[str], env: dict[str, str], timeout: float | None = Non
             timed_out = True
             pid, status, usage = os.wait4(proc.pid, 0)
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     wall = time.perf_counter() - t0
     assert proc.stdout is not None
     output = proc.stdout.read().decode("utf-8", "replace")
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_gib": usage.ru_maxrss / 1024**2, "returncode": proc.returncode,
+            "peak_rss_gib": (usage.ru_maxrss * 1024 if peak is None else peak) / 1024**3,
+            "peak_rss_source": "ru_maxrss" if peak is None else "VmHWM", "returncode": proc.returncode,
             "timed_out": timed_out, "load_avg": load, "output_tail": output[-1500:]}
 
 
@@ -401,18 +429,22 @@ _MEMORY_CHILD = r"""
 import json, resource, sys, numpy as np
 from attnpotts.dca import PlmDCA
 L, N, m = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+sys.path.insert(0, sys.argv[4])
+from bench_dca import peak_rss_bytes
 rng = np.random.default_rng(0)
 states = rng.integers(0, 21, (N, L))
 # a high limit so that the real peak can be measured next to the estimate
 est = PlmDCA(max_iter=5, lbfgs_history=m, memory_limit_gb=64).fit(states, np.ones(N))
 print(json.dumps({"estimate_gib": est.memory_estimate_.total_gib,
-                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+                  "peak_rss_gib": (peak_rss_bytes() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+                  / 1024**3,
                   "parts": est.memory_estimate_.parts}))
 """
 
 
 def bench_memory(L: int, N: int, history: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(L), str(N), str(history)],
+    here = str(Path(__file__).resolve().parent)
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(L), str(N), str(history), here],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"L": L, "N": N, "lbfgs_history": history, "error": proc.stderr[-2000:]}

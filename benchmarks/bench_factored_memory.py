@@ -7,7 +7,7 @@ model's and its estimate (:func:`attnpotts.dca.estimate_memory`) should match wh
 
 * ``memory`` rows: a :class:`attnpotts.dca.FactoredDCA` fit (``max_iter`` L-BFGS iterations,
   final loss and scores included) on a synthetic alignment (uniform random states, ``q = 21``,
-  unit weights) in a fresh child process; its peak resident memory (``ru_maxrss``) next to the
+  unit weights) in a fresh child process; its peak resident memory (``VmHWM``) next to the
   estimate (and the full model's estimate for the same sizes).
 * ``time`` rows: one objective-and-gradient evaluation (pseudo-likelihood, coupling L2) of
   factored attention (softmax, ``H`` heads) and of the full Potts model at the same ``L`` and
@@ -56,7 +56,10 @@ def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float,
     t0 = time.perf_counter()
     est.fit(data)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    from bench_dca import peak_rss_bytes
+
+    # the child's own peak (its ru_maxrss is floored by its parent's high-water mark)
+    peak = peak_rss_bytes() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     plm = estimate_memory(N, L, Q, model="plm")
     return {
         "L": L, "N": N, "H": H, "symmetric": symmetric, "max_iter": max_iter, "memory_limit_gb": limit_gb,

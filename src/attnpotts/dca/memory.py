@@ -3,6 +3,7 @@
 The estimate counts the large buffers of a fit through :func:`attnpotts.training.train` with
 full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
 
+* both models: the interpreter with its libraries (:data:`RUNTIME_BYTES`);
 * full Potts (``"plm"``, symmetric): ``P = L (L - 1) q^2 / 2`` stored parameters (one triangle)
   and ``F = L^2 q^2`` entries of the full coupling tensor. Parameters, gradient and the training
   loop's last-good-state copy of the parameters (``3 P``); L-BFGS state ``(2 m + 5) P`` (``m``
@@ -12,8 +13,7 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   kernel's transposed copy, one gradient accumulator per thread ``T``, their sum and the
   gradient of ``J`` (``(4 + T) F``); the logits of a chunk of ``B`` sequences and their
   gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
-* factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): the
-  interpreter with its libraries (:data:`RUNTIME_BYTES`); parameters
+* factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): parameters
   ``P = H (2 L d + q^2) + L q`` with gradients and L-BFGS state as above; the sequences as
   tokens and row indices (``21 N L`` bytes); and the largest of three phases that never overlap:
   an evaluation (the attention matrices ``A: (H, L, L)`` with softmax intermediates and
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Resident memory of the interpreter with torch, numba and the compiled kernels loaded (bytes),
-#: measured by ``benchmarks/bench_factored_memory.py`` (counted for factored attention, whose
+#: measured by ``benchmarks/bench_factored_memory.py`` (counted for both models: a small fit's
 #: other terms can be this small).
 RUNTIME_BYTES = 360 * 1024**2
 
@@ -131,6 +131,7 @@ def estimate_memory(
         P = L * (L - 1) // 2 * q * q
         F = L * L * q * q
         parts = {
+            "runtime": RUNTIME_BYTES,
             "parameters_and_gradients": 3 * P * b,
             "lbfgs_state": (2 * m + 5) * P * b,  # history, x0, d, g, two line-search gradients
             "coupling_tensor_and_kernel": (4 + T) * F * b,
