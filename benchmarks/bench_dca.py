@@ -9,7 +9,8 @@ Sections (all measured in the same run, on this machine):
 1. ``tools`` (the main table): for each family in turn, every tool as a fresh process with
    ``--threads`` threads, one after the other (interleaved, so a change of machine load hits all
    tools of a family alike): wall time and CPU time of the process (``os.wait4``), its peak
-   resident memory (``VmHWM``, read while it runs: :func:`peak_rss_bytes`), and the precision of its top ``L/k`` pairs. Scoring is identical for all tools:
+   resident memory (``VmHWM``, read while it runs: :func:`peak_rss_bytes`), and the precision
+   of its top ``L/k`` pairs. Scoring is identical for all tools:
    the tool's own ``L x L`` score matrix (APC-corrected Frobenius norms as each tool writes them),
    pairs ``|i - j| >= 6`` with a known distance ranked by score, contact = distance < 8 A in the
    family's ``distances.tsv`` (first distance column, alignment columns from 1).
@@ -123,6 +124,14 @@ def peak_rss_bytes(pid: int | str = "self") -> int | None:
     except OSError:
         return None
     return None
+
+
+def own_peak_rss_bytes() -> int:
+    """This process's peak resident memory: :func:`peak_rss_bytes`, or ``ru_maxrss`` (floored by
+    the parent's high-water mark) where ``/proc`` is not readable."""
+    import resource
+
+    return peak_rss_bytes() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_process(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> dict[str, Any]:
@@ -426,18 +435,17 @@ def bench_evaluation(family: str, repeats: int, data: Path = DATA) -> list[dict[
 
 # ------------------------------------------------------------------------------ 3. memory
 _MEMORY_CHILD = r"""
-import json, resource, sys, numpy as np
+import json, sys, numpy as np
 from attnpotts.dca import PlmDCA
 L, N, m = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 sys.path.insert(0, sys.argv[4])
-from bench_dca import peak_rss_bytes
+from bench_dca import own_peak_rss_bytes
 rng = np.random.default_rng(0)
 states = rng.integers(0, 21, (N, L))
 # a high limit so that the real peak can be measured next to the estimate
 est = PlmDCA(max_iter=5, lbfgs_history=m, memory_limit_gb=64).fit(states, np.ones(N))
 print(json.dumps({"estimate_gib": est.memory_estimate_.total_gib,
-                  "peak_rss_gib": (peak_rss_bytes() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-                  / 1024**3,
+                  "peak_rss_gib": own_peak_rss_bytes() / 1024**3,
                   "parts": est.memory_estimate_.parts}))
 """
 

@@ -41,8 +41,6 @@ Q = 21
 def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float,
                   symmetric: bool = False) -> dict[str, Any]:
     """Run in the child: one fit, its peak RSS and the estimate."""
-    import resource
-
     import numpy as np
 
     import attnpotts  # noqa: F401  (sets the OpenMP wait policy before torch and numba)
@@ -56,10 +54,9 @@ def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float,
     t0 = time.perf_counter()
     est.fit(data)
     wall = time.perf_counter() - t0
-    from bench_dca import peak_rss_bytes
+    from bench_dca import own_peak_rss_bytes
 
-    # the child's own peak (its ru_maxrss is floored by its parent's high-water mark)
-    peak = peak_rss_bytes() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = own_peak_rss_bytes()  # not ru_maxrss: that is floored by the parent's high-water mark
     plm = estimate_memory(N, L, Q, model="plm")
     return {
         "L": L, "N": N, "H": H, "symmetric": symmetric, "max_iter": max_iter, "memory_limit_gb": limit_gb,

@@ -28,7 +28,7 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   Measured (``benchmarks/bench_factored_memory.py``, peak resident memory of a child process):
   ``L = 1000, H = 32, N = 10,000`` under the default limit, one iteration: 0.97 GiB against an
   estimate of 0.98 GiB; the fit's own growth plus :data:`RUNTIME_BYTES`
-  (``tests/dca/test_factored_kernels.py``): estimate / peak 0.89-1.03 at ``L = 100-1000``,
+  (``tests/dca/test_memory_measured.py``): estimate / peak 0.89-1.03 at ``L = 100-1000``,
   ``N = 1000-20,000``, ``H = 4-32``, both starts (``docs/dca.md``).
 
 The estimate counts the large terms; the measured peak resident memory is reported next to it in
