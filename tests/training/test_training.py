@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,30 @@ def test_loss_blowing_up_counts_as_divergence() -> None:
     res = train(m, TRAIN, config=cfg, callbacks=[_Blow(m)])
     assert res.stop_reason == "diverged" and res.epochs == 1
     assert np.isfinite(res.final_train_loss) and res.final_train_loss < 2.0
+
+
+def test_a_penalised_lbfgs_fit_from_a_memorising_start_is_not_called_diverged() -> None:
+    """From a start fitted without penalty to a few rows, the penalised fit's data term rises
+    tenfold while L-BFGS lowers the objective (data + penalty): only non-finite numbers stop an
+    L-BFGS fit."""
+    few = TRAIN[:8]
+    m = FullPotts(L, Q, symmetric=True, dtype=F64)
+    base = {"optimizer": "lbfgs", "learning_rate": 1.0, "batch_size": None, "masking": "all"}
+    train(m, few, config=TrainingConfig(**base, max_epochs=1, lbfgs_max_iter=100))  # memorise
+    cfg = TrainingConfig(**base, max_epochs=4, lbfgs_max_iter=5, coupling_l2=0.05)
+    res = train(m, few, config=cfg)  # the warm start, now penalised
+    data = [r["train_loss"] for r in res.history]
+    objective = [r["objective"] for r in res.history]
+    assert res.stop_reason != "diverged" and res.epochs == 4
+    assert max(data) > 10 * data[0]  # the old bound on the data term would have stopped it
+    assert all(b <= a for a, b in itertools.pairwise(objective))
+    # a non-finite parameter still stops it, with the last good state restored
+    m2 = FullPotts(L, Q, symmetric=True, dtype=F64)
+    poison = _Poison(m2, at=1)
+    res2 = train(m2, few, config=cfg, callbacks=[poison])
+    assert res2.stop_reason == "diverged" and "not finite" in res2.message
+    assert poison.saved is not None
+    _assert_same(_state(m2), poison.saved)
 
 
 def test_masking_policies() -> None:

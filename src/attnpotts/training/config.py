@@ -66,7 +66,8 @@ class TrainingConfig:
             ``tolerance * max(1, |loss|)`` between epochs; 0 disables.
         divergence_factor: stop (``"diverged"``) when the epoch's training loss exceeds this
             multiple of the first epoch's (of ln q in the first epoch), or is not finite; the
-            last good state is restored.
+            last good state is restored. L-BFGS epochs never raise their objective, so for them
+            only a non-finite loss or parameters count.
         max_grad_norm: clip the gradient norm (``None``: no clipping; not used by L-BFGS).
         lbfgs_max_iter: L-BFGS iterations per epoch.
         lbfgs_history: L-BFGS memory.
