@@ -148,7 +148,8 @@ class TrainingConfig:
     )
     divergence_factor: float = number(
         10.0, 1, low_open=True, group="stopping",
-        help="stop as diverged when the loss exceeds this multiple of the first epoch's",
+        help="stop as diverged when the loss exceeds this multiple of the first epoch's (Adam; L-BFGS "
+        "stops only on non-finite numbers)",
     )
     max_grad_norm: float | None = number(
         None, 0, low_open=True, none=True, group="training", help="gradient clipping (default none)"
