@@ -64,7 +64,8 @@ def _child_memory(L: int, N: int, H: int, max_iter: int, limit_gb: float,
         "estimate_parts": est.memory_estimate_.parts, "chunk": est.memory_estimate_.chunk,
         "ratio_estimate_to_peak": est.memory_estimate_.total_bytes / peak,
         "plm_estimate_bytes": plm.total_bytes, "fit_wall_seconds": wall,
-        "evaluations": est.convergence_.evaluations,
+        "evaluations": est.convergence_.evaluations, "start": est.start_,
+        "start_seconds": est.start_seconds_,
     }
 
 
@@ -174,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         old: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
 
         def merge(key: str, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            """Rows of earlier runs stay unless this run measured the same (L, N, H, symmetric)."""
+            """Rows of earlier runs stay unless this run measured the same (L, N, H, symmetric,
+            start); rows from before the start was recorded got the mean-field start up to
+            ``L (q-1) = 6000``, random factors above."""
             def same(r: dict[str, Any]) -> tuple[Any, ...]:
-                return r["L"], r["N"], r["H"], bool(r.get("symmetric", False))
+                start = r.get("start", "mean-field" if r["L"] * (Q - 1) <= 6000 else "random")
+                return r["L"], r["N"], r["H"], bool(r.get("symmetric", False)), start
 
             done = {same(r) for r in new}
             return [r for r in old.get(key, []) if same(r) not in done] + new

@@ -28,6 +28,7 @@ _MEMORY_CHILD = textwrap.dedent(
     L, N, H = (int(x) for x in sys.argv[1:4])
     start = sys.argv[4]
     limit = {} if sys.argv[5] == "default" else {"memory_limit_gb": float(sys.argv[5])}
+    max_iter = int(sys.argv[6])
     def estimator(**kw):
         if start == "plm":  # the full model (its own defaults; H unused)
             return PlmDCA(max_iter=kw.pop("max_iter"), **kw)
@@ -49,7 +50,7 @@ _MEMORY_CHILD = textwrap.dedent(
     watcher = threading.Thread(target=watch)
     watcher.start()
     data = prepare_data(states, np.ones(N), n_states=21)
-    est = estimator(max_iter=1, **limit).fit(data)
+    est = estimator(max_iter=max_iter, **limit).fit(data)
     done.set()
     watcher.join()
     peak[0] = max(peak[0], rss())
@@ -59,9 +60,10 @@ _MEMORY_CHILD = textwrap.dedent(
 )
 
 
-def _measure(L: int, N: int, H: int, start: str = "random", limit_gb: str = "default") -> dict[str, int]:
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(L), str(N), str(H), start, limit_gb],
-                          capture_output=True, text=True, check=True)
+def _measure(L: int, N: int, H: int, start: str = "random", limit_gb: str = "default",
+             max_iter: int = 1) -> dict[str, int]:
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(L), str(N), str(H), start, limit_gb,
+                           str(max_iter)], capture_output=True, text=True, check=True)
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -80,6 +82,18 @@ def test_measured_peak_memory_of_a_plm_fit_is_near_the_estimate(L: int, N: int) 
     falls short by more than 10 %."""
     r = _measure(L, N, 1, "plm")
     assert 0.9 <= r["estimate"] / r["peak"] <= 1.35, r
+
+
+@pytest.mark.slow
+def test_a_factored_fit_of_default_length_stays_near_its_estimate() -> None:
+    """60 L-BFGS iterations, so the history fills to the default 60 pairs (L = 280, N = 2,000,
+    H = 32, the mean-field start): with the L-BFGS vectors in one block and the memory that
+    glibc keeps released between the phases (:mod:`attnpotts.training.allocator`) the peak was
+    0.69 GiB against an estimate of 0.75 GiB (1.08); with one allocation per vector and the
+    memory kept across phases 0.91 GiB (0.82). The estimate must not fall short by more than
+    10 % nor overshoot by more than 20 %."""
+    r = _measure(280, 2000, 32, "mean-field", max_iter=60)
+    assert 0.9 <= r["estimate"] / r["peak"] <= 1.2, r
 
 
 @pytest.mark.slow

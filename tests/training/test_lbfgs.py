@@ -279,6 +279,32 @@ def test_buffers_are_reused_across_evaluations() -> None:
     torch.testing.assert_close(x.detach(), torch.linalg.solve(H, b), rtol=0, atol=1e-8)
 
 
+def test_cpu_buffers_are_rows_of_one_block_with_room_for_the_history() -> None:
+    """On the CPU the history and working vectors are rows of one block of 2 m + 8 vectors,
+    allocated at the first step (module docstring: no interleaving with the evaluations'
+    temporaries on the heap)."""
+    gen = torch.Generator().manual_seed(6)
+    A = torch.randn(25, 25, generator=gen, dtype=F64)
+    H = A @ A.T / 25 + torch.eye(25, dtype=F64)
+    x = torch.zeros(25, dtype=F64, requires_grad=True)
+    opt = LBFGS([x], max_iter=30, history_size=4, tolerance_grad=0.0, tolerance_change=0.0)
+    assert opt._block is None  # nothing before the first step
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        f = 0.5 * x @ H @ x - x.sum()
+        f.backward()
+        return f
+
+    opt.step(closure)
+    block = opt._block
+    assert block is not None and block.shape == (LBFGS.block_vectors(4), 25) == (16, 25)
+    lo, hi = block.data_ptr(), block.data_ptr() + block.numel() * block.element_size()
+    vectors = [*opt._s, *opt._y, *opt._free]
+    assert len(opt._s) == 4 and all(lo <= v.data_ptr() < hi for v in vectors)
+    torch.testing.assert_close(x.detach(), torch.linalg.solve(H, torch.ones(25, dtype=F64)), rtol=0, atol=1e-6)
+
+
 def test_max_abs_is_the_infinity_norm_including_nan_and_inf() -> None:
     gen = torch.Generator().manual_seed(0)
     cases = [torch.randn(1000, generator=gen), -torch.rand(5, generator=gen), torch.zeros(3),

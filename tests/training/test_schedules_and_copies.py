@@ -23,6 +23,7 @@ from attnpotts.training import (
     ProgressBar,
     TrainingConfig,
     keep_freed_memory,
+    release_freed_memory,
     train,
 )
 
@@ -359,6 +360,15 @@ def test_training_progress_prints_plain_lines_and_logs(caplog: pytest.LogCapture
 def test_keep_freed_memory_is_idempotent() -> None:
     first = keep_freed_memory()
     assert keep_freed_memory() is first
+
+
+def test_release_freed_memory_runs_only_where_memory_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from attnpotts.training import allocator
+
+    kept = keep_freed_memory()
+    assert release_freed_memory() is kept  # glibc's malloc_trim where the thresholds were set
+    monkeypatch.setattr(allocator, "_done", False)
+    assert release_freed_memory() is False
 
 
 @pytest.mark.gpu

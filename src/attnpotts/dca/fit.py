@@ -398,7 +398,7 @@ class _BaseDCA:
                 the options that fit).
         """
         from ..inference.objectives import Objective
-        from ..training import TrainingConfig, objective_penalties, train
+        from ..training import TrainingConfig, objective_penalties, release_freed_memory, train
 
         self._validate()
         prepared = data if isinstance(data, PreparedData) else prepare_data(
@@ -444,6 +444,7 @@ class _BaseDCA:
             callbacks=callbacks,
         )
         wall = time.perf_counter() - t0
+        release_freed_memory()  # the scores allocate differently from the final loss (.allocator)
         last = result.history[-1] if result.history else {}
         iterations = int(last.get("steps", 0))
         if result.stop_reason != "diverged" and "gradient_norm" in last:

@@ -1,6 +1,6 @@
 """The one training loop (all models, masking policies, optimizers), its state, callbacks and checkpoints."""
 
-from .allocator import keep_freed_memory
+from .allocator import keep_freed_memory, release_freed_memory
 from .callbacks import (
     Callback,
     Checkpointing,
@@ -43,6 +43,7 @@ __all__ = [
     "load_model",
     "load_training_data",
     "objective_penalties",
+    "release_freed_memory",
     "save_checkpoint",
     "train",
 ]

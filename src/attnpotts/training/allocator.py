@@ -9,7 +9,12 @@ all of it in again: evaluating a width-64 transformer on 3000 sequences x 20 mas
 0.05 s of system time and 26 thousand faults (the memory is kept, and reused, by the process).
 
 :func:`keep_freed_memory` sets both once per process, on glibc only, and not when the user has
-set any ``MALLOC_*`` environment variable (their choice wins).
+set any ``MALLOC_*`` environment variable (their choice wins). What is kept stays resident: when
+a run moves to a phase that allocates differently (the final loss and the scores after a fit),
+:func:`release_freed_memory` hands the kept memory back first, so the phases' peaks do not add
+up (a factored fit at ``L = 280``, ``N = 2,000``, ``H = 32``, 60 iterations, with the L-BFGS
+vectors in one block, :class:`~attnpotts.training.lbfgs.LBFGS`: peak resident memory 0.77 GiB
+with the memory kept across phases, 0.70 GiB with it released; the estimate is 0.75 GiB).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import logging
 import os
 import sys
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory", "release_freed_memory"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +34,7 @@ MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 256 * 1024 * 1024
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 _done: bool | None = None
+_libc: ctypes.CDLL | None = None
 
 
 def keep_freed_memory() -> bool:
@@ -38,7 +44,7 @@ def keep_freed_memory() -> bool:
     variable is set. Memory freed by the process stays mapped up to ``TRIM_THRESHOLD`` and is
     reused by the next allocations; the resident size stays near the peak of a pass.
     """
-    global _done
+    global _done, _libc
     if _done is not None:
         return _done
     _done = False
@@ -49,6 +55,7 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # not glibc (e.g. musl)
         return False
+    _libc = libc
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
@@ -56,3 +63,21 @@ def keep_freed_memory() -> bool:
     )
     logger.debug("glibc mmap/trim thresholds set: %s", _done)
     return _done
+
+
+def release_freed_memory() -> bool:
+    """Return the memory :func:`keep_freed_memory` kept to the OS (glibc ``malloc_trim(0)``, which
+    also releases free pages inside the heap); ``True`` if it ran.
+
+    Does nothing (``False``) unless :func:`keep_freed_memory` set the thresholds in this process.
+    """
+    if not _done or _libc is None:
+        return False
+    try:
+        trim = _libc.malloc_trim
+    except AttributeError:  # pragma: no cover - glibc always has it
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True

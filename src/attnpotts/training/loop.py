@@ -44,7 +44,7 @@ from ..inference.objectives import (
 )
 from ..models import MaskedLanguageModel, check_tokens, model_kind
 from ..random import spawn_seeds, torch_generator
-from .allocator import keep_freed_memory
+from .allocator import keep_freed_memory, release_freed_memory
 from .callbacks import Callback, Checkpointing, ConvergenceStop, EarlyStopping, MetricsLog
 from .checkpoint import check_data_fingerprint, data_fingerprint, load_checkpoint
 from .config import TrainingConfig
@@ -692,6 +692,7 @@ def train(
     if final_state is not None:
         model.load_state_dict(final_state)
     model.eval()
+    release_freed_memory()  # the final loss allocates differently: do not stack it on kept memory
     result = TrainingResult(
         history=state.history,
         epochs=state.epoch,
