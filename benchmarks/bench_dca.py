@@ -3,6 +3,7 @@ families, interleaved per family, plus the per-evaluation cost of the kernels an
 
 Usage:  python benchmarks/bench_dca.py [--families PF00014 ...] [--tools plm factored plmc ccmpred]
         [--data DIR] [--plmc BIN] [--ccmpred BIN] [--threads 2] [--skip-eval] [--skip-memory]
+        [--skip-tools] [--agreement ITERATIONS]
 
 Sections (all measured in the same run, on this machine):
 
@@ -34,6 +35,12 @@ Sections (all measured in the same run, on this machine):
    sequence weights, L2 terms, backward) per kernel; speeds are ratios to the dense float32
    one-hot product measured in the same run.
 3. ``memory``: peak resident memory of a plm fit at L = 200 next to the library's estimate.
+4. ``agreement`` (only with ``--agreement ITERATIONS``, for each of ``--families``): plmc
+   (``-m ITERATIONS``, options as above) and ``PlmDCA(tolerance=None, max_iter=ITERATIONS)``, in
+   this process, on the same alignment: the correlation of their APC scores over the pairs
+   ``|i - j| >= 6``, the top-L pairs they share and each one's precision. Run to convergence
+   (a few hundred iterations) the two solve the same problem, so their scores agree to the
+   optimisers' tolerance; at 100 iterations neither has converged.
 
 The machine may be shared: the load average is recorded before every run, and wall times are
 only comparable within one run (``--threads`` caps every tool's threads).
@@ -461,6 +468,44 @@ def bench_memory(L: int, N: int, history: int) -> dict[str, Any]:
     return out
 
 
+def bench_agreement(family: str, iterations: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """plmc and attnpotts' plm, each run for ``iterations``, on one family (section 4)."""
+    from attnpotts.alignment import read_alignment
+    from attnpotts.dca import PlmDCA, prepare_data
+
+    aln_rel, dist_rel = FAMILIES[family]
+    msa = read_alignment(args.data / aln_rel)
+    L, q = msa.n_sites, msa.q
+    letters = np.array(list(msa.alphabet.symbols))
+    fasta, ec = tmp / f"{family}.agreement.fasta", tmp / f"{family}.agreement.ec"
+    fasta.write_text("".join(f">s{n}\n{''.join(letters[r])}\n" for n, r in enumerate(np.asarray(msa.states))))
+    cmd = [str(args.plmc), "-c", str(ec), "-le", f"{0.01 * (L - 1) * (q - 1):g}", "-lh", "0.01",
+           "-m", str(iterations), "-t", "0.2", "-n", str(args.threads), str(fasta)]
+    plmc = run_process(cmd, _env(args.threads))
+    if plmc["returncode"] != 0:
+        return {"family": family, "iterations": iterations, "error": "plmc failed", **plmc}
+    S_plmc = _read_plmc_scores(ec, L)
+    t0 = time.perf_counter()
+    est = PlmDCA(tolerance=None, max_iter=iterations).fit(prepare_data(msa))
+    ours_s = time.perf_counter() - t0
+    S_ours = est.scores_
+    iu = np.triu_indices(L, 6)
+
+    def top(S: np.ndarray) -> set[int]:
+        return set(np.argsort(-S[iu], kind="stable")[:L].tolist())
+
+    return {
+        "family": family, "iterations": iterations, "L": L,
+        "plmc_wall_s": plmc["wall_s"], "plm_wall_s": ours_s,
+        "plm_objective": est.convergence_.final_objective,
+        "plm_stop_reason": est.convergence_.stop_reason,
+        "score_correlation": float(np.corrcoef(S_plmc[iu], S_ours[iu])[0, 1]),
+        "top_L_shared": len(top(S_plmc) & top(S_ours)),
+        "precision_plmc": score(S_plmc, args.data / dist_rel),
+        "precision_plm": score(S_ours, args.data / dist_rel),
+    }
+
+
 # ------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -477,8 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-families", nargs="*", default=["PF00014", "PF13354"],
                     help="families of the per-evaluation section")
     ap.add_argument("--skip-eval", action="store_true")
-    ap.add_argument("--skip-tools", action="store_true", help="only the evaluation and memory sections")
+    ap.add_argument("--skip-tools", action="store_true", help="skip the side-by-side table (section 1)")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--agreement", type=int, default=None, metavar="ITERATIONS",
+                    help="also run plmc and attnpotts' plm for exactly ITERATIONS on each family and "
+                    "compare their scores (section 4; e.g. 300: both converged)")
     ap.add_argument("--out", default="bench_dca.json", help="file name in benchmarks/results/")
     ap.add_argument("--append", action="store_true",
                     help="keep the rows of other families already in --out (a continued run; "
@@ -547,6 +595,24 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"\nmemory at L=200, N=5000, lbfgs_history {m['lbfgs_history']}: peak RSS "
                       f"{m['peak_rss_gib']:.2f} GiB, estimate {m['estimate_gib']:.2f} GiB, target < 2 GiB")
+    if args.agreement is not None:
+        if args.agreement < 1:
+            ap.error(f"--agreement must be >= 1 iterations, got {args.agreement}")
+        if not args.plmc.exists():
+            ap.error(f"--agreement needs plmc: no binary at {args.plmc} (--plmc or ATTNPOTTS_PLMC)")
+        record["agreement"] = []
+        with tempfile.TemporaryDirectory() as tmpdir:
+            for fam in args.families:
+                a = bench_agreement(fam, args.agreement, Path(tmpdir), args)
+                record["agreement"].append(a)
+                _save(record, args.out)
+                if "error" in a:
+                    print(f"\nagreement {fam}: plmc FAILED: {a.get('output_tail', '')[-400:]}")
+                    continue
+                print(f"\nagreement {fam} ({a['iterations']} iterations): score correlation "
+                      f"{a['score_correlation']:.6f}, top-L shared {a['top_L_shared']} of {a['L']}, "
+                      f"P@L plmc {a['precision_plmc']['L']:.3f}, plm {a['precision_plm']['L']:.3f}; "
+                      f"{a['plmc_wall_s']:.1f} s / {a['plm_wall_s']:.1f} s")
     record["load_avg_end"] = _load()
     path = _save(record, args.out)
     print(f"\nload average {record['load_avg_start']:.1f} -> {record['load_avg_end']:.1f}; wrote {path}")
