@@ -190,6 +190,20 @@ def _env(threads: int, src: Path | None = None) -> dict[str, str]:
     return env
 
 
+def _sequence_lines(msa: Any) -> list[str]:
+    """The alignment's rows as letters, for the peers' input files."""
+    letters = np.array(list(msa.alphabet.symbols))
+    return ["".join(letters[row]) for row in np.asarray(msa.states)]
+
+
+def _plmc_command(plmc: Path, ec: Path, fasta: Path, n_sites: int, n_states: int, iterations: int,
+                  threads: int) -> list[str]:
+    """plmc with attnpotts' default penalty (module docstring), ``iterations`` iterations."""
+    le = 0.01 * (n_sites - 1) * (n_states - 1)
+    return [str(plmc), "-c", str(ec), "-le", f"{le:g}", "-lh", "0.01", "-m", str(iterations),
+            "-t", "0.2", "-n", str(threads), str(fasta)]
+
+
 def _read_plmc_scores(path: Path, n_sites: int) -> np.ndarray:
     """plmc's EC file ``i a_i j a_j 0 score`` (sites from 1) as a symmetric ``(L, L)`` matrix."""
     S = np.zeros((n_sites, n_sites))
@@ -230,8 +244,7 @@ def run_alignment(family: str, aln: Path, dist: Path, tools: list[str], tmp: Pat
 
     msa = read_alignment(aln)
     L, q = msa.n_sites, msa.q
-    letters = np.array(list(msa.alphabet.symbols))
-    lines = ["".join(letters[row]) for row in np.asarray(msa.states)]
+    lines = _sequence_lines(msa)
     fasta, plain = tmp / f"{family}.fasta", tmp / f"{family}.aln"
     fasta.write_text("".join(f">s{n}\n{s}\n" for n, s in enumerate(lines)))
     plain.write_text("\n".join(lines) + "\n")
@@ -255,10 +268,8 @@ def run_alignment(family: str, aln: Path, dist: Path, tools: list[str], tmp: Pat
             if not args.plmc.exists():
                 rows.append({**row, "skipped": f"no plmc binary at {args.plmc} (--plmc)"})
                 continue
-            le = 0.01 * (L - 1) * (q - 1)
             ec = tmp / f"{family}.plmc.ec"
-            cmd = [str(args.plmc), "-c", str(ec), "-le", f"{le:g}", "-lh", "0.01", "-m", "100",
-                   "-t", "0.2", "-n", str(args.threads), str(fasta)]
+            cmd = _plmc_command(args.plmc, ec, fasta, L, q, 100, args.threads)
             row.update(run_process(cmd, env), options=" ".join(cmd[1:-1]))
             if row["returncode"] == 0:
                 row["precision"] = score(_read_plmc_scores(ec, L), dist)
@@ -476,12 +487,10 @@ def bench_agreement(family: str, iterations: int, tmp: Path, args: argparse.Name
     aln_rel, dist_rel = FAMILIES[family]
     msa = read_alignment(args.data / aln_rel)
     L, q = msa.n_sites, msa.q
-    letters = np.array(list(msa.alphabet.symbols))
     fasta, ec = tmp / f"{family}.agreement.fasta", tmp / f"{family}.agreement.ec"
-    fasta.write_text("".join(f">s{n}\n{''.join(letters[r])}\n" for n, r in enumerate(np.asarray(msa.states))))
-    cmd = [str(args.plmc), "-c", str(ec), "-le", f"{0.01 * (L - 1) * (q - 1):g}", "-lh", "0.01",
-           "-m", str(iterations), "-t", "0.2", "-n", str(args.threads), str(fasta)]
-    plmc = run_process(cmd, _env(args.threads))
+    fasta.write_text("".join(f">s{n}\n{s}\n" for n, s in enumerate(_sequence_lines(msa))))
+    plmc = run_process(_plmc_command(args.plmc, ec, fasta, L, q, iterations, args.threads),
+                       _env(args.threads))
     if plmc["returncode"] != 0:
         return {"family": family, "iterations": iterations, "error": "plmc failed", **plmc}
     S_plmc = _read_plmc_scores(ec, L)
@@ -555,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         ap.error(f"no protein families folder {args.data}; pass --data or set ATTNPOTTS_PROTEINS")
     _check_out(ap, args.out)
+    if args.agreement is not None and args.agreement < 1:
+        ap.error(f"--agreement must be a number of iterations >= 1, got {args.agreement}")
     os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
     record: dict[str, Any] = {"load_avg_start": _load(), "cpu_count": os.cpu_count(),
                               "threads": args.threads, "argv": sys.argv[1:],
@@ -595,11 +606,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"\nmemory at L=200, N=5000, lbfgs_history {m['lbfgs_history']}: peak RSS "
                       f"{m['peak_rss_gib']:.2f} GiB, estimate {m['estimate_gib']:.2f} GiB, target < 2 GiB")
-    if args.agreement is not None:
-        if args.agreement < 1:
-            ap.error(f"--agreement must be >= 1 iterations, got {args.agreement}")
-        if not args.plmc.exists():
-            ap.error(f"--agreement needs plmc: no binary at {args.plmc} (--plmc or ATTNPOTTS_PLMC)")
+    if args.agreement is not None and not args.plmc.exists():
+        record["agreement"] = {"skipped": f"no plmc binary at {args.plmc} (--plmc)"}
+        print(f"\nagreement: skipped, no plmc binary at {args.plmc} (--plmc or ATTNPOTTS_PLMC)")
+    elif args.agreement is not None:
         record["agreement"] = []
         with tempfile.TemporaryDirectory() as tmpdir:
             for fam in args.families:

@@ -35,3 +35,26 @@ def test_out_refuses_foreign_files_and_paths(bench: Any, tmp_path: Path) -> None
             bench._check_out(ap, name)
     assert (tmp_path / "other.json").read_text() == json.dumps({"runs": []})
     assert (tmp_path / "notes.json").read_text() == "not json"
+
+
+def test_plmc_runs_with_the_documented_penalty(bench: Any, tmp_path: Path) -> None:
+    """The side-by-side and the agreement sections give plmc one command: attnpotts' penalty."""
+    cmd = bench._plmc_command(Path("plmc"), tmp_path / "x.ec", tmp_path / "x.fasta", 81, 21, 300, 2)
+    options = dict(zip(cmd[1:-1:2], cmd[2:-1:2], strict=True))
+    assert options == {"-c": str(tmp_path / "x.ec"), "-le": "16", "-lh": "0.01", "-m": "300",
+                       "-t": "0.2", "-n": "2"}  # 0.01 (L-1)(q-1) = 16 at L = 81 (the README's -le)
+    assert cmd[-1] == str(tmp_path / "x.fasta")
+
+
+def test_agreement_refuses_zero_iterations_and_skips_without_plmc(bench: Any, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "proteins"
+    data.mkdir()
+    with pytest.raises(SystemExit):
+        bench.main(["--agreement", "0", "--data", str(data), "--out", "a.json"])
+    assert not (tmp_path / "a.json").exists()  # refused before anything ran
+    assert bench.main(["--agreement", "5", "--skip-tools", "--skip-eval", "--skip-memory", "--data", str(data),
+                       "--plmc", str(tmp_path / "no-plmc"), "--out", "b.json"]) == 0
+    record = json.loads((tmp_path / "b.json").read_text())
+    assert "no plmc binary" in record["agreement"]["skipped"]
+    assert "skipped" in capsys.readouterr().out
