@@ -607,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\nmemory at L=200, N=5000, lbfgs_history {m['lbfgs_history']}: peak RSS "
                       f"{m['peak_rss_gib']:.2f} GiB, estimate {m['estimate_gib']:.2f} GiB, target < 2 GiB")
     if args.agreement is not None and not args.plmc.exists():
-        record["agreement"] = {"skipped": f"no plmc binary at {args.plmc} (--plmc)"}
+        record["agreement"] = [{"family": fam, "skipped": f"no plmc binary at {args.plmc} (--plmc)"}
+                               for fam in args.families]  # one row per family, as section 1
         print(f"\nagreement: skipped, no plmc binary at {args.plmc} (--plmc or ATTNPOTTS_PLMC)")
     elif args.agreement is not None:
         record["agreement"] = []

@@ -12,9 +12,7 @@ all of it in again: evaluating a width-64 transformer on 3000 sequences x 20 mas
 set any ``MALLOC_*`` environment variable (their choice wins). What is kept stays resident: when
 a run moves to a phase that allocates differently (the final loss and the scores after a fit),
 :func:`release_freed_memory` hands the kept memory back first, so the phases' peaks do not add
-up (a factored fit at ``L = 280``, ``N = 2,000``, ``H = 32``, 60 iterations, with the L-BFGS
-vectors in one block, :class:`~attnpotts.training.lbfgs.LBFGS`: peak resident memory 0.77 GiB
-with the memory kept across phases, 0.70 GiB with it released; the estimate is 0.75 GiB).
+up (measured with a long factored fit in ``docs/dca.md``, factored attention, "Memory").
 """
 
 from __future__ import annotations

@@ -33,9 +33,8 @@ evaluation. On the CPU the buffers are the rows of one block of ``2 m + 8`` vect
 the first step. A row's pages become resident when it is first written, so a short fit holds
 only the rows it uses; and a long fit's growing history does not interleave, on the heap, with
 the evaluations' temporaries, which glibc then could neither reuse nor trim (with the memory
-kept by :mod:`attnpotts.training.allocator`: a factored fit at ``L = 280``, ``N = 2,000``,
-``H = 32``, 60 iterations peaked at 0.94 GiB with one allocation per buffer, 0.77 GiB with the
-block; ``tests/dca/test_memory_measured.py``).
+kept by :mod:`attnpotts.training.allocator`; measured in ``docs/dca.md``, factored attention,
+"Memory", and by ``tests/dca/test_memory_measured.py``).
 """
 
 from __future__ import annotations
