@@ -12,7 +12,7 @@ import torch
 
 from attnpotts.errors import ValidationError
 from attnpotts.training import LBFGS, LBFGS_STOP_REASONS
-from attnpotts.training.lbfgs import _C1, _C2, _cubic_minimum
+from attnpotts.training.lbfgs import _C1, _C2, ROW_ALIGN_BYTES, _cubic_minimum
 
 F64 = torch.float64
 
@@ -282,7 +282,7 @@ def test_buffers_are_reused_across_evaluations() -> None:
 def test_cpu_buffers_are_rows_of_one_block_with_room_for_the_history() -> None:
     """On the CPU the history and working vectors are rows of one block of 2 m + 8 vectors,
     allocated at the first step (module docstring: no interleaving with the evaluations'
-    temporaries on the heap)."""
+    temporaries on the heap), each starting on a 64-byte boundary as a fresh tensor does."""
     gen = torch.Generator().manual_seed(6)
     A = torch.randn(25, 25, generator=gen, dtype=F64)
     H = A @ A.T / 25 + torch.eye(25, dtype=F64)
@@ -298,10 +298,12 @@ def test_cpu_buffers_are_rows_of_one_block_with_room_for_the_history() -> None:
 
     opt.step(closure)
     block = opt._block
-    assert block is not None and block.shape == (LBFGS.block_vectors(4), 25) == (16, 25)
+    # 25 float64 values padded to 32 (256 bytes) per row
+    assert block is not None and block.shape == (LBFGS.block_vectors(4), 32) == (16, 32)
     lo, hi = block.data_ptr(), block.data_ptr() + block.numel() * block.element_size()
     vectors = [*opt._s, *opt._y, *opt._free]
     assert len(opt._s) == 4 and all(lo <= v.data_ptr() < hi for v in vectors)
+    assert all(v.shape == (25,) and v.data_ptr() % ROW_ALIGN_BYTES == 0 for v in vectors)
     torch.testing.assert_close(x.detach(), torch.linalg.solve(H, torch.ones(25, dtype=F64)), rtol=0, atol=1e-6)
 
 

@@ -54,31 +54,63 @@ def _states(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _resume(name: str, old: Path, tmp: Path, max_epochs: int, checkpoint: str) -> tuple[Any, Any]:
+    """``(model, result)`` of a run resumed from ``old`` up to ``max_epochs``."""
+    kind, mkw, tkw = OLD_RUNS[name]
+    train_states, valid = _data()
+    model = build_model(kind, n_sites=L, n_states=Q, seed=5, **mkw)
+    res = train(
+        model, train_states, config=TrainingConfig(max_epochs=max_epochs, seed=9, **tkw),
+        validation=valid, resume_from=old, checkpoint_path=tmp / checkpoint,
+        metrics_path=tmp / f"{checkpoint}.jsonl",
+    )
+    return model, res
+
+
 @pytest.mark.parametrize("name", sorted(OLD_RUNS))
 def test_checkpoint_of_an_earlier_version_resumes_bit_for_bit(name: str, tmp_path: Path) -> None:
+    """A checkpoint of an earlier attnpotts resumes to the same result, bit for bit, as the
+    uninterrupted run.
+
+    The stored checkpoints were written on one CPU; another CPU (or its math library) rounds
+    the first two epochs differently, so there the uninterrupted run passes through another
+    state. Where this machine reproduces the stored epoch-2 parameters exactly, the resumed
+    run must equal the uninterrupted one bit for bit; elsewhere it must equal, bit for bit, the
+    run resumed from the same state written again by this version (so every part of the old
+    state, the optimiser's and the random generators' included, is read as this version reads
+    its own), and stay close to the uninterrupted run.
+    """
     kind, mkw, tkw = OLD_RUNS[name]
     train_states, valid = _data()
     config = TrainingConfig(max_epochs=4, seed=9, **tkw)
     full = build_model(kind, n_sites=L, n_states=Q, seed=5, **mkw)
     res_full = train(full, train_states, config=config, validation=valid)
+    half = build_model(kind, n_sites=L, n_states=Q, seed=5, **mkw)
+    train(half, train_states, config=TrainingConfig(max_epochs=2, seed=9, **tkw), validation=valid)
 
     old = tmp_path / "old.pt"
     old.write_bytes((DATA / f"{name}.pt").read_bytes())
-    assert load_checkpoint(old, resume=True)["epoch"] == 2
-    resumed = build_model(kind, n_sites=L, n_states=Q, seed=5, **mkw)
-    log = tmp_path / "metrics.jsonl"
-    res = train(
-        resumed, train_states, config=config, validation=valid, resume_from=old,
-        checkpoint_path=tmp_path / "new.pt", metrics_path=log,
-    )
+    stored = load_checkpoint(old, resume=True)
+    assert stored["epoch"] == 2
+    resumed, res = _resume(name, old, tmp_path, 4, "new.pt")
     assert res.epochs == res_full.epochs == 4
-    for k, v in _states(full).items():
+    log = tmp_path / "new.pt.jsonl"
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [1, 2, 3, 4]
+    same_machine = all(torch.equal(v, stored["model_state"][k]) for k, v in _states(half).items())
+    if same_machine:
+        reference, res_ref = full, res_full
+    else:  # the same epoch-2 state, written and read back by this version
+        _resume(name, old, tmp_path, 2, "again.pt")
+        reference, res_ref = _resume(name, tmp_path / "again.pt", tmp_path, 4, "ref.pt")
+        for k, v in _states(full).items():  # rounding, grown over two epochs: a few % at most
+            assert float(torch.linalg.norm(_states(resumed)[k] - v)) <= 0.05 * float(torch.linalg.norm(v)), k
+        assert res.history[-1]["train_loss"] == pytest.approx(res_full.history[-1]["train_loss"], rel=1e-2)
+    for k, v in _states(reference).items():
         assert torch.equal(v, _states(resumed)[k]), k
     for key in ("train_loss", "validation_loss", "penalty", "steps", "tokens_seen"):
-        assert [r[key] for r in res.history] == [r[key] for r in res_full.history], key
-    assert res.best_epoch == res_full.best_epoch
-    assert res.best_validation_loss == res_full.best_validation_loss
-    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [1, 2, 3, 4]
+        assert [r[key] for r in res.history] == [r[key] for r in res_ref.history], key
+    assert res.best_epoch == res_ref.best_epoch
+    assert res.best_validation_loss == res_ref.best_validation_loss
 
 
 def test_state_payload_holds_every_resume_key_and_round_trips() -> None:

@@ -30,7 +30,10 @@ Every parameter-sized vector (flat parameters and gradients, the direction, the 
 iterations: the operations are the same as with fresh tensors (``out=`` variants), so the numbers
 are bit for bit those of fresh temporaries, without a large allocation and its page faults per
 evaluation. On the CPU the buffers are the rows of one block of ``2 m + 8`` vectors allocated at
-the first step. A row's pages become resident when it is first written, so a short fit holds
+the first step, each row starting on a 64-byte boundary as a fresh tensor does (torch's CPU
+allocator aligns to 64 bytes): MKL's dot products take alignment-dependent paths on some CPUs
+(AMD EPYC: a curvature pair restored from a checkpoint into a fresh tensor gave results 1 ulp
+apart), so every vector sits where a fresh one would. A row's pages become resident when it is first written, so a short fit holds
 only the rows it uses; and a long fit's growing history does not interleave, on the heap, with
 the evaluations' temporaries, which glibc then could neither reuse nor trim (with the memory
 kept by :mod:`attnpotts.training.allocator`; measured in ``docs/dca.md``, factored attention,
@@ -49,7 +52,10 @@ import torch
 
 from ..errors import ValidationError
 
-__all__ = ["LBFGS", "LBFGS_STOP_REASONS", "SERIAL_ALGEBRA_NUMEL", "LBFGSReport"]
+__all__ = ["LBFGS", "LBFGS_STOP_REASONS", "ROW_ALIGN_BYTES", "SERIAL_ALGEBRA_NUMEL", "LBFGSReport"]
+
+#: Alignment of the rows of the CPU block (bytes): that of torch's CPU allocator (module docstring).
+ROW_ALIGN_BYTES = 64
 
 #: Below this many parameters (on the CPU) the optimiser's own vector algebra runs on one torch
 #: thread; see the module docstring for the measurement.
@@ -231,9 +237,12 @@ class LBFGS:
             return self._free.pop()
         first = self.params[0]
         if self._block is None and first.device.type == "cpu":
-            self._block = torch.empty((self.block_vectors(self.history_size), self._numel),
+            per = max(1, ROW_ALIGN_BYTES // first.element_size())
+            stride = -(-self._numel // per) * per  # each row on a 64-byte boundary
+            self._block = torch.empty((self.block_vectors(self.history_size), stride),
                                       dtype=first.dtype, device=first.device)
-            self._free = list(self._block.unbind(0))[::-1]  # rows handed out from the first
+            rows = [r[: self._numel] for r in self._block.unbind(0)]
+            self._free = rows[::-1]  # rows handed out from the first
             return self._free.pop()
         return torch.empty(self._numel, dtype=first.dtype, device=first.device)
 
