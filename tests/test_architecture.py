@@ -39,6 +39,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "processes": frozenset(),
     # progress lines and bars of long work (training, the CLI, the reproduce pipeline)
     "progress": frozenset(),
+    # package attributes imported on first use (options load without torch or numba)
+    "_lazy": frozenset(),
     # numerical and data cores: only the foundation
     "potts": BASE,
     "theory": BASE,
@@ -46,20 +48,22 @@ ALLOWED: dict[str, frozenset[str]] = {
     "plotting": BASE,
     "reports": BASE | {"plotting"},
     # built on Potts models
-    "sampling": BASE | {"potts", "options"},
+    "sampling": BASE | {"potts", "options", "_lazy"},
     "models": BASE | {"potts"},
     # file formats of scores and Potts parameters (ours and the peer DCA tools')
     "formats": BASE | {"potts"},
     # formats: only for the names that moved there (evaluation/__init__.py forwards them)
     "evaluation": BASE | {"potts", "alignment", "formats"},
     "inference": BASE | {"potts", "models"},
-    "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress", "options"},
+    "training": BASE | {"potts", "models", "inference", "sampling", "alignment", "progress", "options",
+                      "_lazy"},
     # applications
-    "dca": BASE | {"potts", "models", "inference", "training", "options"} | _DATA | {"plotting"},
+    "dca": BASE | {"potts", "models", "inference", "training", "options", "_lazy"} | _DATA | {"plotting"},
     # one library function per command (what the CLI and the reproduce tasks call)
-    "workflows": _CORE | _DATA | _OUTPUT | {"dca", "progress", "options"},
-    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows"},
-    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress", "options", "workflows"},
+    "workflows": _CORE | _DATA | _OUTPUT | {"dca", "progress", "options", "_lazy"},
+    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows", "_lazy"},
+    "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress", "options", "workflows",
+                                      "_lazy"},
     "__main__": frozenset({"attnpotts", "cli"}),  # python -m attnpotts: the command, nothing else
 }
 

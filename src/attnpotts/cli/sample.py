@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..options import add_arguments
-from ..sampling import SampledDataset
 from ..workflows._sample import SampleOptions, sample
 from .common import add_common_arguments, resolve_options
+
+if TYPE_CHECKING:
+    from ..sampling import SampledDataset
 
 __all__ = ["register", "resolve", "run"]
 

@@ -7,7 +7,12 @@ the one training loop of :mod:`attnpotts.training`; regularisation conventions o
 and the pipeline alignment -> weights -> fit -> scores -> outputs (:func:`run_contacts`).
 """
 
-from .fit import (
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+from .defaults import (
     FACTORED_ITER_AT_1000,
     FACTORED_ITER_PER_DOUBLING,
     FACTORED_LBFGS_HISTORY,
@@ -17,24 +22,28 @@ from .fit import (
     FACTORED_REGULARIZATION,
     FACTORED_START,
     FACTORED_SYMMETRIC,
-    FAR_FROM_CONVERGENCE,
     PLM_CHECK_EVERY,
     PLM_LBFGS_HISTORY,
     PLM_MAX_ITER,
     PLM_REGULARIZATION,
     PLM_SCORE_GAP,
     PLM_TOLERANCE,
-    ConvergenceReport,
-    FactoredDCA,
-    PlmDCA,
-    PreparedData,
     factored_iterations,
-    fit_factored,
-    fit_plm,
-    prepare_data,
 )
 from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate_memory
 from .regularization import CONVENTIONS, DEFAULT_REGULARIZATION, Regularization
+
+if TYPE_CHECKING:
+    from .fit import (
+        FAR_FROM_CONVERGENCE,
+        ConvergenceReport,
+        FactoredDCA,
+        PlmDCA,
+        PreparedData,
+        fit_factored,
+        fit_plm,
+        prepare_data,
+    )
 
 __all__ = [
     "CONVENTIONS",
@@ -69,3 +78,15 @@ __all__ = [
     "fit_plm",
     "prepare_data",
 ]
+
+#: Names that need torch load :mod:`attnpotts.dca.fit` on first use, so that the defaults, the
+#: conventions and the memory estimate (and ``attnpotts contacts --help``) load without it.
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    dict.fromkeys(
+        ("FAR_FROM_CONVERGENCE", "ConvergenceReport", "FactoredDCA", "PlmDCA", "PreparedData",
+         "fit_factored", "fit_plm", "prepare_data"),
+        "fit",
+    ),
+    eager=__all__,
+)

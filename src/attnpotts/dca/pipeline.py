@@ -40,34 +40,14 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ..errors import ShapeError, ValidationError
-from ..options import boolean, choice, integer, memory_limit, number, text, validate
-from .fit import (
-    FACTORED_ITER_AT_1000,
-    FACTORED_ITER_PER_DOUBLING,
-    FACTORED_LBFGS_HISTORY,
-    FACTORED_MAX_ITER,
-    FACTORED_MAX_ITER_RANDOM,
-    FACTORED_MIN_ITER,
-    FACTORED_REGULARIZATION,
-    FACTORED_SYMMETRIC,
-    PLM_CHECK_EVERY,
-    PLM_LBFGS_HISTORY,
-    PLM_MAX_ITER,
-    PLM_REGULARIZATION,
-    PLM_SCORE_GAP,
-    PLM_TOLERANCE,
-    FactoredDCA,
-    PlmDCA,
-    prepare_data,
-)
-from .regularization import CONVENTIONS, Regularization
+from .config import ContactsConfig
+from .fit import prepare_data
 
 __all__ = ["OUT_FILES", "ContactsConfig", "read_aligned_reference", "run_contacts"]
 
@@ -87,118 +67,6 @@ OUT_FILES = (
 
 CONTACT_CUTOFF = 8.0
 MIN_SEPARATION = 6
-
-
-_FIT, _ALN = "model and fit", "alignment"
-
-
-@dataclass(frozen=True)
-class ContactsConfig:
-    """Options of :func:`run_contacts` (all JSON/TOML-serialisable); their fields are also the
-    flags and TOML keys of ``attnpotts contacts`` (:mod:`attnpotts.options`).
-
-    ``lambda_j``, ``max_iter``, ``lbfgs_history`` and ``score_gap`` default to ``None``: the
-    estimator's own default, which depends on ``model`` (:class:`PlmDCA`, :class:`FactoredDCA`),
-    resolved on creation and written into the config. ``lambda_j`` is the estimator's default
-    when ``regularization`` is the estimator's convention (``gremlin`` is ``evcouplings``), else
-    0.01.
-    """
-
-    model: Literal["plm", "factored"] = choice(
-        "plm", ("plm", "factored"), group=_FIT,
-        help="full Potts model (symmetric pseudo-likelihood) or factored attention",
-    )
-    regularization: str = choice("evcouplings", CONVENTIONS, group=_FIT, help="L2 convention")
-    lambda_j: float | None = number(
-        None, 0, none=True, group=_FIT,
-        help=f"coupling L2 in that convention (default {PLM_REGULARIZATION.lambda_j} plm, "
-        f"{FACTORED_REGULARIZATION.lambda_j} factored, in the evcouplings convention)",
-    )
-    lambda_h: float = number(0.01, 0, group=_FIT, help="field L2 in that convention")
-    max_iter: int | None = integer(
-        None, 1, none=True, group=_FIT,
-        help=f"cap on the L-BFGS iterations (default {PLM_MAX_ITER} plm, which stops sooner when "
-        f"the objective falls by less than {PLM_TOLERANCE:g} over {PLM_CHECK_EVERY} iterations, "
-        f"chosen by leave-one-family-out; factored: from its mean-field start "
-        f"{FACTORED_ITER_AT_1000} + {FACTORED_ITER_PER_DOUBLING} log2(N_eff / 1000), between "
-        f"{FACTORED_MIN_ITER} and {FACTORED_MAX_ITER}; {FACTORED_MAX_ITER_RANDOM} from random factors)",
-    )
-    lbfgs_history: int | None = integer(
-        None, 1, none=True, group=_FIT,
-        help=f"L-BFGS memory (default {PLM_LBFGS_HISTORY} plm, {FACTORED_LBFGS_HISTORY} factored)",
-    )
-    n_heads: int = integer(32, 1, group=_FIT, help="factored attention heads")
-    key_dim: int = integer(16, 1, group=_FIT, help="factored attention query/key width")
-    symmetric: bool = boolean(
-        FACTORED_SYMMETRIC, group=_FIT,
-        help="factored attention: symmetric couplings J_ij(a, b) = J_ji(b, a), a Potts model like "
-        "plm's, instead of the paper's J_ij = sum_h A_h[i, j] V_h (better on large alignments, "
-        "worse on small ones: docs/dca.md)",
-    )
-    kernel: str = choice(
-        "auto", ("auto", "sparse", "dense", "dense-bf16"), group=_FIT,
-        help="coupling contraction (default auto: sparse on CPU, dense on CUDA)",
-    )
-    dtype: Literal["float32", "float64"] = choice(
-        "float32", ("float32", "float64"), group=_FIT, help="precision of the fit"
-    )
-    score_gap: Literal["exclude", "include"] | None = choice(
-        None, ("exclude", "include"), none=True, group=_FIT,
-        help=f"keep the gap state in the Frobenius score (plmc) or leave it out (CCMpred); "
-        f"default {PLM_SCORE_GAP} for plm, exclude for factored; summary.json reports the "
-        "precision of both",
-    )
-    identity_threshold: float = number(
-        0.8, 0, 1, low_open=True, group=_ALN, help="sequence weights identity threshold"
-    )
-    focus: bool = boolean(
-        False, group=_ALN, help="keep only the columns where the reference sequence has a residue"
-    )
-    reference: str | None = text(
-        None, none=True, group=_ALN, help="reference sequence id (prefix); default the first"
-    )
-    max_column_gap: float | None = number(
-        None, 0, 1, none=True, group=_ALN, help="drop columns with a larger gap fraction"
-    )
-    device: str = text("cpu", flag="", help="torch device: cpu, cuda, cuda:1, ...")
-    seed: int = integer(0, 0, 2**63 - 1, flag="", help="seed of the factored model's initial factors")
-    memory_limit_gb: float = memory_limit()
-
-    def __post_init__(self) -> None:
-        validate(self)
-        defaults = PlmDCA() if self.model == "plm" else FactoredDCA()
-        if self.lambda_j is None:  # the estimator's own default, written into the config
-            reg = defaults.regularization
-            aliases = {"gremlin": "evcouplings"}  # the same convention under two names
-            same = aliases.get(reg.convention, reg.convention) == aliases.get(
-                self.regularization, self.regularization)
-            object.__setattr__(self, "lambda_j", float(reg.lambda_j) if same else 0.01)
-        if self.score_gap is None:
-            object.__setattr__(self, "score_gap", defaults.score_gap)
-        for name in ("max_iter", "lbfgs_history"):
-            default = defaults.__dict__[name]
-            if getattr(self, name) is None and default is not None:  # factored max_iter: per start and N_eff
-                object.__setattr__(self, name, int(default))
-
-    def estimator(self) -> PlmDCA | FactoredDCA:
-        """The configured (unfitted) estimator."""
-        reg = Regularization(self.regularization, float(self.lambda_j or 0.0), float(self.lambda_h))  # type: ignore[arg-type]
-        common: dict[str, Any] = {
-            "regularization": reg,
-            "max_iter": None if self.max_iter is None else int(self.max_iter),
-            "lbfgs_history": int(self.lbfgs_history),  # type: ignore[arg-type]
-            "identity_threshold": float(self.identity_threshold),
-            "kernel": self.kernel,
-            "dtype": self.dtype,
-            "device": self.device,
-            "memory_limit_gb": float(self.memory_limit_gb),
-            "score_gap": self.score_gap,
-            "seed": int(self.seed),
-        }
-        if self.model == "plm":
-            return PlmDCA(**common)
-        return FactoredDCA(n_heads=int(self.n_heads), key_dim=int(self.key_dim),
-                           symmetric=bool(self.symmetric), **common)
 
 
 def read_aligned_reference(path: str | os.PathLike[str]) -> str:

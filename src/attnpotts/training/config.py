@@ -12,9 +12,12 @@ from typing import Any, Literal
 
 from ..errors import ValidationError, reject_unknown_keys
 from ..options import boolean, choice, integer, number, validate
-from .masking import MASKING_KINDS
 
-__all__ = ["LR_SCHEDULES", "OPTIMIZERS", "TrainingConfig"]
+__all__ = ["LR_SCHEDULES", "MASKING_KINDS", "OPTIMIZERS", "TrainingConfig"]
+
+#: Masking policies of :class:`~attnpotts.training.MaskingPolicy` (declared here, with the other
+#: choices of the configuration, so that this module loads without torch).
+MASKING_KINDS: tuple[str, ...] = ("all", "one", "copies", "bert")
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "lbfgs")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")

@@ -30,11 +30,11 @@ from typing import Literal
 import torch
 
 from ..errors import ValidationError
+from .config import MASKING_KINDS
 
 __all__ = ["MASKING_KINDS", "MaskingPolicy"]
 
 MaskingKind = Literal["all", "one", "copies", "bert"]
-MASKING_KINDS: tuple[str, ...] = ("all", "one", "copies", "bert")
 
 
 @dataclass(frozen=True)

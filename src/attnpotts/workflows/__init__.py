@@ -22,8 +22,9 @@ Submodules are imported on first use, so that ``import attnpotts.workflows`` sta
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._contacts import ContactsOptions, contacts
@@ -47,21 +48,10 @@ __all__ = [
     "train",
 ]
 
-_WHERE = {
-    "ContactsOptions": "contacts", "contacts": "contacts",
-    "EvaluateOptions": "evaluate", "evaluate": "evaluate",
-    "SampleOptions": "sample", "sample": "sample",
-    "TheoryOptions": "theory", "TheoryRun": "theory", "theory": "theory",
-    "TrainOptions": "train", "TrainRun": "train", "train": "train",
-}  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'attnpotts.workflows' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"attnpotts.workflows._{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    "ContactsOptions": "_contacts", "contacts": "_contacts",
+    "EvaluateOptions": "_evaluate", "evaluate": "_evaluate",
+    "SampleOptions": "_sample", "sample": "_sample",
+    "TheoryOptions": "_theory", "TheoryRun": "_theory", "theory": "_theory",
+    "TrainOptions": "_train", "TrainRun": "_train", "train": "_train",
+})  # fmt: skip

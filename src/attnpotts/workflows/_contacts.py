@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dca.pipeline import ContactsConfig, run_contacts
+from ..dca.config import ContactsConfig
 from ..errors import ValidationError
 from ..options import text
 
@@ -64,6 +64,8 @@ def contacts(
 ) -> dict[str, Any]:
     """Fit, score and (with a structure or distances) evaluate the alignment of ``options``;
     write the output folder ``out``; return its summary."""
+    from ..dca.pipeline import run_contacts  # torch: loaded only to run (not for --help)
+
     if options.alignment is None:
         raise ValidationError("an alignment file is required")
     return run_contacts(

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..sampling.dataset import SampleConfig, SampledDataset, sample_dataset
+from ..sampling.config import SampleConfig
 from .resources import memory_limit
+
+if TYPE_CHECKING:
+    from ..sampling.dataset import SampledDataset
 
 __all__ = ["SampleOptions", "sample"]
 
@@ -49,6 +53,8 @@ def sample(
             raise FileExistsError(
                 f"output folder {out} exists and is not empty; choose another --out or pass --overwrite"
             )
+    from ..sampling.dataset import sample_dataset  # numba: loaded only to sample (not for --help)
+
     ds = sample_dataset(options.sample_config(), progress=progress)
     if out is not None:
         ds.save(out, overwrite=overwrite)
