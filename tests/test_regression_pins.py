@@ -17,7 +17,8 @@ Bit for bit holds on one machine only: another CPU (or torch, numpy, numba, or M
 for it) rounds differently, and a run's numbers then differ in their last digits (seen between
 an Intel and an AMD EPYC machine: relative differences up to 5e-5 in reproduce's fitted numbers,
 rounding residuals of 1e-16 in place of 2e-16). Each pin file records the machine that wrote it
-(``_machine``: CPU, its torch capability and LLVM name, library versions). On that machine the
+(``_machine``: CPU, its torch capability and LLVM name, library versions and thread counts,
+which set the order of parallel sums). On that machine the
 comparison is exact; on any other, numbers (also those inside text, such as a claim's reason)
 must agree within a relative ``RTOL`` or an absolute ``ATOL`` (rounding residuals), everything
 else exactly, and hashes of raw bytes are left out in favour of the numbers pinned beside them.
@@ -67,7 +68,8 @@ def machine() -> str:
     except OSError:
         pass
     return (f"{cpu}; {torch.backends.cpu.get_cpu_capability()}; {llvmlite.binding.get_host_cpu_name()}; "
-            f"torch {torch.__version__}, numpy {np.__version__}, numba {numba.__version__}")
+            f"torch {torch.__version__} on {torch.get_num_threads()} threads, numpy {np.__version__}, "
+            f"numba {numba.__version__} on {numba.get_num_threads()} threads")
 
 
 @pytest.fixture(autouse=True)
