@@ -15,30 +15,21 @@ table gives the medians and the ratios new / old. Writes
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench_lbfgs_alloc import _extract  # src/ of a git revision, as that benchmark takes it
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 COMMANDS = ("--help", "--version", "sample --help", "train --help", "evaluate --help",
             "contacts --help", "theory --help", "reproduce --help")
-
-
-def _extract(rev: str, dest: Path) -> Path:
-    """``src/`` of commit ``rev`` written under ``dest``; returns that ``src`` folder."""
-    blob = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True,
-                          capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        tar.extractall(dest, filter="data")
-    return dest / "src"
 
 
 def _time(src: Path, command: str) -> float:

@@ -38,12 +38,8 @@ from ..models.kernels import KERNEL_METHODS
 from ..random import SeedLike
 from ..training.callbacks import Callback
 from .defaults import (
-    FACTORED_ITER_AT_1000,
-    FACTORED_ITER_PER_DOUBLING,
     FACTORED_LBFGS_HISTORY,
-    FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
-    FACTORED_MIN_ITER,
     FACTORED_POSITION_SCALE,
     FACTORED_REGULARIZATION,
     FACTORED_START,
@@ -63,26 +59,11 @@ from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate
 from .regularization import Regularization
 
 __all__ = [
-    "FACTORED_ITER_AT_1000",
-    "FACTORED_ITER_PER_DOUBLING",
-    "FACTORED_LBFGS_HISTORY",
-    "FACTORED_MAX_ITER",
-    "FACTORED_MAX_ITER_RANDOM",
-    "FACTORED_MIN_ITER",
-    "FACTORED_REGULARIZATION",
-    "FACTORED_START",
     "FAR_FROM_CONVERGENCE",
-    "PLM_CHECK_EVERY",
-    "PLM_LBFGS_HISTORY",
-    "PLM_MAX_ITER",
-    "PLM_REGULARIZATION",
-    "PLM_SCORE_GAP",
-    "PLM_TOLERANCE",
     "ConvergenceReport",
     "FactoredDCA",
     "PlmDCA",
     "PreparedData",
-    "factored_iterations",
     "fit_factored",
     "fit_plm",
     "prepare_data",
