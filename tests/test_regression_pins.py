@@ -15,7 +15,7 @@ The numba kernels reduce per-thread partial sums, so the pins are taken with 2 n
 
 Bit for bit holds on one machine only: another CPU (or torch, numpy, numba, or MKL's code path
 for it) rounds differently, and a run's numbers then differ in their last digits (seen between
-an Intel and an AMD EPYC machine: relative differences up to 5e-5 in reproduce's fitted numbers,
+the machine of the earlier pins and an AMD EPYC: relative differences up to 5e-5 in reproduce's fitted numbers,
 rounding residuals of 1e-16 in place of 2e-16). Each pin file records the machine that wrote it
 (``_machine``: CPU, its torch capability and LLVM name, library versions and thread counts,
 which set the order of parallel sums). On that machine the
