@@ -69,3 +69,10 @@ def test_the_lazy_packages_still_export_every_name() -> None:
         assert sorted(module.__all__) == sorted(n for n in dir(module) if n in module.__all__)
         with pytest.raises(AttributeError, match="no attribute"):
             module.no_such_name  # noqa: B018
+
+
+def test_a_bad_value_is_refused_before_any_heavy_import() -> None:
+    got = _probe("contacts", "family.fasta", "--out", "runs/c", "--lambda-j", "-1")
+    assert got["code"] == 2
+    assert "lambda_j must be a number >= 0" in str(got["text"])
+    assert got["loaded"] == [], f"attnpotts contacts with a bad value loaded {got['loaded']}"

@@ -110,9 +110,9 @@ class ContactsConfig:
     memory_limit_gb: float = memory_limit()
 
     def __post_init__(self) -> None:
+        validate(self)  # a bad value is reported before torch loads
         from .fit import FactoredDCA, PlmDCA
 
-        validate(self)
         defaults = PlmDCA() if self.model == "plm" else FactoredDCA()
         if self.lambda_j is None:  # the estimator's own default, written into the config
             reg = defaults.regularization
