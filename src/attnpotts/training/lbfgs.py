@@ -33,11 +33,11 @@ evaluation. On the CPU the buffers are the rows of one block of ``2 m + 8`` vect
 the first step, each row starting on a 64-byte boundary as a fresh tensor does (torch's CPU
 allocator aligns to 64 bytes): MKL's dot products take alignment-dependent paths on some CPUs
 (AMD EPYC: a curvature pair restored from a checkpoint into a fresh tensor gave results 1 ulp
-apart), so every vector sits where a fresh one would. A row's pages become resident when it is first written, so a short fit holds
-only the rows it uses; and a long fit's growing history does not interleave, on the heap, with
-the evaluations' temporaries, which glibc then could neither reuse nor trim (with the memory
-kept by :mod:`attnpotts.training.allocator`; measured in ``docs/dca.md``, factored attention,
-"Memory", and by ``tests/dca/test_memory_measured.py``).
+apart), so every vector sits where a fresh one would. A row's pages become resident when it is
+first written, so a short fit holds only the rows it uses; and a long fit's growing history
+does not interleave, on the heap, with the evaluations' temporaries, which glibc then could
+neither reuse nor trim (with the memory kept by :mod:`attnpotts.training.allocator`; measured in
+``docs/dca.md``, factored attention, "Memory", and by ``tests/dca/test_memory_measured.py``).
 """
 
 from __future__ import annotations
