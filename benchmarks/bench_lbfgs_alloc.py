@@ -79,8 +79,11 @@ def _child(args: argparse.Namespace) -> int:
 
 def _extract(rev: str, dest: Path) -> Path:
     """``src/`` of commit ``rev`` written under ``dest``; returns that ``src`` folder."""
-    blob = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True,
-                          capture_output=True).stdout
+    done = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"--baseline {rev!r} is not a commit of {ROOT} (git archive: "
+                         f"{done.stderr.decode(errors='replace').strip()}); pass a revision of this repository")
+    blob = done.stdout
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         tar.extractall(dest, filter="data")
     return dest / "src"

@@ -44,6 +44,7 @@ import pytest
 
 from attnpotts.cli.main import main
 from attnpotts.formats import load_couplings_npz
+from attnpotts.storage import atomic_write_text
 
 PINS = Path(__file__).resolve().parent / "pins"
 DATA = Path(__file__).resolve().parents[1] / "src" / "attnpotts" / "data" / "PF00014"
@@ -122,8 +123,7 @@ def _close(a: Any, b: Any) -> bool:
 
 def _compare(pin_file: Path, got: dict[str, Any]) -> None:
     if REGEN:
-        pin_file.parent.mkdir(exist_ok=True)
-        pin_file.write_text(json.dumps({"_machine": machine(), **got}, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(pin_file, json.dumps({"_machine": machine(), **got}, indent=1, sort_keys=True) + "\n")
         return
     want = json.loads(pin_file.read_text())
     exact = want.pop("_machine", None) == machine()

@@ -39,7 +39,7 @@ _FIT, _ALN = "model and fit", "alignment"
 
 @dataclass(frozen=True)
 class ContactsConfig:
-    """Options of :func:`run_contacts` (all JSON/TOML-serialisable); their fields are also the
+    """Options of :func:`~attnpotts.dca.pipeline.run_contacts` (all JSON/TOML-serialisable); their fields are also the
     flags and TOML keys of ``attnpotts contacts`` (:mod:`attnpotts.options`).
 
     ``lambda_j``, ``max_iter``, ``lbfgs_history`` and ``score_gap`` default to ``None``: the
