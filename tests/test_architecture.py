@@ -31,7 +31,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     ROOT: frozenset(),
     "errors": frozenset(),
     "random": frozenset({"errors"}),
-    "storage": frozenset({ROOT, "errors"}),  # the version string, for the output marker
+    "storage": frozenset({ROOT, "errors", "threads"}),  # the version string, thread counts
+    # CPU threads of torch, numba and BLAS (--threads; the executors' workers)
+    "threads": frozenset({"errors"}),
     "alphabet": frozenset({"errors"}),
     # typed option fields: validation, flags and TOML keys from one definition
     "options": frozenset({"errors"}),
@@ -61,9 +63,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "dca": BASE | {"potts", "models", "inference", "training", "options", "_lazy"} | _DATA | {"plotting"},
     # one library function per command (what the CLI and the reproduce tasks call)
     "workflows": _CORE | _DATA | _OUTPUT | {"dca", "progress", "options", "_lazy"},
-    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows", "_lazy"},
+    "experiments": _CORE | _DATA | _OUTPUT | {"dca", "processes", "progress", "options", "workflows", "_lazy",
+                                              "threads"},
     "cli": _CORE | _DATA | _OUTPUT | {"dca", "experiments", "processes", "progress", "options", "workflows",
-                                      "_lazy"},
+                                      "_lazy", "threads"},
     "__main__": frozenset({"attnpotts", "cli"}),  # python -m attnpotts: the command, nothing else
 }
 
@@ -83,6 +86,7 @@ NO_TORCH = frozenset(
         "options",
         "processes",
         "progress",
+        "threads",
         "alignment",
         "evaluation",
         "formats",

@@ -416,11 +416,15 @@ def inspect_npz(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...]
 
 
 def environment_info() -> dict[str, Any]:
-    """Versions of Python, attnpotts and its main dependencies, for run manifests."""
+    """Versions of Python, attnpotts and its main dependencies, and the thread counts in effect
+    (the order of parallel sums), for run manifests."""
+    from .threads import thread_counts
+
     info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for pkg in ("attnpotts", "numpy", "scipy", "numba", "torch", "dask", "distributed", "gemmi"):
         try:
             info[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             info[pkg] = None
+    info["threads"] = thread_counts()
     return info

@@ -115,6 +115,11 @@ def test_chain_errors(tiny_file: Path, tmp_path: Path) -> None:
     bad.write_text("HELLO\n")
     with pytest.raises(DataFormatError):
         read_structure(bad)
+    # a file gemmi does not recognise at all: the message says what to give instead
+    odd = tmp_path / "family.sto"
+    odd.write_text("# STOCKHOLM 1.0\na ACDE\n//\n")
+    with pytest.raises(DataFormatError, match=r"gemmi cannot read.*PDB or mmCIF.*--distances"):
+        read_structure(odd)
     chain = read_structure(tiny_file)
     with pytest.raises(ValidationError, match="only gaps"):
         map_reference("---", chain)

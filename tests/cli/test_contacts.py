@@ -224,6 +224,13 @@ def test_contacts_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         ]
     )
     assert rc == 2 and "columns" in capsys.readouterr().err
+    # two columns: refused before the fit (the score's APC needs three), nothing written
+    tiny = tmp_path / "tiny.fasta"
+    tiny.write_text(">a\nAC\n>b\nAD\n>c\nCD\n")
+    rc = main(["contacts", str(tiny), "--out", str(tmp_path / "o5")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "2 column(s)" in err and "at least 3" in err and "iterations" not in err
+    assert not (tmp_path / "o5").exists()
 
 
 @pytest.mark.slow

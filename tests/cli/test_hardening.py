@@ -370,11 +370,13 @@ def test_loading_a_checkpoint_is_checked_against_the_memory_limit(
 
 
 # ----------------------------------------------------------------------- option tables vs flags
-#: Flags that are not typed option values (files checked by their readers, run control).
+#: Flags that are not typed option values (files checked by their readers, run control; the
+#: process-wide ``threads`` is checked by its own spec, ``attnpotts.options.thread_count``).
 _UNTYPED = {
     "help", "config", "out", "overwrite", "no_progress", "verbose", "command", "func",
     "alignment", "distances", "structure", "structure_sequence", "chain", "distance_column",
     "run", "data", "address", "executor", "full", "quick", "stages", "workers", "device",
+    "threads",
 }  # fmt: skip
 
 

@@ -129,7 +129,11 @@ def _read_structure(p: Path, chain: str | None, model: int) -> ChainStructure:
     try:
         st = gemmi.read_structure(str(p))
     except (RuntimeError, ValueError) as exc:
-        raise DataFormatError(f"gemmi cannot read this structure: {exc}", path=p) from exc
+        raise DataFormatError(
+            f"gemmi cannot read this structure: {exc}; give a PDB or mmCIF file (.pdb, .ent, "
+            ".cif, .mmcif, optionally .gz), or the distances as a table with --distances",
+            path=p,
+        ) from exc
     if len(st) == 0:
         raise DataFormatError("the structure has no model", path=p)
     if not 0 <= model < len(st):

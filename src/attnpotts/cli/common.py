@@ -1,7 +1,7 @@
 """Shared CLI plumbing: common options, config resolution, typed option checks, exit codes.
 
 Common options: ``--config FILE.toml``, ``--seed``, ``--out``, ``--overwrite``,
-``--memory-limit-gb``, ``--no-progress`` (and ``--device``).
+``--memory-limit-gb``, ``--no-progress`` (and ``--device``, ``--threads``).
 The rule for every subcommand: defaults < values in ``--config`` < flags given on the command line.
 Every value, from either source, is checked against the command's options class (typed fields of
 :mod:`attnpotts.options`) before any work. :func:`run_command` runs a parsed command: it
@@ -35,6 +35,7 @@ __all__ = [
     "EXIT_CODES",
     "MAX_CONFIG_BYTES",
     "add_common_arguments",
+    "apply_threads",
     "check_device",
     "exit_code_for",
     "memory_limit_bytes",
@@ -68,10 +69,14 @@ EXIT_CODES: dict[str, int] = {
 
 
 def add_common_arguments(
-    parser: argparse.ArgumentParser, *, default_out: str | None = None, device: bool = False
+    parser: argparse.ArgumentParser,
+    *,
+    default_out: str | None = None,
+    device: bool = False,
+    threads: bool = True,
 ) -> None:
     """Add ``--config``, ``--seed``, ``--out``, ``--overwrite``, ``--memory-limit-gb``,
-    ``--no-progress`` (and ``--device``) to ``parser``."""
+    ``--no-progress`` (and ``--device``, ``--threads``) to ``parser``."""
     parser.add_argument("--config", type=Path, help="TOML file of options (flags override it)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument(
@@ -99,6 +104,13 @@ def add_common_arguments(
     if device:
         parser.add_argument(
             "--device", default=None, help="torch device: cpu (default), cuda, cuda:1, ..."
+        )
+    if threads:
+        from ..options import thread_count
+
+        spec = thread_count().metadata["attnpotts.option"]
+        parser.add_argument(
+            "--threads", type=int, default=None, metavar=spec.metavar, help=spec.help
         )
 
 
@@ -136,8 +148,10 @@ def resolve_config(
     key; ``base`` overrides its defaults, e.g. a preset), or a plain mapping of option names to
     defaults (no typed checks). Unknown TOML keys are an error naming the file and the key; a
     flag the user did not type (``None``) leaves the file's value. ``device`` is checked against
-    the machine; the memory limit is resolved onto ``args.memory_limit_gb``; deprecated
-    spellings are kept on ``args`` for :func:`run_command` to note.
+    the machine; the memory limit is resolved onto ``args.memory_limit_gb``; ``threads`` (a
+    command with ``--threads``) is checked and applied at once (:func:`apply_threads`), before the
+    command loads torch or numba; deprecated spellings are kept on ``args`` for
+    :func:`run_command` to note.
     """
     from ..options import option_specs
     from ..options.sources import SOURCES_ATTR, from_sources
@@ -146,13 +160,13 @@ def resolve_config(
     if isinstance(defaults, Mapping):
         cls = None
         values = dict(defaults)
-        known: set[str] = set(values) | {"seed", "memory_limit_gb"}
+        known: set[str] = set(values) | {"seed", "memory_limit_gb"} | _threads_key(args)
     else:
         from ..options.spec import defaults as field_defaults
 
         cls = defaults
         values = {**field_defaults(cls), **(base or {})}
-        known = set(option_specs(cls)) | {"seed", "memory_limit_gb"}
+        known = set(option_specs(cls)) | {"seed", "memory_limit_gb"} | _threads_key(args)
     file_values: dict[str, Any] = {}
     path: Path | None = None
     if getattr(args, "config", None) is not None:
@@ -167,6 +181,7 @@ def resolve_config(
                 f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
             )
         config = {**values, **file_values, **{k: v for k, v in flags.items() if v is not None}}
+        apply_threads(config, "--threads" if flags.get("threads") is not None else f"threads in {path}")
         config.setdefault("seed", 0)
         memory = config.pop("memory_limit_gb", None) if "memory_limit_gb" not in defaults else None
         if memory is not None:
@@ -177,6 +192,7 @@ def resolve_config(
         extra_keys=known - set(option_specs(cls)),
     )  # fmt: skip
     config = resolved.values
+    apply_threads(config, resolved.sources.get("threads"))
     if "memory_limit_gb" not in option_specs(cls) and "memory_limit_gb" in config:
         from ..options import check_value
         from ..workflows.resources import memory_limit
@@ -202,6 +218,30 @@ def resolve_config(
 
         check_command_resources(command, config, args.memory_limit_gb)
     return config
+
+
+def _threads_key(args: argparse.Namespace) -> set[str]:
+    """``{"threads"}`` for a command that has ``--threads`` (a TOML key then too), else none."""
+    return {"threads"} if hasattr(args, "threads") else set()
+
+
+def apply_threads(config: dict[str, Any], source: str | None = None) -> None:
+    """Take ``threads`` out of a command's resolved ``config``, check it and apply it
+    (:func:`attnpotts.threads.set_threads`); none or absent leaves the libraries' defaults.
+
+    Raises:
+        ValidationError: not an integer in [1, 4096], naming the flag or TOML key it came from.
+    """
+    if "threads" not in config:
+        return
+    value = config.pop("threads")
+    if value is None:
+        return
+    from ..options import check_value, thread_count
+    from ..threads import set_threads
+
+    check_value("threads", thread_count().metadata["attnpotts.option"], value, source)
+    set_threads(int(value))
 
 
 def resolve_options(

@@ -66,7 +66,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_common_arguments(p, default_out="runs/reproduce", device=True)
+    add_common_arguments(p, default_out="runs/reproduce", device=True, threads=False)
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke version (under 2 minutes)")
     size.add_argument("--full", action="store_true",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
@@ -28,8 +27,6 @@ from .runner import Job, RunFailure, RunResult, execute_job
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "make_executor"]
 
 logger = logging.getLogger(__name__)
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 class Executor(Protocol):
@@ -51,15 +48,11 @@ class Executor(Protocol):
 def _init_worker(threads: int) -> None:
     """Pin a fresh worker process to ``threads`` threads before any numeric library starts."""
     from ..processes import die_with_parent
+    from ..threads import set_threads
 
     die_with_parent()  # a killed reproduce must not leave its workers running
-    # torch and numba read these when first imported, which happens later, in the first job.
-    for var in _THREAD_VARS:
-        os.environ[var] = str(threads)
-    import sys
-
-    if "torch" in sys.modules:  # pragma: no cover - spawned workers start without torch
-        sys.modules["torch"].set_num_threads(threads)
+    # torch and numba read the variables when first imported, which happens later, in the first job.
+    set_threads(threads)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ Adding an option is adding one field. This unit imports nothing of attnpotts but
 that every layer's configuration classes can use it.
 """
 
-from .common import DEFAULT_MEMORY_LIMIT_GB, memory_limit
+from .common import DEFAULT_MEMORY_LIMIT_GB, memory_limit, thread_count
 from .sources import Resolved, add_arguments, from_sources
 from .spec import (
     Kind,
@@ -52,5 +52,6 @@ __all__ = [
     "option",
     "option_specs",
     "text",
+    "thread_count",
     "validate",
 ]
