@@ -78,6 +78,21 @@ def test_after_the_libraries_load_the_pools_are_resized_within_numbas_size() -> 
     assert isinstance(still, dict) and (still["torch"], still["numba"]) == (1, 1)
 
 
+def test_thread_counts_starts_no_thread_pool() -> None:
+    """Reading the counts for a manifest must not start numba's pool (a parent that forks later
+    would carry a started OpenMP runtime into its children)."""
+    got = _python(
+        "import json\n"
+        "import numba\n"
+        "import numba.np.ufunc.parallel as parallel\n"
+        "from attnpotts.threads import thread_counts\n"
+        "counts = thread_counts()\n"
+        "print(json.dumps({'started': parallel._is_initialized, 'numba': counts['numba'],\n"
+        "                  'size': numba.config.NUMBA_NUM_THREADS}))\n"
+    )
+    assert got["started"] is False and got["numba"] == got["size"]
+
+
 def test_thread_counts_reports_this_process_without_changing_it() -> None:
     import numba
     import torch

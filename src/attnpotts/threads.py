@@ -57,11 +57,17 @@ def set_threads(n: int) -> None:
 
 def thread_counts() -> dict[str, Any]:
     """The thread counts in effect, for run manifests: torch's and numba's where they are loaded
-    (none otherwise; nothing is imported), and the variables of :data:`THREAD_VARS` that are set."""
+    (none otherwise), and the variables of :data:`THREAD_VARS` that are set. Nothing is imported
+    or started: before numba's pool starts, its count is the size it will start with."""
     torch = sys.modules.get("torch")
     numba = sys.modules.get("numba")
+    numba_threads = None
+    if numba is not None:
+        parallel = sys.modules.get("numba.np.ufunc.parallel")
+        started = parallel is not None and bool(getattr(parallel, "_is_initialized", False))
+        numba_threads = int(numba.get_num_threads() if started else numba.config.NUMBA_NUM_THREADS)
     return {
         "torch": int(torch.get_num_threads()) if torch is not None else None,
-        "numba": int(numba.get_num_threads()) if numba is not None else None,
+        "numba": numba_threads,
         "environment": {v: os.environ[v] for v in THREAD_VARS if v in os.environ},
     }
