@@ -345,3 +345,13 @@ def test_fit_stopped_far_from_convergence_warns(caplog: pytest.LogCaptureFixture
     long = PlmDCA(max_iter=300, dtype="float64").fit(states, np.ones(M))
     assert not long.convergence_.far_from_convergence and long.convergence_.warning == ""
     assert long.convergence_.last_relative_decrease < FAR_FROM_CONVERGENCE
+
+
+@pytest.mark.parametrize("estimator", [PlmDCA, FactoredDCA])
+def test_fewer_than_three_columns_are_refused_before_the_fit(estimator: Any) -> None:
+    """The scores' APC needs three columns; the fit says so up front instead of after fitting."""
+    states = np.array([[0, 1], [1, 2], [2, 0]])
+    est = estimator(max_iter=2)
+    with pytest.raises(ValidationError, match=r"2 column\(s\) left to fit.*at least 3"):
+        est.fit(states)
+    assert not hasattr(est, "convergence_")  # nothing was fitted

@@ -35,7 +35,6 @@ __all__ = [
     "EXIT_CODES",
     "MAX_CONFIG_BYTES",
     "add_common_arguments",
-    "apply_threads",
     "check_device",
     "exit_code_for",
     "memory_limit_bytes",
@@ -149,7 +148,7 @@ def resolve_config(
     defaults (no typed checks). Unknown TOML keys are an error naming the file and the key; a
     flag the user did not type (``None``) leaves the file's value. ``device`` is checked against
     the machine; the memory limit is resolved onto ``args.memory_limit_gb``; ``threads`` (a
-    command with ``--threads``) is checked and applied at once (:func:`apply_threads`), before the
+    command with ``--threads``) is checked and applied at once (:func:`_apply_threads`), before the
     command loads torch or numba; deprecated spellings are kept on ``args`` for
     :func:`run_command` to note.
     """
@@ -181,7 +180,7 @@ def resolve_config(
                 f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
             )
         config = {**values, **file_values, **{k: v for k, v in flags.items() if v is not None}}
-        apply_threads(config, "--threads" if flags.get("threads") is not None else f"threads in {path}")
+        _apply_threads(config, "--threads" if flags.get("threads") is not None else f"threads in {path}")
         config.setdefault("seed", 0)
         memory = config.pop("memory_limit_gb", None) if "memory_limit_gb" not in defaults else None
         if memory is not None:
@@ -192,7 +191,7 @@ def resolve_config(
         extra_keys=known - set(option_specs(cls)),
     )  # fmt: skip
     config = resolved.values
-    apply_threads(config, resolved.sources.get("threads"))
+    _apply_threads(config, resolved.sources.get("threads"))
     if "memory_limit_gb" not in option_specs(cls) and "memory_limit_gb" in config:
         from ..options import check_value
         from ..workflows.resources import memory_limit
@@ -225,7 +224,7 @@ def _threads_key(args: argparse.Namespace) -> set[str]:
     return {"threads"} if hasattr(args, "threads") else set()
 
 
-def apply_threads(config: dict[str, Any], source: str | None = None) -> None:
+def _apply_threads(config: dict[str, Any], source: str | None = None) -> None:
     """Take ``threads`` out of a command's resolved ``config``, check it and apply it
     (:func:`attnpotts.threads.set_threads`); none or absent leaves the libraries' defaults.
 

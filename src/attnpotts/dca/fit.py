@@ -397,6 +397,7 @@ class _BaseDCA:
         equivalents), ``memory_estimate_`` and ``model_`` (the fitted torch module).
 
         Raises:
+            ValidationError: fewer than 3 columns (the scores' APC needs three).
             ResourceLimitError: the estimated memory exceeds ``memory_limit_gb`` (message names
                 the options that fit).
         """
@@ -408,6 +409,11 @@ class _BaseDCA:
             data, weights, identity_threshold=self.identity_threshold
         )
         L, q = prepared.states.shape[1], prepared.n_states
+        if L < 3:  # the scores' average product correction needs three columns: said before the fit
+            raise ValidationError(
+                f"{L} column(s) left to fit; contact scores need at least 3 (check the alignment "
+                "and its column filters: max_column_gap, focus)"
+            )
         estimate = self._estimate(prepared)
         check_memory(estimate, int(self.memory_limit_gb * 1024**3))
         cl2, fl2 = self.regularization.per_token(L, q, prepared.n_eff)

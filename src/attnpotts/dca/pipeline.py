@@ -199,12 +199,6 @@ def run_contacts(
     msa = read_alignment(
         alignment, reference=cfg.reference, focus=cfg.focus, max_column_gap=cfg.max_column_gap
     )
-    if msa.n_sites < 3:
-        # the score's average product correction needs three columns: said before the fit
-        raise ValidationError(
-            f"{os.fspath(alignment)}: {msa.n_sites} column(s) left to fit; contact scores need at "
-            "least 3 (check the alignment, or relax --max-column-gap / leave out --focus)"
-        )
     aligned_ref = None if structure_sequence is None else read_aligned_reference(structure_sequence)
     D, dist_info = _true_distances(msa, structure, chain, distances, distance_column, aligned_ref)
     data = prepare_data(msa, identity_threshold=cfg.identity_threshold)
