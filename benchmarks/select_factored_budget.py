@@ -28,7 +28,11 @@ By default ``fit`` traces the paper's form with seeds 0 and 1 (``--configs budge
 budget150_s1``; a fit's precision moves by a contact or two with the seed); ``select`` averages a
 form's seeds per alignment, in precision and time. ``--configs budget150_sym`` traces the
 symmetric couplings; ``select`` then chooses the form with the rule (candidates
-``(form, E0, s)``; ties go to fewer evaluations, then the paper's form).
+``(form, E0, s, alpha)``; ties go to fewer evaluations, then the paper's form).
+``--configs merged220 merged220_s1`` traces fits on the groups of neighbours
+(``collapse="neighbours"``) to 220 iterations; their rules also take an exponent ``alpha`` of
+the shrink factor (distinct sequences per fitted row): ``(E0 + s log2(N_eff / 1000)) shrink^alpha``
+evaluations. Every other configuration fits every distinct sequence.
 
 Usage:
     python benchmarks/select_factored_budget.py fit [--alignments PF00014 PF00200:1000 ...]
@@ -36,6 +40,9 @@ Usage:
     python benchmarks/select_factored_budget.py fit --configs budget150_sym \
         --out benchmarks/results/factored_budget_symmetric.json   # (begun as a copy of the
                                                                   # seed-0 fits' file)
+    python benchmarks/select_factored_budget.py fit --configs merged220 merged220_s1 \
+        --out benchmarks/results/factored_budget_merged.json      # then budget150 budget150_s1
+                                                                  # into the same file
 
 Writes ``benchmarks/results/factored_budget.json`` (``--out``) atomically.
 """
@@ -59,20 +66,33 @@ OUT = Path(__file__).resolve().parent / "results" / "factored_budget.json"
 VARIANTS = ("PF00200:1000", "PF00595:500", "PF00035:700", "PF00550_1T8K:500", "PF00072_1MVO:1300",
             "PF13354:700")
 #: the traced fits: the paper's couplings and the symmetric ones (``--symmetric``)
-CONFIGS: dict[str, dict[str, Any]] = {"budget150": {"max_iter": 150, "symmetric": False},
-                                      "budget150_s1": {"max_iter": 150, "symmetric": False, "seed": 1},
-                                      "budget150_sym": {"max_iter": 150, "symmetric": True}}
-E0_GRID = tuple(range(30, 125, 5))
-SLOPE_GRID = (0, 5, 10, 15, 20, 25, 30)
-LOW, HIGH = 30, 150
+_EXACT = {"symmetric": False, "collapse": "duplicates"}
+_MERGED = {"symmetric": False, "collapse": "neighbours"}
+CONFIGS: dict[str, dict[str, Any]] = {"budget150": {"max_iter": 150, **_EXACT},
+                                      "budget150_s1": {"max_iter": 150, **_EXACT, "seed": 1},
+                                      "budget150_sym": {"max_iter": 150, "symmetric": True,
+                                                        "collapse": "duplicates"},
+                                      "merged220": {"max_iter": 220, **_MERGED},
+                                      "merged220_s1": {"max_iter": 220, **_MERGED, "seed": 1}}
+E0_GRID = tuple(range(30, 205, 5))
+SLOPE_GRID = tuple(range(0, 55, 5))
+LOW = 30
 TOLERANCE = 0.005
 
 
-def budget(rule: tuple[int, int], n_eff: float) -> int:
-    """Evaluations a rule gives an alignment of ``n_eff``, on the trace's 5-evaluation grid."""
-    e0, slope = rule
-    e = e0 + slope * math.log2(n_eff / 1000.0)
-    return int(min(HIGH, max(LOW, 5 * round(e / 5))))
+def budget(rule: tuple[Any, ...], n_eff: float, high: int = 150, shrink: float = 1.0) -> int:
+    """Evaluations a rule ``(E0, s[, alpha])`` gives an alignment of ``n_eff`` whose fitted rows
+    are ``1 / shrink`` of its distinct sequences: ``(E0 + s log2(n_eff / 1000)) shrink^alpha``,
+    on the trace's 5-evaluation grid, at most ``high`` (the traced length of the form)."""
+    e0, slope = rule[0], rule[1]
+    alpha = float(rule[2]) if len(rule) > 2 else 0.0
+    e = (e0 + slope * math.log2(n_eff / 1000.0)) * shrink**alpha
+    return int(min(high, max(LOW, 5 * round(e / 5))))
+
+
+def shrink_of(row: dict[str, Any]) -> float:
+    """Distinct sequences over the rows the fit saw (1 without merged neighbours)."""
+    return float(row["n_unique"]) / float(row.get("n_fitted") or row["n_unique"])
 
 
 def at(row: dict[str, Any], evaluations: int) -> tuple[float, float]:
@@ -87,8 +107,14 @@ def at(row: dict[str, Any], evaluations: int) -> tuple[float, float]:
 #: the forms of the couplings and the configurations (seeds) that trace each
 PAPER_FORM = "budget150"
 FORMS: dict[str, tuple[str, ...]] = {PAPER_FORM: ("budget150", "budget150_s1"),
-                                     "budget150_sym": ("budget150_sym",)}
-Candidate = tuple[str, int, int]  # (form, E0, s)
+                                     "budget150_sym": ("budget150_sym",),
+                                     "merged220": ("merged220", "merged220_s1")}
+#: the evaluations each form's fits were traced to (a rule's budget is capped there)
+HIGH: dict[str, int] = {PAPER_FORM: 150, "budget150_sym": 150, "merged220": 220}
+Candidate = tuple[Any, ...]  # (form, E0, s, alpha)
+#: exponents of the shrink factor a form's rules may take (merged fits: spend what they save)
+ALPHAS: dict[str, tuple[float, ...]] = {PAPER_FORM: (0.0,), "budget150_sym": (0.0,),
+                                        "merged220": (0.0, 0.5, 1.0)}
 
 
 def evaluate(cand: Candidate, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,9 +125,12 @@ def evaluate(cand: Candidate, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if r["config"] in FORMS[cand[0]]:
             seeds.setdefault(str(r["family"]), []).append(r)
     mine = [fits[0] for fits in seeds.values()]
-    pts = [np.mean([at(r, budget(cand[1:], r["n_eff"])) for r in fits], axis=0) for fits in seeds.values()]
+    high = HIGH[cand[0]]
+    pts = [np.mean([at(r, budget(cand[1:], r["n_eff"], high, shrink_of(r))) for r in fits], axis=0)
+           for fits in seeds.values()]
     return {"mean": float(np.mean([p for p, _ in pts])), "max_time": float(max(t for _, t in pts)),
-            "evaluations": sum(budget(cand[1:], r["n_eff"]) for r in mine), "alignments": mine,
+            "evaluations": sum(budget(cand[1:], r["n_eff"], high, shrink_of(r)) for r in mine),
+            "alignments": mine,
             "precision": [float(p) for p, _ in pts], "time": [float(t) for _, t in pts],
             "seeds": [len(fits) for fits in seeds.values()]}
 
@@ -111,7 +140,7 @@ def candidates(rows: list[dict[str, Any]]) -> list[Candidate]:
     names = {str(r["family"]) for r in rows}
     forms = [f for f, configs in FORMS.items()
              if {str(r["family"]) for r in rows if r["config"] in configs} == names]
-    return [(f, e0, s) for f in forms for e0 in E0_GRID for s in SLOPE_GRID]
+    return [(f, e0, s, a) for f in forms for e0 in E0_GRID for s in SLOPE_GRID for a in ALPHAS[f]]
 
 
 def choose(rows: list[dict[str, Any]], limit: float) -> Candidate:
@@ -168,7 +197,8 @@ def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
         rule = choose(train, limit)
         ev = evaluate(rule, test)
         for r, p, t, n in zip(ev["alignments"], ev["precision"], ev["time"], ev["seeds"], strict=True):
-            folds.append({"held_out": r["family"], "rule": rule, "evaluations": budget(rule[1:], r["n_eff"]),
+            folds.append({"held_out": r["family"], "rule": rule,
+                          "evaluations": budget(rule[1:], r["n_eff"], HIGH[rule[0]], shrink_of(r)),
                           "top_L": p, "time_ratio_vs_plm": t, "seeds": n})
             print(f"{r['family']:18s} N_eff {r['n_eff']:7.0f}  {rule}  {folds[-1]['evaluations']:3d} evals"
                   f"  P@L {p:.3f}  time {t:.2f}x plm")
@@ -179,10 +209,12 @@ def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
           f"time at most {out['held_out_max_time_ratio']:.2f}x plm")
     best_of = {f"best_{f}": choose([r for r in rows if r["config"] in configs], limit)
                for f, configs in FORMS.items() if any(r["config"] in configs for r in rows)}
-    for name, rule in (("chosen_on_all", choose(rows, limit)), ("fixed_90", (PAPER_FORM, 90, 0)),
+    for name, rule in (("chosen_on_all", choose(rows, limit)), ("fixed_90", (PAPER_FORM, 90, 0, 0.0)),
                        *best_of.items()):
         ev = evaluate(rule, rows)
-        per = {r["family"]: {"n_eff": r["n_eff"], "evaluations": budget(rule[1:], r["n_eff"]), "top_L": p,
+        per = {r["family"]: {"n_eff": r["n_eff"], "shrink": shrink_of(r),
+                             "evaluations": budget(rule[1:], r["n_eff"], HIGH[rule[0]], shrink_of(r)),
+                             "top_L": p,
                              "time_ratio_vs_plm": t, "seeds": n}
                for r, p, t, n in zip(ev["alignments"], ev["precision"], ev["time"], ev["seeds"], strict=True)}
         whole = [v["top_L"] for k, v in per.items() if ":" not in k]
@@ -193,6 +225,9 @@ def select(rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
         print(f"{name}: rule {rule}: mean P@L {ev['mean']:.3f} (eight families {np.mean(whole):.3f}, "
               f"small {np.mean(small):.3f}), time at most {ev['max_time']:.2f}x plm")
     out["ceiling"] = ceiling(rows, limit)
+    out["ceilings"] = {f: ceiling(rows, limit, f) for f, configs in FORMS.items()
+                       if {str(r["family"]) for r in rows if r["config"] in configs}
+                       == {str(r["family"]) for r in rows}}
     return out
 
 
@@ -221,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             for config in args.configs:
                 row = run_factored(config, name, data, D, gap, CONFIGS[config], 5)
                 row.update(plm=plm, L=int(data.states.shape[1]), n_unique=int(data.states.shape[0]),
+                           n_fitted=int(row["n_fitted"]),
                            n_eff=float(data.n_eff))
                 print(f"{name}: plm {plm['wall_seconds']:.1f} s, {config} {row['wall_seconds']:.1f} s",
                       flush=True)

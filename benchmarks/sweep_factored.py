@@ -217,6 +217,7 @@ def run_factored(name: str, family: str, data: Any, D: np.ndarray, gap: int | No
         opts.setdefault("start", "random")
     if name != "default":  # a configuration that does not name symmetric couplings fits the paper's
         opts.setdefault("symmetric", False)
+        opts.setdefault("collapse", "duplicates")  # and every distinct sequence (before merging)
     scale = float(opts.pop("lambda_scale", 1.0))
     if scale != 1.0 or "lambda_j" in opts:
         lj = float(opts.pop("lambda_j", 0.01)) * scale
@@ -241,6 +242,7 @@ def run_factored(name: str, family: str, data: Any, D: np.ndarray, gap: int | No
                      "lambda_j": est.regularization.lambda_j},
         "top_L_gap_excluded": ex, "top_L_gap_included": inc, "wall_seconds": wall,
         "iterations": est.convergence_.iterations, "stop_reason": est.convergence_.stop_reason,
+        "n_fitted": est.n_fitted_, "collapse": est.collapse,
         "final_gradient_norm": est.convergence_.final_gradient_norm,
     }
     if trace > 0:

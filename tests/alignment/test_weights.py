@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from attnpotts.alignment import min_matches, sequence_weights, unique_rows
+from attnpotts.alignment import min_matches, neighbour_leaders, sequence_weights, unique_rows
 from attnpotts.errors import ShapeError, ValidationError
 
 
@@ -100,3 +100,46 @@ def test_bad_inputs() -> None:
         sequence_weights(np.full((2, 3), -1, dtype=np.int8))
     with pytest.raises(ValidationError, match=r"0\.\.255"):
         sequence_weights(np.full((2, 3), 300))
+
+
+def brute_force_leaders(states: np.ndarray, threshold: float) -> np.ndarray:
+    """Leader clustering in row order, by plain loops over the identity fraction."""
+    n, L = states.shape
+    leader = np.full(n, -1)
+    for i in range(n):
+        if leader[i] < 0:
+            leader[i] = i
+            for j in range(i + 1, n):
+                if leader[j] < 0 and np.sum(states[i] == states[j]) / L >= threshold:
+                    leader[j] = i
+    return leader
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=arrays(np.int8, st.tuples(st.integers(1, 30), st.integers(1, 12)), elements=st.integers(0, 2)),
+    threshold=st.sampled_from([0.1, 0.34, 0.5, 2 / 3, 0.8, 1.0]),
+)
+def test_leaders_match_brute_force(x: np.ndarray, threshold: float) -> None:
+    leader = neighbour_leaders(x, threshold=threshold)
+    np.testing.assert_array_equal(leader, brute_force_leaders(x, threshold))
+    # every row is a neighbour of its leader, which leads itself and comes first
+    assert np.all(leader <= np.arange(len(x)))
+    np.testing.assert_array_equal(leader[leader], leader)
+    identity = (x == x[leader]).mean(axis=1)
+    assert np.all(identity >= threshold - 1e-12)
+
+
+def test_leaders_of_a_family_and_bad_inputs() -> None:
+    x = random_family(80, 21, 4, 3)
+    leader = neighbour_leaders(x, threshold=0.8)
+    np.testing.assert_array_equal(leader, brute_force_leaders(x, 0.8))
+    assert len(np.unique(leader)) < len(x)  # the duplicates and near copies share leaders
+    np.testing.assert_array_equal(neighbour_leaders(np.unique(x, axis=0), threshold=1.0),
+                                  np.arange(len(np.unique(x, axis=0))))  # distinct rows lead alone
+    with pytest.raises(ShapeError):
+        neighbour_leaders(np.zeros(3, dtype=np.int8))
+    with pytest.raises(ValidationError, match=r"0\.\.255"):
+        neighbour_leaders(np.full((2, 3), 300))
+    with pytest.raises(ValidationError, match=r"\(0, 1\]"):
+        neighbour_leaders(np.zeros((2, 3), dtype=np.int8), threshold=1.5)

@@ -299,7 +299,10 @@ def test_fit_defaults_follow_the_model() -> None:
     assert plm.score_gap == PlmDCA().score_gap == PLM_SCORE_GAP
     assert fac.score_gap == FactoredDCA().score_gap
     assert ContactsConfig(score_gap="exclude").estimator().score_gap == "exclude"
+    assert (plm.collapse, fac.collapse) == (PlmDCA().collapse, FactoredDCA().collapse)
     from attnpotts.workflows import ContactsOptions
+
+    assert ContactsOptions(model="factored").collapse == fac.collapse
 
     # the options are a ContactsConfig: their None defaults resolve per model the same way
     assert ContactsOptions().score_gap == plm.score_gap
@@ -354,3 +357,30 @@ def test_contacts_symmetric_factored_fit(tmp_path: Path) -> None:
     est.fit(read_alignment(aln))
     J = est.couplings_
     np.testing.assert_allclose(J, J.transpose(1, 0, 3, 2), atol=1e-6)
+
+
+def test_contacts_collapse_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--collapse`` reaches the fit and the outputs: plm fits every distinct sequence by default,
+    ``--collapse neighbours`` one row per group of neighbours (summary ``n_fitted``, the same
+    ``N_eff``); config.json records the resolved choice; a bad value names the choices."""
+    rng = np.random.default_rng(7)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY-"))
+    base = rng.integers(0, 21, size=(8, 12))
+    rows = base[rng.integers(0, 8, size=64)]
+    rows[::2, 0] = (rows[::2, 0] + 1) % 21  # neighbours at 11/12 identity
+    aln = tmp_path / "a.fasta"
+    aln.write_text("".join(f">s{k}\n{''.join(letters[r])}\n" for k, r in enumerate(rows)))
+    args = ["contacts", str(aln), "--max-iter", "2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "exact")]) == 0
+    assert main([*args, "--out", str(tmp_path / "merged"), "--collapse", "neighbours"]) == 0
+    exact = json.loads((tmp_path / "exact" / "summary.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert exact["n_fitted"] == exact["n_unique"] == merged["n_unique"]
+    assert merged["n_fitted"] < merged["n_unique"] and merged["n_eff"] == pytest.approx(exact["n_eff"])
+    assert json.loads((tmp_path / "exact" / "config.json").read_text())["config"]["collapse"] == "duplicates"
+    assert merged["conventions"]["weights"]["collapse"] == "neighbours"
+    assert f"fitted {merged['n_fitted']}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own refusal of a bad choice
+        main([*args, "--out", str(tmp_path / "bad"), "--collapse", "clusters"])
+    assert exit_info.value.code == 2 and "duplicates" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

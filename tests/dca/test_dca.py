@@ -16,6 +16,7 @@ from attnpotts.dca import (
     Regularization,
     check_memory,
     estimate_memory,
+    merge_neighbours,
     prepare_data,
 )
 from attnpotts.errors import ResourceLimitError, ShapeError, ValidationError
@@ -180,6 +181,60 @@ def test_prepare_data_collapses_duplicates_and_sorts() -> None:
         prepare_data(states, n_states=2)
 
 
+def test_merge_neighbours_keeps_the_weight_and_the_order() -> None:
+    """Each group of neighbours becomes its leader carrying the group's weight: N_eff unchanged."""
+    rng = np.random.default_rng(5)
+    ancestors = rng.integers(0, 4, size=(3, 10))
+    states = ancestors[rng.integers(0, 3, size=40)]
+    flip = rng.random(states.shape) < 0.1  # about one site in ten: mostly within 80 % of the ancestor
+    states = np.where(flip, rng.integers(0, 4, size=states.shape), states)
+    data = prepare_data(states, rng.uniform(0.5, 2.0, size=40), n_states=4)
+    merged = merge_neighbours(data, 0.8)
+    assert merged.n_eff == data.n_eff and merged.weights.sum() == pytest.approx(data.weights.sum(), rel=1e-14)
+    assert merged.n_unique == data.states.shape[0] and merged.merged_at == 0.8
+    assert 3 <= merged.states.shape[0] < data.states.shape[0]
+    # the leaders are rows of the data in the same (lexicographic) order, each member within 80 %
+    rows = [int(np.flatnonzero((data.states == r).all(axis=1))[0]) for r in merged.states]
+    assert rows == sorted(rows)
+    from attnpotts.alignment import neighbour_leaders
+
+    leader = neighbour_leaders(data.states, threshold=0.8)
+    assert sorted(set(leader.tolist())) == rows
+    for k, row in enumerate(rows):
+        assert merged.weights[k] == pytest.approx(data.weights[leader == row].sum())
+    # a threshold of 1 merges nothing more than the duplicates already merged
+    same = merge_neighbours(data, 1.0)
+    np.testing.assert_array_equal(same.states, data.states)
+    np.testing.assert_array_equal(same.weights, data.weights)
+    with pytest.raises(ValidationError, match="merge threshold"):
+        merge_neighbours(data, 0.0)
+
+
+def test_collapse_option_of_the_estimators() -> None:
+    """Both estimators fit every distinct sequence by default; ``collapse="neighbours"`` fits the
+    groups of neighbours; a merged fit is not merged again; the counts say which rows were fitted."""
+    from attnpotts.dca import FACTORED_COLLAPSE, PLM_COLLAPSE
+    from attnpotts.dca.pipeline import ContactsConfig
+
+    assert PlmDCA().collapse == PLM_COLLAPSE == "duplicates"
+    assert FactoredDCA().collapse == FACTORED_COLLAPSE == "duplicates"
+    assert ContactsConfig().collapse == ContactsConfig(model="factored").collapse == "duplicates"
+    assert ContactsConfig(model="factored", collapse="neighbours").estimator().collapse == "neighbours"
+    rng = np.random.default_rng(8)
+    states = np.repeat(rng.integers(0, 3, size=(6, 12)), 5, axis=0)
+    states[::2, 0] = (states[::2, 0] + 1) % 3  # neighbours at 11/12 identity
+    exact = PlmDCA(max_iter=2, tolerance=None).fit(states)
+    merged = PlmDCA(max_iter=2, tolerance=None, collapse="neighbours").fit(states)
+    assert exact.n_fitted_ == exact.n_unique_ == 12
+    assert merged.n_unique_ == 12 and merged.n_fitted_ == 6
+    assert merged.n_eff_ == pytest.approx(exact.n_eff_)
+    pre = merge_neighbours(prepare_data(states), 0.8)
+    again = FactoredDCA(n_heads=2, key_dim=2, max_iter=2).fit(pre)
+    assert again.n_fitted_ == 6 and again.n_unique_ == 12
+    with pytest.raises(ValidationError, match="collapse"):
+        PlmDCA(collapse="clusters").fit(states)
+
+
 def test_memory_estimate_refuses_with_the_options_that_fit() -> None:
     est = estimate_memory(20000, 600, 21, model="plm", lbfgs_history=5)
     assert est.total_gib > 2
@@ -228,7 +283,7 @@ def _planted_model(L: int, q: int, edges: list[tuple[int, int]], seed: int) -> P
     return PottsModel(h, J)
 
 
-@pytest.mark.parametrize("estimator", ["plm", "factored"])
+@pytest.mark.parametrize("estimator", ["plm", "factored", "factored-merged"])
 def test_planted_contacts_are_recovered(estimator: str) -> None:
     L, q, M = 7, 3, 4000
     edges = [(0, 4), (1, 6), (2, 5), (3, 6)]
@@ -241,7 +296,9 @@ def test_planted_contacts_are_recovered(estimator: str) -> None:
             states, np.ones(M)
         )
     else:
-        est = FactoredDCA(n_heads=4, key_dim=4, max_iter=60, seed=1,
+        # "factored" fits every distinct sequence (the default), "merged" the groups of neighbours
+        collapse = "neighbours" if estimator == "factored-merged" else "duplicates"
+        est = FactoredDCA(n_heads=4, key_dim=4, max_iter=60, seed=1, collapse=collapse,
                           regularization=Regularization("plmc", 0.01, 0.01)).fit(states, np.ones(M))
     S = est.scores_
     iu = np.triu_indices(L, k=1)
@@ -255,9 +312,13 @@ def test_planted_contacts_are_recovered(estimator: str) -> None:
     from attnpotts.dca.fit import _objective_and_gradient_norm
 
     cl2, fl2 = est.regularization.per_token(L, q, float(M))
-    wt = torch.ones(M, dtype=torch.float32)
+    fitted = prepare_data(states, np.ones(M), n_states=q)  # the rows and weights the fit saw
+    if est.collapse == "neighbours":
+        fitted = merge_neighbours(fitted, est.identity_threshold)
+        assert est.n_fitted_ == fitted.states.shape[0] < est.n_unique_
+    wt = torch.as_tensor(fitted.weights, dtype=torch.float32)
     obj, gnorm = _objective_and_gradient_norm(
-        est.model_, torch.as_tensor(states, dtype=torch.long), wt, cl2, fl2,
+        est.model_, torch.as_tensor(fitted.states, dtype=torch.long), wt, cl2, fl2,
         est.weight_decay_,
     )
     assert conv.final_objective == pytest.approx(obj, rel=1e-5)

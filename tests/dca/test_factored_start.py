@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from attnpotts.dca import (
     FACTORED_ITER_AT_1000,
     FACTORED_ITER_PER_DOUBLING,
+    FACTORED_ITER_SHRINK_POWER,
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
     FACTORED_MIN_ITER,
@@ -122,6 +123,14 @@ def test_default_iterations_follow_the_start_and_the_data(monkeypatch: pytest.Mo
     assert est._max_iter(10, 5, 1000.0) == factored_iterations(1000.0) == FACTORED_ITER_AT_1000
     assert est._max_iter(10, 5, 4000.0) == FACTORED_ITER_AT_1000 + 2 * FACTORED_ITER_PER_DOUBLING
     assert FactoredDCA(start="random")._max_iter(10, 5, 1000.0) == FACTORED_MAX_ITER_RANDOM
+    # a fit on groups of neighbours (shrink = distinct sequences per fitted row) gets
+    # shrink ** FACTORED_ITER_SHRINK_POWER times the iterations, within the bounds
+    for shrink in (1.0, 1.9, 3.8):
+        base = FACTORED_ITER_AT_1000 + FACTORED_ITER_PER_DOUBLING * math.log2(1.5)
+        want = min(FACTORED_MAX_ITER, max(FACTORED_MIN_ITER, round(base * shrink**FACTORED_ITER_SHRINK_POWER)))
+        assert est._max_iter(10, 5, 1500.0, shrink) == factored_iterations(1500.0, shrink) == want
+    with pytest.raises(ValidationError, match="shrink"):
+        factored_iterations(1000.0, 0.5)
     assert FactoredDCA(max_iter=7)._max_iter(10, 5, 1000.0) == 7  # given: used whatever the start
     monkeypatch.setattr(fs, "MEAN_FIELD_MAX_DIM", 39)  # L (q-1) = 40: the random fallback
     assert est._max_iter(10, 5, 1000.0) == FACTORED_MAX_ITER_RANDOM

@@ -37,6 +37,7 @@ from .weights import (
     SequenceWeights,
     min_matches,
     neighbour_counts,
+    neighbour_leaders,
     sequence_weights,
     unique_rows,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "map_reference",
     "min_matches",
     "neighbour_counts",
+    "neighbour_leaders",
     "parse_alignment",
     "read_alignment",
     "read_distance_table",

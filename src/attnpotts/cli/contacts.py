@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     summary = contacts(options, args.out, overwrite=bool(args.overwrite), progress=not args.no_progress)
     conv = summary["convergence"]
     print(
-        f"{summary['model']}: N={summary['n_sequences']} (unique {summary['n_unique']}), "
+        f"{summary['model']}: N={summary['n_sequences']} (unique {summary['n_unique']}"
+        + (f", fitted {summary['n_fitted']}" if summary["n_fitted"] != summary["n_unique"] else "")
+        + "), "
         f"N_eff={summary['n_eff']:.1f}, L={summary['n_sites']}; {conv['iterations']} L-BFGS "
         f"iterations, {conv['evaluations']} evaluations ({conv['stop_reason']}), "
         f"|grad|={conv['final_gradient_norm']:.3g}; "

@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_attributes
 from .defaults import (
+    COLLAPSE_MODES,
+    FACTORED_COLLAPSE,
     FACTORED_ITER_AT_1000,
     FACTORED_ITER_PER_DOUBLING,
+    FACTORED_ITER_SHRINK_POWER,
     FACTORED_LBFGS_HISTORY,
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
@@ -23,6 +26,7 @@ from .defaults import (
     FACTORED_START,
     FACTORED_SYMMETRIC,
     PLM_CHECK_EVERY,
+    PLM_COLLAPSE,
     PLM_LBFGS_HISTORY,
     PLM_MAX_ITER,
     PLM_REGULARIZATION,
@@ -42,15 +46,19 @@ if TYPE_CHECKING:
         PreparedData,
         fit_factored,
         fit_plm,
+        merge_neighbours,
         prepare_data,
     )
 
 __all__ = [
+    "COLLAPSE_MODES",
     "CONVENTIONS",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_REGULARIZATION",
+    "FACTORED_COLLAPSE",
     "FACTORED_ITER_AT_1000",
     "FACTORED_ITER_PER_DOUBLING",
+    "FACTORED_ITER_SHRINK_POWER",
     "FACTORED_LBFGS_HISTORY",
     "FACTORED_MAX_ITER",
     "FACTORED_MAX_ITER_RANDOM",
@@ -60,6 +68,7 @@ __all__ = [
     "FACTORED_SYMMETRIC",
     "FAR_FROM_CONVERGENCE",
     "PLM_CHECK_EVERY",
+    "PLM_COLLAPSE",
     "PLM_LBFGS_HISTORY",
     "PLM_MAX_ITER",
     "PLM_REGULARIZATION",
@@ -76,6 +85,7 @@ __all__ = [
     "factored_iterations",
     "fit_factored",
     "fit_plm",
+    "merge_neighbours",
     "prepare_data",
 ]
 
@@ -85,7 +95,7 @@ __getattr__, __dir__ = lazy_attributes(
     __name__,
     dict.fromkeys(
         ("FAR_FROM_CONVERGENCE", "ConvergenceReport", "FactoredDCA", "PlmDCA", "PreparedData",
-         "fit_factored", "fit_plm", "prepare_data"),
+         "fit_factored", "fit_plm", "merge_neighbours", "prepare_data"),
         "fit",
     ),
     eager=__all__,

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..options import boolean, choice, integer, memory_limit, number, text, validate
 from .defaults import (
+    COLLAPSE_MODES,
+    FACTORED_COLLAPSE,
     FACTORED_ITER_AT_1000,
     FACTORED_ITER_PER_DOUBLING,
+    FACTORED_ITER_SHRINK_POWER,
     FACTORED_LBFGS_HISTORY,
     FACTORED_MAX_ITER,
     FACTORED_MAX_ITER_RANDOM,
@@ -21,6 +24,7 @@ from .defaults import (
     FACTORED_REGULARIZATION,
     FACTORED_SYMMETRIC,
     PLM_CHECK_EVERY,
+    PLM_COLLAPSE,
     PLM_LBFGS_HISTORY,
     PLM_MAX_ITER,
     PLM_REGULARIZATION,
@@ -42,7 +46,7 @@ class ContactsConfig:
     """Options of :func:`~attnpotts.dca.pipeline.run_contacts` (all JSON/TOML-serialisable); their fields are also the
     flags and TOML keys of ``attnpotts contacts`` (:mod:`attnpotts.options`).
 
-    ``lambda_j``, ``max_iter``, ``lbfgs_history`` and ``score_gap`` default to ``None``: the
+    ``lambda_j``, ``max_iter``, ``lbfgs_history``, ``score_gap`` and ``collapse`` default to ``None``: the
     estimator's own default, which depends on ``model`` (:class:`PlmDCA`, :class:`FactoredDCA`),
     resolved on creation and written into the config. ``lambda_j`` is the estimator's default
     when ``regularization`` is the estimator's convention (``gremlin`` is ``evcouplings``), else
@@ -65,8 +69,11 @@ class ContactsConfig:
         help=f"cap on the L-BFGS iterations (default {PLM_MAX_ITER} plm, which stops sooner when "
         f"the objective falls by less than {PLM_TOLERANCE:g} over {PLM_CHECK_EVERY} iterations, "
         f"chosen by leave-one-family-out; factored: from its mean-field start "
-        f"{FACTORED_ITER_AT_1000} + {FACTORED_ITER_PER_DOUBLING} log2(N_eff / 1000), between "
-        f"{FACTORED_MIN_ITER} and {FACTORED_MAX_ITER}; {FACTORED_MAX_ITER_RANDOM} from random factors)",
+        f"({FACTORED_ITER_AT_1000} + {FACTORED_ITER_PER_DOUBLING} log2(N_eff / 1000))"
+        + (f" x (distinct sequences per fitted row)^{FACTORED_ITER_SHRINK_POWER:g}"
+           if FACTORED_ITER_SHRINK_POWER else "")
+        + f", between {FACTORED_MIN_ITER} and {FACTORED_MAX_ITER}; {FACTORED_MAX_ITER_RANDOM} "
+        "from random factors)",
     )
     lbfgs_history: int | None = integer(
         None, 1, none=True, group=_FIT,
@@ -96,6 +103,12 @@ class ContactsConfig:
     identity_threshold: float = number(
         0.8, 0, 1, low_open=True, group=_ALN, help="sequence weights identity threshold"
     )
+    collapse: Literal["duplicates", "neighbours"] | None = choice(
+        None, COLLAPSE_MODES, none=True, group=_ALN,
+        help=f"fit every distinct sequence (duplicates merged into weights) or one weighted sequence "
+        f"per group of neighbours within the identity threshold (N_eff unchanged, fewer rows); "
+        f"default {PLM_COLLAPSE} for plm, {FACTORED_COLLAPSE} for factored (docs/dca.md)",
+    )
     focus: bool = boolean(
         False, group=_ALN, help="keep only the columns where the reference sequence has a residue"
     )
@@ -122,6 +135,8 @@ class ContactsConfig:
             object.__setattr__(self, "lambda_j", float(reg.lambda_j) if same else 0.01)
         if self.score_gap is None:
             object.__setattr__(self, "score_gap", defaults.score_gap)
+        if self.collapse is None:
+            object.__setattr__(self, "collapse", defaults.collapse)
         for name in ("max_iter", "lbfgs_history"):
             default = defaults.__dict__[name]
             if getattr(self, name) is None and default is not None:  # factored max_iter: per start and N_eff
@@ -142,6 +157,7 @@ class ContactsConfig:
             "device": self.device,
             "memory_limit_gb": float(self.memory_limit_gb),
             "score_gap": self.score_gap,
+            "collapse": self.collapse,
             "seed": int(self.seed),
         }
         if self.model == "plm":

@@ -14,8 +14,11 @@ from ..errors import ValidationError
 from .regularization import Regularization
 
 __all__ = [
+    "COLLAPSE_MODES",
+    "FACTORED_COLLAPSE",
     "FACTORED_ITER_AT_1000",
     "FACTORED_ITER_PER_DOUBLING",
+    "FACTORED_ITER_SHRINK_POWER",
     "FACTORED_LBFGS_HISTORY",
     "FACTORED_MAX_ITER",
     "FACTORED_MAX_ITER_RANDOM",
@@ -28,6 +31,7 @@ __all__ = [
     "FACTORED_START_SHARPNESS",
     "FACTORED_SYMMETRIC",
     "PLM_CHECK_EVERY",
+    "PLM_COLLAPSE",
     "PLM_LBFGS_HISTORY",
     "PLM_MAX_ITER",
     "PLM_REGULARIZATION",
@@ -67,6 +71,10 @@ FACTORED_ITER_AT_1000 = 51
 FACTORED_ITER_PER_DOUBLING = 15
 FACTORED_MIN_ITER = 26
 FACTORED_MAX_ITER = 146
+#: Exponent of the shrink factor in :func:`factored_iterations`: a fit on merged neighbours
+#: (``collapse="neighbours"``) gets ``shrink`` times the iterations, about the time of the fit on
+#: every distinct sequence (chosen over 0 and 0.5, ``docs/dca.md``; 1 whenever nothing merged).
+FACTORED_ITER_SHRINK_POWER = 1.0
 #: Default L-BFGS memory of :class:`FactoredDCA` (curvature pairs): the non-convex fit gains from a
 #: longer record than plm's; chosen by leave-one-family-out against 20 and 120, see FactoredDCA.
 FACTORED_LBFGS_HISTORY = 60
@@ -78,15 +86,31 @@ FACTORED_REGULARIZATION = Regularization("evcouplings", 0.003, 0.01)
 FACTORED_MAX_ITER_RANDOM = 300
 
 
-def factored_iterations(n_eff: float) -> int:
+def factored_iterations(n_eff: float, shrink: float = 1.0) -> int:
     """Default L-BFGS iterations of a factored fit from the mean-field start on ``n_eff`` weighted
     sequences: more data, more iterations (the precision keeps rising with them on deep
-    alignments and not on shallow ones, where plm's convergence rule also stops sooner)."""
+    alignments and not on shallow ones, where plm's convergence rule also stops sooner); times
+    ``shrink ** FACTORED_ITER_SHRINK_POWER``, ``shrink`` the distinct sequences per fitted row
+    (``collapse="neighbours"``): a fit on fewer rows spends what it saves on iterations."""
     if not (math.isfinite(n_eff) and n_eff > 0):
         raise ValidationError(f"n_eff must be a finite number > 0, got {n_eff!r}")
+    if not (math.isfinite(shrink) and shrink >= 1):
+        raise ValidationError(f"shrink must be a finite number >= 1, got {shrink!r}")
     it = FACTORED_ITER_AT_1000 + FACTORED_ITER_PER_DOUBLING * math.log2(n_eff / 1000.0)
+    it *= shrink**FACTORED_ITER_SHRINK_POWER
     return int(min(FACTORED_MAX_ITER, max(FACTORED_MIN_ITER, round(it))))
 
+
+#: What an estimator fits of the weighted alignment: its distinct sequences (``"duplicates"``:
+#: copies merged, the exact objective) or one weighted sequence per group of near neighbours
+#: (``"neighbours"``: :func:`attnpotts.dca.merge_neighbours` at the weights' identity threshold,
+#: ``N_eff`` unchanged, cheaper evaluations on redundant alignments).
+COLLAPSE_MODES: tuple[str, ...] = ("duplicates", "neighbours")
+#: Default of :class:`PlmDCA`: the exact objective (plmc's).
+PLM_COLLAPSE = "duplicates"
+#: Default of :class:`FactoredDCA`: every distinct sequence. Merged neighbours gain on the deep
+#: families and lose on the small alignments; leave-one-family-out keeps this (``docs/dca.md``).
+FACTORED_COLLAPSE = "duplicates"
 
 #: Default iteration cap of :class:`PlmDCA` (the convergence rule usually stops it earlier).
 PLM_MAX_ITER = 100

@@ -7,7 +7,7 @@ output folder atomically. Every output carries the map back to the original alig
 
 Output folder (``OUT_FILES``):
 
-* ``summary.json``: ``n_sequences``, ``n_unique``, ``n_eff``, ``n_sites``, ``n_states``,
+* ``summary.json``: ``n_sequences``, ``n_unique``, ``n_fitted`` (rows fitted), ``n_eff``, ``n_sites``, ``n_states``,
   ``wall_seconds`` (whole run, reading included), ``model``, ``convergence`` (iterations, final
   gradient norm, stop reason, last relative objective decrease), ``warnings`` (e.g. a fit that
   ran out of iterations far from convergence), ``conventions`` (weights, regularisation with its equivalents in
@@ -229,8 +229,11 @@ def run_contacts(
     conventions = {
         "weights": {
             "scheme": "inverse number of neighbours at >= identity_threshold identity (self included); "
-            "N_eff = sum of weights; duplicates collapsed into weights",
+            "N_eff = sum of weights; duplicates collapsed into weights"
+            + ("; each group of neighbours fitted as its leader with the group's weight"
+               if cfg.collapse == "neighbours" else ""),
             "identity_threshold": cfg.identity_threshold,
+            "collapse": cfg.collapse,
         },
         "regularization": est.regularization_,
         "model": "full Potts, symmetric pseudo-likelihood" if cfg.model == "plm" else (
@@ -252,6 +255,7 @@ def run_contacts(
         "model": cfg.model,
         "n_sequences": int(msa.n_sequences),
         "n_unique": int(est.n_unique_),
+        "n_fitted": int(est.n_fitted_),
         "n_eff": float(est.n_eff_),
         "n_sites": int(L),
         "n_states": int(msa.q),
