@@ -50,11 +50,13 @@ def test_weights_match_brute_force(threshold: float, seed: int) -> None:
     assert sw.multiplicity.sum() == x.shape[0]
 
 
+#: small alignments of three states (many neighbours) and thresholds on and between the fractions
+SMALL_ALIGNMENTS = arrays(np.int8, st.tuples(st.integers(1, 30), st.integers(1, 12)), elements=st.integers(0, 2))
+THRESHOLDS = st.sampled_from([0.1, 0.34, 0.5, 2 / 3, 0.8, 1.0])
+
+
 @settings(max_examples=60, deadline=None)
-@given(
-    x=arrays(np.int8, st.tuples(st.integers(1, 25), st.integers(1, 9)), elements=st.integers(0, 2)),
-    threshold=st.sampled_from([0.1, 0.34, 0.5, 2 / 3, 0.8, 1.0]),
-)
+@given(x=SMALL_ALIGNMENTS, threshold=THRESHOLDS)
 def test_weights_property(x: np.ndarray, threshold: float) -> None:
     sw = sequence_weights(x, threshold=threshold)
     np.testing.assert_allclose(sw.weights, brute_force_weights(x, threshold), atol=1e-15)
@@ -116,10 +118,7 @@ def brute_force_leaders(states: np.ndarray, threshold: float) -> np.ndarray:
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    x=arrays(np.int8, st.tuples(st.integers(1, 30), st.integers(1, 12)), elements=st.integers(0, 2)),
-    threshold=st.sampled_from([0.1, 0.34, 0.5, 2 / 3, 0.8, 1.0]),
-)
+@given(x=SMALL_ALIGNMENTS, threshold=THRESHOLDS)
 def test_leaders_match_brute_force(x: np.ndarray, threshold: float) -> None:
     leader = neighbour_leaders(x, threshold=threshold)
     np.testing.assert_array_equal(leader, brute_force_leaders(x, threshold))

@@ -191,7 +191,7 @@ def neighbour_leaders(states: np.ndarray, *, threshold: float = DEFAULT_THRESHOL
     later uncovered row of identity ``>= threshold`` with it (leader clustering, as CD-HIT does
     with its own order). Returns ``leader (U,)`` with ``leader[u] <= u`` and ``leader[leader[u]]
     == leader[u]``; every row is a neighbour of its leader. Costs ``U x (number of leaders)``
-    comparisons of ``L`` bytes (one thread; 1.4 s at ``U = 15,000``, ``L = 119``).
+    comparisons of ``L`` bytes (one thread; about 1.3 s at ``U = 15,000``, ``L = 119``).
     """
     x = np.ascontiguousarray(states)
     if x.ndim != 2 or x.shape[1] == 0:

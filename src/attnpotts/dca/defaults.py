@@ -73,7 +73,7 @@ FACTORED_MIN_ITER = 26
 FACTORED_MAX_ITER = 146
 #: Exponent of the shrink factor in :func:`factored_iterations`: a fit on merged neighbours
 #: (``collapse="neighbours"``) gets ``shrink`` times the iterations, about the time of the fit on
-#: every distinct sequence (chosen over 0 and 0.5, ``docs/dca.md``; 1 whenever nothing merged).
+#: every distinct sequence (chosen over 0 and 0.5, ``docs/dca.md``; without merging shrink is 1).
 FACTORED_ITER_SHRINK_POWER = 1.0
 #: Default L-BFGS memory of :class:`FactoredDCA` (curvature pairs): the non-convex fit gains from a
 #: longer record than plm's; chosen by leave-one-family-out against 20 and 120, see FactoredDCA.
