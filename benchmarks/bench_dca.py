@@ -528,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factored-options", type=shlex.split, default=[],
                     help="more attnpotts contacts arguments of the factored runs, one string "
                     "(e.g. --factored-options=--symmetric)")
+    ap.add_argument("--plm-options", type=shlex.split, default=[],
+                    help="more attnpotts contacts arguments of the plm runs, one string "
+                    "(e.g. --plm-options='--collapse neighbours')")
     ap.add_argument("--eval-families", nargs="*", default=["PF00014", "PF13354"],
                     help="families of the per-evaluation section")
     ap.add_argument("--skip-eval", action="store_true")

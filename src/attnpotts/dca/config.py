@@ -105,9 +105,11 @@ class ContactsConfig:
     )
     collapse: Literal["duplicates", "neighbours"] | None = choice(
         None, COLLAPSE_MODES, none=True, group=_ALN,
-        help=f"fit every distinct sequence (duplicates merged into weights) or one weighted sequence "
-        f"per group of neighbours within the identity threshold (N_eff unchanged, fewer rows); "
-        f"default {PLM_COLLAPSE} for plm, {FACTORED_COLLAPSE} for factored (docs/dca.md)",
+        help="fit every distinct sequence (duplicates merged into weights) or one weighted sequence "
+        "per group of neighbours within the identity threshold (N_eff unchanged, fewer rows); "
+        + (f"default {PLM_COLLAPSE} for both models" if PLM_COLLAPSE == FACTORED_COLLAPSE
+           else f"default {PLM_COLLAPSE} for plm, {FACTORED_COLLAPSE} for factored")
+        + "; with neighbours the factored fit spends the saving on iterations (docs/dca.md)",
     )
     focus: bool = boolean(
         False, group=_ALN, help="keep only the columns where the reference sequence has a residue"
