@@ -206,7 +206,7 @@ def test_merge_neighbours_keeps_the_weight_and_the_order() -> None:
     same = merge_neighbours(data, 1.0)
     np.testing.assert_array_equal(same.states, data.states)
     np.testing.assert_array_equal(same.weights, data.weights)
-    with pytest.raises(ValidationError, match="merge threshold"):
+    with pytest.raises(ValidationError, match=r"identity threshold must lie in \(0, 1\]"):
         merge_neighbours(data, 0.0)
 
 

@@ -62,3 +62,18 @@ def test_ceiling_when_nothing_fits_takes_the_fastest_point(budget: Any) -> None:
     rows = [_row("budget150", "F", {0: 0.5, 5: 0.6, 10: 0.7}, 10.0)]  # 5 evaluations = 5x plm
     out = budget.ceiling(rows, limit=2.0)
     assert out["alignments"]["F"]["largest"]["evaluations"] == 5
+
+
+def test_budget_rule_with_the_shrink_factor(budget: Any) -> None:
+    """``(E0 + s log2(N_eff / 1000)) shrink^alpha`` evaluations on the 5-grid, within the bounds;
+    a rule without ``alpha`` ignores the shrink factor."""
+    assert budget.budget((55, 15), 1000.0) == 55
+    assert budget.budget((55, 15), 4000.0) == 85
+    assert budget.budget((55, 15), 1000.0, shrink=3.0) == 55  # no exponent: shrink ignored
+    assert budget.budget((55, 15, 1.0), 1000.0, 220, 2.0) == 110
+    assert budget.budget((55, 15, 0.5), 1000.0, 220, 4.0) == 110
+    assert budget.budget((55, 15, 1.0), 1000.0, 150, 3.8) == 150  # the form's traced length
+    assert budget.budget((55, 15, 1.0), 10.0, 220, 1.0) == budget.LOW
+    row = {"n_unique": 8804, "n_fitted": 2298}
+    assert budget.shrink_of(row) == pytest.approx(8804 / 2298)
+    assert budget.shrink_of({"n_unique": 500}) == 1.0  # a fit on every distinct sequence

@@ -191,9 +191,7 @@ def merge_neighbours(data: PreparedData, threshold: float) -> PreparedData:
     """
     from ..alignment import neighbour_leaders
 
-    if not 0.0 < threshold <= 1.0:
-        raise ValidationError(f"merge threshold must lie in (0, 1], got {threshold}")
-    leader = neighbour_leaders(data.states, threshold=threshold)
+    leader = neighbour_leaders(data.states, threshold=threshold)  # checks the threshold
     rows, inverse = np.unique(leader, return_inverse=True)  # ascending: the sorted order is kept
     weights = np.bincount(inverse.ravel(), weights=data.weights, minlength=rows.size)
     return replace(
