@@ -184,3 +184,49 @@ def test_reproduce_killed_then_resumed_leaves_no_temporaries(tmp_path: Path) -> 
     results = json.loads((out / "results.json").read_text())
     assert sum(s["n_skipped"] for s in results["sweeps"]) >= 2  # resumed
     assert _leftovers(tmp_path) == []
+
+
+_EXIT_NOW = """
+import atexit, logging, sys, threading, time
+from attnpotts.processes import exit_now
+
+out, mode = sys.argv[1], sys.argv[2]
+logging.basicConfig(filename=out + ".log", level=logging.INFO)
+logging.getLogger("t").info("logged before the exit")
+atexit.register(lambda: open(out + ".atexit", "w").write("ran"))
+sys.stdout.write("unflushed line")  # no newline: still in the buffer at the exit
+if mode == "thread":  # a running thread: exit_now must wait for it like sys.exit
+    threading.Thread(target=lambda: (time.sleep(0.5), open(out + ".thread", "w").write("done"))).start()
+exit_now(3)
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "thread"])
+def test_exit_now_runs_what_teardown_would(tmp_path: Path, mode: str) -> None:
+    """exit_now keeps the status, the atexit handlers, the log and the buffered stdout; with a
+    thread still running it falls back to sys.exit, which waits for that thread."""
+    base = tmp_path / "x"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", _EXIT_NOW, str(base), mode], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "unflushed line"
+    assert (tmp_path / "x.atexit").read_text() == "ran"
+    assert "logged before the exit" in (tmp_path / "x.log").read_text()
+    assert (tmp_path / "x.thread").exists() == (mode == "thread")
+
+
+def test_console_command_exit_statuses(tmp_path: Path) -> None:
+    """``python -m attnpotts`` (the quick exit) keeps the statuses and the messages: 0 with the
+    output printed, 2 with the error line for a missing alignment."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    ok = subprocess.run([sys.executable, "-m", "attnpotts", "--version"], env=env,
+                        capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert ok.returncode == 0 and ok.stdout.strip()
+    bad = subprocess.run(
+        [sys.executable, "-m", "attnpotts", "contacts", str(tmp_path / "none.fasta"), "--out", str(tmp_path / "o")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().endswith("does not exist")
+    assert not (tmp_path / "o").exists()

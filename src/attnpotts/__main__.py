@@ -1,8 +1,6 @@
-"""``python -m attnpotts``: the ``attnpotts`` command (:func:`attnpotts.cli.main`)."""
+"""``python -m attnpotts``: the ``attnpotts`` command (:func:`attnpotts.cli.main.entry_point`)."""
 
-import sys
-
-from .cli.main import main
+from .cli.main import entry_point
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry_point()

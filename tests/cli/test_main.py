@@ -38,6 +38,16 @@ def test_abbreviations_and_negative_numbers_still_parse(tmp_path: Path) -> None:
     options = ["--epochs", "--out", "--lr", "-h"]
     assert _unknown_options(["--epo", "3", "--lr", "-1e-2", "-h"], options) == []
     assert _unknown_options(["--e", "3"], [*options, "--eps"]) == ["--e"]  # ambiguous prefix
+    assert _unknown_options(["-vv", "-hv"], [*options, "-v"]) == []  # short flags run together
+    assert _unknown_options(["-xv"], [*options, "-v"]) == ["-xv"]
+
+
+def test_repeated_verbose_flags_run_together(tmp_path: Path) -> None:
+    """``attnpotts -vv COMMAND`` means ``-v -v``, as argparse has it."""
+    from attnpotts.cli.main import _parse, build_parser
+
+    argv = ["-vv", "theory", "--out", str(tmp_path / "o")]
+    assert _parse(build_parser("theory"), argv, "theory").verbose == 2
 
 
 def test_misspelled_command_is_suggested(capsys: pytest.CaptureFixture[str]) -> None:

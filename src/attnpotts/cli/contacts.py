@@ -57,6 +57,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``attnpotts contacts``; print the key numbers; return 0."""
+    from ..plotting import start_renderer
+
+    start_renderer()  # matplotlib loads in a helper process while torch loads and the fit runs here
     options = resolve_options(args, ContactsOptions)
     summary = contacts(options, args.out, overwrite=bool(args.overwrite), progress=not args.no_progress)
     conv = summary["convergence"]

@@ -366,10 +366,11 @@ def _save_factors(path: Path, est: Any, columns: np.ndarray, metadata: dict[str,
 
 
 def _write_figure(path: Path, scores: np.ndarray, D: np.ndarray | None, *, title: str) -> None:
-    from ..plotting import figure_to_png
-    from ..plotting.contacts import plot_contact_map
+    """The contact map, drawn by the helper process if the caller started one
+    (:func:`attnpotts.plotting.start_renderer`)."""
+    from ..plotting import render_png
     from ..storage import atomic_write_bytes
 
-    fig = plot_contact_map(scores, D, top=scores.shape[0], cutoff=CONTACT_CUTOFF,
-                           min_separation=MIN_SEPARATION, title=title)
-    atomic_write_bytes(path, figure_to_png(fig))
+    png = render_png("plot_contact_map", scores, D, top=scores.shape[0], cutoff=CONTACT_CUTOFF,
+                     min_separation=MIN_SEPARATION, title=title)
+    atomic_write_bytes(path, png)

@@ -2,7 +2,9 @@
 
 Figures are built with :class:`matplotlib.figure.Figure` directly, never through ``pyplot``: no global
 figure registry, no backend selection, safe in worker processes. :func:`figure_to_png` turns one into
-PNG bytes (for files and for reports with embedded images).
+PNG bytes (for files and for reports with embedded images); :func:`render_png` draws one in a
+helper process started early by :func:`start_renderer` (``plotting.background``), so that a short
+command does not wait for matplotlib's import.
 
 Figure modules are imported on first use of one of their names (``plotting.theory`` and
 ``plotting.contacts`` belong to other parts of the library; a missing or broken one cannot break
@@ -28,6 +30,8 @@ __all__ = [
     "plot_learning_curves",
     "plot_sample_curves",
     "plot_training_curve",
+    "render_png",
+    "start_renderer",
 ]
 
 #: Resolution of saved figures (dots per inch).
@@ -42,6 +46,8 @@ _LAZY = {
     "plot_learning_curves": "experiments",
     "plot_sample_curves": "experiments",
     "plot_training_curve": "experiments",
+    "render_png": "background",
+    "start_renderer": "background",
 }
 
 
