@@ -88,6 +88,17 @@ def test_unused_helper_is_ended() -> None:
     assert child.poll() is not None and background._child is None
 
 
+def test_arguments_that_do_not_pickle_are_drawn_here() -> None:
+    """A figure whose arguments cannot be sent goes the in-process way, and its error is raised
+    here; the helper is ended either way."""
+    background.start_renderer()
+    child = background._child
+    assert child is not None
+    with pytest.raises(TypeError):
+        background.render_png("plot_contact_map", lambda: None)
+    assert child.poll() is not None
+
+
 def test_unknown_figure_raises_here() -> None:
     """A name the helper cannot draw is tried here, where its error is raised."""
     background.start_renderer()

@@ -87,7 +87,7 @@ def _unknown_options(argv: list[str], options: list[str]) -> list[str]:
         if flag.startswith("--") and len([o for o in options if o.startswith(flag)]) == 1:
             continue  # argparse accepts unambiguous abbreviations
         if not flag.startswith("--") and flag[:2] in options:
-            continue  # short options run together (-vv) or with their value attached: argparse's
+            continue  # short options run together (-vv) or with a value attached: argparse checks them
         unknown.append(flag)
     return unknown
 

@@ -60,12 +60,18 @@ def _stop() -> None:
     global _child
     child, _child = _child, None
     if child is not None:
+        _end(child)
+
+
+def _end(child: subprocess.Popen[bytes]) -> None:
+    """Kill ``child`` if it still runs, reap it and close its pipes."""
+    if child.poll() is None:
         child.kill()
-        child.wait()
-        for pipe in (child.stdin, child.stdout):
-            with contextlib.suppress(OSError):
-                if pipe is not None:
-                    pipe.close()
+    child.wait()
+    for pipe in (child.stdin, child.stdout):
+        with contextlib.suppress(OSError):
+            if pipe is not None:
+                pipe.close()
 
 
 def render_png(function: str, *args: Any, dpi: int | None = None, **kwargs: Any) -> bytes:
@@ -75,15 +81,16 @@ def render_png(function: str, *args: Any, dpi: int | None = None, **kwargs: Any)
     global _child
     child, _child = _child, None
     if child is not None:
+        out = b""
         try:
             out, _ = child.communicate(pickle.dumps((function, args, kwargs, dpi)), timeout=TIMEOUT_S)
-            if child.returncode == 0 and out.startswith(PNG_SIGNATURE):
-                return out
-            logger.debug("figure helper failed (exit status %s); drawing here", child.returncode)
-        except (OSError, subprocess.TimeoutExpired, pickle.PicklingError) as exc:
+        except Exception as exc:  # whatever failed (arguments that do not pickle, a hung helper)
             logger.debug("figure helper failed (%s); drawing here", exc)
-            child.kill()
-            child.wait()
+        finally:
+            _end(child)
+        if child.returncode == 0 and out.startswith(PNG_SIGNATURE):
+            return out
+        logger.debug("figure helper gave no figure (exit status %s); drawing here", child.returncode)
     return _draw(function, args, kwargs, dpi)
 
 
