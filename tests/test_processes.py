@@ -195,6 +195,17 @@ logging.basicConfig(filename=out + ".log", level=logging.INFO)
 logging.getLogger("t").info("logged before the exit")
 atexit.register(lambda: open(out + ".atexit", "w").write("ran"))
 sys.stdout.write("unflushed line")  # no newline: still in the buffer at the exit
+
+
+class Teardown:  # its __del__ runs only when the interpreter tears down (builtins kept)
+    def __init__(self, path, opener=open):
+        self.path, self.opener = path, opener
+
+    def __del__(self):
+        self.opener(self.path, "w").write("ran")
+
+
+kept = Teardown(out + ".teardown")
 if mode == "thread":  # a running thread: exit_now must wait for it like sys.exit
     threading.Thread(target=lambda: (time.sleep(0.5), open(out + ".thread", "w").write("done"))).start()
 exit_now(3)
@@ -214,6 +225,8 @@ def test_exit_now_runs_what_teardown_would(tmp_path: Path, mode: str) -> None:
     assert (tmp_path / "x.atexit").read_text() == "ran"
     assert "logged before the exit" in (tmp_path / "x.log").read_text()
     assert (tmp_path / "x.thread").exists() == (mode == "thread")
+    # the quick path skips the teardown; the fallback (sys.exit) has one, which the sentinel sees
+    assert (tmp_path / "x.teardown").exists() == (mode == "thread")
 
 
 def test_console_command_exit_statuses(tmp_path: Path) -> None:
