@@ -85,6 +85,13 @@ def test_config_validation_and_round_trip() -> None:
     with pytest.raises(ValidationError, match="target_distance"):
         ReproduceConfig(target_distance=1.5)
 
+    # one value of a list option is a list of one (``factored_coupling_l2 = 0`` in TOML), checked
+    # as written: a bad one is named with the value the user gave
+    assert ReproduceConfig.from_dict({"factored_coupling_l2": 0}).factored_coupling_l2 == (0,)
+    assert ReproduceConfig(depths=2).depths == (2,)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"got -1 \(int"):
+        ReproduceConfig.from_dict({"factored_coupling_l2": -1})
+
 
 def test_specs() -> None:
     cfg = ReproduceConfig.preset("full")

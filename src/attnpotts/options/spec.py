@@ -232,16 +232,23 @@ def validate(instance: Any, sources: dict[str, str] | None = None) -> None:
     """Check every option field of the dataclass ``instance`` against its spec.
 
     ``sources`` maps a field to where its value came from (a flag, a TOML key); the message then
-    names the option as the user wrote it. A list value of a ``list`` option becomes a tuple
-    (options objects are immutable).
+    names the option as the user wrote it. The value of a ``list`` option becomes a tuple
+    (options objects are immutable); one value, ``x = 0`` in TOML, a tuple of one.
     """
     sources = sources or {}
-    for name, spec in option_specs(type(instance)).items():
+    specs = option_specs(type(instance))
+    for name, spec in specs.items():
         if spec.kind == "list" and isinstance(getattr(instance, name), list):
             object.__setattr__(instance, name, tuple(getattr(instance, name)))
-    for name, spec in option_specs(type(instance)).items():
+    for name, spec in specs.items():
         source = sources.get(name)
         check_value(shown_name(name, source, spec), spec, getattr(instance, name), source)
+    for name, spec in specs.items():  # checked as written, then one value becomes a list of one
+        value = getattr(instance, name)
+        if spec.kind == "list" and not isinstance(value, tuple | type(None)) and not (
+            isinstance(value, str) and value in spec.special
+        ):
+            object.__setattr__(instance, name, (value,))
 
 
 def shown_name(name: str, source: str | None, spec: OptionSpec) -> str:
