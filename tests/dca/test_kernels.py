@@ -339,3 +339,31 @@ def test_symmetric_coupling_penalty_gradient_is_that_of_the_plain_formula_bitwis
         assert value == pytest.approx(float(plain.detach()) / 0.37, rel=1e-6)
     model = FullPotts(4, 3, symmetric=True, init_std=0.5, seed=1, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda t: model.coupling_squared_norm() + 0 * t.sum(), (model.couplings,))
+
+
+@pytest.mark.parametrize("L", [2, 3, 6, 7])
+@pytest.mark.parametrize("chunks", [1, 2, 3])
+def test_pair_expansion_and_gradient_reduction_match_their_definitions(L: int, chunks: int) -> None:
+    """The triangle <-> full-matrix kernels against numpy loops: odd and even ``L`` (the middle
+    block-row of the balanced split), one to three per-thread accumulators."""
+    from attnpotts.models.kernels import _expand_pairs, _reduce_pairs
+
+    q = 3
+    rng = np.random.default_rng(L * 10 + chunks)
+    i, j = np.triu_indices(L, 1)
+    pairs = rng.standard_normal((len(i), q, q))
+    w = np.zeros((L * q, L * q))
+    _expand_pairs(pairs, q, w)
+    expected = np.zeros_like(w)
+    for p, (a, b) in enumerate(zip(i, j, strict=True)):
+        expected[a * q:(a + 1) * q, b * q:(b + 1) * q] = pairs[p]
+        expected[b * q:(b + 1) * q, a * q:(a + 1) * q] = pairs[p].T
+    np.testing.assert_array_equal(w, expected)
+
+    grads = rng.standard_normal((chunks, L * q, L * q))
+    out = np.full_like(pairs, np.nan)
+    _reduce_pairs(grads, q, out)
+    total = grads.sum(0)
+    want = np.stack([total[a * q:(a + 1) * q, b * q:(b + 1) * q] + total[b * q:(b + 1) * q, a * q:(a + 1) * q].T
+                     for a, b in zip(i, j, strict=True)]) if len(i) else out
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)

@@ -173,9 +173,8 @@ def test_the_fused_kernels_expansion_of_packed_pairs_is_the_coupling_matrix() ->
 
     L, q = 6, 4
     J = random_couplings(L, q, 3, symmetric=True)
-    i, j = pair_indices(L)
     W = np.zeros((L * q, L * q))  # the kernel leaves the diagonal blocks as they are
-    _expand_pairs(pack_pairs(J), i.astype(np.int64), j.astype(np.int64), q, W)
+    _expand_pairs(pack_pairs(J), q, W)
     np.testing.assert_array_equal(W, coupling_matrix(J))
 
 

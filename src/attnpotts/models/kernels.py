@@ -539,44 +539,95 @@ def sum_of_squares(x: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------------- pairs
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _expand_pairs(
-    pairs_t: np.ndarray, pi: np.ndarray, pj: np.ndarray, n_states: int, w: np.ndarray
-) -> None:  # pragma: no cover
-    """``w[(i, a), (j, b)] = w[(j, b), (i, a)] = pairs_t[p, a, b]`` for the pairs ``(i_p, j_p)``.
+@nb.njit(inline="always")
+def _pair(i: int, j: int, n_sites: int) -> int:  # pragma: no cover
+    """Index of the pair ``i < j`` in the row-major upper triangle (``np.triu_indices(L, 1)``)."""
+    return i * n_sites - i * (i + 1) // 2 + j - i - 1
 
-    Shapes: ``pairs_t: (P, q, q)``, ``pi, pj: (P,)``, ``w: (L q, L q)``; the diagonal blocks of
-    ``w`` are not written (they stay zero).
+
+@nb.njit(inline="always")
+def _split_row(t: int, side: int, n_sites: int) -> int:  # pragma: no cover
+    """Block-row ``t`` (``side`` 0) or ``L - 1 - t`` (``side`` 1): a thread's pair of rows in a
+    triangle pass, ``L - 1`` pairs in all. As signed integers (a parallel loop's index is not)."""
+    first = np.int64(t)
+    return int(first) if side == 0 else int(np.int64(n_sites) - 1 - first)
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True)
+def _expand_pairs(pairs_t: np.ndarray, n_states: int, w: np.ndarray) -> None:  # pragma: no cover
+    """``w[(i, a), (j, b)] = w[(j, b), (i, a)] = pairs_t[p, a, b]`` for the pairs ``p = (i < j)``.
+
+    Shapes: ``pairs_t: (P, q, q)`` in the order of ``np.triu_indices(L, 1)``, ``w: (L q, L q)``;
+    the diagonal blocks of ``w`` are not written (they stay zero). Each thread writes whole
+    block-rows of ``w`` (``q`` rows), reading each pair's ``q x q`` block directly or transposed:
+    every cache line of ``w`` is written by one thread, in one visit.
     """
-    for p in nb.prange(pairs_t.shape[0]):
-        i0 = pi[p] * n_states
-        j0 = pj[p] * n_states
-        for a in range(n_states):
-            for b in range(n_states):
-                v = pairs_t[p, a, b]
-                w[i0 + a, j0 + b] = v
-                w[j0 + b, i0 + a] = v
+    q = n_states
+    L = w.shape[0] // q
+    for i in nb.prange(L):
+        i0 = i * q
+        for j in range(L):
+            if j == i:
+                continue
+            j0 = j * q
+            if j > i:
+                p = _pair(i, j, L)
+                for a in range(q):
+                    for b in range(q):
+                        w[i0 + a, j0 + b] = pairs_t[p, a, b]
+            else:
+                p = _pair(j, i, L)
+                for a in range(q):
+                    for b in range(q):
+                        w[i0 + a, j0 + b] = pairs_t[p, b, a]
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
-def _reduce_pairs(
-    grad_buf: np.ndarray, pi: np.ndarray, pj: np.ndarray, n_states: int, out: np.ndarray
-) -> None:  # pragma: no cover
-    """``out[p, a, b] = sum_c grad_buf[c, (j, b), (i, a)] + grad_buf[c, (i, a), (j, b)]``.
+def _reduce_pairs(grad_buf: np.ndarray, n_states: int, out: np.ndarray) -> None:  # pragma: no cover
+    """``out[p, a, b] = sum_c grad_buf[c, (i, a), (j, b)] + grad_buf[c, (j, b), (i, a)]``.
 
     The gradient for the stored upper triangle of a symmetric ``W`` (both entries it ties),
-    summed over the per-thread accumulators ``grad_buf: (C, L q, L q)``; ``out: (P, q, q)``.
+    summed over the per-thread accumulators ``grad_buf: (C, L q, L q)``; ``out: (P, q, q)`` in
+    the order of ``np.triu_indices(L, 1)``. Two passes that read ``grad_buf`` row by row (all
+    ``C`` accumulators together): the upper triangle (rows ``(i, a)``, pairs ``j > i``), then the
+    lower one added (rows ``(j, b)``, pairs ``i < j``, written transposed into the block-row's
+    pairs, which stay in cache). Each pass gives a thread the block-rows ``t`` and ``L - 1 - t``
+    together, so the triangles split evenly.
     """
+    q = n_states
     n_chunks = grad_buf.shape[0]
-    for p in nb.prange(out.shape[0]):
-        i0 = pi[p] * n_states
-        j0 = pj[p] * n_states
-        for a in range(n_states):
-            for b in range(n_states):
-                s = 0.0
-                for c in range(n_chunks):
-                    s += grad_buf[c, j0 + b, i0 + a] + grad_buf[c, i0 + a, j0 + b]
-                out[p, a, b] = s
+    L = grad_buf.shape[1] // q
+    half = (L + 1) // 2
+    for t in nb.prange(half):
+        for side in range(2):
+            i = _split_row(t, side, L)
+            if side == 1 and i == t:
+                continue
+            i0 = i * q
+            for a in range(q):
+                for j in range(i + 1, L):
+                    p = _pair(i, j, L)
+                    j0 = j * q
+                    for b in range(q):
+                        s = grad_buf[0, i0 + a, j0 + b]
+                        for c in range(1, n_chunks):
+                            s += grad_buf[c, i0 + a, j0 + b]
+                        out[p, a, b] = s
+    for t in nb.prange(half):
+        for side in range(2):
+            j = _split_row(t, side, L)
+            if side == 1 and j == t:
+                continue
+            j0 = j * q
+            for b in range(q):
+                for i in range(j):
+                    p = _pair(i, j, L)
+                    i0 = i * q
+                    for a in range(q):
+                        s = grad_buf[0, j0 + b, i0 + a]
+                        for c in range(1, n_chunks):
+                            s += grad_buf[c, j0 + b, i0 + a]
+                        out[p, a, b] += s
 
 
 class PairWorkspace:
@@ -610,15 +661,12 @@ class PairWorkspace:
             raise ValidationError(f"block_sites must be >= 0 (0: per-thread chunks), got {block_sites}")
         #: sites per block of the blocked pass (:func:`_fused_pl_blocked`); 0: per-thread chunks
         self.block_sites = int(block_sites)
-        pairs = np.triu_indices(L, k=1)
-        self.pi = np.ascontiguousarray(pairs[0], dtype=np.int64)
-        self.pj = np.ascontiguousarray(pairs[1], dtype=np.int64)
         self.w = np.zeros((width, width), dtype=np_dtype)
         # blocked: one gradient, one loss per block; else one accumulator per thread
         accumulators = 1 if self.block_sites else self.n_chunks
         self.grad_buf = np.empty((accumulators, width, width), dtype=np_dtype)
         self.gbias_buf = np.empty((accumulators, width), dtype=np_dtype)
-        self.grad_pairs = torch.empty((self.pi.shape[0], q, q), dtype=dtype)
+        self.grad_pairs = torch.empty((L * (L - 1) // 2, q, q), dtype=dtype)
         self.grad_bias = torch.empty((L, q), dtype=dtype)
         self.out_pairs = torch.empty_like(self.grad_pairs)
         self.out_bias = torch.empty_like(self.grad_bias)
@@ -656,7 +704,7 @@ class FusedPairPseudoLikelihood(torch.autograd.Function):
         ws: PairWorkspace,
     ) -> torch.Tensor:
         q = ws.n_states
-        _expand_pairs(pairs_t.detach().numpy(), ws.pi, ws.pj, q, ws.w)
+        _expand_pairs(pairs_t.detach().numpy(), q, ws.w)
         rows, targets = ws.token_rows(tokens)
         sw = np.ascontiguousarray(seq_weights.detach().numpy().astype(ws.w.dtype))
         b = np.ascontiguousarray(bias.detach().reshape(-1).numpy())
@@ -669,7 +717,7 @@ class FusedPairPseudoLikelihood(torch.autograd.Function):
             grad_buf, gbias_buf = ws.grad_buf[:n_chunks], ws.gbias_buf[:n_chunks]
             loss_buf = ws.loss_buf[:n_chunks]
             _fused_pl_kernel(rows, targets, sw, ws.w, b, q, grad_buf, gbias_buf, loss_buf)
-        _reduce_pairs(grad_buf, ws.pi, ws.pj, q, ws.grad_pairs.numpy())
+        _reduce_pairs(grad_buf, q, ws.grad_pairs.numpy())
         np.sum(gbias_buf, axis=0, out=ws.grad_bias.numpy().reshape(-1))
         ctx.ws = ws
         # a leaf's gradient reaches .grad directly (added in, or copied when None); through
