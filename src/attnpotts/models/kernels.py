@@ -547,8 +547,9 @@ def _pair(i: int, j: int, n_sites: int) -> int:  # pragma: no cover
 
 @nb.njit(inline="always")
 def _split_row(t: int, side: int, n_sites: int) -> int:  # pragma: no cover
-    """Block-row ``t`` (``side`` 0) or ``L - 1 - t`` (``side`` 1): a thread's pair of rows in a
-    triangle pass, ``L - 1`` pairs in all. As signed integers (a parallel loop's index is not)."""
+    """Block-row ``t`` (``side`` 0) or ``L - 1 - t`` (``side`` 1), taken by one thread in a
+    triangle pass: together they hold ``L - 1`` pairs, whatever ``t``. A signed integer (the index
+    of a parallel loop is unsigned, and mixing the two would make it a float)."""
     first = np.int64(t)
     return int(first) if side == 0 else int(np.int64(n_sites) - 1 - first)
 
