@@ -1,0 +1,48 @@
+"""``benchmarks/bench_pair_kernels.py`` runs end to end at a tiny size (its numbers are not checked
+here, only that it times both trees' kernels on the same inputs and writes its file)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_pair_kernels", ROOT / "benchmarks" / "bench_pair_kernels.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_times_this_tree_and_a_baseline_and_writes_its_table(bench: Any, tmp_path: Path) -> None:
+    import numba
+    import torch
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = tmp_path / "pairs.json"
+    threads = (torch.get_num_threads(), numba.get_num_threads())
+    try:
+        assert bench.main(["--lengths", "2", "5", "--accumulators", "1", "2", "--repeats", "2",
+                           "--threads", "1", "--baseline", head.stdout.strip(), "--out", str(out)]) == 0
+    finally:  # the benchmark sets the process's thread counts; later tests expect theirs
+        torch.set_num_threads(threads[0])
+        numba.set_num_threads(threads[1])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["L"], r["accumulators"]) for r in rows] == [(2, 1), (2, 2), (5, 1), (5, 2)]
+    for r in rows:
+        assert set(r["median_s"]) == {"expand", "reduce", "copy", "expand_baseline", "reduce_baseline"}
+        assert all(len(v) == 2 for v in r["all_s"].values())
+
+
+def test_a_revision_git_does_not_know_is_refused(bench: Any) -> None:
+    with pytest.raises(SystemExit, match="--baseline no-such-revision"):
+        bench.baseline_kernels("no-such-revision")
