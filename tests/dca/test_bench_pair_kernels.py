@@ -3,7 +3,6 @@ here, only that it times both trees' kernels on the same inputs and writes its f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -15,12 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_pair_kernels", ROOT / "benchmarks" / "bench_pair_kernels.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark: Any) -> Any:
+    return load_benchmark("bench_pair_kernels")
 
 
 def test_the_benchmark_times_this_tree_and_a_baseline_and_writes_its_table(bench: Any, tmp_path: Path) -> None:

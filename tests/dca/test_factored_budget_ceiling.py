@@ -3,28 +3,14 @@ within the time limit (no fits; synthetic traces)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def budget() -> Any:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("select_factored_budget",
-                                                      ROOT / "benchmarks" / "select_factored_budget.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+def budget(load_benchmark: Any) -> Any:
+    return load_benchmark("select_factored_budget")
 
 
 def _row(config: str, family: str, precision: dict[int, float], seconds_per_eval: float) -> dict[str, Any]:

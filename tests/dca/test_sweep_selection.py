@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def sweep() -> Any:
-    spec = importlib.util.spec_from_file_location("sweep_factored", ROOT / "benchmarks" / "sweep_factored.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def sweep(load_benchmark: Any) -> Any:
+    return load_benchmark("sweep_factored")
 
 
 def _runs(means: dict[str, dict[int, float]], memory: dict[str, int], families: int = 4) -> list[dict[str, Any]]:

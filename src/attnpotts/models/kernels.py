@@ -548,10 +548,14 @@ def _pair(i: int, j: int, n_sites: int) -> int:  # pragma: no cover
 @nb.njit(inline="always")
 def _split_row(t: int, side: int, n_sites: int) -> int:  # pragma: no cover
     """Block-row ``t`` (``side`` 0) or ``L - 1 - t`` (``side`` 1), taken by one thread in a
-    triangle pass: together they hold ``L - 1`` pairs, whatever ``t``. A signed integer (the index
-    of a parallel loop is unsigned, and mixing the two would make it a float)."""
+    triangle pass: together they hold ``L - 1`` pairs, whatever ``t``; -1 for the second when it
+    is the first (the middle row of an odd ``L``). A signed integer (the index of a parallel
+    loop is unsigned, and mixing the two would make it a float)."""
     first = np.int64(t)
-    return int(first) if side == 0 else int(np.int64(n_sites) - 1 - first)
+    if side == 0:
+        return int(first)
+    second = np.int64(n_sites) - 1 - first
+    return int(second) if second != first else -1
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -602,7 +606,7 @@ def _reduce_pairs(grad_buf: np.ndarray, n_states: int, out: np.ndarray) -> None:
     for t in nb.prange(half):
         for side in range(2):
             i = _split_row(t, side, L)
-            if side == 1 and i == t:
+            if i < 0:
                 continue
             i0 = i * q
             for a in range(q):
@@ -617,7 +621,7 @@ def _reduce_pairs(grad_buf: np.ndarray, n_states: int, out: np.ndarray) -> None:
     for t in nb.prange(half):
         for side in range(2):
             j = _split_row(t, side, L)
-            if side == 1 and j == t:
+            if j < 0:
                 continue
             j0 = j * q
             for b in range(q):
