@@ -565,7 +565,7 @@ def _expand_pairs(pairs_t: np.ndarray, n_states: int, w: np.ndarray) -> None:  #
     Shapes: ``pairs_t: (P, q, q)`` in the order of ``np.triu_indices(L, 1)``, ``w: (L q, L q)``;
     the diagonal blocks of ``w`` are not written (they stay zero). Each thread writes whole
     block-rows of ``w`` (``q`` rows), reading each pair's ``q x q`` block directly or transposed:
-    every cache line of ``w`` is written by one thread, in one visit.
+    every row of ``w`` is written by one thread, front to back.
     """
     q = n_states
     L = w.shape[0] // q
