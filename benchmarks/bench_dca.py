@@ -88,21 +88,28 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _check_out(ap: argparse.ArgumentParser, name: str) -> None:
-    """Refuse, before any run, an ``--out`` outside ``benchmarks/results/`` or naming a file this
-    benchmark did not write (it would be replaced)."""
+def _check_out(ap: argparse.ArgumentParser, name: str, rows: str = "tools",
+               keys: tuple[str, ...] = ("argv", "cpu_count"), *, folder: Path | None = None) -> Path:
+    """Refuse, before any run, an ``--out`` outside the results folder (``folder``, default
+    ``benchmarks/results/``) or naming a file the benchmark did not write (it would be replaced).
+    A benchmark's file is JSON with a list under ``rows`` and the ``keys`` only it writes (this
+    one's: ``cpu_count``; ``bench_plm_subsampled.py``'s, which share the layout: ``plm_options``).
+    Shared by the benchmarks that write there; returns the path."""
+    folder = RESULTS if folder is None else folder
     if Path(name).name != name or not name.endswith(".json"):
-        ap.error(f"--out must be a file name ending in .json (written to {RESULTS}), got {name!r}")
-    path = RESULTS / name
+        ap.error(f"--out must be a file name ending in .json (written to {folder}), got {name!r}")
+    path = folder / name
     if not path.exists():
-        return
+        return path
     try:
         saved = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
         saved = None
-    if not (isinstance(saved, dict) and isinstance(saved.get("tools"), list) and "argv" in saved):
-        ap.error(f"{path} is not a result of this benchmark (JSON with 'tools' and 'argv'); "
+    if not (isinstance(saved, dict) and isinstance(saved.get(rows), list) and all(k in saved for k in keys)):
+        wanted = ", ".join(f"'{k}'" for k in (rows, *keys))
+        ap.error(f"{path} is not a result of this benchmark (JSON with {wanted}); "
                  "choose another --out or move that file away")
+    return path
 
 
 def _save(record: dict[str, Any], name: str) -> Path:

@@ -37,6 +37,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_dca import _check_out  # noqa: E402
+
 _Q = 21
 _SECTION = "# ----------------------------------------------------------------------------------- pairs"
 
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if min(args.lengths) < 2 or min(args.accumulators) < 1 or args.repeats < 1 or args.threads < 1:
         ap.error("--lengths must be >= 2, --accumulators, --repeats and --threads >= 1")
+    out = _check_out(ap, args.out, "rows", ("argv", "baseline"), folder=RESULTS)
     from attnpotts.storage import atomic_write_json, environment_info
     from attnpotts.threads import set_threads
 
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['L']:>4} {r['accumulators']:>3} {r['matrix_mib']:>6.1f} "
               + " ".join(f"{1e3 * m[n]:>18.2f}" for n in names)
               + " " + " ".join(f"{r['over_copy'][n]:>20.2f}" for n in names if n != "copy"))
-    path = atomic_write_json(RESULTS / args.out, {"description": __doc__,
+    path = atomic_write_json(out, {"description": __doc__,
                                                   "argv": sys.argv[1:] if argv is None else argv,
                                                   "baseline": args.baseline,
                                                   "environment": environment_info(), "rows": rows})

@@ -51,6 +51,7 @@ from bench_dca import (  # noqa: E402
     FAMILIES,
     PLMC,
     RESULTS,
+    _check_out,
     _env,
     _load,
     _save,
@@ -213,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     args.factored_timeout = None
     if not args.data.is_dir():
         ap.error(f"no protein families folder {args.data}; pass --data or set ATTNPOTTS_PROTEINS")
+    if args.cmd == "tools":
+        _check_out(ap, args.out, "tools", ("argv", "plm_options"))
+    else:
+        _check_out(ap, args.out, "profiles", ("threads", "seed"))
     os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
     _ = _env  # the tools' environment is bench_dca's (threads capped)
     return cmd_tools(args) if args.cmd == "tools" else cmd_profile(args)

@@ -19,16 +19,24 @@ def bench(load_benchmark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_out_refuses_foreign_files_and_paths(bench: Any, tmp_path: Path) -> None:
     ap = argparse.ArgumentParser(prog="bench_dca.py")
-    (tmp_path / "mine.json").write_text(json.dumps({"argv": [], "tools": []}))
-    bench._check_out(ap, "mine.json")  # its own result: continued or replaced, as asked
-    bench._check_out(ap, "new.json")  # not there yet
+    (tmp_path / "mine.json").write_text(json.dumps({"argv": [], "cpu_count": 2, "tools": []}))
+    assert bench._check_out(ap, "mine.json") == tmp_path / "mine.json"  # its own: continued or replaced
+    assert bench._check_out(ap, "new.json") == tmp_path / "new.json"  # not there yet
     (tmp_path / "other.json").write_text(json.dumps({"runs": []}))
     (tmp_path / "notes.json").write_text("not json")
-    for name in ("other.json", "notes.json", "../escape.json", "sub/x.json", "table.md"):
+    # bench_plm_subsampled.py's file has the same layout but not this benchmark's keys
+    subsampled = json.dumps({"argv": [], "plm_options": [], "seed": 0, "tools": []})
+    (tmp_path / "subsampled.json").write_text(subsampled)
+    for name in ("other.json", "notes.json", "subsampled.json", "../escape.json", "sub/x.json", "table.md"):
         with pytest.raises(SystemExit):
             bench._check_out(ap, name)
     assert (tmp_path / "other.json").read_text() == json.dumps({"runs": []})
     assert (tmp_path / "notes.json").read_text() == "not json"
+    assert (tmp_path / "subsampled.json").read_text() == subsampled
+    # and the other way round: the small-alignment benchmark refuses this one's file
+    with pytest.raises(SystemExit):
+        bench._check_out(ap, "mine.json", "tools", ("argv", "plm_options"))
+    assert bench._check_out(ap, "subsampled.json", "tools", ("argv", "plm_options")) == tmp_path / "subsampled.json"
 
 
 def test_plmc_runs_with_the_documented_penalty(bench: Any, tmp_path: Path) -> None:

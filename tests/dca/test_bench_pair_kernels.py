@@ -18,16 +18,19 @@ def bench(load_benchmark: Any) -> Any:
     return load_benchmark("bench_pair_kernels")
 
 
-def test_the_benchmark_times_this_tree_and_a_baseline_and_writes_its_table(bench: Any, tmp_path: Path) -> None:
+def test_the_benchmark_times_this_tree_and_a_baseline_and_writes_its_table(
+    bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import numba
     import torch
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
     out = tmp_path / "pairs.json"
     threads = (torch.get_num_threads(), numba.get_num_threads())
     try:
         assert bench.main(["--lengths", "2", "5", "--accumulators", "1", "2", "--repeats", "2",
-                           "--threads", "1", "--baseline", head.stdout.strip(), "--out", str(out)]) == 0
+                           "--threads", "1", "--baseline", head.stdout.strip(), "--out", out.name]) == 0
     finally:  # the benchmark sets the process's thread counts; later tests expect theirs
         torch.set_num_threads(threads[0])
         numba.set_num_threads(threads[1])
@@ -41,3 +44,17 @@ def test_the_benchmark_times_this_tree_and_a_baseline_and_writes_its_table(bench
 def test_a_revision_git_does_not_know_is_refused(bench: Any) -> None:
     with pytest.raises(SystemExit, match="--baseline no-such-revision"):
         bench.baseline_kernels("no-such-revision")
+
+
+def test_out_is_a_name_in_the_results_folder_and_never_a_foreign_file(
+    bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"mine": true}')
+    for name, message in [(str(tmp_path / "x.json"), "must be a file name"), ("x.txt", "must be a file name"),
+                          ("notes.json", "is not a result of this benchmark")]:
+        with pytest.raises(SystemExit) as stop:
+            bench.main(["--lengths", "2", "--repeats", "1", "--out", name])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert foreign.read_text() == '{"mine": true}'
