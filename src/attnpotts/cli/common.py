@@ -67,6 +67,16 @@ EXIT_CODES: dict[str, int] = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` layout of every command: a one-paragraph text (the description) is wrapped to
+    the terminal's width; a text with line breaks (the examples) is kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
 def add_common_arguments(
     parser: argparse.ArgumentParser,
     *,

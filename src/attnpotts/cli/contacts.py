@@ -8,7 +8,7 @@ from typing import Any
 
 from ..options import add_arguments
 from ..workflows._contacts import ContactsOptions, contacts
-from .common import add_common_arguments, resolve_options
+from .common import HelpFormatter, add_common_arguments, resolve_options
 
 __all__ = ["register", "run"]
 
@@ -20,7 +20,7 @@ _EPILOG = """examples:
   attnpotts contacts PF00014.fasta.gz --out runs/pf14 --distances PF00014.distances.tsv
       also writes precision at top L, L/2, L/5, L/10 (8 A, |i-j| >= 6) into summary.json
   attnpotts contacts family.a2m --out runs/fam --focus --structure 1ABC.pdb --chain A
-  attnpotts contacts PF00076.align.80 --out runs/rrm --structure 2X1B_A.pdb --chain A \
+  attnpotts contacts PF00076.align.80 --out runs/rrm --structure 2X1B_A.pdb --chain A \\
       --structure-sequence PF00076_domain_sequence.txt   # the PDB chain's row, aligned
   attnpotts contacts family.a3m --out runs/fa --model factored --n-heads 32
   attnpotts contacts family.a3m --out runs/fl --model factored --max-iter 200
@@ -31,8 +31,8 @@ _EPILOG = """examples:
 
 output folder: summary.json, config.json, scores.mat (CCMpred), ec.txt (plmc's EC layout
 'i A_i j A_j 0 cn', focus-sequence numbering with --focus, else alignment columns), ec.tsv (the
-same with the alignment columns kept), couplings.npz (couplings (L, L, q, q), fields (L, q), column map, conventions),
-column_map.tsv, contact_map.png
+same with the alignment columns kept), couplings.npz (couplings (L, L, q, q), fields (L, q),
+column map, conventions), column_map.tsv, contact_map.png
 """
 
 
@@ -48,7 +48,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
             "scores, couplings and a contact map; evaluate against a structure or distances."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("alignment", help="FASTA (.gz), A2M, A3M, Stockholm or PSICOV alignment")
     add_common_arguments(p, device=True)

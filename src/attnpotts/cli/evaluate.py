@@ -28,14 +28,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
     :class:`~attnpotts.workflows.EvaluateOptions`."""
     from ..options import add_arguments
     from ..workflows._evaluate import EvaluateOptions
-    from .common import add_common_arguments
+    from .common import HelpFormatter, add_common_arguments
 
     p = sub.add_parser(
         "evaluate",
         help="test loss, optimal loss and coupling recovery of a trained model",
         description="Evaluate a run of `attnpotts train` on its test set (or on --data).",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_arguments(p, device=True)
     add_arguments(p, EvaluateOptions)

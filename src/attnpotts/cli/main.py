@@ -22,10 +22,10 @@ __all__ = ["SUBCOMMANDS", "build_parser", "entry_point", "main"]
 SUBCOMMANDS: tuple[str, ...] = ("sample", "train", "evaluate", "contacts", "theory", "reproduce")
 
 _EPILOG = """examples:
-  attnpotts reproduce                          # the paper's experiments -> runs/reproduce/report.html
-  attnpotts sample --out runs/sample           # sample the default generalized Potts model (L = q = 20)
+  attnpotts reproduce                          # the paper's experiments -> runs/reproduce/
+  attnpotts sample --out runs/sample           # sample the default generalized Potts model
   attnpotts train --data runs/sample --out runs/factored    # train one factored-attention layer
-  attnpotts evaluate --run runs/factored --out runs/eval    # test loss vs optimal loss, coupling recovery
+  attnpotts evaluate --run runs/factored --out runs/eval    # test loss, coupling recovery
   attnpotts theory --alpha 0.5:8:16 --lam 0.01 0.1 --out runs/theory   # replica learning curves
   attnpotts contacts family.a2m --structure 1abc.pdb --chain A --out runs/dca   # contacts by DCA
   attnpotts COMMAND --help                     # options of one command
@@ -38,11 +38,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     Registering one subcommand imports only its module, so that e.g. ``attnpotts sample`` does
     not pay for importing torch.
     """
+    from .common import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="attnpotts",
         description="Factored attention and generalized Potts models (Rende et al. 2024).",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"attnpotts {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")

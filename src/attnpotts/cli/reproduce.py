@@ -12,7 +12,7 @@ from ..errors import ValidationError
 from ..experiments import make_executor
 from ..experiments.reproduce import STAGES, ReproduceConfig, reproduce
 from ..options import add_arguments
-from .common import add_common_arguments, resolve_options
+from .common import HelpFormatter, add_common_arguments, resolve_options
 
 __all__ = ["register", "run"]
 
@@ -64,7 +64,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
             "cluster; writes results.json, figures and a self-contained report.html."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_arguments(p, default_out="runs/reproduce", device=True, threads=False)
     size = p.add_mutually_exclusive_group()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..options import add_arguments
 from ..workflows._sample import SampleOptions, sample
-from .common import add_common_arguments, resolve_options
+from .common import HelpFormatter, add_common_arguments, resolve_options
 
 if TYPE_CHECKING:
     from ..sampling import SampledDataset
@@ -41,7 +41,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
             "split them into train and test, and write them with the model and a manifest."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_arguments(p)
     add_arguments(p, SampleOptions)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..options import add_arguments
 from ..workflows._theory import TheoryOptions, theory
-from .common import add_common_arguments, resolve_options
+from .common import HelpFormatter, add_common_arguments, resolve_options
 
 __all__ = ["register", "resolve", "run"]
 
@@ -39,7 +39,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
             "softmax(beta z*)) over a grid of alpha = M/N and lambda; optionally simulate it."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_arguments(p, device=True)
     add_arguments(p, TheoryOptions)

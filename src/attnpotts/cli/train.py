@@ -43,7 +43,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     :class:`~attnpotts.workflows.TrainOptions`."""
     from ..options import add_arguments
     from ..workflows import TrainOptions
-    from .common import add_common_arguments
+    from .common import HelpFormatter, add_common_arguments
 
     p = sub.add_parser(
         "train",
@@ -54,7 +54,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
             "pseudo-likelihood maximisation of the mapped Potts model."
         ),
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_common_arguments(p, device=True)
     add_arguments(p, TrainOptions, group_order=("data", "model", "training"))
