@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/select_dca_defaults.py fit [--families ...] [--lambdas 0.01 0.02] [--max-iter 100]
     python benchmarks/select_dca_defaults.py select [--baseline benchmarks/results/bench_dca.json]
+        [--lambdas 0.01 0.03]
 
 ``fit``: for every family and coupling L2 ``lambda_J`` (EVcouplings convention, ``lambda_J (L-1)
 (q-1)``; ``lambda_h = 0.01``), ONE plm fit of ``--max-iter`` L-BFGS iterations (the library's fit:
@@ -237,6 +238,10 @@ def cmd_select(args: argparse.Namespace) -> int:
     fits = _longest_fits(sorted(RESULTS.glob(FITS.stem + "*.json")))
     if args.no_variants:
         fits = [f for f in fits if _group(f["family"]) == f["family"]]
+    if args.lambdas:
+        fits = [f for f in fits if any(abs(f["lambda_j"] - lam) <= 1e-12 for lam in args.lambdas)]
+        if not fits:
+            raise SystemExit(f"no fits with lambda_J in {args.lambdas} in {RESULTS}/{FITS.stem}*.json")
     table = _settings(fits)
     items = sorted({f["family"] for f in fits})
     complete = [k for k, v in table.items() if all(f in v for f in items)]
@@ -320,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="bench_dca.py / bench_plm_subsampled.py results with plmc rows")
     s.add_argument("--out", default=SELECTION.name, help="file name in benchmarks/results/")
     s.add_argument("--no-variants", action="store_true", help="the whole families only")
+    s.add_argument("--lambdas", nargs="+", type=float, default=None,
+                   help="only the fits of these lambda_J (default: every one found); the plm "
+                   "default was chosen with --lambdas 0.01 0.03")
     args = ap.parse_args(argv)
     return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
 
