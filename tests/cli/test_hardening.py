@@ -145,6 +145,17 @@ def test_unexpected_errors_are_reported_as_bugs(monkeypatch: pytest.MonkeyPatch)
     assert exit_code_for(KeyboardInterrupt())[0] == EXIT_CODES["interrupted"]
 
 
+def test_gpu_out_of_memory_is_not_reported_as_a_bug() -> None:
+    """torch's CUDA out-of-memory error is a RuntimeError; it gets the out-of-memory exit."""
+    oom = torch.cuda.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 15.7 GiB"
+    )
+    code, message = exit_code_for(oom)
+    assert code == EXIT_CODES["out_of_memory"]
+    assert message.startswith("the GPU ran out of memory (CUDA out of memory);")
+    assert "--device cpu" in message and "bug" not in message
+
+
 # ---------------------------------------------------------------------------- distances TSV
 @pytest.mark.parametrize(
     ("body", "message"),

@@ -253,6 +253,31 @@ def test_memory_estimate_refuses_with_the_options_that_fit() -> None:
         PlmDCA(memory_limit_gb=0.01).fit(states, np.ones(10))
 
 
+@pytest.mark.parametrize("estimator", [PlmDCA, FactoredDCA])
+def test_fit_on_a_cuda_device_is_refused_above_its_free_memory(
+    estimator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before anything reaches the device: the estimate's device share against its free memory."""
+    import attnpotts.dca.memory as memory
+
+    assert memory.device_free_bytes(None) is None and memory.device_free_bytes("cpu") is None
+    asked: list[str | None] = []
+
+    def free(device: str | None) -> int | None:
+        asked.append(device)
+        return 1024**2 if device == "cuda:0" else None
+
+    monkeypatch.setattr(memory, "device_free_bytes", free)
+    states = np.random.default_rng(0).integers(0, 21, (50, 30))
+    with pytest.raises(ResourceLimitError, match=r"GiB on cuda:0 \(largest part: .*\), which has 0\.00 GiB free") as info:
+        estimator(device="cuda:0").fit(states, np.ones(50))
+    assert "--device cpu" in str(info.value) and "fewer columns" in str(info.value)
+    assert asked == ["cuda:0"]
+    est = estimate_memory(50, 30, 21, model="plm")
+    check_memory(est, device="cpu")  # no device check off CUDA
+    assert asked == ["cuda:0", "cpu"]
+
+
 @pytest.mark.parametrize("model", ["plm", "factored"])
 def test_memory_estimate_counts_the_curvature_pairs_a_fit_can_store(model: str) -> None:
     """A fit of k < m iterations stores at most k L-BFGS pairs of P parameters each."""

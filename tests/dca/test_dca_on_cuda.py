@@ -16,7 +16,7 @@ import torch
 
 from attnpotts.alignment import example_files
 from attnpotts.cli.main import main
-from attnpotts.dca import FactoredDCA, PlmDCA, Regularization
+from attnpotts.dca import FactoredDCA, PlmDCA, Regularization, device_free_bytes
 from attnpotts.potts import ExactPotts, PottsModel
 
 pytestmark = [
@@ -72,3 +72,9 @@ def test_contacts_command_on_cuda(model: str, tmp_path: Path) -> None:
     assert got["n_sites"] == ref["n_sites"] == 53
     assert abs(got["precision"]["L"] - ref["precision"]["L"]) <= 1 / 53 + 1e-12
     assert got["precision"]["L"] >= 0.9
+
+
+def test_the_free_memory_of_the_device_is_read() -> None:
+    """What the fits' memory check compares the estimate with (``dca.memory``)."""
+    free = device_free_bytes("cuda")
+    assert free is not None and 0 < free <= torch.cuda.get_device_properties(0).total_memory

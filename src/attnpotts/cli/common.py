@@ -322,6 +322,12 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
         return EXIT_CODES["locked"], text
     if isinstance(exc, DivergenceError):
         return EXIT_CODES["diverged"], f"training diverged: {text}"
+    if _device_out_of_memory(exc):
+        first = text.split(". ")[0]  # torch's first sentence: "CUDA out of memory"
+        return EXIT_CODES["out_of_memory"], (
+            f"the GPU ran out of memory ({first}); run on the CPU (--device cpu), use smaller "
+            "sizes, or lower --memory-limit-gb so that the estimate refuses such runs up front"
+        )
     if isinstance(exc, MemoryError) and not isinstance(exc, ResourceLimitError):
         return EXIT_CODES["out_of_memory"], (
             "ran out of memory; use smaller sizes, or lower --memory-limit-gb so that the "
@@ -349,6 +355,14 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
         f"unexpected internal error {type(exc).__name__}: {text}. This is a bug in attnpotts; "
         f"please report it with the command line (set {DEBUG_ENV}=1 to print the traceback)"
     )
+
+
+def _device_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's out-of-memory error of a GPU (a ``RuntimeError``, not a
+    ``MemoryError``); torch is not imported for this."""
+    torch = sys.modules.get("torch")
+    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    return isinstance(oom, type) and isinstance(exc, oom)
 
 
 def _preflight_out(args: argparse.Namespace) -> Path | None:

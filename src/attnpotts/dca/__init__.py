@@ -34,7 +34,13 @@ from .defaults import (
     PLM_TOLERANCE,
     factored_iterations,
 )
-from .memory import DEFAULT_MEMORY_LIMIT, MemoryEstimate, check_memory, estimate_memory
+from .memory import (
+    DEFAULT_MEMORY_LIMIT,
+    MemoryEstimate,
+    check_memory,
+    device_free_bytes,
+    estimate_memory,
+)
 from .regularization import CONVENTIONS, DEFAULT_REGULARIZATION, Regularization
 
 if TYPE_CHECKING:
@@ -81,6 +87,7 @@ __all__ = [
     "PreparedData",
     "Regularization",
     "check_memory",
+    "device_free_bytes",
     "estimate_memory",
     "factored_iterations",
     "fit_factored",

@@ -441,8 +441,8 @@ class _BaseDCA:
 
         Raises:
             ValidationError: fewer than 3 columns (the scores' APC needs three).
-            ResourceLimitError: the estimated memory exceeds ``memory_limit_gb`` (message names
-                the options that fit).
+            ResourceLimitError: the estimated memory exceeds ``memory_limit_gb``, or on a CUDA
+                device its free memory (message names the options that fit).
         """
         from ..inference.objectives import Objective
         from ..training import TrainingConfig, objective_penalties, release_freed_memory, train
@@ -461,7 +461,7 @@ class _BaseDCA:
                 "and its column filters: max_column_gap, focus)"
             )
         estimate = self._estimate(prepared)
-        check_memory(estimate, int(self.memory_limit_gb * 1024**3))
+        check_memory(estimate, int(self.memory_limit_gb * 1024**3), device=self.device)
         cl2, fl2 = self.regularization.per_token(L, q, prepared.n_eff)
         wd = self._weight_decay(L)
         torch_dtype = torch.float32 if self.dtype == "float32" else torch.float64

@@ -47,6 +47,7 @@ __all__ = [
     "RUNTIME_BYTES",
     "MemoryEstimate",
     "check_memory",
+    "device_free_bytes",
     "estimate_memory",
 ]
 
@@ -179,14 +180,45 @@ def estimate_memory(
     return MemoryEstimate(int(sum(parts.values())), parts, model, dtype, B)
 
 
-def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIMIT) -> None:
-    """Raise :class:`~attnpotts.errors.ResourceLimitError` when ``estimate`` exceeds the limit.
+def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIMIT, *,
+                 device: str | None = None) -> None:
+    """Raise :class:`~attnpotts.errors.ResourceLimitError` when ``estimate`` exceeds the limit,
+    or, on a CUDA ``device``, when its share on the device (all but :data:`RUNTIME_BYTES`, the
+    interpreter's host memory) exceeds the device's free memory.
 
     The message gives the estimate, its largest part and the options that reduce it.
     """
-    if estimate.total_bytes <= limit_bytes:
-        return
-    worst = max(estimate.parts, key=lambda k: estimate.parts[k])
+    if estimate.total_bytes > limit_bytes:
+        worst = _largest_part(estimate.parts)
+        raise ResourceLimitError(
+            f"the {estimate.model} fit needs about {estimate.total_gib:.2f} GiB "
+            f"({_describe_part(estimate, worst)}), above the limit of "
+            f"{limit_bytes / 1024**3:.2f} GiB; options that fit: "
+            f"{'; '.join(_memory_hints(estimate, worst))}; or raise the limit (--memory-limit-gb; "
+            "memory_limit_gb in Python) if the machine has the memory"
+        )
+    free = device_free_bytes(device)
+    on_device = {k: v for k, v in estimate.parts.items() if k != "runtime"}
+    if free is not None and sum(on_device.values()) > free:
+        worst = _largest_part(on_device)
+        raise ResourceLimitError(
+            f"the {estimate.model} fit needs about {sum(on_device.values()) / 1024**3:.2f} GiB on "
+            f"{device} ({_describe_part(estimate, worst)}), which has {free / 1024**3:.2f} GiB "
+            f"free; options that fit: {'; '.join(_memory_hints(estimate, worst))}; or the CPU "
+            "(--device cpu)"
+        )
+
+
+def _largest_part(parts: dict[str, int]) -> str:
+    return max(parts, key=lambda k: parts[k])
+
+
+def _describe_part(estimate: MemoryEstimate, part: str) -> str:
+    return f"largest part: {part}, {estimate.parts[part] / 1024**3:.2f} GiB"
+
+
+def _memory_hints(estimate: MemoryEstimate, worst: str) -> list[str]:
+    """The options that make ``estimate`` smaller, given its largest part ``worst``."""
     hints = []
     if estimate.model == "plm":
         hints.append("--model factored (factored attention stores O(H (L d + q^2)) parameters)")
@@ -198,9 +230,18 @@ def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIM
     if worst == "start":
         hints.append("start='random' (no mean-field covariance matrix)")
     hints.append("fewer columns (focus mode or a column gap filter)")
-    raise ResourceLimitError(
-        f"the {estimate.model} fit needs about {estimate.total_gib:.2f} GiB "
-        f"(largest part: {worst}, {estimate.parts[worst] / 1024**3:.2f} GiB), above the limit of "
-        f"{limit_bytes / 1024**3:.2f} GiB; options that fit: {'; '.join(hints)}; or raise the "
-        "limit (--memory-limit-gb; memory_limit_gb in Python) if the machine has the memory"
-    )
+    return hints
+
+
+def device_free_bytes(device: str | None) -> int | None:
+    """Free memory of a CUDA ``device`` in bytes (``torch.cuda.mem_get_info``); ``None`` for
+    other devices, no device, or a machine without CUDA (the device check is then not made)."""
+    if device is None:
+        return None
+    import torch
+
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return None
+    free, _total = torch.cuda.mem_get_info(dev)
+    return int(free)
