@@ -12,6 +12,7 @@ import torch
 from attnpotts.dca import (
     CONVENTIONS,
     FactoredDCA,
+    MemoryEstimate,
     PlmDCA,
     Regularization,
     check_memory,
@@ -276,6 +277,13 @@ def test_fit_on_a_cuda_device_is_refused_above_its_free_memory(
     est = estimate_memory(50, 30, 21, model="plm")
     check_memory(est, device="cpu")  # no device check off CUDA
     assert asked == ["cuda:0", "cpu"]
+    # the interpreter and the mean-field start stay in host memory: not counted on the device
+    host = {"runtime": 2**30, "start": 2**30, "lbfgs_state": 2**20}  # = the free MiB
+    check_memory(MemoryEstimate(sum(host.values()), host, "factored", "float32", 1), device="cuda:0")
+    host["lbfgs_state"] += 1
+    with pytest.raises(ResourceLimitError, match="largest part: lbfgs_state"):
+        check_memory(MemoryEstimate(sum(host.values()), host, "factored", "float32", 1),
+                     device="cuda:0")
 
 
 @pytest.mark.parametrize("model", ["plm", "factored"])

@@ -183,8 +183,9 @@ def estimate_memory(
 def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIMIT, *,
                  device: str | None = None) -> None:
     """Raise :class:`~attnpotts.errors.ResourceLimitError` when ``estimate`` exceeds the limit,
-    or, on a CUDA ``device``, when its share on the device (all but :data:`RUNTIME_BYTES`, the
-    interpreter's host memory) exceeds the device's free memory.
+    or, on a CUDA ``device``, when its share on the device (all but the parts in host memory:
+    the interpreter, :data:`RUNTIME_BYTES`, and the mean-field start) exceeds the device's free
+    memory.
 
     The message gives the estimate, its largest part and the options that reduce it.
     """
@@ -198,7 +199,7 @@ def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIM
             "memory_limit_gb in Python) if the machine has the memory"
         )
     free = device_free_bytes(device)
-    on_device = {k: v for k, v in estimate.parts.items() if k != "runtime"}
+    on_device = {k: v for k, v in estimate.parts.items() if k not in _HOST_PARTS}
     if free is not None and sum(on_device.values()) > free:
         worst = _largest_part(on_device)
         raise ResourceLimitError(
@@ -207,6 +208,10 @@ def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIM
             f"free; options that fit: {'; '.join(_memory_hints(estimate, worst))}; or the CPU "
             "(--device cpu)"
         )
+
+
+#: Parts of an estimate that stay in host memory when the fit runs on a GPU.
+_HOST_PARTS = ("runtime", "start")
 
 
 def _largest_part(parts: dict[str, int]) -> str:
