@@ -116,6 +116,30 @@ def test_memory_limit_option_is_honoured(tmp_path: Path, capsys: pytest.CaptureF
     assert "above --memory-limit-gb 0.1" in _one_line_error(capsys)
 
 
+def test_training_on_a_cuda_device_is_refused_above_its_free_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``train``'s check also compares its estimate with the CUDA device's free memory."""
+    import attnpotts.dca.memory as memory
+    from attnpotts.errors import ResourceLimitError
+    from attnpotts.workflows.resources import check_train_resources, train_bytes
+
+    values = {"model": "factored", "n_heads": 8, "batch_size": 256, "device": "cuda:0"}
+    need = train_bytes(values, 1000, 50, 21)
+    asked: list[str] = []
+
+    def free(device: str | None) -> int | None:
+        asked.append(str(device))
+        return int(need) if str(device).startswith("cuda") else None
+
+    monkeypatch.setattr(memory, "device_free_bytes", free)
+    check_train_resources(values, 1000, 50, 21, None)  # fits exactly
+    check_train_resources({**values, "device": "cpu"}, 4000, 50, 21, None)  # no device check
+    with pytest.raises(ResourceLimitError, match=r"GiB on cuda:0 \(4000 sequences.*GiB free; .*--device cpu"):
+        check_train_resources(values, 4000, 50, 21, None)
+    assert asked == ["cuda:0", "cpu", "cuda:0"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_cuda_without_cuda_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", ALN, "--device", "cuda", "--out", str(tmp_path / "o")]) == BAD

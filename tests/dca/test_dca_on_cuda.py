@@ -78,3 +78,21 @@ def test_the_free_memory_of_the_device_is_read() -> None:
     """What the fits' memory check compares the estimate with (``dca.memory``)."""
     free = device_free_bytes("cuda")
     assert free is not None and 0 < free <= torch.cuda.get_device_properties(0).total_memory
+
+
+def test_factored_fit_device_memory_is_within_its_estimate() -> None:
+    """The part of the estimate a CUDA fit is refused by (all but the host parts) against the
+    device memory a factored fit allocates: at least the peak, at most 1.5 times it."""
+    from attnpotts.dca import prepare_data
+    from attnpotts.dca.memory import _HOST_PARTS
+
+    rng = np.random.default_rng(0)
+    N, L = 3000, 400  # the matrix-product pass in two blocks of J (256 MiB each)
+    data = prepare_data(rng.integers(0, 21, size=(N, L)).astype(np.int8), np.ones(N), n_states=21)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fit = FactoredDCA(n_heads=8, max_iter=2, tolerance=None, device="cuda").fit(data)
+    peak = torch.cuda.max_memory_allocated() - base
+    on_device = sum(v for k, v in fit.memory_estimate_.parts.items() if k not in _HOST_PARTS)
+    assert peak <= on_device <= 1.5 * peak

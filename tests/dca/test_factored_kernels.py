@@ -15,6 +15,7 @@ from attnpotts.models.factored_kernels import (
     _pl_dense,
     _pl_numba,
     block_sites,
+    default_block,
     factored_logits,
     factored_pseudo_likelihood,
     reference_factored_logits,
@@ -131,6 +132,26 @@ def test_block_sites_keeps_the_block_small_and_at_least_two_sites() -> None:
     assert block_sites(5000, 21, 8) == 2
     assert block_sites(10, 21, 4) == 10
     assert block_sites(1, 21, 4) == 1
+
+
+def test_the_matrix_product_pass_takes_larger_blocks_with_the_same_result() -> None:
+    """The default block follows the pass: cache-sized for the numba kernel, ``J`` whole here
+    for the matrix products (a GPU's); both give the loss and gradients of either block."""
+    H, L, q, N = 2, 120, 21, 40
+    assert default_block(L, q, 8, fused=True) == block_sites(L, q, 8) == 14
+    assert default_block(L, q, 8, fused=False) == L
+    assert default_block(1000, 21, 4, fused=False) == 152  # 256 MiB of 1.76 MB sites
+    A, V, h = _factors(H, L, q, 13)
+    tokens = torch.randint(0, q, (N, L), generator=torch.Generator().manual_seed(14))
+    w = torch.rand(N, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
+    out = []
+    for run, fused in ((_pl_numba, True), (_pl_dense, False)):
+        grads = [torch.zeros_like(A), torch.zeros_like(V), torch.zeros_like(h)]
+        loss = run(A, V, h, tokens, w, default_block(L, q, 8, fused=fused), *grads)
+        out.append((loss, grads))
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-12)
+    for a, b in zip(out[0][1], out[1][1], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("symmetric", [False, True])

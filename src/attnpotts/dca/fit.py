@@ -846,7 +846,7 @@ class FactoredDCA(_BaseDCA):
         est = estimate_memory(U, L, data.n_states, model="factored", dtype=self.dtype,
                               lbfgs_history=int(self.lbfgs_history), max_iter=max_iter,
                               chunk=self.chunk, n_heads=int(self.n_heads), key_dim=int(self.key_dim),
-                              start=self._start_used(L, data.n_states))
+                              start=self._start_used(L, data.n_states), device=self.device)
         return _fit_chunk(est, U, L, data.n_states, self, "factored", max_iter)
 
     def _set_couplings(self, model: torch.nn.Module, exclude: int | None) -> None:

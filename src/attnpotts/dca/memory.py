@@ -19,7 +19,9 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   an evaluation (the attention matrices ``A: (H, L, L)`` with softmax intermediates and
   gradients, ``3 H L^2``, plus one block of ``|I|`` sites of ``J``, its gradient and one
   accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
-  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`), the scores from the factors
+  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`; on a CUDA device a block of about
+  :data:`~attnpotts.models.factored_kernels.DEVICE_BLOCK_BYTES` with its gradient and a copy,
+  the tokens and a chunk's one-hot rows and logits), the scores from the factors
   (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
   log-softmax of a chunk, ``2 R L q`` with ``R`` rows bounded by
   :data:`attnpotts.inference.EVAL_CHUNK_BYTES`), and before them the mean-field start
@@ -92,6 +94,7 @@ def estimate_memory(
     key_dim: int = 32,
     n_threads: int | None = None,
     start: str = "random",
+    device: str | None = None,
 ) -> MemoryEstimate:
     """Estimate the peak memory of a DCA fit (see the module docstring for the terms).
 
@@ -109,6 +112,9 @@ def estimate_memory(
         start: factored attention's start, ``"mean-field"`` (its covariance matrix, when
             ``L (q-1)`` is within :data:`attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`) or
             ``"random"``.
+        device: where the fit runs (``None``: the CPU). Factored attention on a CUDA device
+            computes its pass as one-hot matrix products over larger blocks of ``J``
+            (:data:`~attnpotts.models.factored_kernels.DEVICE_BLOCK_BYTES`), counted as such.
     """
     if dtype not in _BYTES:
         raise ValidationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -140,7 +146,7 @@ def estimate_memory(
         }
     else:
         from ..inference import eval_rows
-        from ..models.factored_kernels import block_sites
+        from ..models.factored_kernels import _DENSE_CHUNK, default_block
         from .factored_start import mean_field_start_bytes
 
         if start not in ("mean-field", "random"):
@@ -152,12 +158,19 @@ def estimate_memory(
             n_threads = int(numba.get_num_threads())
         T = max(1, int(n_threads))
         P = n_heads * (2 * L * key_dim + q * q) + L * q
-        K = block_sites(L, q, b)
+        fused = not _on_cuda(device)
+        K = default_block(L, q, b, fused=fused)
         A = n_heads * L * L * b  # one (H, L, L) attention tensor
         # the three phases do not overlap: an evaluation (A with its softmax intermediates and
         # gradients, one block of J), the scores (A, its masked copy, float64 block temporaries,
         # the L x L matrices) and the final loss (A; logits and log-softmax of a chunk, no grad)
-        evaluation = 3 * A + (T + 3) * L * q * K * q * b
+        if fused:  # the numba kernel: J[I], its transposed copy, the sum, T accumulators
+            evaluation = 3 * A + (T + 3) * L * q * K * q * b
+        else:  # matrix products: J[I] and its gradient, the tokens (int64) and, per chunk of C
+            # sequences, the one-hot rows (int64, then the dtype) and 4 (C, |I| q) temporaries
+            C = min(N, _DENSE_CHUNK)
+            evaluation = (3 * A + 3 * L * q * K * q * b + 8 * N * L
+                          + C * L * q * (8 + b) + 4 * C * K * q * b)
         scores = 2 * A + 6 * 64 * n_heads * L * 8 + 5 * L * L * 8
         # the final loss runs forward-only in chunks of at most EVAL_CHUNK_BYTES of logits
         R = eval_rows(B, L, q, b)
@@ -178,6 +191,10 @@ def estimate_memory(
             "start": max(0, first - busiest),
         }
     return MemoryEstimate(int(sum(parts.values())), parts, model, dtype, B)
+
+
+def _on_cuda(device: str | None) -> bool:
+    return device is not None and str(device).startswith("cuda")
 
 
 def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIMIT, *,

@@ -40,6 +40,7 @@ __all__ = [
     "FactoredLogits",
     "FactoredPseudoLikelihood",
     "block_sites",
+    "default_block",
     "factored_logits",
     "factored_pseudo_likelihood",
     "reference_factored_logits",
@@ -53,6 +54,13 @@ __all__ = [
 #: 16 3.5-3.6 s, 32 4.4-4.5 s.
 BLOCK_BYTES = 6 * 1024**2
 
+#: Target bytes of one block of ``J`` where the pass is one-hot matrix products (CUDA, or
+#: dtypes the numba kernel does not take). Every block launches its own products over all
+#: sequences, so a GPU wants few large blocks rather than cache-sized ones: ``J`` whole up to
+#: ``L q = 8192`` in float32 (``L = 390`` at ``q = 21``), a few blocks at ``L = 1000``.
+#: ``benchmarks/bench_factored_memory.py --device cuda --block-mib ...`` measures the choice.
+DEVICE_BLOCK_BYTES = 256 * 1024**2
+
 #: Sequences per matrix product on devices without the numba kernel.
 _DENSE_CHUNK = 4096
 
@@ -62,6 +70,13 @@ def block_sites(n_sites: int, n_states: int, itemsize: int, budget: int = BLOCK_
     (a block of one site leaves the kernel's inner loops ``q`` long), at most ``L``."""
     per_site = n_sites * n_states * n_states * itemsize
     return int(max(min(2, n_sites), min(n_sites, budget // max(1, per_site))))
+
+
+def default_block(n_sites: int, n_states: int, itemsize: int, *, fused: bool) -> int:
+    """Sites per block of the pass that will run: :data:`BLOCK_BYTES` for the CPU's fused numba
+    kernel (``fused``), :data:`DEVICE_BLOCK_BYTES` for the one-hot matrix products."""
+    budget = BLOCK_BYTES if fused else DEVICE_BLOCK_BYTES
+    return block_sites(n_sites, n_states, itemsize, budget)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -314,7 +329,8 @@ def factored_pseudo_likelihood(
         fields: ``h: (L, q)``.
         tokens: ``(N, L)`` states ``0..q-1`` (no ``[MASK]``).
         seq_weights: ``(N,)`` sequence weights.
-        block: sites per block (default :func:`block_sites`).
+        block: sites per block (default :func:`default_block`: cache-sized on the CPU, larger
+            for the matrix products on a GPU).
         symmetric: the couplings ``(J[i, j] + J[j, i]^T) / 2`` of the heads (a Potts model).
     """
     _, L, q = _check(attention, values, tokens)
@@ -326,7 +342,7 @@ def factored_pseudo_likelihood(
     if seq_weights.shape != (tokens.shape[0],):
         raise ShapeError(f"seq_weights must have shape ({tokens.shape[0]},), got {tuple(seq_weights.shape)}")
     if block is None:
-        block = block_sites(L, q, attention.element_size())
+        block = default_block(L, q, attention.element_size(), fused=_numba_ok(attention))
     elif int(block) < 1:
         raise ValidationError(f"block must be >= 1 site, got {block}")
     return FactoredPseudoLikelihood.apply(attention, values, fields, tokens, seq_weights, int(block),
@@ -408,7 +424,7 @@ def factored_logits(
     """
     _, L, q = _check(attention, values, tokens)
     if block is None:
-        block = block_sites(L, q, attention.element_size())
+        block = default_block(L, q, attention.element_size(), fused=_numba_ok(attention))
     elif int(block) < 1:
         raise ValidationError(f"block must be >= 1 site, got {block}")
     out = FactoredLogits.apply(attention, values, tokens, int(block), bool(symmetric))

@@ -157,12 +157,24 @@ def check_command_resources(command: str, cfg: dict[str, Any], limit_gb: float |
 def check_train_resources(
     values: dict[str, Any], n_train: int, n_sites: int, n_states: int, limit_gb: float | None
 ) -> None:
-    """The check of ``train`` once the data's size is known (before the model is built)."""
-    require_memory(
-        train_bytes(values, n_train, n_sites, n_states), limit_gb, f"training the {values.get('model')} model",
-        f"{n_train} sequences, L = {n_sites}, q = {n_states}, heads {values.get('n_heads')}, "
-        f"batch {values.get('batch_size')}",
-    )  # fmt: skip
+    """The check of ``train`` once the data's size is known (before the model is built): the
+    estimate against ``--memory-limit-gb`` and, on a CUDA ``--device``, against its free memory
+    (the estimate holds no interpreter, so all of it is counted there)."""
+    from ..dca import memory
+
+    need = train_bytes(values, n_train, n_sites, n_states)
+    what = f"training the {values.get('model')} model"
+    drivers = (f"{n_train} sequences, L = {n_sites}, q = {n_states}, heads {values.get('n_heads')}, "
+               f"batch {values.get('batch_size')}")
+    require_memory(need, limit_gb, what, drivers)
+    device = values.get("device")
+    free = memory.device_free_bytes(str(device)) if device else None
+    if free is not None and need > free:
+        raise ResourceLimitError(
+            f"{what} would need about {need / _GIB:.3g} GiB on {device} ({drivers}), which has "
+            f"{free / _GIB:.3g} GiB free; use a smaller --batch-size or model, or the CPU "
+            "(--device cpu)"
+        )
 
 
 def reproduce_bytes(config: Any, workers: int) -> float:
