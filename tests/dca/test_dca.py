@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -303,6 +304,24 @@ def test_memory_estimate_counts_the_curvature_pairs_a_fit_can_store(model: str) 
     cls = PlmDCA if model == "plm" else FactoredDCA
     one, many = cls(max_iter=1, lbfgs_history=20), cls(max_iter=100, lbfgs_history=20)
     assert one._estimate(data).parts["lbfgs_state"] < many._estimate(data).parts["lbfgs_state"]
+
+
+def test_plm_estimate_counts_per_thread_accumulators_only_where_the_pass_has_them() -> None:
+    """Below ``L q = 2000`` the fused pass keeps one gradient accumulator per thread; from there
+    on it runs by blocks of sites with one in all, so the estimate must not grow with the
+    machine's cores (at L = 150, 16 threads had overstated the measured peak 1.8-fold)."""
+    from attnpotts.models.kernels import PairWorkspace
+
+    def kernel(L: int, threads: int) -> int:
+        return estimate_memory(1000, L, 21, model="plm", n_threads=threads).parts[
+            "coupling_tensor_and_kernel"]
+
+    F = 150 * 150 * 21 * 21 * 4
+    assert kernel(150, 2) == kernel(150, 64) == 5 * F  # L q = 3150: blocked
+    F = 60 * 60 * 21 * 21 * 4
+    assert kernel(60, 64) - kernel(60, 2) == 62 * F  # L q = 1260: one per thread
+    assert PairWorkspace(150, 21, torch.float32).grad_buf.shape[0] == 1  # what the kernel does
+    assert PairWorkspace(60, 21, torch.float32).grad_buf.shape[0] == numba.get_num_threads()
 
 
 def _planted_model(L: int, q: int, edges: list[tuple[int, int]], seed: int) -> PottsModel:

@@ -4,7 +4,13 @@
 full, scalar Ising), with and without continuation in ``alpha``, Gauss-Hermite and QMC
 integration, equal and unequal row sums of ``Ucol`` (teacher mean averaged or fixed), and one
 optimal-lambda search. It was written by ``python tests/theory/test_replica_regression.py``
-before the solvers were restructured; a refactoring must reproduce it to 1e-12.
+before the solvers were restructured; a refactoring must reproduce it to 1e-9 (relative).
+
+The tolerances separate rounding from a change of the equations. Another numpy, scipy or BLAS
+build (numpy 2.2 with scipy 1.15 against 2.4 with 1.17) moves the order parameters and errors by
+up to 2e-11 relative, entries that are zero by symmetry by 1e-17 absolute, and the solver's own
+diagnostics (the final residual and the integration-error estimates, themselves rounding-level
+numbers) by up to 2e-7; a changed equation moves the values by far more than 1e-9.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from attnpotts.theory import (
 from attnpotts.theory.curves import Student
 
 DATA = Path(__file__).parent / "data" / "replica_regression.json"
-RTOL = 1e-12
+RTOL = 1e-9  # order parameters, errors, matrices
+ATOL = 1e-13  # entries that are zero up to rounding (off-diagonals of order 1e-17)
+DIAGNOSTIC_RTOL = 1e-3  # the final residual and the integration-error estimates
 
 UNEQUAL_2 = [[1.0, -0.4], [-0.4, 0.2]]
 
@@ -100,11 +108,14 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
-def _same(got: Any, want: Any) -> bool:
+def _same(key: str, got: Any, want: Any) -> bool:
     if isinstance(want, float) and isinstance(got, float | int):
         if math.isnan(want):
             return math.isnan(got)
-        return math.isclose(got, want, rel_tol=RTOL, abs_tol=1e-300)
+        last = key.split(".")
+        if "residual" in last or "integration_error" in last:
+            return math.isclose(got, want, rel_tol=DIAGNOSTIC_RTOL, abs_tol=1e-300)
+        return math.isclose(got, want, rel_tol=RTOL, abs_tol=ATOL)
     return bool(got == want)
 
 
@@ -117,7 +128,7 @@ def test_replica_points_unchanged(name: str) -> None:
     bad = [
         f"{k}: {flat_got[k]!r} != {flat_want[k]!r}"
         for k in flat_want
-        if not _same(flat_got[k], flat_want[k])
+        if not _same(k, flat_got[k], flat_want[k])
     ]
     assert not bad, f"{name}: {len(bad)} values changed:\n" + "\n".join(bad[:20])
 

@@ -10,8 +10,9 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   history pairs, fewer when the fit has fewer iterations; direction, previous gradient, two
   line-search gradients and a flat copy; the loop copies it only when a
   checkpoint is written, which a DCA fit does not); per evaluation the full coupling tensor, the
-  kernel's transposed copy, one gradient accumulator per thread ``T``, their sum and the
-  gradient of ``J`` (``(4 + T) F``); the logits of a chunk of ``B`` sequences and their
+  kernel's transposed copy, the gradient accumulators (one per thread ``T`` below
+  ``L q = 2000``, one from there on, where the pass runs by blocks of sites: ``C``), their sum
+  and the gradient of ``J`` (``(4 + C) F``); the logits of a chunk of ``B`` sequences and their
   gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
 * factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): parameters
   ``P = H (2 L d + q^2) + L q`` with gradients and L-BFGS state as above; the sequences as
@@ -134,14 +135,19 @@ def estimate_memory(
             import numba
 
             n_threads = int(numba.get_num_threads())
+        from ..models.kernels import _PAIR_BLOCKED_MIN_WIDTH
+
         T = max(1, min(int(n_threads), N))
+        # the fused pass's gradient accumulators: one per thread, or one in all from
+        # L q >= _PAIR_BLOCKED_MIN_WIDTH on, where it runs by blocks of sites (PairWorkspace)
+        C = 1 if L * q >= _PAIR_BLOCKED_MIN_WIDTH else T
         P = L * (L - 1) // 2 * q * q
         F = L * L * q * q
         parts = {
             "runtime": RUNTIME_BYTES,
             "parameters_and_gradients": 3 * P * b,
             "lbfgs_state": (2 * m + 5) * P * b,  # history, x0, d, g, two line-search gradients
-            "coupling_tensor_and_kernel": (4 + T) * F * b,
+            "coupling_tensor_and_kernel": (4 + C) * F * b,
             "activations": activations,
         }
     else:
