@@ -15,6 +15,7 @@ __all__ = [
     "DataFormatError",
     "DivergenceError",
     "EnumerationLimitError",
+    "MissingDependencyError",
     "ResourceLimitError",
     "ShapeError",
     "UnreachableTargetError",
@@ -60,6 +61,10 @@ class DataFormatError(AttnPottsError, ValueError):
 
 class ResourceLimitError(AttnPottsError, MemoryError):
     """A computation would not fit in memory (or another resource); says which option fits."""
+
+
+class MissingDependencyError(AttnPottsError, ImportError):
+    """An optional feature needs a package that is not installed; says what to install."""
 
 
 class ConvergenceError(AttnPottsError, RuntimeError):

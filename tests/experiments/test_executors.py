@@ -44,6 +44,7 @@ def _collect(root: Path, executor: object) -> dict[str, tuple[dict[str, object],
 
 def test_local_inline_processes_and_dask_agree(tmp_path: Path, toy: ModuleType) -> None:
     """The same specs give bit-identical metrics and arrays on every executor."""
+    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     from dask.distributed import LocalCluster
 
     inline = _collect(tmp_path / "inline", LocalExecutor(1))
@@ -72,6 +73,7 @@ def test_local_inline_processes_and_dask_agree(tmp_path: Path, toy: ModuleType) 
 def test_dask_executor_with_a_local_cluster_of_its_own() -> None:
     """Without an address, the Dask executor starts a local cluster and closes it with itself
     (its results equal the other executors': tests/experiments/test_reproduce.py, slow)."""
+    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     own = make_executor("dask", n_workers=2)
     try:
         assert isinstance(own, DaskExecutor)
@@ -98,7 +100,29 @@ def test_make_executor_errors() -> None:
         LocalExecutor(0)
 
 
+def test_without_dask_the_dask_executor_is_a_clean_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dask is an optional extra: without it ``--executor dask`` says what to install (exit 2),
+    not an internal error, and writes nothing."""
+    import sys
+
+    from attnpotts.cli.main import main
+    from attnpotts.errors import MissingDependencyError
+
+    for name in ("dask", "dask.distributed", "distributed"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"pip install 'attnpotts\[dask\]'"):
+        make_executor("dask", n_workers=1)
+    out = tmp_path / "o"
+    assert main(["reproduce", "--quick", "--executor", "dask", "--workers", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "attnpotts[dask]" in err and "bug" not in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_dask_unreachable_address() -> None:
+    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     with pytest.raises(ConnectionError, match="cannot reach a Dask scheduler"):
         DaskExecutor("127.0.0.1:9", timeout_s=1.0)
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
-from ..errors import ValidationError
+from ..errors import MissingDependencyError, ValidationError
 from .runner import Job, RunFailure, RunResult, execute_job
 
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "make_executor"]
@@ -206,9 +206,10 @@ class DaskExecutor:
         self.threads_per_job = int(threads_per_job)
         try:
             from dask.distributed import Client
-        except ImportError as exc:  # pragma: no cover - dask is a dev dependency here
-            raise ImportError(
-                "the Dask executor needs dask.distributed: pip install 'attnpotts[dask]'"
+        except ImportError as exc:  # an optional extra: a user's error, not a bug (exit 2)
+            raise MissingDependencyError(
+                "the Dask executor needs dask.distributed, which is not installed: pip install "
+                "'attnpotts[dask]' (or run with --executor local)"
             ) from exc
         self._owns_client = client is None
         self._cluster: Any = None
