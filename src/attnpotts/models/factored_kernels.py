@@ -58,7 +58,7 @@ BLOCK_BYTES = 6 * 1024**2
 #: dtypes the numba kernel does not take). Every block launches its own products over all
 #: sequences, so a GPU wants few large blocks rather than cache-sized ones: ``J`` whole up to
 #: ``L q = 8192`` in float32 (``L = 390`` at ``q = 21``), a few blocks at ``L = 1000``.
-#: ``benchmarks/bench_factored_memory.py --device cuda --block-mib ...`` measures the choice.
+#: ``benchmarks/bench_factored_cuda.py --block-mib ...`` measures the choice (docs/dca.md).
 DEVICE_BLOCK_BYTES = 256 * 1024**2
 
 #: Sequences per matrix product on devices without the numba kernel.
