@@ -70,6 +70,11 @@ def test_centering_basis_is_orthonormal() -> None:
         assert p.shape == (q, q - 1)
         np.testing.assert_allclose(p.T @ p, np.eye(q - 1), atol=1e-12)
         np.testing.assert_allclose(p.sum(axis=0), 0.0, atol=1e-12)
+    # written out (Helmert), not whatever basis a LAPACK build returns for the degenerate subspace
+    s2, s6 = np.sqrt(2.0), np.sqrt(6.0)
+    np.testing.assert_array_almost_equal(
+        centering_basis(3), [[1 / s2, 1 / s6], [-1 / s2, 1 / s6], [0.0, -2 / s6]], decimal=15)
+    assert centering_basis(1).shape == (1, 0)
 
 
 def test_scenario_validation() -> None:

@@ -28,11 +28,22 @@ RANK_RTOL = 1e-10
 
 
 def centering_basis(q: int) -> np.ndarray:
-    """An orthonormal basis ``P`` of ``{x : sum(x) = 0}`` in ``R^q``: shape ``(q, q - 1)``."""
-    # The left singular vectors of the centring projector with singular value 1.
-    pi = np.eye(q) - 1.0 / q
-    u, _, _ = np.linalg.svd(pi)
-    return u[:, : q - 1] if q > 1 else np.zeros((1, 0))
+    """The orthonormal basis ``P`` of ``{x : sum(x) = 0}`` in ``R^q`` (shape ``(q, q - 1)``):
+    the Helmert contrasts, column ``k`` = ``(1, ..., 1, -(k + 1), 0, ..., 0) / sqrt((k + 1) (k + 2))``
+    with ``k + 1`` ones.
+
+    Written out rather than taken from a factorisation: the subspace is degenerate, so an SVD or
+    eigendecomposition returns whichever basis the LAPACK build picks (two numpy builds gave two
+    different ones), and the full student's quadrature nodes and reported matrices live in it.
+    """
+    if q < 1:
+        raise ValidationError(f"need q >= 1 colours, got {q}")
+    p = np.zeros((q, q - 1))
+    for k in range(q - 1):
+        p[: k + 1, k] = 1.0
+        p[k + 1, k] = -(k + 1.0)
+        p[:, k] /= np.sqrt((k + 1.0) * (k + 2.0))
+    return p
 
 
 def make_ucol(kind: str, q: int, seed: int = 0) -> np.ndarray:
