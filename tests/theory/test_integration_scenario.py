@@ -77,6 +77,22 @@ def test_centering_basis_is_orthonormal() -> None:
     assert centering_basis(1).shape == (1, 0)
 
 
+def test_readout_is_fixed_by_the_scenario_not_by_lapack() -> None:
+    """With repeated eigenvalues (Ucol = I) the eigenvectors are LAPACK's choice; the readout is
+    instead ``P M^(1/2)`` in the Helmert basis, so ``Ucol = I`` gives ``sqrt(c) P`` exactly."""
+    for q in (3, 5):
+        scn = Scenario(np.eye(q), beta=1.0)
+        c = 1.0 / q  # Pi I Pi I^T Pi / q = Pi / q
+        np.testing.assert_allclose(scn.readout, np.sqrt(c) * centering_basis(q), atol=1e-14)
+    u = make_ucol("gaussian", 4, seed=3)
+    scn = Scenario(u, beta=1.0)
+    pi = np.eye(4) - 0.25
+    p = centering_basis(4)
+    assert scn.rank == 3
+    np.testing.assert_allclose(p.T @ scn.readout, (p.T @ scn.readout).T, atol=1e-12)  # the PSD root
+    np.testing.assert_allclose(scn.readout @ scn.readout.T, pi @ (u @ pi @ u.T / 4) @ pi, atol=1e-12)
+
+
 def test_scenario_validation() -> None:
     with pytest.raises(ValidationError, match="symmetric"):
         Scenario(np.array([[1.0, 2.0], [0.0, 1.0]]), beta=1.0)

@@ -105,7 +105,17 @@ class Scenario:
                 "Ucol gives logits that do not depend on the spins (Pi Ucol Pi = 0); "
                 "choose a Ucol with a non-constant part"
             )
-        object.__setattr__(self, "readout", vec[:, keep] * np.sqrt(lam[keep]))
+        if keep.sum() == q - 1:
+            # Full rank on the centred subspace: the factor P M^(1/2) in the basis P of
+            # centering_basis, with M^(1/2) the unique PSD root, so that the quadrature nodes do
+            # not depend on which eigenvectors LAPACK returns for repeated eigenvalues (Ucol = I
+            # has q - 1 equal ones; the channel's integrals are not rotation invariant).
+            basis = centering_basis(q)
+            m_lam, m_vec = np.linalg.eigh(basis.T @ (0.5 * (omega_eff + omega_eff.T)) @ basis)
+            root = (m_vec * np.sqrt(np.clip(m_lam, 0.0, None))) @ m_vec.T
+            object.__setattr__(self, "readout", basis @ root)
+        else:  # rank-deficient: the eigenvectors of the kept eigenvalues
+            object.__setattr__(self, "readout", vec[:, keep] * np.sqrt(lam[keep]))
         mu = pi @ u.sum(axis=1) / q
         scale = np.sqrt(lam.max())
         if np.linalg.norm(mu) < 1e-12 * max(scale, 1e-300):
