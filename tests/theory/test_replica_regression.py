@@ -11,9 +11,10 @@ build (numpy 2.2 with scipy 1.15, 2.4 with 1.17 and 2.5 with 1.18) moves the ord
 errors by up to 2e-11 relative, entries that are zero by symmetry by 1e-17 absolute, and the
 solver's own diagnostics (the final residual and the integration-error estimates, themselves
 rounding-level numbers) by up to 2e-7 relative or 1e-16 absolute; a changed equation moves the
-values by far more than 1e-9. The full student's cases were re-pinned when its basis of the
-centred subspace became explicit (``centering_basis``): before, it was whatever basis the LAPACK
-build's SVD returned, and its quadrature nodes moved with it.
+values by far more than 1e-9. The full and factored students' cases were re-pinned when their
+bases became explicit (``centering_basis`` and ``Scenario.readout``): before, they were whatever
+the LAPACK build's SVD or eigendecomposition returned for a degenerate subspace, and the
+quadrature nodes moved with them.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ def _same(key: str, got: Any, want: Any) -> bool:
     if isinstance(want, float) and isinstance(got, float | int):
         if math.isnan(want):
             return math.isnan(got)
-        last = key.split(".")
-        if "residual" in last or "integration_error" in last:
+        parts = key.split(".")
+        if "residual" in parts or "integration_error" in parts:
             return math.isclose(got, want, rel_tol=DIAGNOSTIC_RTOL, abs_tol=DIAGNOSTIC_ATOL)
         return math.isclose(got, want, rel_tol=RTOL, abs_tol=ATOL)
     return bool(got == want)
