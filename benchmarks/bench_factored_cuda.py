@@ -20,7 +20,8 @@ Usage (on a machine with CUDA):
     python benchmarks/bench_factored_cuda.py                          # L = 100, 200, 400, 1000
     python benchmarks/bench_factored_cuda.py --time 200 --block-mib 6 64 256 --memory
 
-Writes ``benchmarks/results/bench_factored_cuda.json`` atomically (``--out`` for another file).
+Writes ``benchmarks/results/bench_factored_cuda.json`` atomically (``--out NAME`` for another
+file there; a file there that this benchmark did not write is refused, not replaced).
 Exits with code 2 and a message when no CUDA device is present.
 """
 
@@ -33,7 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parent / "results" / "bench_factored_cuda.json"
+RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(RESULTS.parent))
+from bench_dca import _check_out  # noqa: E402
+
 Q = 21
 
 
@@ -102,7 +106,6 @@ def measure_memory(L: int, N: int, H: int, max_iter: int, device: str) -> dict[s
     import torch
 
     from attnpotts.dca import FactoredDCA, prepare_data
-    from attnpotts.dca.memory import _HOST_PARTS
 
     rng = np.random.default_rng(0)
     data = prepare_data(rng.integers(0, Q, size=(N, L)).astype(np.int8), np.ones(N), n_states=Q)
@@ -115,7 +118,7 @@ def measure_memory(L: int, N: int, H: int, max_iter: int, device: str) -> dict[s
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated(device) - base
     parts = est.memory_estimate_.parts
-    on_device = sum(v for k, v in parts.items() if k not in _HOST_PARTS)
+    on_device = est.memory_estimate_.device_bytes
     return {
         "L": L, "N": N, "H": H, "max_iter": max_iter, "device_peak_bytes": int(peak),
         "device_estimate_bytes": int(on_device), "estimate_parts": parts,
@@ -136,9 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-iter", type=int, default=3, help="iterations of each memory row's fit")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", default="bench_factored_cuda.json",
+                    help="file name in benchmarks/results/ (never a file this benchmark did not write)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    out = None if args.no_write else _check_out(ap, args.out, "time", ("device", "torch"),
+                                                 folder=RESULTS)
     import torch
 
     if not torch.cuda.is_available():
@@ -163,15 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{L:5d} {N:6d} {args.heads:3d} {r['device_peak_bytes'] / 1024**3:9.3f} "
               f"{r['device_estimate_bytes'] / 1024**3:9.3f} {r['ratio_estimate_to_peak']:8.2f} "
               f"{r['fit_wall_seconds']:7.1f}", flush=True)
-    if not args.no_write:
+    if out is not None:
         from attnpotts.storage import atomic_write_json, environment_info
 
-        atomic_write_json(args.out, {
+        atomic_write_json(out, {
             "description": __doc__, "environment": environment_info(), "argv": sys.argv[1:],
             "cpu_count": os.cpu_count(), "device": torch.cuda.get_device_name(0),
             "torch": torch.__version__, "time": rows_time, "memory": rows_mem,
         })
-        print(f"wrote {args.out}")
+        print(f"wrote {out}")
     return 0
 
 

@@ -43,10 +43,11 @@ def test_it_times_every_block_budget_and_writes_its_rows(
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: 2**20)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in")
     monkeypatch.setattr(factored_kernels, "default_block", spy)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
     default = factored_kernels.DEVICE_BLOCK_BYTES
     out = tmp_path / "cuda.json"
     argv = ["--time", "12", "--block-mib", "1", "3", "--memory", "12", "-n", "40", "--heads", "2",
-            "--max-iter", "1", "--repeats", "1", "--device", "cpu", "--out", str(out)]
+            "--max-iter", "1", "--repeats", "1", "--device", "cpu", "--out", out.name]
     assert bench.main(argv) == 0
     assert default == factored_kernels.DEVICE_BLOCK_BYTES  # restored after the sweep
     assert {1024**2, 3 * 1024**2} <= set(seen)  # each budget was in force for an evaluation
@@ -55,3 +56,17 @@ def test_it_times_every_block_budget_and_writes_its_rows(
     assert set(t["ratio_to_full"]) == {"1", "3"} and t["full_wall_s"] > 0
     (m,) = rows["memory"]
     assert m["L"] == 12 and m["device_peak_bytes"] == 2**20 and m["device_estimate_bytes"] > 0
+
+
+def test_out_is_a_name_in_the_results_folder_and_never_a_foreign_file(
+    bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"mine": true}')
+    for name, message in [(str(tmp_path / "x.json"), "must be a file name"),
+                          ("notes.json", "is not a result of this benchmark")]:
+        with pytest.raises(SystemExit) as stop:
+            bench.main(["--out", name])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert foreign.read_text() == '{"mine": true}'

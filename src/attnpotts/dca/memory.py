@@ -64,6 +64,9 @@ DEFAULT_MEMORY_LIMIT = int(DEFAULT_MEMORY_LIMIT_GB * 1024**3)
 
 _BYTES = {"float32": 4, "float64": 8}
 
+#: Parts of an estimate that stay in host memory when the fit runs on a GPU.
+_HOST_PARTS = ("runtime", "start")
+
 
 @dataclass(frozen=True)
 class MemoryEstimate:
@@ -79,6 +82,16 @@ class MemoryEstimate:
     def total_gib(self) -> float:
         """``total_bytes`` in GiB."""
         return self.total_bytes / 1024**3
+
+    @property
+    def device_parts(self) -> dict[str, int]:
+        """The parts that a fit on a GPU holds there: all but the interpreter and the start."""
+        return {k: v for k, v in self.parts.items() if k not in _HOST_PARTS}
+
+    @property
+    def device_bytes(self) -> int:
+        """The sum of :attr:`device_parts`: what a CUDA fit is checked against free memory with."""
+        return sum(self.device_parts.values())
 
 
 def estimate_memory(
@@ -222,19 +235,15 @@ def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIM
             "memory_limit_gb in Python) if the machine has the memory"
         )
     free = device_free_bytes(device)
-    on_device = {k: v for k, v in estimate.parts.items() if k not in _HOST_PARTS}
-    if free is not None and sum(on_device.values()) > free:
-        worst = _largest_part(on_device)
+    if free is not None and estimate.device_bytes > free:
+        worst = _largest_part(estimate.device_parts)
         raise ResourceLimitError(
-            f"the {estimate.model} fit needs about {sum(on_device.values()) / 1024**3:.2f} GiB on "
+            f"the {estimate.model} fit needs about {estimate.device_bytes / 1024**3:.2f} GiB on "
             f"{device} ({_describe_part(estimate, worst)}), which has {free / 1024**3:.2f} GiB "
             f"free; options that fit: {'; '.join(_memory_hints(estimate, worst))}; or the CPU "
             "(--device cpu)"
         )
 
-
-#: Parts of an estimate that stay in host memory when the fit runs on a GPU.
-_HOST_PARTS = ("runtime", "start")
 
 
 def _largest_part(parts: dict[str, int]) -> str:
