@@ -59,14 +59,7 @@ def test_it_times_every_block_budget_and_writes_its_rows(
 
 
 def test_out_is_a_name_in_the_results_folder_and_never_a_foreign_file(
-    bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    bench: Any, refuses_foreign_out: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    foreign = tmp_path / "notes.json"
-    foreign.write_text('{"mine": true}')
-    for name, message in [(str(tmp_path / "x.json"), "must be a file name"),
-                          ("notes.json", "is not a result of this benchmark")]:
-        with pytest.raises(SystemExit) as stop:
-            bench.main(["--out", name])
-        assert stop.value.code == 2 and message in capsys.readouterr().err
-    assert foreign.read_text() == '{"mine": true}'
+    refuses_foreign_out(bench, [], tmp_path, monkeypatch, capsys)

@@ -53,14 +53,7 @@ def test_a_revision_git_does_not_know_is_refused(bench: Any) -> None:
 
 
 def test_out_is_a_name_in_the_results_folder_and_never_a_foreign_file(
-    bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    bench: Any, refuses_foreign_out: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    foreign = tmp_path / "notes.json"
-    foreign.write_text('{"mine": true}')
-    for name, message in [(str(tmp_path / "x.json"), "must be a file name"), ("x.txt", "must be a file name"),
-                          ("notes.json", "is not a result of this benchmark")]:
-        with pytest.raises(SystemExit) as stop:
-            bench.main(["--lengths", "2", "--repeats", "1", "--out", name])
-        assert stop.value.code == 2 and message in capsys.readouterr().err
-    assert foreign.read_text() == '{"mine": true}'
+    refuses_foreign_out(bench, ["--lengths", "2", "--repeats", "1"], tmp_path, monkeypatch, capsys)
