@@ -88,6 +88,19 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
+def use_threads(ap: argparse.ArgumentParser, threads: int) -> None:
+    """Run this process's torch and numba on ``--threads`` threads through attnpotts' own call,
+    which leaves ``NUMBA_NUM_THREADS`` alone once numba has started (changing it then makes numba's
+    next compile raise, where its pool size is not the new value), or refuse a count numba cannot take."""
+    from attnpotts.errors import ValidationError
+    from attnpotts.threads import set_threads
+
+    try:
+        set_threads(threads)
+    except ValidationError as exc:
+        ap.error(f"--threads {threads}: {exc}")
+
+
 def _check_out(ap: argparse.ArgumentParser, name: str, rows: str = "tools",
                keys: tuple[str, ...] = ("argv", "cpu_count"), *, folder: Path | None = None) -> Path:
     """Refuse, before any run, an ``--out`` outside the results folder (``folder``, default
@@ -576,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     _check_out(ap, args.out)
     if args.agreement is not None and args.agreement < 1:
         ap.error(f"--agreement must be a number of iterations >= 1, got {args.agreement}")
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
+    use_threads(ap, args.threads)
     record: dict[str, Any] = {"load_avg_start": _load(), "cpu_count": os.cpu_count(),
                               "threads": args.threads, "argv": sys.argv[1:],
                               "plmc": str(args.plmc), "ccmpred": str(args.ccmpred)}

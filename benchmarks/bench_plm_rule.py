@@ -28,7 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_dca import DATA, FAMILIES, RESULTS  # noqa: E402
+from bench_dca import DATA, FAMILIES, RESULTS, use_threads  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,15 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
-    import numba
-
+    use_threads(ap, args.threads)
     from attnpotts.alignment import read_alignment, read_distances
     from attnpotts.dca import PlmDCA, Regularization, prepare_data
     from attnpotts.evaluation import precision_at
     from attnpotts.storage import atomic_write_json
 
-    numba.set_num_threads(args.threads)
     settings: dict[str, dict[str, Any]] = {
         "previous": {"max_iter": 20, "tolerance": None, "regularization": Regularization("evcouplings", 0.01, 0.01)},
         "1 %, 0.03": {"tolerance": 1e-2, "regularization": Regularization("evcouplings", 0.03, 0.01)},

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from bench_dca import (  # noqa: E402
     print_tools,
     run_alignment,
     summarise,
+    use_threads,
 )
 
 _TOOLS = ("plm-baseline", "plm", "factored", "plmc", "ccmpred")
@@ -138,15 +138,10 @@ _CATEGORIES = {
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    import numba
-    import torch
-
     from attnpotts.alignment import read_alignment
     from attnpotts.dca import PlmDCA
     from attnpotts.storage import atomic_write_json
 
-    torch.set_num_threads(args.threads)
-    numba.set_num_threads(args.threads)
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         for fam, n in args.variants:
@@ -218,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_out(ap, args.out, "tools", ("argv", "plm_options"))
     else:
         _check_out(ap, args.out, "profiles", ("threads", "seed"))
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))
+    use_threads(ap, args.threads)
     _ = _env  # the tools' environment is bench_dca's (threads capped)
     return cmd_tools(args) if args.cmd == "tools" else cmd_profile(args)
 

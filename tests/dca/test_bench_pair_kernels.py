@@ -21,9 +21,6 @@ def bench(load_benchmark: Any) -> Any:
 def test_the_benchmark_times_this_tree_and_a_baseline_and_writes_its_table(
     bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import numba
-    import torch
-
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=False)
@@ -33,13 +30,9 @@ def test_the_benchmark_times_this_tree_and_a_baseline_and_writes_its_table(
         pytest.skip("the benchmark's --baseline needs a git checkout of the repository")
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     out = tmp_path / "pairs.json"
-    threads = (torch.get_num_threads(), numba.get_num_threads())
-    try:
-        assert bench.main(["--lengths", "2", "5", "--accumulators", "1", "2", "--repeats", "2",
-                           "--threads", "1", "--baseline", head.stdout.strip(), "--out", out.name]) == 0
-    finally:  # the benchmark sets the process's thread counts; later tests expect theirs
-        torch.set_num_threads(threads[0])
-        numba.set_num_threads(threads[1])
+    # it sets this process's thread counts; tests/conftest.py puts them back afterwards
+    assert bench.main(["--lengths", "2", "5", "--accumulators", "1", "2", "--repeats", "2",
+                       "--threads", "1", "--baseline", head.stdout.strip(), "--out", out.name]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [(r["L"], r["accumulators"]) for r in rows] == [(2, 1), (2, 2), (5, 1), (5, 2)]
     for r in rows:
