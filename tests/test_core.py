@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -11,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnpotts.alphabet import PROTEIN, RNA, Alphabet
-from attnpotts.cli.common import add_common_arguments, resolve_config
 from attnpotts.errors import DataFormatError, ValidationError
 from attnpotts.random import as_generator, spawn_seeds, torch_generator
 from attnpotts.storage import OUTPUT_MARKER, atomic_output_dir, atomic_write_json, atomic_write_text
@@ -80,27 +78,6 @@ def test_atomic_output_dir_leaves_nothing_on_failure(tmp_path) -> None:
         atomic_write_text(tmp / "new.txt", "new")
     assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-
-
-def test_config_precedence(tmp_path) -> None:
-    parser = argparse.ArgumentParser()
-    add_common_arguments(parser, default_out="runs/x")
-    parser.add_argument("--size", type=int, default=None)
-    parser.add_argument("--name", default=None)
-    defaults = {"size": 10, "name": "a"}
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('size = 20\nname = "file"\nseed = 3\n')
-    args = parser.parse_args(["--config", str(cfg), "--name", "flag"])
-    assert resolve_config(args, defaults) == {"size": 20, "name": "flag", "seed": 3}
-    args = parser.parse_args(["--config", str(cfg), "--seed", "9"])
-    assert resolve_config(args, defaults)["seed"] == 9
-    assert resolve_config(parser.parse_args([]), defaults) == {"size": 10, "name": "a", "seed": 0}
-    cfg.write_text("sise = 1\n")
-    with pytest.raises(ValidationError, match="unknown option"):
-        resolve_config(parser.parse_args(["--config", str(cfg)]), defaults)
-    cfg.write_text("size = \n")
-    with pytest.raises(DataFormatError, match="invalid TOML"):
-        resolve_config(parser.parse_args(["--config", str(cfg)]), defaults)
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,8 @@ def _fresh_environment(home: Path) -> dict[str, str]:
 @pytest.mark.timeout(3600)
 def test_readme_session_runs_literally_in_a_fresh_clone(tmp_path: Path) -> None:
     git = shutil.which("git")
-    assert git is not None, "git is needed to clone the repository"
+    if git is None or not (ROOT / ".git").exists():  # a copy of the files, not a checkout
+        pytest.skip("clones this repository: needs git and a git checkout")
     clone = tmp_path / "attnpotts"
     subprocess.run([git, "clone", "--quiet", str(ROOT), str(clone)], check=True)
     assert not (clone / ".venv").exists()

@@ -12,7 +12,7 @@ import pytest
 
 from attnpotts.cli.common import add_common_arguments, resolve_options
 from attnpotts.cli.main import main
-from attnpotts.errors import ValidationError
+from attnpotts.errors import DataFormatError, ValidationError
 from attnpotts.options import (
     OptionSpec,
     add_arguments,
@@ -97,6 +97,18 @@ def test_same_check_from_a_flag_a_toml_key_and_python(
         Toy(**{key: tomllib.loads(toml)[key]})
 
 
+def test_the_seed_and_a_broken_file(tmp_path: Path) -> None:
+    """The seed follows the same order (default 0, file, flag); a file that is not TOML is an error."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("seed = 3\n")
+    assert _resolve(["--config", str(cfg)])[0].seed == 3
+    assert _resolve(["--config", str(cfg), "--seed", "9"])[0].seed == 9
+    assert _resolve([])[0].seed == 0
+    cfg.write_text("count = \n")
+    with pytest.raises(DataFormatError, match="invalid TOML"):
+        _resolve(["--config", str(cfg)])
+
+
 def test_unknown_keys_and_old_spellings(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text("cuont = 2\n")
@@ -159,3 +171,20 @@ def test_evaluate_reads_the_config_of_runs_written_with_the_old_option_names(tmp
     cfg_path.write_text(json.dumps(cfg))
     old = evaluate(EvaluateOptions(run=str(tmp_path / "r")), tmp_path / "e2")
     assert old["test_loss"] == new["test_loss"] and old["data"] == new["data"]
+
+
+@pytest.mark.parametrize("command", ["reproduce", "sample", "contacts"])
+@pytest.mark.parametrize("value", ['""', "-1.0", '"8"'])
+def test_every_command_checks_the_memory_limit_key_with_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, value: str
+) -> None:
+    """``memory_limit_gb`` in a TOML file is refused (exit 2, naming the file) by every command,
+    including reproduce, whose options are a plain mapping rather than an options class."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"memory_limit_gb = {value}\n")
+    argv = {"reproduce": ["reproduce", "--quick"], "sample": ["sample"],
+            "contacts": ["contacts", str(tmp_path / "none.fasta")]}[command]
+    assert main([*argv, "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "memory_limit_gb must be a number in (0, 1e+06]" in err and "c.toml" in err, err
+    assert not (tmp_path / "o").exists()

@@ -486,16 +486,14 @@ def _resolve(command: str, args: Any) -> dict[str, Any]:
     """What a command does with its options before any work (options objects, checks)."""
     from attnpotts.cli import common
 
-    if command == "reproduce":
+    if command == "reproduce":  # as the command does: its config class, the preset as the base
         from attnpotts.experiments.reproduce import ReproduceConfig
 
-        defaults = ReproduceConfig.preset("quick").to_dict()
-        defaults.pop("mode")
-        defaults.pop("seed")
-        cfg = common.resolve_config(args, defaults)
-        ReproduceConfig.from_dict({**cfg, "mode": "quick"})
+        cfg = common.resolve_config(args, ReproduceConfig, base=ReproduceConfig.preset("quick").to_dict())
+        ReproduceConfig(**cfg)
         return cfg
     cls = _options_class(command)
+    assert cls is not None
     cfg = common.resolve_config(args, cls)
     options = cls(**cfg)
     if command == "theory":

@@ -148,34 +148,26 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def resolve_config(
-    args: argparse.Namespace, defaults: Any, *, base: Mapping[str, Any] | None = None
+    args: argparse.Namespace, cls: type, *, base: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Merge defaults, the ``--config`` TOML file and explicitly given flags.
 
-    ``defaults`` is a command's options class (:mod:`attnpotts.options` fields: their names are
-    the TOML keys, their specs check every value, with the same message for a flag and a TOML
-    key; ``base`` overrides its defaults, e.g. a preset), or a plain mapping of option names to
-    defaults (no typed checks). Unknown TOML keys are an error naming the file and the key; a
-    flag the user did not type (``None``) leaves the file's value. ``device`` is checked against
-    the machine; the memory limit is resolved onto ``args.memory_limit_gb``; ``threads`` (a
+    ``cls`` is a command's options class (:mod:`attnpotts.options` fields: their names are the TOML
+    keys, their specs check every value, with the same message for a flag and a TOML key; ``base``
+    overrides its defaults, e.g. a preset). Unknown TOML keys are an error naming the file and the
+    key; a flag the user did not type (``None``) leaves the file's value. ``device`` is checked
+    against the machine; the memory limit is resolved onto ``args.memory_limit_gb``; ``threads`` (a
     command with ``--threads``) is checked and applied at once (:func:`_apply_threads`), before the
     command loads torch or numba; deprecated spellings are kept on ``args`` for
     :func:`run_command` to note.
     """
     from ..options import option_specs
     from ..options.sources import SOURCES_ATTR, from_sources
+    from ..options.spec import defaults as field_defaults
     from ..workflows.resources import DEFAULT_MEMORY_LIMIT_GB
 
-    if isinstance(defaults, Mapping):
-        cls = None
-        values = dict(defaults)
-        known: set[str] = set(values) | {"seed", "memory_limit_gb"} | _threads_key(args)
-    else:
-        from ..options.spec import defaults as field_defaults
-
-        cls = defaults
-        values = {**field_defaults(cls), **(base or {})}
-        known = set(option_specs(cls)) | {"seed", "memory_limit_gb"} | _threads_key(args)
+    values = {**field_defaults(cls), **(base or {})}
+    known = set(option_specs(cls)) | {"seed", "memory_limit_gb"} | _threads_key(args)
     file_values: dict[str, Any] = {}
     path: Path | None = None
     if getattr(args, "config", None) is not None:
@@ -183,19 +175,6 @@ def resolve_config(
         file_values = read_config_file(path)
     flags = {k: getattr(args, k, None) for k in known}
     flag_strings = dict(getattr(args, SOURCES_ATTR, None) or {})
-    if cls is None:
-        unknown = sorted(set(file_values) - known)
-        if unknown:
-            raise ValidationError(
-                f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
-            )
-        config = {**values, **file_values, **{k: v for k, v in flags.items() if v is not None}}
-        _apply_threads(config, "--threads" if flags.get("threads") is not None else f"threads in {path}")
-        config.setdefault("seed", 0)
-        memory = config.pop("memory_limit_gb", None) if "memory_limit_gb" not in defaults else None
-        if memory is not None:
-            args.memory_limit_gb = float(memory)
-        return config
     resolved = from_sources(
         cls, values, file_values=file_values, file_path=path, flags=flags, flag_strings=flag_strings,
         extra_keys=known - set(option_specs(cls)),
