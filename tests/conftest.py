@@ -33,7 +33,7 @@ def _threads_left_as_found() -> Iterator[None]:
     env = {v: os.environ.get(v) for v in THREAD_VARS}
     numba_before = "numba" in sys.modules
     torch = sys.modules.get("torch")
-    torch_threads = torch.get_num_threads() if torch is not None else None
+    torch_threads = torch.get_num_threads() if torch is not None else 0
     numba_threads = _numba_pool_size()
     yield
     changed = os.environ.get("NUMBA_NUM_THREADS") != env["NUMBA_NUM_THREADS"]
@@ -45,7 +45,7 @@ def _threads_left_as_found() -> Iterator[None]:
             os.environ.pop(var, None)
         else:
             os.environ[var] = value
-    if torch is not None and torch_threads is not None:
+    if torch is not None:
         torch.set_num_threads(torch_threads)
     if numba_threads is not None:
         import numba

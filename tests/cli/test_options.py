@@ -178,8 +178,8 @@ def test_evaluate_reads_the_config_of_runs_written_with_the_old_option_names(tmp
 def test_every_command_checks_the_memory_limit_key_with_one_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, value: str
 ) -> None:
-    """``memory_limit_gb`` in a TOML file is refused (exit 2, naming the file) by every command,
-    including reproduce, whose options are a plain mapping rather than an options class."""
+    """A bad ``memory_limit_gb`` in a TOML file is refused by the option's one check (exit 2, the
+    file named, nothing written), in reproduce's preset-based options as in the others."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(f"memory_limit_gb = {value}\n")
     argv = {"reproduce": ["reproduce", "--quick"], "sample": ["sample"],

@@ -17,8 +17,8 @@ from attnpotts.dca import estimate_memory
 #: that the allocator keeps no buffers of the measured fit's sizes from it, which would hide
 #: part of that fit's memory), then resets the kernel's high-water mark of its resident memory
 #: (``/proc/self/clear_refs``) and reads it (``VmHWM``) after the measured fit: exact, where
-#: sampling every 2 ms missed short peaks while a kernel held the interpreter (up to 10 % of
-#: the peak; sampling stays as a floor where the reset is not allowed). ``peak`` is what the fit
+#: sampling every 2 ms missed short peaks while a kernel held the interpreter (about 10 % of
+#: the peak once; sampling stays as a floor where the reset is not allowed). ``peak`` is what the fit
 #: adds to the warmed-up process plus the estimate's runtime constant: the resident size of the
 #: libraries themselves depends on the file system and page cache they are mapped from (100 MB
 #: apart between two identical environments here), the fit's own allocations do not.
