@@ -90,8 +90,9 @@ def _load() -> float:
 
 def use_threads(ap: argparse.ArgumentParser, threads: int) -> None:
     """Run this process's torch and numba on ``--threads`` threads through attnpotts' own call,
-    which leaves ``NUMBA_NUM_THREADS`` alone once numba has started (changing it then makes numba's
-    next compile raise, where its pool size is not the new value), or refuse a count numba cannot take."""
+    which leaves ``NUMBA_NUM_THREADS`` alone once numba has started (changing it then makes
+    numba's next compile raise, where its pool size is not the new value), or refuse a count
+    numba cannot take."""
     from attnpotts.errors import ValidationError
     from attnpotts.threads import set_threads
 

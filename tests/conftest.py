@@ -47,10 +47,10 @@ def _threads_left_as_found() -> Iterator[None]:
             os.environ[var] = value
     if torch is not None:
         torch.set_num_threads(torch_threads)
-    if numba_threads is not None:
+    if _numba_pool_size() is not None:  # running now: back to its count before, or its full size
         import numba
 
-        numba.set_num_threads(numba_threads)
+        numba.set_num_threads(numba_threads or int(numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     if numba_before and changed:
         pytest.fail("the test changed NUMBA_NUM_THREADS after numba was loaded; numba's next compile "
                     "raises on a machine whose core count differs from the new value. Size the threads "

@@ -77,10 +77,8 @@ def machine() -> str:
 def _two_numba_threads() -> Iterator[None]:
     import numba
 
-    old = numba.get_num_threads()
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    yield
-    numba.set_num_threads(old)
+    yield  # tests/conftest.py puts the count back
 
 
 def _leaves(x: Any, path: str = "") -> Iterator[tuple[str, Any]]:

@@ -408,31 +408,27 @@ def test_small_problems_run_their_algebra_on_one_thread_and_the_closure_on_all(n
         f.backward()
         return f
 
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert opt._serial == (numel < SERIAL_ALGEBRA_NUMEL)
-        inside: list[int] = []
-        direction = opt._direction
+    torch.set_num_threads(2)  # tests/conftest.py puts the count back
+    assert opt._serial == (numel < SERIAL_ALGEBRA_NUMEL)
+    inside: list[int] = []
+    direction = opt._direction
 
-        def spy(g: torch.Tensor) -> torch.Tensor:
-            inside.append(torch.get_num_threads())
-            return direction(g)
+    def spy(g: torch.Tensor) -> torch.Tensor:
+        inside.append(torch.get_num_threads())
+        return direction(g)
 
-        opt._direction = spy  # type: ignore[method-assign]
-        opt.step(closure)
-        assert seen and set(seen) == {2}
-        assert inside and set(inside) == {1 if numel < SERIAL_ALGEBRA_NUMEL else 2}
-        assert torch.get_num_threads() == 2
+    opt._direction = spy  # type: ignore[method-assign]
+    opt.step(closure)
+    assert seen and set(seen) == {2}
+    assert inside and set(inside) == {1 if numel < SERIAL_ALGEBRA_NUMEL else 2}
+    assert torch.get_num_threads() == 2
 
-        def failing() -> torch.Tensor:
-            raise RuntimeError("boom")
+    def failing() -> torch.Tensor:
+        raise RuntimeError("boom")
 
-        with pytest.raises(RuntimeError, match="boom"):
-            opt.step(failing)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(old)
+    with pytest.raises(RuntimeError, match="boom"):
+        opt.step(failing)
+    assert torch.get_num_threads() == 2
 
 
 def test_one_thread_algebra_gives_the_same_minimum_as_threaded_algebra() -> None:
@@ -441,25 +437,21 @@ def test_one_thread_algebra_gives_the_same_minimum_as_threaded_algebra() -> None
     n = 100_000  # above torch's grain size, so that the threaded reductions split the vectors
     diag, b = _quadratic(n, 2)
     results = []
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        for serial in (True, False):
-            x = torch.zeros(n, dtype=F64, requires_grad=True)
-            opt = LBFGS([x], max_iter=200, history_size=10, tolerance_grad=1e-6, tolerance_change=0.0)
-            opt._serial = serial
+    torch.set_num_threads(2)  # tests/conftest.py puts the count back
+    for serial in (True, False):
+        x = torch.zeros(n, dtype=F64, requires_grad=True)
+        opt = LBFGS([x], max_iter=200, history_size=10, tolerance_grad=1e-6, tolerance_change=0.0)
+        opt._serial = serial
 
-            def closure(x: torch.Tensor = x, opt: LBFGS = opt) -> torch.Tensor:
-                opt.zero_grad()
-                f = 0.5 * (diag * x * x).sum() - b @ x
-                f.backward()
-                return f
+        def closure(x: torch.Tensor = x, opt: LBFGS = opt) -> torch.Tensor:
+            opt.zero_grad()
+            f = 0.5 * (diag * x * x).sum() - b @ x
+            f.backward()
+            return f
 
-            opt.step(closure)
-            assert opt.last_report is not None and opt.last_report.stop_reason == "gradient_tolerance"
-            results.append(x.detach().clone())
-    finally:
-        torch.set_num_threads(old)
+        opt.step(closure)
+        assert opt.last_report is not None and opt.last_report.stop_reason == "gradient_tolerance"
+        results.append(x.detach().clone())
     exact = b / diag
     for r in results:  # |x - x*| <= max|g| / min(diag), max|g| <= 1e-6, min(diag) >= 1
         assert float((r - exact).abs().max()) <= 1e-6

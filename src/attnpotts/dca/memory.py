@@ -245,7 +245,6 @@ def check_memory(estimate: MemoryEstimate, limit_bytes: int = DEFAULT_MEMORY_LIM
         )
 
 
-
 def _largest_part(parts: dict[str, int]) -> str:
     return max(parts, key=lambda k: parts[k])
 
