@@ -121,6 +121,30 @@ def _fresh_environment(home: Path) -> dict[str, str]:
     return env
 
 
+#: pip's words when it cannot reach a package index at all (no network, no name resolution).
+_UNREACHABLE = ("Temporary failure in name resolution", "Failed to establish a new connection",
+                "Network is unreachable")
+
+
+def _index_unreachable(log: str) -> bool:
+    """Whether a failed setup failed because no package index could be reached (a machine
+    without network and without a local torch wheel), not because of the repository."""
+    return any(msg in log for msg in _UNREACHABLE)
+
+
+def test_only_an_unreachable_index_excuses_a_failed_setup() -> None:
+    """The clone test skips on a machine without network (its log, as on an offline GPU
+    machine), never on a failure of the repository's own setup."""
+    offline = ("setup: installing torch==2.13.0 from https://download.pytorch.org/whl/cpu\n"
+               "WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError("
+               "'<HTTPSConnection>: Failed to establish a new connection: [Errno -3] Temporary "
+               "failure in name resolution')': /whl/cpu/torch/\n"
+               "ERROR: No matching distribution found for torch==2.13.0\n")
+    assert _index_unreachable(offline)
+    assert not _index_unreachable("ERROR: No matching distribution found for torch==9.9.9\n")
+    assert not _index_unreachable("error: subprocess-exited-with-error\n")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_readme_session_runs_literally_in_a_fresh_clone(tmp_path: Path) -> None:
@@ -142,6 +166,9 @@ def test_readme_session_runs_literally_in_a_fresh_clone(tmp_path: Path) -> None:
     )
     log = proc.stdout + proc.stderr
     (tmp_path / "session.log").write_text(log)
+    if proc.returncode != 0 and _index_unreachable(log):
+        pytest.skip("the README's setup needs a package index (or a local torch wheel) and this "
+                    "machine reaches none")
     assert proc.returncode == 0, log[-6000:]
     # the examples do what the README says they do
     train = json.loads((clone / "runs/factored/summary.json").read_text())

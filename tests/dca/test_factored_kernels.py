@@ -10,7 +10,7 @@ from attnpotts.dca import FactoredDCA
 from attnpotts.errors import ShapeError, ValidationError
 from attnpotts.evaluation import contact_scores, frobenius_scores
 from attnpotts.inference.objectives import coupling_penalty, masked_cross_entropy
-from attnpotts.models import FactoredAttention
+from attnpotts.models import FactoredAttention, factored_kernels
 from attnpotts.models.factored_kernels import (
     _pl_dense,
     _pl_numba,
@@ -76,12 +76,35 @@ def test_dense_path_equals_the_numba_path(dtype: torch.dtype, symmetric: bool) -
     out = []
     for run in (_pl_numba, _pl_dense):
         grads = [torch.zeros_like(A), torch.zeros_like(V), torch.zeros_like(h)]
-        loss = run(A, V, h, tokens, w, 4, *grads, symmetric)
+        loss = float(run(A, V, h, tokens, w, 4, *grads, symmetric))
         out.append((loss, grads))
     tol = 1e-12 if dtype == torch.float64 else 2e-5
     assert out[0][0] == pytest.approx(out[1][0], rel=tol)
     for a, b in zip(out[0][1], out[1][1], strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_the_matrix_product_pass_gives_the_same_sums_in_chunks(
+    symmetric: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sequences in chunks of the one-hot budget (one reused buffer, the gradient accumulated in
+    place), several blocks: the loss and gradients of the whole alignment in one chunk."""
+    H, L, q, N = 3, 9, 5, 31
+    A, V, h = _factors(H, L, q, 16)
+    tokens = torch.randint(0, q, (N, L), generator=torch.Generator().manual_seed(17))
+    w = torch.rand(N, generator=torch.Generator().manual_seed(18), dtype=torch.float64)
+    out = []
+    for budget in (10**9, 7 * L * q * 8):  # all sequences; chunks of 7 (the last one of 3)
+        monkeypatch.setattr(factored_kernels, "DENSE_CHUNK_BYTES", budget)
+        grads = [torch.zeros_like(A), torch.zeros_like(V), torch.zeros_like(h)]
+        loss = _pl_dense(A, V, h, tokens, w, 4, *grads, symmetric)
+        assert loss.dtype == torch.float64 and loss.ndim == 0  # a tensor: no synchronisation
+        out.append((float(loss), grads))
+    assert factored_kernels.dense_chunk_rows(N, L, q, 8) == 7
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-13)
+    for a, b in zip(out[0][1], out[1][1], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
@@ -147,7 +170,7 @@ def test_the_matrix_product_pass_takes_larger_blocks_with_the_same_result() -> N
     out = []
     for run, fused in ((_pl_numba, True), (_pl_dense, False)):
         grads = [torch.zeros_like(A), torch.zeros_like(V), torch.zeros_like(h)]
-        loss = run(A, V, h, tokens, w, default_block(L, q, 8, fused=fused), *grads)
+        loss = float(run(A, V, h, tokens, w, default_block(L, q, 8, fused=fused), *grads))
         out.append((loss, grads))
     assert out[0][0] == pytest.approx(out[1][0], rel=1e-12)
     for a, b in zip(out[0][1], out[1][1], strict=True):

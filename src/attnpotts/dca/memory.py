@@ -22,7 +22,8 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
   :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`; on a CUDA device a block of about
   :data:`~attnpotts.models.factored_kernels.DEVICE_BLOCK_BYTES` with its gradient and a copy,
-  the tokens and a chunk's one-hot rows and logits), the scores from the factors
+  the tokens and a chunk's one-hot rows (about
+  :data:`~attnpotts.models.factored_kernels.DENSE_CHUNK_BYTES`) and logits), the scores from the factors
   (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
   log-softmax of a chunk, ``2 R L q`` with ``R`` rows bounded by
   :data:`attnpotts.inference.EVAL_CHUNK_BYTES`), and before them the mean-field start
@@ -165,7 +166,7 @@ def estimate_memory(
         }
     else:
         from ..inference import eval_rows
-        from ..models.factored_kernels import _DENSE_CHUNK, default_block
+        from ..models.factored_kernels import default_block, dense_chunk_rows
         from .factored_start import mean_field_start_bytes
 
         if start not in ("mean-field", "random"):
@@ -185,11 +186,12 @@ def estimate_memory(
         # the L x L matrices) and the final loss (A; logits and log-softmax of a chunk, no grad)
         if fused:  # the numba kernel: J[I], its transposed copy, the sum, T accumulators
             evaluation = 3 * A + (T + 3) * L * q * K * q * b
-        else:  # matrix products: J[I] and its gradient, the tokens (int64) and, per chunk of C
-            # sequences, the one-hot rows (int64, then the dtype) and 4 (C, |I| q) temporaries
-            C = min(N, _DENSE_CHUNK)
+        else:  # matrix products: J[I], its gradient and a copy, the tokens (int64) and, per
+            # chunk of C sequences, the one-hot rows with their index and the logits with
+            # their log-softmax (overwritten by its gradient)
+            C = dense_chunk_rows(N, L, q, b)
             evaluation = (3 * A + 3 * L * q * K * q * b + 8 * N * L
-                          + C * L * q * (8 + b) + 4 * C * K * q * b)
+                          + C * L * (q * b + 8) + 2 * C * K * q * b)
         scores = 2 * A + 6 * 64 * n_heads * L * 8 + 5 * L * L * 8
         # the final loss runs forward-only in chunks of at most EVAL_CHUNK_BYTES of logits
         R = eval_rows(B, L, q, b)

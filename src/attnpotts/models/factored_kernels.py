@@ -41,6 +41,7 @@ __all__ = [
     "FactoredPseudoLikelihood",
     "block_sites",
     "default_block",
+    "dense_chunk_rows",
     "factored_logits",
     "factored_pseudo_likelihood",
     "reference_factored_logits",
@@ -61,8 +62,11 @@ BLOCK_BYTES = 6 * 1024**2
 #: ``benchmarks/bench_factored_cuda.py --block-mib ...`` measures the choice (docs/dca.md).
 DEVICE_BLOCK_BYTES = 256 * 1024**2
 
-#: Sequences per matrix product on devices without the numba kernel.
-_DENSE_CHUNK = 4096
+#: Target bytes of the one-hot rows of one chunk of sequences in the matrix-product pass
+#: (:func:`dense_chunk_rows`): 3,200 sequences at ``L = 1000``, all of 10,000 up to ``L = 320``
+#: (``q = 21``, float32). Fewer, larger products than a fixed count at short ``L``, where an
+#: evaluation is a few milliseconds on a GPU and every launch counts.
+DENSE_CHUNK_BYTES = 256 * 1024**2
 
 
 def block_sites(n_sites: int, n_states: int, itemsize: int, budget: int = BLOCK_BYTES) -> int:
@@ -241,34 +245,62 @@ def _pl_numba(
     return loss
 
 
+def dense_chunk_rows(n_seq: int, n_sites: int, n_states: int, itemsize: int) -> int:
+    """Sequences per chunk of the matrix-product pass: one-hot rows ``(C, L q)`` of at most
+    :data:`DENSE_CHUNK_BYTES` (all ``N`` in one chunk at short ``L``), at least one."""
+    per_row = n_sites * n_states * itemsize
+    return int(max(1, min(n_seq, DENSE_CHUNK_BYTES // max(1, per_row))))
+
+
 def _pl_dense(
     A: torch.Tensor, V: torch.Tensor, h: torch.Tensor, tokens: torch.Tensor,
     seq_weights: torch.Tensor, block: int,
     grad_a: torch.Tensor, grad_v: torch.Tensor, grad_h: torch.Tensor, symmetric: bool = False,
-) -> float:
-    """Any device: one-hot matrix products per block and chunk of sequences."""
-    L, q = A.shape[1], V.shape[1]
+) -> torch.Tensor:
+    """Any device: one-hot matrix products per block and chunk of sequences; adds the gradients
+    and returns the loss as a float64 tensor on the device (no synchronisation).
+
+    The one-hot rows of a chunk are written into one reused buffer (built once when all
+    sequences fit one chunk), the gradient of a block accumulates in place (``addmm_``) and
+    the softmax's gradient overwrites its log-probabilities, so an evaluation allocates no
+    ``(C, L q)`` or ``(L q, |I| q)`` temporaries beyond those of the first chunk and block.
+    """
+    N, L = int(tokens.shape[0]), int(A.shape[1])
+    q = int(V.shape[1])
     tok = tokens.to(A.device).long()
     sw = seq_weights.to(device=A.device, dtype=A.dtype)
+    offsets = torch.arange(0, L * q, q, device=A.device)  # row j q of site j
+    C = dense_chunk_rows(N, L, q, A.element_size())
+    x_buf = torch.empty((C, L * q), dtype=A.dtype, device=A.device)
+
+    def one_hot(s0: int) -> torch.Tensor:  # (n, L q) rows of sequences s0.. in x_buf
+        idx = tok[s0 : s0 + C] + offsets
+        x = x_buf[: idx.shape[0]].zero_()
+        return x.scatter_(1, idx, 1.0)
+
+    x_all = one_hot(0) if C >= N else None
     loss = torch.zeros((), dtype=torch.float64, device=A.device)
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)
         K = i1 - i0
         w_t = _block_weights(A, V, i0, i1, symmetric)  # (L q, K q)
         gw = torch.zeros_like(w_t)
-        for s0 in range(0, tok.shape[0], _DENSE_CHUNK):
-            t = tok[s0 : s0 + _DENSE_CHUNK]
-            x = torch.nn.functional.one_hot(t, q).reshape(t.shape[0], L * q).to(A.dtype)
-            logp = ((x @ w_t).reshape(-1, K, q) + h[i0:i1]).log_softmax(-1)
-            tgt = t[:, i0:i1, None]
-            w = sw[s0 : s0 + _DENSE_CHUNK, None]
-            loss += -(logp.gather(-1, tgt)[..., 0] * w).sum().double()
-            g = logp.exp() * w[..., None]
+        for s0 in range(0, N, C):
+            x = x_all if x_all is not None else one_hot(s0)
+            n = x.shape[0]
+            z = (x @ w_t).view(n, K, q).add_(h[i0:i1])
+            logp = z.log_softmax(-1)  # (n, K, q)
+            del z
+            tgt = tok[s0 : s0 + n, i0:i1, None]
+            w = sw[s0 : s0 + n, None]  # (n, 1)
+            loss -= (logp.gather(-1, tgt)[..., 0] * w).sum().double()
+            g = logp.exp_().mul_(w[..., None])  # softmax * w, in place
             g.scatter_add_(-1, tgt, -w[..., None].expand(-1, K, 1))
             grad_h[i0:i1] += g.sum(0)
-            gw += x.T @ g.reshape(-1, K * q)
+            gw.addmm_(x.T, g.view(n, K * q))
+            del logp, g
         _contract_block(gw, A, V, i0, i1, grad_a, grad_v, symmetric)
-    return float(loss)
+    return loss
 
 
 # ------------------------------------------------------------------------------ objective
@@ -297,7 +329,7 @@ class FactoredPseudoLikelihood(torch.autograd.Function):
         run = _pl_numba if _numba_ok(A) else _pl_dense
         loss = run(A, V, h, tokens, seq_weights, block, grad_a, grad_v, grad_h, symmetric)
         ctx.save_for_backward(grad_a, grad_v, grad_h)
-        return torch.tensor(loss, dtype=A.dtype, device=A.device)
+        return torch.as_tensor(loss, dtype=torch.float64, device=A.device).to(A.dtype)  # no sync
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
