@@ -23,8 +23,8 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`; on a CUDA device a block of about
   :data:`~attnpotts.models.factored_kernels.DEVICE_BLOCK_BYTES` with its gradient and a copy,
   the tokens and a chunk's one-hot rows (about
-  :data:`~attnpotts.models.factored_kernels.DENSE_CHUNK_BYTES`) and logits), the scores from the factors
-  (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
+  :data:`~attnpotts.models.factored_kernels.DENSE_CHUNK_BYTES`) and logits), the scores from
+  the factors (``2 H L^2`` plus float64 temporaries) and the final loss (``A`` and the logits and
   log-softmax of a chunk, ``2 R L q`` with ``R`` rows bounded by
   :data:`attnpotts.inference.EVAL_CHUNK_BYTES`), and before them the mean-field start
   (:mod:`attnpotts.dca.factored_start`: one ``(L (q-1))^2`` float64 matrix, up to ``L = 300`` at
