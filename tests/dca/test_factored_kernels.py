@@ -144,6 +144,10 @@ def test_bad_inputs_name_the_problem() -> None:
         factored_pseudo_likelihood(A, V[:1], h, tokens, w)
     with pytest.raises(ValidationError, match="no \\[MASK\\]"):
         factored_pseudo_likelihood(A, V, h, tokens + 3, w)
+    for bad, seen in ((tokens - 1, "-1..-1"), (tokens + 4, "4..4")):  # [MASK] is 3
+        for call in (lambda t: factored_pseudo_likelihood(A, V, h, t, w), lambda t: factored_logits(A, V, t)):
+            with pytest.raises(ValidationError, match=f"must lie in 0..3 .*got {seen}"):
+                call(bad)
     with pytest.raises(ValidationError, match="block"):
         factored_pseudo_likelihood(A, V, h, tokens, w, block=0)
     with pytest.raises(ShapeError, match="seq_weights"):

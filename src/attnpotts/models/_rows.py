@@ -75,14 +75,22 @@ def row_index(tokens: torch.Tensor, n_states: int) -> np.ndarray:
     return np.ascontiguousarray(rows)
 
 
-def check_tokens(tokens: torch.Tensor, n_sites: int, n_states: int) -> None:
-    """Raise unless ``tokens`` are integers ``(N, L)`` in ``0..q`` (``q`` is ``[MASK]``)."""
+def check_tokens(tokens: torch.Tensor, n_sites: int, n_states: int, *, allow_mask: bool = True) -> None:
+    """Raise unless ``tokens`` are integers ``(N, L)`` in ``0..q`` (``q`` is ``[MASK]``), or in
+    ``0..q-1`` without ``allow_mask`` (the pseudo-likelihood). Reads their range once (one
+    synchronisation on a GPU)."""
     if tokens.ndim != 2 or tokens.shape[1] != n_sites:
         raise ShapeError(f"tokens must have shape (N, {n_sites}), got {tuple(tokens.shape)}")
     if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
         raise ValidationError(f"tokens must be integers, got {tokens.dtype}")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) > n_states):
+    if not tokens.numel():
+        return
+    lo, hi = torch.stack(torch.aminmax(tokens)).tolist()  # one read of both
+    if lo < 0 or hi > n_states:
         raise ValidationError(
-            f"tokens must lie in 0..{n_states} (q = {n_states} is [MASK]), got "
-            f"{int(tokens.min())}..{int(tokens.max())}"
+            f"tokens must lie in 0..{n_states} (q = {n_states} is [MASK]), got {lo}..{hi}"
+        )
+    if not allow_mask and hi == n_states:
+        raise ValidationError(
+            f"tokens must be states 0..{n_states - 1} (no [MASK]) for the pseudo-likelihood"
         )

@@ -84,7 +84,8 @@ def default_block(n_sites: int, n_states: int, itemsize: int, *, fused: bool) ->
 
 
 # ------------------------------------------------------------------------------ helpers
-def _check(attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor) -> tuple[int, int, int]:
+def _check(attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor,
+           allow_mask: bool = True) -> tuple[int, int, int]:
     if not all(isinstance(t, torch.Tensor) for t in (attention, values, tokens)):
         raise ValidationError("attention, values and tokens must be torch tensors")
     if attention.ndim != 3 or attention.shape[1] != attention.shape[2]:
@@ -97,7 +98,7 @@ def _check(attention: torch.Tensor, values: torch.Tensor, tokens: torch.Tensor) 
             f"attention and values must share a floating dtype, got {attention.dtype} and {values.dtype}"
         )
     q = int(values.shape[1])
-    check_tokens(tokens, L, q)
+    check_tokens(tokens, L, q, allow_mask=allow_mask)
     return H, L, q
 
 
@@ -262,8 +263,8 @@ def _pl_dense(
 
     The one-hot rows of a chunk are written into one reused buffer (built once when all
     sequences fit one chunk), the gradient of a block accumulates in place (``addmm_``) and
-    the softmax's gradient overwrites its log-probabilities, so an evaluation allocates no
-    ``(C, L q)`` or ``(L q, |I| q)`` temporaries beyond those of the first chunk and block.
+    the softmax's gradient overwrites its log-probabilities: per chunk only its logits are new,
+    per block its ``J[I]`` and their gradient.
     """
     N, L = int(tokens.shape[0]), int(A.shape[1])
     q = int(V.shape[1])
@@ -365,12 +366,10 @@ def factored_pseudo_likelihood(
             for the matrix products on a GPU).
         symmetric: the couplings ``(J[i, j] + J[j, i]^T) / 2`` of the heads (a Potts model).
     """
-    _, L, q = _check(attention, values, tokens)
+    _, L, q = _check(attention, values, tokens, allow_mask=False)
     if fields.shape != (L, q) or fields.dtype != attention.dtype:
         raise ShapeError(f"fields must have shape ({L}, {q}) and dtype {attention.dtype}, got "
                          f"{tuple(fields.shape)} {fields.dtype}")
-    if tokens.numel() and int(tokens.max()) >= q:
-        raise ValidationError(f"tokens must be states 0..{q - 1} (no [MASK]) for the pseudo-likelihood")
     if seq_weights.shape != (tokens.shape[0],):
         raise ShapeError(f"seq_weights must have shape ({tokens.shape[0]},), got {tuple(seq_weights.shape)}")
     if block is None:
