@@ -55,3 +55,10 @@ def _threads_left_as_found() -> Iterator[None]:
         pytest.fail("the test changed NUMBA_NUM_THREADS after numba was loaded; numba's next compile "
                     "raises on a machine whose core count differs from the new value. Size the threads "
                     "with attnpotts.threads.set_threads, which leaves the variable alone then")
+
+
+@pytest.fixture
+def dask_distributed() -> None:
+    """Skips the test that uses it where the optional extra ``attnpotts[dask]`` is not installed
+    (``@pytest.mark.usefixtures("dask_distributed")``)."""
+    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")

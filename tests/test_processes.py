@@ -84,11 +84,11 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.usefixtures("dask_distributed")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_dask_workers_die_when_the_parent_is_killed(tmp_path) -> None:
     """A local Dask cluster started by the executor leaves no workers after kill -9 of its parent,
     even with every worker inside a call that holds the interpreter lock."""
-    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     script = tmp_path / "parent.py"
     script.write_text(_DASK_PARENT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -146,7 +146,7 @@ def test_bad_inputs_name_the_problem() -> None:
         factored_pseudo_likelihood(A, V, h, tokens + 3, w)
     for bad, seen in ((tokens - 1, "-1..-1"), (tokens + 4, "4..4")):  # [MASK] is 3
         for call in (lambda t: factored_pseudo_likelihood(A, V, h, t, w), lambda t: factored_logits(A, V, t)):
-            with pytest.raises(ValidationError, match=f"must lie in 0..3 .*got {seen}"):
+            with pytest.raises(ValidationError, match=f"must lie in 0..2.*got values in {seen}"):
                 call(bad)
     with pytest.raises(ValidationError, match="block"):
         factored_pseudo_likelihood(A, V, h, tokens, w, block=0)

@@ -42,9 +42,9 @@ def _collect(root: Path, executor: object) -> dict[str, tuple[dict[str, object],
     return out
 
 
+@pytest.mark.usefixtures("dask_distributed")
 def test_local_inline_processes_and_dask_agree(tmp_path: Path, toy: ModuleType) -> None:
     """The same specs give bit-identical metrics and arrays on every executor."""
-    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     from dask.distributed import LocalCluster
 
     inline = _collect(tmp_path / "inline", LocalExecutor(1))
@@ -70,10 +70,10 @@ def test_local_inline_processes_and_dask_agree(tmp_path: Path, toy: ModuleType) 
     assert len(losses) == 3 and np.all(np.isfinite(losses))
 
 
+@pytest.mark.usefixtures("dask_distributed")
 def test_dask_executor_with_a_local_cluster_of_its_own() -> None:
     """Without an address, the Dask executor starts a local cluster and closes it with itself
     (its results equal the other executors': tests/experiments/test_reproduce.py, slow)."""
-    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     own = make_executor("dask", n_workers=2)
     try:
         assert isinstance(own, DaskExecutor)
@@ -121,8 +121,8 @@ def test_without_dask_the_dask_executor_is_a_clean_refusal(
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.usefixtures("dask_distributed")
 def test_dask_unreachable_address() -> None:
-    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     with pytest.raises(ConnectionError, match="cannot reach a Dask scheduler"):
         DaskExecutor("127.0.0.1:9", timeout_s=1.0)
 

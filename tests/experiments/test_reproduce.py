@@ -343,11 +343,11 @@ def _without_timings(obj: Any) -> Any:
     return obj
 
 
+@pytest.mark.usefixtures("dask_distributed")
 @pytest.mark.slow
 def test_reproduce_identical_on_every_executor(tmp_path: Path) -> None:
     """--quick inline, on 2 local processes and on Dask clusters (one running, one the executor's
     own): the same numbers."""
-    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     from dask.distributed import LocalCluster
 
     from attnpotts.experiments import DaskExecutor, LocalExecutor
@@ -418,10 +418,10 @@ def test_theory_stage_handles_unconverged_points(tmp_path: Path) -> None:
     assert out.figures["learning_curves"].startswith(b"\x89PNG")
 
 
+@pytest.mark.usefixtures("dask_distributed")
 def test_memory_limit_counts_the_dask_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--memory-limit-gb holds for Dask workers as for local ones: the per-worker estimate times
     the workers (a local cluster's before it starts, a running cluster's as it reports them)."""
-    pytest.importorskip("distributed", reason="the optional extra attnpotts[dask]")
     import re
 
     from dask.distributed import LocalCluster

@@ -24,6 +24,7 @@ from attnpotts.models import (
     check_tokens,
     model_kind,
 )
+from attnpotts.models.base import one_hot_states
 from attnpotts.potts import ConditionalPotts, PottsModel
 
 L, Q = 6, 4
@@ -357,3 +358,33 @@ def test_symmetric_factored_model_is_a_potts_model_on_every_path(variant: str) -
     assert build_model("factored", **m.hyperparameters()).symmetric  # type: ignore[attr-defined]
     with pytest.raises(ValidationError, match="symmetric"):
         FactoredAttention(L, Q, symmetric="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_one_hot_states_matches_the_definition_and_zeroes_the_mask(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, Q + 1, (9, L), generator=gen)  # Q is [MASK]
+    want = torch.zeros(9, L, Q, dtype=torch.float64)
+    for n in range(9):
+        for i in range(L):
+            if int(tokens[n, i]) < Q:
+                want[n, i, int(tokens[n, i])] = 1.0
+    got = one_hot_states(tokens.int(), Q, dtype)
+    assert got.dtype == dtype and got.is_contiguous()
+    assert torch.equal(got.double(), want)
+    buffer = torch.full((9, L, Q), 7.0, dtype=dtype)  # stale contents are overwritten
+    assert one_hot_states(tokens, Q, dtype, out=buffer).data_ptr() == buffer.data_ptr()
+    assert torch.equal(buffer.double(), want)
+
+
+def test_check_tokens_reads_the_range_and_names_what_is_wrong() -> None:
+    ok = torch.randint(0, Q, (3, L), generator=torch.Generator().manual_seed(4))
+    check_tokens(ok, L, Q, allow_mask=False)
+    check_tokens(torch.full((3, L), Q), L, Q)  # all [MASK] is a valid input
+    check_tokens(torch.zeros((0, L), dtype=torch.long), L, Q, allow_mask=False)
+    with pytest.raises(ValidationError, match=r"\[MASK\] token 4 where states 0\.\.3"):
+        check_tokens(torch.cat([ok, torch.full((1, L), Q)]), L, Q, allow_mask=False)
+    with pytest.raises(ValidationError, match=r"must lie in 0\.\.3 for q = 4, got values in 0\.\.5"):
+        check_tokens(torch.cat([ok, torch.full((1, L), Q + 1)]), L, Q, allow_mask=False)
+    with pytest.raises(ValidationError, match=r"or 4 \(\[MASK\]\) for q = 4, got values in -2\.\."):
+        check_tokens(ok - 2, L, Q)

@@ -4,8 +4,8 @@ Both pseudo-likelihood kernels (:mod:`attnpotts.models.kernels`,
 :mod:`attnpotts.models.factored_kernels`) read couplings in the layout ``w_t: (L q, K)`` whose
 row ``j q + b`` holds what a neighbour ``j`` in state ``b`` adds to the ``K`` logits; a sequence's
 logits are then the sum of ``L`` gathered rows, and the gradient of ``w_t`` the same rows
-scattered back. This module holds that row index, the gather and scatter (numba, parallel) and
-the token checks, so that the two kernel modules do not each carry a copy.
+scattered back. This module holds that row index and the gather and scatter (numba, parallel),
+so that the two kernel modules do not each carry a copy.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from ..errors import ShapeError, ValidationError
-
-__all__ = ["check_tokens", "gather_rows", "row_index", "scatter_rows"]
+__all__ = ["gather_rows", "row_index", "scatter_rows"]
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -73,24 +71,3 @@ def row_index(tokens: torch.Tensor, n_states: int) -> np.ndarray:
     rows = tok + (np.arange(tok.shape[1], dtype=np.int32) * n_states)[None, :]
     rows[tok == n_states] = -1
     return np.ascontiguousarray(rows)
-
-
-def check_tokens(tokens: torch.Tensor, n_sites: int, n_states: int, *, allow_mask: bool = True) -> None:
-    """Raise unless ``tokens`` are integers ``(N, L)`` in ``0..q`` (``q`` is ``[MASK]``), or in
-    ``0..q-1`` without ``allow_mask`` (the pseudo-likelihood). Reads their range once (one
-    synchronisation on a GPU)."""
-    if tokens.ndim != 2 or tokens.shape[1] != n_sites:
-        raise ShapeError(f"tokens must have shape (N, {n_sites}), got {tuple(tokens.shape)}")
-    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        raise ValidationError(f"tokens must be integers, got {tokens.dtype}")
-    if not tokens.numel():
-        return
-    lo, hi = torch.stack(torch.aminmax(tokens)).tolist()  # one read of both
-    if lo < 0 or hi > n_states:
-        raise ValidationError(
-            f"tokens must lie in 0..{n_states} (q = {n_states} is [MASK]), got {lo}..{hi}"
-        )
-    if not allow_mask and hi == n_states:
-        raise ValidationError(
-            f"tokens must be states 0..{n_states - 1} (no [MASK]) for the pseudo-likelihood"
-        )

@@ -25,13 +25,16 @@ from torch import nn
 
 from ..errors import ShapeError, ValidationError
 
-__all__ = ["MaskedLanguageModel", "PottsParameters", "check_tokens"]
+__all__ = ["MaskedLanguageModel", "PottsParameters", "check_tokens", "one_hot_states"]
 
 
 def check_tokens(
     tokens: Any, n_sites: int, n_states: int, *, allow_mask: bool = True, name: str = "tokens"
 ) -> None:
     """Validate a token tensor ``(B, L)`` of integers in ``0..q`` (``q`` = ``[MASK]`` if allowed).
+
+    The one check of every model and kernel; it reads the tokens' range once (one
+    synchronisation on a GPU).
 
     Raises:
         ValidationError: not a torch integer tensor, or values out of range.
@@ -53,19 +56,20 @@ def check_tokens(
             f"{name} have length {tokens.shape[1]} but the model has L = {n_sites} sites; "
             "use sequences of the model's length"
         )
-    if tokens.numel():
-        lo, hi = int(tokens.min()), int(tokens.max())
-        top = n_states if allow_mask else n_states - 1
-        if lo < 0 or hi > top:
-            what = (
-                f"0..{n_states - 1} (states) or {n_states} ([MASK])"
-                if allow_mask
-                else (f"0..{n_states - 1}")
-            )
-            raise ValidationError(
-                f"{name} must lie in {what} for q = {n_states}, got values in {lo}..{hi}; "
-                "check the alphabet / number of states of the data against the model's"
-            )
+    if not tokens.numel():
+        return
+    lo, hi = torch.stack(torch.aminmax(tokens)).tolist()  # one read of both
+    if lo < 0 or hi > n_states:
+        what = f"0..{n_states - 1} (states) or {n_states} ([MASK])" if allow_mask else f"0..{n_states - 1}"
+        raise ValidationError(
+            f"{name} must lie in {what} for q = {n_states}, got values in {lo}..{hi}; "
+            "check the alphabet / number of states of the data against the model's"
+        )
+    if hi == n_states and not allow_mask:
+        raise ValidationError(
+            f"{name} hold the [MASK] token {n_states} where states 0..{n_states - 1} are expected "
+            "(no [MASK] here: every site is predicted from all the others); unmask them first"
+        )
 
 
 class MaskedLanguageModel(nn.Module):
@@ -168,6 +172,20 @@ class PottsParameters(Protocol):
         ...
 
 
-def one_hot_states(tokens: torch.Tensor, n_states: int, dtype: torch.dtype) -> torch.Tensor:
-    """One-hot ``(B, L, q)`` of tokens; the ``[MASK]`` token ``q`` becomes the zero vector."""
-    return nn.functional.one_hot(tokens, n_states + 1)[..., :n_states].to(dtype)
+def one_hot_states(
+    tokens: torch.Tensor, n_states: int, dtype: torch.dtype, *, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """One-hot ``(B, L, q)`` of ``tokens`` ``(B, L)`` in ``dtype``; the ``[MASK]`` token ``q``
+    becomes the zero vector.
+
+    The one builder of the models and kernels: one scatter into a tensor of ``dtype`` on the
+    tokens' device (no ``(B, L, q + 1)`` int64 intermediate), into ``out`` (a ``(B, L, q)``
+    buffer, overwritten) where a kernel reuses one.
+    """
+    tok = tokens.long()
+    if out is None:
+        out = torch.zeros((*tok.shape, n_states), dtype=dtype, device=tok.device)
+    else:
+        out.zero_()
+    known = (tok < n_states).unsqueeze(-1).to(out.dtype)  # 0 for [MASK]: nothing written
+    return out.scatter_(-1, tok.clamp(max=n_states - 1).unsqueeze(-1), known)

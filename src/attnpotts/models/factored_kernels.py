@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError, ValidationError
-from ._rows import check_tokens, gather_rows, row_index, scatter_rows
+from ._rows import gather_rows, row_index, scatter_rows
+from .base import check_tokens, one_hot_states
 from .kernels import _fused_pl_kernel
 
 __all__ = [
@@ -270,14 +271,12 @@ def _pl_dense(
     q = int(V.shape[1])
     tok = tokens.to(A.device).long()
     sw = seq_weights.to(device=A.device, dtype=A.dtype)
-    offsets = torch.arange(0, L * q, q, device=A.device)  # row j q of site j
     C = dense_chunk_rows(N, L, q, A.element_size())
-    x_buf = torch.empty((C, L * q), dtype=A.dtype, device=A.device)
+    x_buf = torch.empty((C, L, q), dtype=A.dtype, device=A.device)
 
     def one_hot(s0: int) -> torch.Tensor:  # (n, L q) rows of sequences s0.. in x_buf
-        idx = tok[s0 : s0 + C] + offsets
-        x = x_buf[: idx.shape[0]].zero_()
-        return x.scatter_(1, idx, 1.0)
+        t = tok[s0 : s0 + C]
+        return one_hot_states(t, q, A.dtype, out=x_buf[: t.shape[0]]).view(-1, L * q)
 
     x_all = one_hot(0) if C >= N else None
     loss = torch.zeros((), dtype=torch.float64, device=A.device)
@@ -402,8 +401,7 @@ class FactoredLogits(torch.autograd.Function):
                 gather_rows(rows, w_t, np.zeros(w_t.shape[1], dtype=w_t.dtype), part)
                 out[:, i0:i1] = part.reshape(N, i1 - i0, q)
             return torch.from_numpy(out)
-        x = torch.nn.functional.one_hot(tokens.long().to(A.device), q + 1)[..., :q]
-        x = x.reshape(N, L * q).to(A.dtype)
+        x = one_hot_states(tokens.to(A.device), q, A.dtype).reshape(N, L * q)
         out_t = torch.empty((N, L, q), dtype=A.dtype, device=A.device)
         for i0 in range(0, L, block):
             i1 = min(L, i0 + block)
@@ -429,8 +427,7 @@ class FactoredLogits(torch.autograd.Function):
                 scatter_rows(rows, g, g_w, q, 1)
                 _contract_block(torch.from_numpy(g_w), A, V, i0, i1, grad_a, grad_v, symmetric)
         else:
-            x = torch.nn.functional.one_hot(tokens.long().to(A.device), q + 1)[..., :q]
-            x = x.reshape(N, L * q).to(A.dtype)
+            x = one_hot_states(tokens.to(A.device), q, A.dtype).reshape(N, L * q)
             for i0 in range(0, L, block):
                 i1 = min(L, i0 + block)
                 gw = x.T @ grad_out[:, i0:i1].reshape(N, -1)

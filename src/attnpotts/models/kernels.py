@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError, ValidationError
-from ._rows import check_tokens as _check_tokens
 from ._rows import gather_rows as _gather_rows
 from ._rows import row_index as _row_index
 from ._rows import scatter_rows as _scatter_rows
+from .base import check_tokens, one_hot_states
 
 __all__ = [
     "KERNEL_METHODS",
@@ -84,14 +84,8 @@ def _check(weights: torch.Tensor, tokens: torch.Tensor) -> tuple[int, int]:
     if not weights.dtype.is_floating_point:
         raise ValidationError(f"weights must be floating point, got {weights.dtype}")
     n_sites, n_states = int(weights.shape[0]), int(weights.shape[1])
-    _check_tokens(tokens, n_sites, n_states)
+    check_tokens(tokens, n_sites, n_states)
     return n_sites, n_states
-
-
-def _one_hot(tokens: torch.Tensor, n_states: int, dtype: torch.dtype) -> torch.Tensor:
-    """``(N, L q)`` one-hot in ``dtype``; the ``[MASK]`` token becomes the zero vector."""
-    x = torch.nn.functional.one_hot(tokens.long(), n_states + 1)[..., :n_states]
-    return x.reshape(tokens.shape[0], -1).to(dtype)
 
 
 def check_kernel(kernel: str) -> str:
@@ -149,10 +143,10 @@ class CouplingContraction(torch.autograd.Function):
             ctx.rows = rows
             return torch.from_numpy(out).reshape(n_seq, n_sites, n_states)
         if method == "dense-bf16":
-            x = _one_hot(tokens, n_states, torch.bfloat16)
+            x = one_hot_states(tokens, n_states, torch.bfloat16).reshape(tokens.shape[0], -1)
             out_t = (x @ w2.to(torch.bfloat16).T).to(weights.dtype)
         else:
-            x = _one_hot(tokens, n_states, weights.dtype)
+            x = one_hot_states(tokens, n_states, weights.dtype).reshape(tokens.shape[0], -1)
             out_t = x @ w2.T
         out_t = out_t.reshape(n_seq, n_sites, n_states)
         return out_t if bias is None else out_t + bias.detach()
@@ -176,10 +170,10 @@ class CouplingContraction(torch.autograd.Function):
             _scatter_rows(ctx.rows, g, grad_w_t, n_states, _SITE_BLOCK)
             grad_w = torch.from_numpy(grad_w_t).T  # grad_w[(i, a), (j, b)]
         elif ctx.method == "dense-bf16":
-            x = _one_hot(tokens, n_states, torch.bfloat16)
+            x = one_hot_states(tokens, n_states, torch.bfloat16).reshape(tokens.shape[0], -1)
             grad_w = (grad.to(torch.bfloat16).T @ x).to(grad_out.dtype)
         else:
-            x = _one_hot(tokens, n_states, grad_out.dtype)
+            x = one_hot_states(tokens, n_states, grad_out.dtype).reshape(tokens.shape[0], -1)
             grad_w = grad.T @ x
         return grad_w.reshape(n_sites, n_states, n_sites, n_states), grad_b, None, None
 
