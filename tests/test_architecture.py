@@ -47,7 +47,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "potts": BASE,
     "theory": BASE,
     "alignment": BASE,
-    "plotting": BASE,
+    "plotting": BASE | {"processes"},  # the figure helper process ends as the commands do
     "reports": BASE | {"plotting"},
     # built on Potts models
     "sampling": BASE | {"potts", "options", "_lazy"},

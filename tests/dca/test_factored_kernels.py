@@ -10,14 +10,16 @@ from attnpotts.dca import FactoredDCA
 from attnpotts.errors import ShapeError, ValidationError
 from attnpotts.evaluation import contact_scores, frobenius_scores
 from attnpotts.inference.objectives import coupling_penalty, masked_cross_entropy
-from attnpotts.models import FactoredAttention, factored_kernels
+from attnpotts.models import FactoredAttention, factored_kernels, kernels
 from attnpotts.models.factored_kernels import (
     _pl_dense,
     _pl_numba,
     block_sites,
+    blocked_pass,
     default_block,
     factored_logits,
     factored_pseudo_likelihood,
+    pl_block,
     reference_factored_logits,
     transposed_overlap,
 )
@@ -159,6 +161,40 @@ def test_block_sites_keeps_the_block_small_and_at_least_two_sites() -> None:
     assert block_sites(5000, 21, 8) == 2
     assert block_sites(10, 21, 4) == 10
     assert block_sites(1, 21, 4) == 1
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_the_sub_block_pass_equals_the_chunk_pass(monkeypatch: pytest.MonkeyPatch, symmetric: bool) -> None:
+    """From ``L q = 2000`` on, the CPU pass runs the full model's blocked kernel on sub-blocks of
+    ``J``'s block into one gradient; it gives the chunk pass's loss and gradients (float64), with
+    an uneven last sub-block (blocks of 10 sites: 8 + 2) and an uneven last block (3 sites)."""
+    H, L, q, N = 3, 23, 5, 37
+    A, V, h = _factors(H, L, q, 21)
+    tokens = torch.randint(0, q, (N, L), generator=torch.Generator().manual_seed(22))
+    w = torch.rand(N, generator=torch.Generator().manual_seed(23), dtype=torch.float64)
+    out = []
+    for width in (10**9, 0):  # per-thread chunks, then sub-blocks
+        monkeypatch.setattr(kernels, "_PAIR_BLOCKED_MIN_WIDTH", width)
+        assert blocked_pass(L, q, 8) == (width == 0)
+        grads = [torch.zeros_like(A), torch.zeros_like(V), torch.zeros_like(h)]
+        out.append((_pl_numba(A, V, h, tokens, w, 10, *grads, symmetric=symmetric), grads))
+    assert out[1][0] == pytest.approx(out[0][0], rel=1e-13)
+    for a, b in zip(out[1][1], out[0][1], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_the_block_of_the_pass_follows_the_kernel() -> None:
+    """One sub-block of 8 sites per thread where the CPU pass runs by sub-blocks (``L q >= 2000``
+    and a sub-block per thread within BLOCK_BYTES), else the cache-sized block; the matrix
+    products keep theirs."""
+    assert blocked_pass(96, 21, 4, 2) and not blocked_pass(95, 21, 4, 2)  # L q = 2016, 1995
+    assert blocked_pass(222, 21, 4, 2) and not blocked_pass(223, 21, 4, 2)  # 2 x 8 sites <= 6 MiB
+    assert not blocked_pass(202, 21, 4, 3) and not blocked_pass(202, 21, 8, 2)
+    assert pl_block(202, 21, 4, fused=True, n_threads=2) == 16
+    assert pl_block(120, 21, 4, fused=True, n_threads=3) == 24
+    assert pl_block(1000, 21, 4, fused=True, n_threads=2) == default_block(1000, 21, 4, fused=True) == 3
+    assert pl_block(76, 21, 4, fused=True, n_threads=2) == default_block(76, 21, 4, fused=True) == 46
+    assert pl_block(202, 21, 4, fused=False, n_threads=2) == default_block(202, 21, 4, fused=False)
 
 
 def test_the_matrix_product_pass_takes_larger_blocks_with_the_same_result() -> None:

@@ -11,8 +11,9 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   line-search gradients and a flat copy; the loop copies it only when a
   checkpoint is written, which a DCA fit does not); per evaluation the full coupling tensor, the
   kernel's transposed copy, the gradient accumulators (one per thread ``T`` below
-  ``L q = 2000``, one from there on, where the pass runs by blocks of sites: ``C``), their sum
-  and the gradient of ``J`` (``(4 + C) F``); the logits of a chunk of ``B`` sequences and their
+  ``L q = 2000``, one from there on, where the pass runs by blocks of ``k`` sites: ``C``), their
+  sum and the gradient of ``J`` (``(4 + C) F``), and in blocks each thread's two contiguous
+  slices of a block (``2 T L q k q``, ``T`` at most the number of blocks); the logits of a chunk of ``B`` sequences and their
   gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
 * factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): parameters
   ``P = H (2 L d + q^2) + L q`` with gradients and L-BFGS state as above; the sequences as
@@ -20,7 +21,9 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   an evaluation (the attention matrices ``A: (H, L, L)`` with softmax intermediates and
   gradients, ``3 H L^2``, plus one block of ``|I|`` sites of ``J``, its gradient and one
   accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
-  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`; on a CUDA device a block of about
+  :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`; where the pass runs by sub-blocks
+  of ``k = 8`` sites, one per thread (``factored_kernels.blocked_pass``), ``|I| = T k`` and
+  ``5 L q |I| q`` (the block, its copy, one gradient and two slices of ``k`` sites a thread); on a CUDA device a block of about
   :data:`~attnpotts.models.factored_kernels.DEVICE_BLOCK_BYTES` with its gradient and a copy,
   the tokens and a chunk's one-hot rows (about
   :data:`~attnpotts.models.factored_kernels.DENSE_CHUNK_BYTES`) and logits), the scores from
@@ -149,24 +152,27 @@ def estimate_memory(
             import numba
 
             n_threads = int(numba.get_num_threads())
-        from ..models.kernels import _PAIR_BLOCKED_MIN_WIDTH
+        from ..models.kernels import _PAIR_BLOCK_SITES, _PAIR_BLOCKED_MIN_WIDTH
 
         T = max(1, min(int(n_threads), N))
         # the fused pass's gradient accumulators: one per thread, or one in all from
         # L q >= _PAIR_BLOCKED_MIN_WIDTH on, where it runs by blocks of sites (PairWorkspace)
-        C = 1 if L * q >= _PAIR_BLOCKED_MIN_WIDTH else T
+        blocked = L * q >= _PAIR_BLOCKED_MIN_WIDTH
+        C = 1 if blocked else T
         P = L * (L - 1) // 2 * q * q
         F = L * L * q * q
+        k = min(L, _PAIR_BLOCK_SITES)  # each running block's two contiguous slices
+        slices = 2 * min(T, -(-L // k)) * L * q * k * q if blocked else 0
         parts = {
             "runtime": RUNTIME_BYTES,
             "parameters_and_gradients": 3 * P * b,
             "lbfgs_state": (2 * m + 5) * P * b,  # history, x0, d, g, two line-search gradients
-            "coupling_tensor_and_kernel": (4 + C) * F * b,
+            "coupling_tensor_and_kernel": ((4 + C) * F + slices) * b,
             "activations": activations,
         }
     else:
         from ..inference import eval_rows
-        from ..models.factored_kernels import default_block, dense_chunk_rows
+        from ..models.factored_kernels import blocked_pass, dense_chunk_rows, pl_block
         from .factored_start import mean_field_start_bytes
 
         if start not in ("mean-field", "random"):
@@ -179,12 +185,15 @@ def estimate_memory(
         T = max(1, int(n_threads))
         P = n_heads * (2 * L * key_dim + q * q) + L * q
         fused = not _on_cuda(device)
-        K = default_block(L, q, b, fused=fused)
+        K = pl_block(L, q, b, fused=fused, n_threads=T)
         A = n_heads * L * L * b  # one (H, L, L) attention tensor
         # the three phases do not overlap: an evaluation (A with its softmax intermediates and
         # gradients, one block of J), the scores (A, its masked copy, float64 block temporaries,
         # the L x L matrices) and the final loss (A; logits and log-softmax of a chunk, no grad)
-        if fused:  # the numba kernel: J[I], its transposed copy, the sum, T accumulators
+        if fused and blocked_pass(L, q, b, T):  # J[I], its transposed copy, one gradient and two
+            # contiguous slices of a sub-block per thread (together J[I]'s size again, twice)
+            evaluation = 3 * A + 5 * L * q * K * q * b
+        elif fused:  # the numba kernel: J[I], its transposed copy, the sum, T accumulators
             evaluation = 3 * A + (T + 3) * L * q * K * q * b
         else:  # matrix products: J[I], its gradient and a copy, the tokens (int64) and, per
             # chunk of C sequences, the one-hot rows with their index and the logits with

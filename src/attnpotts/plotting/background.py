@@ -117,4 +117,8 @@ def _serve() -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - the child process
-    sys.exit(_serve())
+    from ..processes import exit_now
+
+    # without the interpreter's teardown of matplotlib, which the parent would wait for
+    # (communicate() returns at the exit): 0.14-0.22 s instead of 0.29-0.48 s per figure
+    exit_now(_serve())
