@@ -13,8 +13,9 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   kernel's transposed copy, the gradient accumulators (one per thread ``T`` below
   ``L q = 2000``, one from there on, where the pass runs by blocks of ``k`` sites: ``C``), their
   sum and the gradient of ``J`` (``(4 + C) F``), and in blocks each thread's two contiguous
-  slices of a block (``2 T L q k q``, ``T`` at most the number of blocks); the logits of a chunk of ``B`` sequences and their
-  gradients (``4 B L q``, the final loss evaluation) plus the row index of the chunk;
+  slices of a block (``2 T L q k q``, ``T`` at most the number of blocks); the logits of a
+  chunk of ``B`` sequences and their gradients (``4 B L q``, the final loss evaluation) plus
+  the row index of the chunk;
 * factored attention (``"factored"``, :mod:`attnpotts.models.factored_kernels`): parameters
   ``P = H (2 L d + q^2) + L q`` with gradients and L-BFGS state as above; the sequences as
   tokens and row indices (``21 N L`` bytes); and the largest of three phases that never overlap:
@@ -23,7 +24,8 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   accumulator per thread, ``(T + 3) L q |I| q`` with ``L q |I| q`` about
   :data:`~attnpotts.models.factored_kernels.BLOCK_BYTES`; where the pass runs by sub-blocks
   of ``k = 8`` sites, one per thread (``factored_kernels.blocked_pass``), ``|I| = T k`` and
-  ``5 L q |I| q`` (the block, its copy, one gradient and two slices of ``k`` sites a thread); on a CUDA device a block of about
+  ``5 L q |I| q`` (the block, its copy, one gradient and two slices of ``k`` sites a thread);
+  on a CUDA device a block of about
   :data:`~attnpotts.models.factored_kernels.DEVICE_BLOCK_BYTES` with its gradient and a copy,
   the tokens and a chunk's one-hot rows (about
   :data:`~attnpotts.models.factored_kernels.DENSE_CHUNK_BYTES`) and logits), the scores from

@@ -99,7 +99,7 @@ def blocked_pass(n_sites: int, n_states: int, itemsize: int, n_threads: int | No
     202``, ``N = 7,515``) 0.82 s by sub-blocks against 1.22 s by chunks, ``N = 700`` 0.129
     against 0.132 s; synthetic alignments (``N = 2,000``) 1.7 against 1.8 ms per site at ``L =
     202``, but 3.0 against 2.7 at ``L = 400`` and 22 against 17 at ``L = 1000``, where the
-    sub-blocks no longer fit the budget (``docs/dca.md``, "The pair kernels").
+    sub-blocks no longer fit the budget (``docs/dca.md``, "The blocked kernel too").
     """
     if n_threads is None:
         n_threads = int(nb.get_num_threads())
@@ -263,8 +263,8 @@ def _pl_numba(
     sw = np.ascontiguousarray(seq_weights.detach().cpu().numpy().astype(
         np.float32 if A.dtype == torch.float32 else np.float64))
     n_chunks = max(1, min(int(nb.get_num_threads()), int(tokens.shape[0])))
-    blocked = blocked_pass(L, q, A.element_size())
-    sub = _kernels._PAIR_BLOCK_SITES if blocked else 0  # sites per sub-block
+    # sites per sub-block of the blocked kernel, or 0: per-thread chunks of sequences
+    sub = _kernels._PAIR_BLOCK_SITES if blocked_pass(L, q, A.element_size()) else 0
     loss = 0.0
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)

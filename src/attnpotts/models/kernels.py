@@ -458,7 +458,7 @@ def _fused_pl_blocked(
     loss_buf: np.ndarray,
 ) -> None:  # pragma: no cover
     """:func:`_fused_pl_kernel` by blocks of ``block_sites`` predicted sites (columns of ``W^T``;
-    ``targets: (N, K / q)``, as there).
+    ``targets`` holds the states of all predicted sites, as there).
 
     The logits, softmax and gradient of the sites ``i`` in a block read and write only that
     block's columns ``(i, a)`` of ``w_t`` and ``grad``, so blocks run in parallel into ONE
@@ -467,7 +467,8 @@ def _fused_pl_blocked(
     another, written into ``grad`` at the end: every sequence streams through the two slices,
     which stay in the core's cache, where rows of ``k`` numbers ``K`` apart in ``w_t`` took a
     page (and a TLB entry) each. The same sums in the same order as reading ``w_t`` in place,
-    0.5-0.9x its time (``docs/dca.md``, "The pair kernels"), for ``2 R k`` numbers per thread.
+    0.5-0.9x its time (``docs/dca.md``, "The blocked pass reads contiguous slices"), for
+    ``2 R k`` numbers per thread.
     ``gbias: (K,)``; ``loss_buf[b]`` gets block ``b``'s loss (``len(loss_buf)`` blocks), summed
     by the caller in a fixed order: the result does not depend on the thread count.
     """
@@ -653,8 +654,8 @@ class PairWorkspace:
     (one accumulator per thread; ``block_sites=0`` forces that). Memory:
     ``(C + 1) (L q)^2 + 2 P q^2`` numbers of the dtype (``out_pairs`` replaces a temporary of
     that size per evaluation), and in blocks ``2 T L q k q`` more during the pass (a block's
-    two contiguous slices, ``k = block_sites``, on each of ``T`` threads). The token-derived row indices are cached for the last token
-    tensor seen.
+    two contiguous slices, ``k = block_sites``, on each of ``T`` threads). The token-derived row
+    indices are cached for the last token tensor seen.
     """
 
     def __init__(
