@@ -262,9 +262,9 @@ def _pl_numba(
     tok = np.ascontiguousarray(tokens.detach().cpu().numpy().astype(np.int32))
     sw = np.ascontiguousarray(seq_weights.detach().cpu().numpy().astype(
         np.float32 if A.dtype == torch.float32 else np.float64))
-    n_chunks = max(1, min(int(nb.get_num_threads()), int(tokens.shape[0])))
     # sites per sub-block of the blocked kernel, or 0: per-thread chunks of sequences
     sub = _kernels._PAIR_BLOCK_SITES if blocked_pass(L, q, A.element_size()) else 0
+    n_acc = 1 if sub else max(1, min(int(nb.get_num_threads()), int(tokens.shape[0])))  # gradients
     loss = 0.0
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)
@@ -272,18 +272,16 @@ def _pl_numba(
         w_t = _block_weights(A, V, i0, i1, symmetric).numpy()
         bias = np.ascontiguousarray(h[i0:i1].reshape(K * q).numpy())
         targets = np.ascontiguousarray(tok[:, i0:i1])
-        if sub:  # sub-blocks in parallel into one gradient
-            grad_buf = np.empty((1, L * q, K * q), dtype=w_t.dtype)
-            gbias_buf = np.empty((1, K * q), dtype=w_t.dtype)
-            loss_buf = np.zeros(-(-K // sub), dtype=np.float64)
+        # sub-blocks in parallel into one gradient, or chunks of sequences into one each
+        grad_buf = np.empty((n_acc, L * q, K * q), dtype=w_t.dtype)
+        gbias_buf = np.empty((n_acc, K * q), dtype=w_t.dtype)
+        loss_buf = np.zeros(-(-K // sub) if sub else n_acc, dtype=np.float64)
+        if sub:
             _fused_pl_blocked(rows, targets, sw, w_t, bias, q, sub, grad_buf[0], gbias_buf[0], loss_buf)
-        else:  # chunks of sequences in parallel, one gradient each
-            grad_buf = np.empty((n_chunks, L * q, K * q), dtype=w_t.dtype)
-            gbias_buf = np.empty((n_chunks, K * q), dtype=w_t.dtype)
-            loss_buf = np.zeros(n_chunks, dtype=np.float64)
+        else:
             _fused_pl_kernel(rows, targets, sw, w_t, bias, q, grad_buf, gbias_buf, loss_buf)
         del w_t
-        gw = torch.from_numpy(grad_buf.sum(0) if grad_buf.shape[0] > 1 else grad_buf[0])
+        gw = torch.from_numpy(grad_buf.sum(0) if n_acc > 1 else grad_buf[0])
         del grad_buf
         _contract_block(gw, A, V, i0, i1, grad_a, grad_v, symmetric)
         grad_h[i0:i1] = torch.from_numpy(gbias_buf.sum(0)).reshape(K, q)
