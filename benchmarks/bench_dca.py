@@ -20,7 +20,7 @@ Sections (all measured in the same run, on this machine):
      defaults (``scores.mat``); the wall time is the whole command (start, imports, reading the
      alignment, weights, fit, scores and every output file).
    * ``plmc``: ``plmc -c EC -le 0.01 (L-1)(q-1) -lh 0.01 -m 100 -t 0.2 -n THREADS`` (EVcouplings'
-     scaling of plmc's coupling penalty, the same penalty as attnpotts' default; it equals the
+     scaling of plmc's coupling penalty, half of attnpotts' default, its setting in EVcouplings; it equals the
      README's ``-le 16`` at ``L = 81``; ``-t`` is plmc's *divergence* threshold, 0.2 = its
      default = 80 % identity, as attnpotts and CCMpred), score = its EC file (APC-corrected
      Frobenius norm, gap state included).
@@ -36,8 +36,8 @@ Sections (all measured in the same run, on this machine):
    one-hot product measured in the same run.
 3. ``memory``: peak resident memory of a plm fit at L = 200 next to the library's estimate.
 4. ``agreement`` (only with ``--agreement ITERATIONS``, for each of ``--families``): plmc
-   (``-m ITERATIONS``, options as above) and ``PlmDCA(tolerance=None, max_iter=ITERATIONS)``, in
-   this process, on the same alignment: the correlation of their APC scores over the pairs
+   (``-m ITERATIONS``, options as above) and ``PlmDCA(tolerance=None, max_iter=ITERATIONS)`` with
+   plmc's penalty (``lambda_J = 0.01``; the default is 0.02), in this process, on the same alignment: the correlation of their APC scores over the pairs
    ``|i - j| >= 6``, the top-L pairs they share and each one's precision. Run to convergence
    (a few hundred iterations) the two solve the same problem, so their scores agree to the
    optimisers' tolerance; at 100 iterations neither has converged.
@@ -503,7 +503,7 @@ def bench_memory(L: int, N: int, history: int) -> dict[str, Any]:
 def bench_agreement(family: str, iterations: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """plmc and attnpotts' plm, each run for ``iterations``, on one family (section 4)."""
     from attnpotts.alignment import read_alignment
-    from attnpotts.dca import PlmDCA, prepare_data
+    from attnpotts.dca import PlmDCA, Regularization, prepare_data
 
     aln_rel, dist_rel = FAMILIES[family]
     msa = read_alignment(args.data / aln_rel)
@@ -516,7 +516,8 @@ def bench_agreement(family: str, iterations: int, tmp: Path, args: argparse.Name
         return {"family": family, "iterations": iterations, "error": "plmc failed", **plmc}
     S_plmc = _read_plmc_scores(ec, L)
     t0 = time.perf_counter()
-    est = PlmDCA(tolerance=None, max_iter=iterations).fit(prepare_data(msa))
+    plmc_objective = Regularization("evcouplings", 0.01, 0.01)  # plmc's command above, not plm's default
+    est = PlmDCA(regularization=plmc_objective, tolerance=None, max_iter=iterations).fit(prepare_data(msa))
     ours_s = time.perf_counter() - t0
     S_ours = est.scores_
     iu = np.triu_indices(L, 6)

@@ -418,11 +418,11 @@ def test_contacts_config_resolves_lambda_per_model() -> None:
     from attnpotts.dca import FACTORED_REGULARIZATION, PLM_REGULARIZATION, FactoredDCA
     from attnpotts.dca.pipeline import ContactsConfig
 
-    assert ContactsConfig().lambda_j == PLM_REGULARIZATION.lambda_j == 0.01
+    assert ContactsConfig().lambda_j == PLM_REGULARIZATION.lambda_j == 0.02
     assert ContactsConfig(model="factored").lambda_j == FACTORED_REGULARIZATION.lambda_j == 0.003
     assert FactoredDCA().regularization == FACTORED_REGULARIZATION
     assert ContactsConfig(model="factored").estimator().regularization == FACTORED_REGULARIZATION
-    assert ContactsConfig(regularization="gremlin").lambda_j == 0.01  # evcouplings by another name
+    assert ContactsConfig(regularization="gremlin").lambda_j == 0.02  # evcouplings by another name
     assert ContactsConfig(lambda_j=0.03, regularization="gremlin").lambda_j == 0.03
     assert ContactsConfig(regularization="ccmpred").lambda_j == 0.01  # no plm default in that convention
     assert ContactsConfig(lambda_j=0.2).lambda_j == 0.2

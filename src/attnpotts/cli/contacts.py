@@ -15,8 +15,8 @@ __all__ = ["register", "run"]
 _EPILOG = """examples:
   attnpotts contacts PF00014.fasta.gz --out runs/pf14
       full Potts model by symmetric pseudo-likelihood (L-BFGS), 80% identity weights,
-      lambda_J = 0.01 (L-1)(q-1), lambda_h = 0.01 (EVcouplings/GREMLIN convention), L-BFGS
-      until the objective falls by less than 0.5% over 10 iterations (at most 100)
+      lambda_J = 0.02 (L-1)(q-1), lambda_h = 0.01 (EVcouplings/GREMLIN convention), L-BFGS
+      until the objective falls by less than 0.2% over 5 iterations (at most 100)
   attnpotts contacts PF00014.fasta.gz --out runs/pf14 --distances PF00014.distances.tsv
       also writes precision at top L, L/2, L/5, L/10 (8 A, |i-j| >= 6) into summary.json
   attnpotts contacts family.a2m --out runs/fam --focus --structure 1ABC.pdb --chain A

@@ -64,11 +64,11 @@ FACTORED_SYMMETRIC = False
 #: Default L-BFGS iterations of :class:`FactoredDCA` from the mean-field start grow with the data
 #: (:func:`factored_iterations`): ``FACTORED_ITER_AT_1000 + FACTORED_ITER_PER_DOUBLING *
 #: log2(N_eff / 1000)``, rounded, within ``FACTORED_MIN_ITER .. FACTORED_MAX_ITER`` (a fit takes
-#: about 4 objective evaluations more than iterations: 55 + 15 log2(N_eff / 1000) evaluations,
+#: about 4 objective evaluations more than iterations: 40 + 10 log2(N_eff / 1000) evaluations,
 #: 30 to 150). Chosen by leave-one-family-out over fourteen alignments within twice plm's time,
 #: see FactoredDCA.
-FACTORED_ITER_AT_1000 = 51
-FACTORED_ITER_PER_DOUBLING = 15
+FACTORED_ITER_AT_1000 = 36
+FACTORED_ITER_PER_DOUBLING = 10
 FACTORED_MIN_ITER = 26
 FACTORED_MAX_ITER = 146
 #: Exponent of the shrink factor in :func:`factored_iterations`: a fit on merged neighbours
@@ -116,14 +116,15 @@ FACTORED_COLLAPSE = "duplicates"
 PLM_MAX_ITER = 100
 #: Default convergence rule of :class:`PlmDCA`: stop when the objective fell by less than this
 #: (relative) over the last :data:`PLM_CHECK_EVERY` iterations.
-PLM_TOLERANCE = 5e-3
+PLM_TOLERANCE = 2e-3
 #: Window of the convergence rule, in L-BFGS iterations.
-PLM_CHECK_EVERY = 10
+PLM_CHECK_EVERY = 5
 #: Default L-BFGS memory of :class:`PlmDCA` (curvature pairs): each costs two copies of the
 #: ``L^2 q^2`` couplings, so the full model keeps few.
 PLM_LBFGS_HISTORY = 5
 #: Default contact score of :class:`PlmDCA`: the gap state kept in the Frobenius norm.
 PLM_SCORE_GAP = "include"
 #: Default coupling L2 of :class:`PlmDCA`: EVcouplings/GREMLIN convention,
-#: ``lambda_J = 0.01 (L-1)(q-1)``, ``lambda_h = 0.01`` (plmc's objective as EVcouplings runs it).
-PLM_REGULARIZATION = Regularization("evcouplings", 0.01, 0.01)
+#: ``lambda_J = 0.02 (L-1)(q-1)``, ``lambda_h = 0.01`` (twice plmc's coupling penalty: chosen with
+#: the stopping rule by leave-one-family-out, ``docs/dca.md``).
+PLM_REGULARIZATION = Regularization("evcouplings", 0.02, 0.01)

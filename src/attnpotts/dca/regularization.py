@@ -153,8 +153,8 @@ class Regularization:
 
 #: EVcouplings/GREMLIN's documented lambda_J = 0.01 (L-1)(q-1), lambda_h = 0.01 (the convention's
 #: own setting, for comparisons with those tools); the estimators' defaults are their own: the full
-#: model's (``attnpotts.dca.PLM_REGULARIZATION``) has the same values, factored attention's
-#: (``attnpotts.dca.FACTORED_REGULARIZATION``) a third of lambda_J.
+#: model's (``attnpotts.dca.PLM_REGULARIZATION``) has twice its lambda_J, factored attention's
+#: (``attnpotts.dca.FACTORED_REGULARIZATION``) a third of it.
 DEFAULT_REGULARIZATION = Regularization("evcouplings", 0.01, 0.01)
 
 
