@@ -597,7 +597,7 @@ class PlmDCA(_BaseDCA):
     every family: for each held-out family, the setting with the best worst-case precision minus
     plmc's on the others (then the best mean, then the cheapest) was scored on it. Held out:
     mean 0.839, at or above plmc on 8 of 14, worst -0.025 (PF00072, where that fold chose a 0.3 %
-    rule). The default is the same rule applied to all fourteen (and chosen by 12 of the 14
+    rule). The default is the same rule applied to all fourteen (and chosen by 7 of the 8
     folds): ``lambda_J = 0.02``, ``lambda_h = 0.01``, until the objective falls by less than
     0.2 % over 5 iterations (15 to 65 iterations), gap state kept, APC: within one contact of
     plmc on every alignment (worst -0.015), mean 0.840 over the fourteen, 0.930 over the eight
