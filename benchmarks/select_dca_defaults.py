@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/select_dca_defaults.py fit [--families ...] [--lambdas 0.01 0.02] [--max-iter 100]
     python benchmarks/select_dca_defaults.py select [--baseline benchmarks/results/bench_dca.json]
-        [--lambdas 0.01 0.03]
+        [--lambdas 0.01 0.03] [--out dca_defaults_selection_lambdas.json]
 
 ``fit``: for every family and coupling L2 ``lambda_J`` (EVcouplings convention, ``lambda_J (L-1)
 (q-1)``; ``lambda_h = 0.01``), ONE plm fit of ``--max-iter`` L-BFGS iterations (the library's fit:
@@ -326,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", default=SELECTION.name, help="file name in benchmarks/results/")
     s.add_argument("--no-variants", action="store_true", help="the whole families only")
     s.add_argument("--lambdas", nargs="+", type=float, default=None,
-                   help="only the fits of these lambda_J (default: every one found); the plm "
-                   "default was chosen with --lambdas 0.01 0.03")
+                   help="only the fits of these lambda_J (default: every one found, as the plm "
+                   "default was chosen, --out dca_defaults_selection_lambdas.json; the previous "
+                   "default was chosen with --lambdas 0.01 0.03)")
     args = ap.parse_args(argv)
     return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
 
