@@ -714,7 +714,8 @@ class FactoredDCA(_BaseDCA):
       ``N_eff`` rule they tie (0.800 against 0.798 over the fourteen), and choosing the form
       with the rule holds out worse (0.776 against 0.784, one seed,
       ``factored_budget_symmetric.json``). Whole commands on
-      the eight families: ``benchmarks/results/bench_dca_factored_kernel.json`` (``docs/dca.md``).
+      the eight families: ``benchmarks/results/bench_dca_side_by_side_plm_window5.json``
+      (mean 0.873 against plm's 0.930; ``docs/dca.md``).
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
       does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations. With
