@@ -55,7 +55,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_dca import DATA, FAMILIES, RESULTS  # noqa: E402
+from bench_dca import DATA, FAMILIES, RESULTS, _check_out  # noqa: E402
 from bench_plm_subsampled import parse_variant  # noqa: E402
 
 FITS = RESULTS / "dca_defaults_fits.json"
@@ -330,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
                    "default was chosen, --out dca_defaults_selection_lambdas.json; the previous "
                    "default was chosen with --lambdas 0.01 0.03)")
     args = ap.parse_args(argv)
+    # --out: a file name in the results folder, and never a file this script did not write
+    if args.cmd == "fit":
+        _check_out(ap, args.out, "fits", (), folder=RESULTS)
+    else:
+        _check_out(ap, args.out, "folds", ("items", "final"), folder=RESULTS)
     return cmd_fit(args) if args.cmd == "fit" else cmd_select(args)
 
 

@@ -56,3 +56,24 @@ def test_lambdas_without_fits_name_the_problem(select: Any, tmp_path: Path) -> N
     with pytest.raises(SystemExit, match=r"no fits with lambda_J in \[0\.5\]"):
         select.main(["select", "--baseline", baseline, "--lambdas", "0.5", "--out", "x.json"])
     assert not (tmp_path / "x.json").exists()
+
+
+def test_out_is_a_result_file_of_this_script_never_another(
+    select: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` names a file in the results folder; a path elsewhere or a file the script did not
+    write (another benchmark's, or anything else) is refused before anything runs, untouched."""
+    baseline = str(_write(tmp_path))
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    foreign, not_a_name = "not a result of this benchmark", "--out must be a file name ending in .json"
+    for step, out, why in (("select", "notes.json", foreign), ("select", str(tmp_path / "x.json"), not_a_name),
+                           ("select", "dca_defaults_fits_a.json", foreign), ("fit", "notes.json", foreign),
+                           ("fit", "plmc.json", foreign), ("select", "x.txt", not_a_name)):
+        argv = [step, "--out", out] + (["--baseline", baseline] if step == "select" else [])
+        with pytest.raises(SystemExit) as exc:
+            select.main(argv)
+        assert exc.value.code == 2 and why in capsys.readouterr().err, (step, out)
+    assert mine.read_text() == '{"my": "notes"}' and not (tmp_path / "x.json").exists()
+    assert select.main(["select", "--baseline", baseline, "--out", "sel.json"]) == 0
+    assert select.main(["select", "--baseline", baseline, "--out", "sel.json"]) == 0  # its own: replaced
