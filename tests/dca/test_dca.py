@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -87,9 +88,10 @@ def test_convention_formulas_and_round_trip() -> None:
         jl.canonical(L, q, None)
     with pytest.raises(ValidationError, match="unknown"):
         Regularization("magic", 1.0, 1.0)  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="no documented default"):
-        Regularization.default("plmc")
+    with pytest.raises(ValidationError, match="no default; give lambda_j and lambda_h"):
+        Regularization.default("attnpotts")
     assert Regularization.default("ccmpred") == cc
+    assert Regularization.default("plmc") == Regularization("plmc", 100.0, 0.01)  # plmc's source
 
 
 def test_objective_gradient_matches_finite_differences() -> None:
@@ -424,8 +426,33 @@ def test_contacts_config_resolves_lambda_per_model() -> None:
     assert ContactsConfig(model="factored").estimator().regularization == FACTORED_REGULARIZATION
     assert ContactsConfig(regularization="gremlin").lambda_j == 0.02  # evcouplings by another name
     assert ContactsConfig(lambda_j=0.03, regularization="gremlin").lambda_j == 0.03
-    assert ContactsConfig(regularization="ccmpred").lambda_j == 0.01  # no plm default in that convention
+    # another tool's convention without --lambda-j: that tool's own default, for either model
+    assert ContactsConfig(regularization="ccmpred").lambda_j == 0.2
+    assert ContactsConfig(model="factored", regularization="plmc").lambda_j == 100.0
+    assert ContactsConfig(regularization="plmdca-jl").lambda_j == 0.01
+    assert ContactsConfig(regularization="ccmpred", lambda_j=0.05).lambda_j == 0.05
+    with pytest.raises(ValidationError, match="--lambda-j"):
+        ContactsConfig(regularization="attnpotts")  # per-token coefficients: no default
+    assert ContactsConfig(regularization="attnpotts", lambda_j=1e-4).lambda_j == 1e-4
     assert ContactsConfig(lambda_j=0.2).lambda_j == 0.2
+
+
+def test_contacts_config_resolves_without_loading_torch(tmp_path: Path) -> None:
+    """Options and a missing input's error come before torch loads (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from attnpotts.workflows import ContactsOptions as O; "
+            "o = O(model='factored'); p = O(); "
+            "assert (o.score_gap, o.lbfgs_history, o.max_iter) == ('exclude', 60, None), o; "
+            "assert (p.score_gap, p.lbfgs_history, p.max_iter) == ('include', 5, 100), p; "
+            "from attnpotts.workflows import contacts\n"
+            "try: contacts(O(alignment='no-such.fasta'), 'never-made')\n"
+            "except FileNotFoundError as e: assert 'an alignment file no-such.fasta' in str(e), e\n"
+            "else: raise AssertionError('no error')\n"
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    assert not (tmp_path / "never-made").exists()
 
 
 def test_bad_options() -> None:

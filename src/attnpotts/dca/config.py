@@ -22,6 +22,7 @@ from .defaults import (
     FACTORED_MAX_ITER_RANDOM,
     FACTORED_MIN_ITER,
     FACTORED_REGULARIZATION,
+    FACTORED_SCORE_GAP,
     FACTORED_SYMMETRIC,
     PLM_CHECK_EVERY,
     PLM_COLLAPSE,
@@ -48,9 +49,11 @@ class ContactsConfig:
 
     ``lambda_j``, ``max_iter``, ``lbfgs_history``, ``score_gap`` and ``collapse`` default to ``None``: the
     estimator's own default, which depends on ``model`` (:class:`PlmDCA`, :class:`FactoredDCA`),
-    resolved on creation and written into the config. ``lambda_j`` is the estimator's default
-    when ``regularization`` is the estimator's convention (``gremlin`` is ``evcouplings``), else
-    0.01.
+    resolved on creation (from :mod:`attnpotts.dca.defaults`, without loading torch) and written
+    into the config. ``lambda_j`` is the estimator's default when ``regularization`` is the
+    estimator's convention (``gremlin`` is ``evcouplings``), else that convention's tool's own
+    default (:meth:`Regularization.default`: CCMpred's 0.2, plmc's 100, PlmDCA.jl's 0.01); the
+    ``attnpotts`` convention has none and needs ``lambda_j``.
     """
 
     model: Literal["plm", "factored"] = choice(
@@ -61,7 +64,10 @@ class ContactsConfig:
     lambda_j: float | None = number(
         None, 0, none=True, group=_FIT,
         help=f"coupling L2 in that convention (default {PLM_REGULARIZATION.lambda_j} plm, "
-        f"{FACTORED_REGULARIZATION.lambda_j} factored, in the evcouplings convention)",
+        f"{FACTORED_REGULARIZATION.lambda_j} factored, in the evcouplings convention; with "
+        "another --regularization, that tool's own default: "
+        + ", ".join(f"{c} {Regularization.default(c).lambda_j:g}" for c in ("ccmpred", "plmc", "plmdca-jl"))
+        + "; attnpotts has none)",
     )
     lambda_h: float = number(0.01, 0, group=_FIT, help="field L2 in that convention")
     max_iter: int | None = integer(
@@ -126,23 +132,25 @@ class ContactsConfig:
 
     def __post_init__(self) -> None:
         validate(self)  # a bad value is reported before torch loads
-        from .fit import FactoredDCA, PlmDCA
-
-        defaults = PlmDCA() if self.model == "plm" else FactoredDCA()
-        if self.lambda_j is None:  # the estimator's own default, written into the config
-            reg = defaults.regularization
+        plm = self.model == "plm"  # the estimators' defaults, from defaults.py (no torch needed)
+        if self.lambda_j is None:  # written into the config
+            own = PLM_REGULARIZATION if plm else FACTORED_REGULARIZATION
             aliases = {"gremlin": "evcouplings"}  # the same convention under two names
-            same = aliases.get(reg.convention, reg.convention) == aliases.get(
-                self.regularization, self.regularization)
-            object.__setattr__(self, "lambda_j", float(reg.lambda_j) if same else 0.01)
-        if self.score_gap is None:
-            object.__setattr__(self, "score_gap", defaults.score_gap)
-        if self.collapse is None:
-            object.__setattr__(self, "collapse", defaults.collapse)
-        for name in ("max_iter", "lbfgs_history"):
-            default = defaults.__dict__[name]
-            if getattr(self, name) is None and default is not None:  # factored max_iter: per start and N_eff
-                object.__setattr__(self, name, int(default))
+            if aliases.get(own.convention, own.convention) == aliases.get(
+                    self.regularization, self.regularization):
+                lambda_j = float(own.lambda_j)
+            else:  # another tool's convention: that tool's own default (or an error naming the flag)
+                lambda_j = float(Regularization.default(self.regularization).lambda_j)
+            object.__setattr__(self, "lambda_j", lambda_j)
+        resolved = {
+            "score_gap": PLM_SCORE_GAP if plm else FACTORED_SCORE_GAP,
+            "collapse": PLM_COLLAPSE if plm else FACTORED_COLLAPSE,
+            "max_iter": PLM_MAX_ITER if plm else None,  # factored: per start and N_eff
+            "lbfgs_history": PLM_LBFGS_HISTORY if plm else FACTORED_LBFGS_HISTORY,
+        }
+        for name, default in resolved.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
 
     def estimator(self) -> PlmDCA | FactoredDCA:
         """The configured (unfitted) estimator."""

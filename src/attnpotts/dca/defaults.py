@@ -25,6 +25,7 @@ __all__ = [
     "FACTORED_MIN_ITER",
     "FACTORED_POSITION_SCALE",
     "FACTORED_REGULARIZATION",
+    "FACTORED_SCORE_GAP",
     "FACTORED_START",
     "FACTORED_STARTS",
     "FACTORED_START_NOISE",
@@ -81,6 +82,8 @@ FACTORED_LBFGS_HISTORY = 60
 #: Default coupling L2 of :class:`FactoredDCA`: ``lambda_J = 0.003 (L-1)(q-1)`` (EVcouplings
 #: convention), a third of plm's: the factored form already restrains the couplings.
 FACTORED_REGULARIZATION = Regularization("evcouplings", 0.003, 0.01)
+#: Default contact score of :class:`FactoredDCA`: the gap state left out of the Frobenius norm.
+FACTORED_SCORE_GAP = "exclude"
 #: Default L-BFGS iterations of :class:`FactoredDCA` from random factors (the fallback above
 #: ``L (q-1)`` = :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`).
 FACTORED_MAX_ITER_RANDOM = 300

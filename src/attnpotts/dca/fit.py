@@ -44,6 +44,7 @@ from .defaults import (
     FACTORED_MAX_ITER_RANDOM,
     FACTORED_POSITION_SCALE,
     FACTORED_REGULARIZATION,
+    FACTORED_SCORE_GAP,
     FACTORED_START,
     FACTORED_START_NOISE,
     FACTORED_START_SHARPNESS,
@@ -764,6 +765,8 @@ class FactoredDCA(_BaseDCA):
             or ``"neighbours"`` (:func:`merge_neighbours`; with ``max_iter=None`` the iterations
             grow by the shrink factor, :func:`factored_iterations`): on deep, redundant
             alignments more precision in the same time, on small ones less (``docs/dca.md``).
+        score_gap: as for :class:`PlmDCA`; default :data:`FACTORED_SCORE_GAP`, the gap state
+            left out.
         other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the
             start's noise.
 
@@ -792,10 +795,11 @@ class FactoredDCA(_BaseDCA):
         lbfgs_history: int = FACTORED_LBFGS_HISTORY,
         regularization: Regularization = FACTORED_REGULARIZATION,
         collapse: str = FACTORED_COLLAPSE,
+        score_gap: str = FACTORED_SCORE_GAP,
         **kwargs: Any,
     ) -> None:
         super().__init__(max_iter=max_iter, lbfgs_history=lbfgs_history, regularization=regularization,
-                         collapse=collapse, **kwargs)
+                         collapse=collapse, score_gap=score_gap, **kwargs)
         self.n_heads = n_heads
         self.key_dim = key_dim
         self.variant = variant

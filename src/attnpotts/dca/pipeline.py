@@ -75,9 +75,16 @@ def read_aligned_reference(path: str | os.PathLike[str]) -> str:
     The second form is that of the ``*_domain_sequence.txt`` files (``PFAM PDB_CHAIN SEQUENCE``).
     """
     from ..errors import DataFormatError
+    from ..storage import read_bounded
 
     p = Path(path)
-    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    raw = read_bounded(p, 64 * 1024**2, what="a structure-sequence file")
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"is not UTF-8 text ({exc.reason} at byte {exc.start}), expected a "
+                              "structure-sequence file (FASTA or 'NAME CHAIN SEQUENCE')", path=p) from None
+    lines = [ln.strip() for ln in content.splitlines() if ln.strip()]
     if not lines:
         raise DataFormatError("empty reference sequence file", path=p)
     if lines[0].startswith(">"):

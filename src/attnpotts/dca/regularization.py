@@ -14,10 +14,12 @@ full ``(L, L, q, q)`` tensor (both orders of every pair) and ``W = N_eff = sum_n
 
 Conventions (:data:`CONVENTIONS`), ``L`` sites and ``q`` states:
 
-* ``"plmc"``: ``lam_pair = lambda_j``, ``lam_h = lambda_h`` as given (plmc's ``-le`` / ``-lh``).
+* ``"plmc"``: ``lam_pair = lambda_j``, ``lam_h = lambda_h`` as given (plmc's ``-le`` / ``-lh``;
+  its built-in defaults 100 and 0.01).
 * ``"evcouplings"`` (= ``"gremlin"``): ``lam_pair = lambda_j (L - 1)(q - 1)``,
   ``lam_h = lambda_h`` (EVcouplings' ``lambda_J_times_Lq``; GREMLIN's ``lam_w``); defaults 0.01 and
-  0.01, the plmc settings of the README's DCA benchmark and attnpotts' plm default.
+  0.01, the plmc settings of the README's DCA benchmark (attnpotts' estimators have their own
+  defaults in this convention, :mod:`attnpotts.dca.defaults`).
 * ``"ccmpred"``: ``lam_pair = lambda_j (L - 1)`` (CCMpred's ``-l LFACTOR``, default 0.2) and
   ``lam_h = lambda_h`` (default 0.01); CCMpred writes ``lambda_pair / 2 * sum_{i, j}`` over both
   orders, which is the same ``sum_{i<j}``.
@@ -45,8 +47,10 @@ Convention = Literal["plmc", "evcouplings", "gremlin", "ccmpred", "plmdca-jl", "
 #: Names accepted as ``convention``.
 CONVENTIONS: tuple[str, ...] = ("plmc", "evcouplings", "gremlin", "ccmpred", "plmdca-jl", "attnpotts")
 
-#: Documented defaults ``(lambda_j, lambda_h)`` of the conventions that have one.
+#: The tools' own defaults ``(lambda_j, lambda_h)`` in their conventions (plmc's are built into
+#: its source, ``-le 100 -lh 0.01``; EVcouplings runs it with ``0.01 (L-1)(q-1)`` instead).
 _DEFAULTS: dict[str, tuple[float, float]] = {
+    "plmc": (100.0, 0.01),
     "evcouplings": (0.01, 0.01),
     "gremlin": (0.01, 0.01),
     "ccmpred": (0.2, 0.01),
@@ -80,11 +84,11 @@ class Regularization:
 
     @classmethod
     def default(cls, convention: str) -> Regularization:
-        """The tool's documented default coefficients in ``convention``."""
+        """The tool's own default coefficients in ``convention`` (none for ``"attnpotts"``)."""
         if convention not in _DEFAULTS:
             raise ValidationError(
-                f"convention {convention!r} has no documented default; give lambda_j and lambda_h "
-                f"explicitly (defaults exist for {sorted(_DEFAULTS)})"
+                f"convention {convention!r} has no default; give lambda_j and lambda_h "
+                f"explicitly (--lambda-j, --lambda-h; defaults exist for {sorted(_DEFAULTS)})"
             )
         lj, lh = _DEFAULTS[convention]
         return cls(convention, lj, lh)  # type: ignore[arg-type]

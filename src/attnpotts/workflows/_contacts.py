@@ -10,6 +10,7 @@ from typing import Any
 from ..dca.config import ContactsConfig
 from ..errors import ValidationError
 from ..options import text
+from ..storage import check_input_file
 
 __all__ = ["ContactsOptions", "contacts"]
 
@@ -64,10 +65,16 @@ def contacts(
 ) -> dict[str, Any]:
     """Fit, score and (with a structure or distances) evaluate the alignment of ``options``;
     write the output folder ``out``; return its summary."""
-    from ..dca.pipeline import run_contacts  # torch: loaded only to run (not for --help)
-
     if options.alignment is None:
         raise ValidationError("an alignment file is required")
+    for path, what in ((options.alignment, "an alignment file"),
+                       (options.structure, "a structure file (PDB or mmCIF)"),
+                       (options.distances, "a distances TSV file"),
+                       (options.structure_sequence, "a structure-sequence file")):
+        if path is not None:  # a wrong path is reported at once, not after torch has loaded
+            check_input_file(path, what)
+    from ..dca.pipeline import run_contacts  # torch: loaded only to run (not for --help)
+
     return run_contacts(
         options.alignment, out, config=options.contacts_config(), structure=options.structure,
         chain=options.chain, distances=options.distances, distance_column=options.distance_column,
