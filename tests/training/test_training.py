@@ -400,3 +400,24 @@ def test_all_positions_training_loss_is_the_pseudo_likelihood_loss(kind: str) ->
     before = mlm_loss(m, TRAIN, w)
     res = train(m, TRAIN, weights=w, config=TrainingConfig(max_epochs=1, batch_size=None))
     assert res.history[0]["train_loss"] == pytest.approx(before, rel=1e-12)
+
+
+def test_iteration_progress_counts_across_the_epochs_of_a_fit() -> None:
+    """plm runs epochs of a few L-BFGS iterations (its convergence rule checks after each): the
+    progress counts iterations across them, against the cap, and ends at the fit's count."""
+    import io
+
+    from attnpotts.dca import PlmDCA
+    from attnpotts.training import IterationProgress
+
+    rng = np.random.default_rng(3)
+    states = rng.integers(0, 4, size=(60, 6))
+    stream = io.StringIO()
+    fit = PlmDCA(max_iter=12, check_every=4, tolerance=1e-12).fit(
+        states, callbacks=[IterationProgress("fit", stream=stream, interval_s=0.0, bar=False)]
+    )
+    counts = [line.split(": ", 1)[1].split(" ", 1)[0] for line in stream.getvalue().splitlines()]
+    done = [int(c.split("/")[0]) for c in counts]
+    assert {c.split("/")[1] for c in counts} == {"12"}  # 3 epochs of 4: the cap
+    assert done == sorted(done) and len(set(done)) == len(done), counts  # never restarts at 1
+    assert done[-1] == fit.convergence_.iterations == 12

@@ -253,29 +253,42 @@ class ProgressBar(Callback):
 
 
 class IterationProgress(ProgressBar):
-    """Per-iteration progress of a full-batch L-BFGS fit (one long epoch, as in DCA): objective
-    and ETA, through :class:`attnpotts.progress.Progress` (plain lines when not on a terminal).
-    Takes the arguments of :class:`ProgressBar`; shows iterations instead of epochs.
+    """Per-iteration progress of a full-batch L-BFGS fit (DCA): objective and ETA, through
+    :class:`attnpotts.progress.Progress` (plain lines when not on a terminal). Takes the
+    arguments of :class:`ProgressBar`; shows iterations instead of epochs.
+
+    A fit run as epochs of a few L-BFGS iterations each (plm's convergence rule checks after
+    every epoch) is counted across them: the total is the cap, ``max_epochs`` times the
+    iterations per epoch, so the ETA is an upper bound when a rule may stop the fit sooner.
     """
 
     def __init__(self, description: str = "fit", **options: Any) -> None:
         super().__init__(description, **options)
+        self._epochs = 1  # epochs left to run at the start
+        self._offset = 0  # iterations of the epochs already ended
+        self._last = 0  # iterations of the current epoch so far
 
     def on_train_begin(self, info: dict[str, Any]) -> None:
-        """Nothing yet: the bar starts with the first iteration, when its total is known."""
+        """The epochs to run; the bar starts with the first iteration, when their length is known."""
+        self._epochs = max(1, int(info["max_epochs"]) - int(info["start_epoch"]))
+        self._offset = self._last = 0
 
     def on_epoch_end(self, record: dict[str, Any]) -> bool | None:
+        self._offset += self._last
+        self._last = 0
         return None
 
     def on_iteration(self, iteration: int, max_iter: int, objective: float) -> None:
         if self._progress is None:
             self._progress = Progress(
-                max_iter,
+                max_iter * self._epochs,
                 self.description,
                 unit="iterations",
                 stream=self.stream,
                 interval_s=self.interval_s,
                 bar=self.bar,
             )
-        self._progress.set(iteration, loss=float(objective))
-        logger.debug("iteration %d/%d  objective %.6g", iteration, max_iter, objective)
+        self._last = iteration
+        self._progress.set(self._offset + iteration, loss=float(objective))
+        logger.debug("iteration %d (epoch's %d/%d)  objective %.6g",
+                     self._offset + iteration, iteration, max_iter, objective)
