@@ -438,7 +438,8 @@ def test_contacts_config_resolves_lambda_per_model() -> None:
 
 
 def test_contacts_config_resolves_without_loading_torch(tmp_path: Path) -> None:
-    """Options and a missing input's error come before torch loads (a fresh interpreter)."""
+    """Options, and a missing input's error (the pipeline reads every input first), come before
+    torch loads (a fresh interpreter)."""
     import subprocess
     import sys
 
@@ -447,10 +448,14 @@ def test_contacts_config_resolves_without_loading_torch(tmp_path: Path) -> None:
             "assert (o.score_gap, o.lbfgs_history, o.max_iter) == ('exclude', 60, None), o; "
             "assert (p.score_gap, p.lbfgs_history, p.max_iter) == ('include', 5, 100), p; "
             "from attnpotts.workflows import contacts\n"
-            "try: contacts(O(alignment='no-such.fasta'), 'never-made')\n"
-            "except FileNotFoundError as e: assert 'an alignment file no-such.fasta' in str(e), e\n"
-            "else: raise AssertionError('no error')\n"
+            "for kw, message in (({}, 'an alignment file no-such.fasta'),\n"
+            "                    ({'distances': 'no.tsv'}, 'a distances TSV file no.tsv')):\n"
+            "    aln = 'aln.fasta' if kw else 'no-such.fasta'\n"
+            "    try: contacts(O(alignment=aln, **kw), 'never-made')\n"
+            "    except FileNotFoundError as e: assert message in str(e), e\n"
+            "    else: raise AssertionError('no error')\n"
             "assert 'torch' not in sys.modules")
+    (tmp_path / "aln.fasta").write_text(">a\nACDE\n>b\nACDF\n>c\nGCDE\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     assert not (tmp_path / "never-made").exists()
 

@@ -47,7 +47,6 @@ import numpy as np
 
 from ..errors import ShapeError, ValidationError
 from .config import ContactsConfig
-from .fit import prepare_data
 
 __all__ = ["OUT_FILES", "ContactsConfig", "read_aligned_reference", "run_contacts"]
 
@@ -208,6 +207,8 @@ def run_contacts(
     )
     aligned_ref = None if structure_sequence is None else read_aligned_reference(structure_sequence)
     D, dist_info = _true_distances(msa, structure, chain, distances, distance_column, aligned_ref)
+    from .fit import prepare_data  # torch: loaded once every input has been read and checked
+
     data = prepare_data(msa, identity_threshold=cfg.identity_threshold)
     # degenerate data (one sequence, tiny N_eff, constant or empty columns): said before the fit
     data_notes = data_warnings(data.states, gap_index=data.gap_index, weights=data.weights)

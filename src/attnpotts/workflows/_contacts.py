@@ -10,7 +10,6 @@ from typing import Any
 from ..dca.config import ContactsConfig
 from ..errors import ValidationError
 from ..options import text
-from ..storage import check_input_file
 
 __all__ = ["ContactsOptions", "contacts"]
 
@@ -67,13 +66,7 @@ def contacts(
     write the output folder ``out``; return its summary."""
     if options.alignment is None:
         raise ValidationError("an alignment file is required")
-    for path, what in ((options.alignment, "an alignment file"),
-                       (options.structure, "a structure file (PDB or mmCIF)"),
-                       (options.distances, "a distances TSV file"),
-                       (options.structure_sequence, "a structure-sequence file")):
-        if path is not None:  # a wrong path is reported at once, not after torch has loaded
-            check_input_file(path, what)
-    from ..dca.pipeline import run_contacts  # torch: loaded only to run (not for --help)
+    from ..dca.pipeline import run_contacts  # reads and checks every input before torch loads
 
     return run_contacts(
         options.alignment, out, config=options.contacts_config(), structure=options.structure,
