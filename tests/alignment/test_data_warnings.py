@@ -29,6 +29,8 @@ def test_each_degenerate_case_is_named() -> None:
     assert MIN_NEFF_PER_SITE == 1.0
     weighted = data_warnings(x, gap_index=0, weights=np.full(50, 0.1))
     assert any("N_eff = 5.0" in m for m in weighted)
+    known = data_warnings(x, gap_index=0, weights=np.full(50, 0.1), n_eff=7.0)  # n_eff wins
+    assert any("N_eff = 7.0" in m for m in known)
     x[:, 3] = 2
     assert any("1 constant column(s)" in m and "4" in m for m in data_warnings(x, gap_index=0))
     x[7] = 0

@@ -112,3 +112,30 @@ def test_python_dash_m_attnpotts_runs_the_command_without_warnings() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert __version__ in proc.stdout and proc.stderr == ""
+
+
+def test_log_records_print_in_the_commands_form_with_one_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Library warnings read like the commands' own (``attnpotts CMD: warning: ...``); ``-v``
+    adds the time and the logger; a second ``main`` replaces the handler instead of adding one."""
+    import logging
+
+    from attnpotts.cli.main import _CommandLogHandler, _log_to_stderr
+
+    logger = logging.getLogger("attnpotts")
+    level = logger.level
+    try:
+        _log_to_stderr("contacts", 0)
+        logging.getLogger("attnpotts.dca.fit").warning("stopped early")
+        logging.getLogger("attnpotts.dca.fit").info("hidden")
+        assert capsys.readouterr().err == "attnpotts contacts: warning: stopped early\n"
+        _log_to_stderr("train", 1)
+        logging.getLogger("attnpotts.training").info("epoch 1")
+        line = capsys.readouterr().err
+        assert line.startswith("attnpotts train: ") and line.endswith(" attnpotts.training info: epoch 1\n")
+        assert sum(isinstance(h, _CommandLogHandler) for h in logger.handlers) == 1
+    finally:
+        for h in [h for h in logger.handlers if isinstance(h, _CommandLogHandler)]:
+            logger.removeHandler(h)
+        logger.setLevel(level)

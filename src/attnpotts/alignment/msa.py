@@ -221,17 +221,21 @@ def data_warnings(
     gap_index: int | None = None,
     weights: np.ndarray | None = None,
     min_neff_per_site: float = MIN_NEFF_PER_SITE,
+    n_eff: float | None = None,
 ) -> list[str]:
     """Warnings about degenerate training data; an empty list when nothing is wrong.
 
-    Checks: a single sequence; ``N_eff`` (sum of ``weights``, else the number of sequences)
-    below ``min_neff_per_site * L``; constant columns (one state in every sequence: nothing to
-    learn); sequences without any residue (all gaps, e.g. all ``X`` read as gaps).
+    Checks: a single sequence; ``N_eff`` (``n_eff``, else the sum of ``weights``, else the number
+    of sequences) below ``min_neff_per_site * L``; constant columns (one state in every sequence:
+    nothing to learn); sequences without any residue (all gaps, e.g. all ``X`` read as gaps).
 
     Args:
-        states: ``(N, L)`` encoded sequences.
+        states: ``(N, L)`` encoded sequences, every one (the counts are of these rows: pass the
+            alignment's, not its distinct sequences).
         gap_index: the gap state (``None``: the data have no gap state).
         weights: ``(N,)`` sequence weights.
+        n_eff: the effective number of sequences, where it is known already (e.g. from
+            :func:`attnpotts.dca.prepare_data`); overrides ``weights``.
     """
     x = np.asarray(states)
     if x.ndim != 2:
@@ -242,7 +246,8 @@ def data_warnings(
         return [f"no data: {n} sequences of {L} columns"]
     if n == 1:
         out.append("only one sequence: there is no variation to learn couplings from")
-    n_eff = float(n if weights is None else np.asarray(weights, dtype=np.float64).sum())
+    if n_eff is None:
+        n_eff = float(n if weights is None else np.asarray(weights, dtype=np.float64).sum())
     if n_eff < min_neff_per_site * L:
         out.append(
             f"few effective sequences: N_eff = {n_eff:.1f} is below {min_neff_per_site:g} x L = "

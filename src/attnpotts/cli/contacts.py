@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from ..options import add_arguments
@@ -25,7 +24,7 @@ _EPILOG = """examples:
   attnpotts contacts family.a3m --out runs/fa --model factored --n-heads 32
   attnpotts contacts family.a3m --out runs/fl --model factored --max-iter 200
       to its plateau (mean top-L precision about 0.91 on the benchmark families, plm 0.93),
-      at several times plm's fit time (docs/dca.md)
+      at several times plm's fit time (docs/dca-measurements.md)
   attnpotts contacts family.a3m --out runs/fs --model factored --symmetric
       symmetric couplings (J_ij + J_ji^T) / 2: better on large alignments, worse on small ones
   attnpotts contacts aln.fasta --out runs/c --regularization ccmpred --lambda-j 0.2
@@ -75,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
         f"|grad|={conv['final_gradient_norm']:.3g}; "
         f"{summary['wall_seconds']:.1f} s"
     )
-    for warning in summary.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
+    if summary.get("warnings"):  # each was printed on stderr when it arose (logged)
+        n = len(summary["warnings"])
+        print(f"{n} warning{'s' if n > 1 else ''} (printed above; summary.json 'warnings')")
     if "precision" in summary:
         prec = ", ".join(f"{k}: {v:.3f}" for k, v in summary["precision"].items())
         print(f"precision (8 A, |i-j| >= 6): {prec}")

@@ -122,16 +122,47 @@ def _parse(
     return args
 
 
+class _CommandLogFormat(logging.Formatter):
+    """``attnpotts COMMAND: warning: message``, the form of the commands' own warnings and errors;
+    with ``-v``, the time and the logger's name as well."""
+
+    def __init__(self, command: str | None, verbose: int) -> None:
+        prefix = "attnpotts" + (f" {command}" if command else "")
+        detail = "%(asctime)s %(name)s " if verbose else ""
+        super().__init__(f"{prefix}: {detail}%(level)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.level = record.levelname.lower()
+        return super().format(record)
+
+
+class _CommandLogHandler(logging.StreamHandler):
+    """The stderr handler :func:`main` puts on the ``attnpotts`` logger (one at a time)."""
+
+
+def _log_to_stderr(command: str | None, verbose: int) -> None:
+    """Show attnpotts' log records on stderr: warnings, with ``-v`` info, ``-vv`` debug.
+
+    The handler sits on the ``attnpotts`` logger, not the root, so that an application or a test
+    harness that configured logging keeps its own handlers; a second :func:`main` in the same
+    process replaces the first one's handler (and its stream) instead of adding another.
+    """
+    logger = logging.getLogger("attnpotts")
+    for old in [h for h in logger.handlers if isinstance(h, _CommandLogHandler)]:
+        logger.removeHandler(old)
+    handler = _CommandLogHandler(sys.stderr)
+    handler.setFormatter(_CommandLogFormat(command, verbose))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``attnpotts`` with ``argv``; return the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in SUBCOMMANDS else None)
     args = _parse(parser, argv, command)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-    )
+    _log_to_stderr(getattr(args, "command", None), int(args.verbose))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -211,7 +211,7 @@ def run_contacts(
 
     data = prepare_data(msa, identity_threshold=cfg.identity_threshold)
     # degenerate data (one sequence, tiny N_eff, constant or empty columns): said before the fit
-    data_notes = data_warnings(data.states, gap_index=data.gap_index, weights=data.weights)
+    data_notes = data_warnings(msa.states, gap_index=data.gap_index, n_eff=data.n_eff)
     for note in data_notes:
         logger.warning("alignment %s: %s", os.fspath(alignment), note)
     from ..training import IterationProgress
