@@ -91,7 +91,7 @@ class ContactsConfig:
         FACTORED_SYMMETRIC, group=_FIT,
         help="factored attention: symmetric couplings J_ij(a, b) = J_ji(b, a), a Potts model like "
         "plm's, instead of the paper's J_ij = sum_h A_h[i, j] V_h (better on large alignments, "
-        "worse on small ones: docs/dca.md)",
+        "worse on small ones: docs/dca-measurements.md)",
     )
     kernel: str = choice(
         "auto", ("auto", "sparse", "dense", "dense-bf16"), group=_FIT,
@@ -115,7 +115,7 @@ class ContactsConfig:
         "per group of neighbours within the identity threshold (N_eff unchanged, fewer rows); "
         + (f"default {PLM_COLLAPSE} for both models" if PLM_COLLAPSE == FACTORED_COLLAPSE
            else f"default {PLM_COLLAPSE} for plm, {FACTORED_COLLAPSE} for factored")
-        + "; with neighbours the factored fit spends the saving on iterations (docs/dca.md)",
+        + "; with neighbours the factored fit spends the saving on iterations (docs/dca-measurements.md)",
     )
     focus: bool = boolean(
         False, group=_ALN, help="keep only the columns where the reference sequence has a residue"

@@ -3,7 +3,7 @@
 Why a module of their own: the command line shows these numbers in ``attnpotts contacts --help``
 and :class:`~attnpotts.dca.config.ContactsConfig` declares its options with them, neither of
 which should import torch. :class:`~attnpotts.dca.PlmDCA` and :class:`~attnpotts.dca.FactoredDCA`
-take their defaults from here; ``docs/dca.md`` says how each was chosen.
+take their defaults from here; ``docs/dca.md`` lists them and ``docs/dca-measurements.md`` says how each was chosen.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ FACTORED_MIN_ITER = 26
 FACTORED_MAX_ITER = 146
 #: Exponent of the shrink factor in :func:`factored_iterations`: a fit on merged neighbours
 #: (``collapse="neighbours"``) gets ``shrink`` times the iterations, about the time of the fit on
-#: every distinct sequence (chosen over 0 and 0.5, ``docs/dca.md``; without merging shrink is 1).
+#: every distinct sequence (chosen over 0 and 0.5, ``docs/dca-measurements.md``; without merging shrink is 1).
 FACTORED_ITER_SHRINK_POWER = 1.0
 #: Default L-BFGS memory of :class:`FactoredDCA` (curvature pairs): the non-convex fit gains from a
 #: longer record than plm's; chosen by leave-one-family-out against 20 and 120, see FactoredDCA.
@@ -112,7 +112,7 @@ COLLAPSE_MODES: tuple[str, ...] = ("duplicates", "neighbours")
 #: Default of :class:`PlmDCA`: the exact objective (plmc's).
 PLM_COLLAPSE = "duplicates"
 #: Default of :class:`FactoredDCA`: every distinct sequence. Merged neighbours gain on the deep
-#: families and lose on the small alignments; leave-one-family-out keeps this (``docs/dca.md``).
+#: families and lose on the small alignments; leave-one-family-out keeps this (``docs/dca-measurements.md``).
 FACTORED_COLLAPSE = "duplicates"
 
 #: Default iteration cap of :class:`PlmDCA` (the convergence rule usually stops it earlier).
@@ -129,5 +129,5 @@ PLM_LBFGS_HISTORY = 5
 PLM_SCORE_GAP = "include"
 #: Default coupling L2 of :class:`PlmDCA`: EVcouplings/GREMLIN convention,
 #: ``lambda_J = 0.02 (L-1)(q-1)``, ``lambda_h = 0.01`` (twice plmc's coupling penalty: chosen with
-#: the stopping rule by leave-one-family-out, ``docs/dca.md``).
+#: the stopping rule by leave-one-family-out, ``docs/dca-measurements.md``).
 PLM_REGULARIZATION = Regularization("evcouplings", 0.02, 0.01)

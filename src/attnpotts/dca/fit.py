@@ -683,7 +683,7 @@ class FactoredDCA(_BaseDCA):
     model's (``benchmarks/bench_factored_memory.py``: 0.65-0.9x at ``L`` = 100-200); the fit
     needs more iterations (non-convex), see below.
 
-    Start and iterations (``docs/dca.md``; top-L precision at 8 A, ``|i-j| >= 6``, gap left out):
+    Start and iterations (``docs/dca-measurements.md``; top-L precision at 8 A, ``|i-j| >= 6``, gap left out):
 
     * Default: the mean-field start (:mod:`attnpotts.dca.factored_start`: attention logits set
       to ``start_sharpness = 1`` times the rank-``d`` approximation of the standardised
@@ -695,7 +695,7 @@ class FactoredDCA(_BaseDCA):
       :data:`FACTORED_LBFGS_HISTORY` = 60 pairs and the paper's couplings
       (:data:`FACTORED_SYMMETRIC` is false).
     * How: leave-one-family-out over the eight families, the precision traced every 5
-      evaluations (``benchmarks/sweep_factored.py``; tables in ``docs/dca.md``): first the start
+      evaluations (``benchmarks/sweep_factored.py``; tables in ``docs/dca-measurements.md``): first the start
       and preconditioner (``factored_lofo_preconditioned.json``), then the coupling L2 and the
       heads (``factored_sweep_options.json``: every fold chose ``lambda_J = 0.003`` over 0.001,
       0.01 and 0.03), then the L-BFGS memory within 90 evaluations, the budget that keeps the
@@ -754,7 +754,7 @@ class FactoredDCA(_BaseDCA):
         symmetric: symmetric couplings ``J[i, j] = sum_h (A_h[i, j] V_h + A_h[j, i] V_h^T) / 2``
             (a Potts model, like plm's; default :data:`FACTORED_SYMMETRIC` = ``False``, the
             paper's ``sum_h A_h[i, j] V_h``). Twice the ``H L^2 q^2`` work per evaluation; see
-            ``docs/dca.md`` for where it gains.
+            ``docs/dca-measurements.md`` for where it gains.
         max_iter: L-BFGS iterations; ``None`` (default): :func:`factored_iterations` of the
             alignment's ``N_eff`` from the mean-field start, :data:`FACTORED_MAX_ITER_RANDOM` =
             300 from random factors.
@@ -764,7 +764,7 @@ class FactoredDCA(_BaseDCA):
         collapse: ``"duplicates"`` (default :data:`FACTORED_COLLAPSE`: every distinct sequence)
             or ``"neighbours"`` (:func:`merge_neighbours`; with ``max_iter=None`` the iterations
             grow by the shrink factor, :func:`factored_iterations`): on deep, redundant
-            alignments more precision in the same time, on small ones less (``docs/dca.md``).
+            alignments more precision in the same time, on small ones less (``docs/dca-measurements.md``).
         score_gap: as for :class:`PlmDCA`; default :data:`FACTORED_SCORE_GAP`, the gap state
             left out.
         other arguments: as for :class:`PlmDCA`; ``seed`` draws the initial factors and the

@@ -38,7 +38,7 @@ full-batch L-BFGS, in bytes, for ``P`` coupling parameters of ``b`` bytes each:
   ``L = 1000, H = 32, N = 10,000`` under the default limit, one iteration: 0.97 GiB against an
   estimate of 0.98 GiB; the fit's own growth plus :data:`RUNTIME_BYTES`
   (``tests/dca/test_memory_measured.py``): estimate / peak 0.89-1.03 at ``L = 100-1000``,
-  ``N = 1000-20,000``, ``H = 4-32``, both starts (``docs/dca.md``).
+  ``N = 1000-20,000``, ``H = 4-32``, both starts (``docs/dca-measurements.md``).
 
 The estimate counts the large terms; the measured peak resident memory is reported next to it in
 ``benchmarks/bench_dca.py``.

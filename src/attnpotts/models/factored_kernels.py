@@ -63,7 +63,7 @@ BLOCK_BYTES = 6 * 1024**2
 #: dtypes the numba kernel does not take). Every block launches its own products over all
 #: sequences, so a GPU wants few large blocks rather than cache-sized ones: ``J`` whole up to
 #: ``L q = 8192`` in float32 (``L = 390`` at ``q = 21``), a few blocks at ``L = 1000``.
-#: ``benchmarks/bench_factored_cuda.py --block-mib ...`` measures the choice (docs/dca.md).
+#: ``benchmarks/bench_factored_cuda.py --block-mib ...`` measures the choice (docs/dca-measurements.md, "Blocks for the GPU").
 DEVICE_BLOCK_BYTES = 256 * 1024**2
 
 #: Target bytes of the one-hot rows of one chunk of sequences in the matrix-product pass
@@ -99,7 +99,7 @@ def blocked_pass(n_sites: int, n_states: int, itemsize: int, n_threads: int | No
     202``, ``N = 7,515``) 0.82 s by sub-blocks against 1.22 s by chunks, ``N = 700`` 0.129
     against 0.132 s; synthetic alignments (``N = 2,000``) 1.7 against 1.8 ms per site at ``L =
     202``, but 3.0 against 2.7 at ``L = 400`` and 22 against 17 at ``L = 1000``, where the
-    sub-blocks no longer fit the budget (``docs/dca.md``, "The blocked kernel too").
+    sub-blocks no longer fit the budget (``docs/dca-measurements.md``, "The blocked kernel too").
     """
     if n_threads is None:
         n_threads = int(nb.get_num_threads())

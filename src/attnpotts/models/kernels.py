@@ -467,7 +467,7 @@ def _fused_pl_blocked(
     another, written into ``grad`` at the end: every sequence streams through the two slices,
     which stay in the core's cache, where rows of ``k`` numbers ``K`` apart in ``w_t`` took a
     page (and a TLB entry) each. The same sums in the same order as reading ``w_t`` in place,
-    0.5-0.9x its time (``docs/dca.md``, "The blocked pass reads contiguous slices"), for
+    0.5-0.9x its time (``docs/dca-measurements.md``, "The blocked pass reads contiguous slices"), for
     ``2 R k`` numbers per thread.
     ``gbias: (K,)``; ``loss_buf[b]`` gets block ``b``'s loss (``len(loss_buf)`` blocks), summed
     by the caller in a fixed order: the result does not depend on the thread count.

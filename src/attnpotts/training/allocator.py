@@ -12,7 +12,7 @@ all of it in again: evaluating a width-64 transformer on 3000 sequences x 20 mas
 set any ``MALLOC_*`` environment variable (their choice wins). What is kept stays resident: when
 a run moves to a phase that allocates differently (the final loss and the scores after a fit),
 :func:`release_freed_memory` hands the kept memory back first, so the phases' peaks do not add
-up (measured with a long factored fit in ``docs/dca.md``, factored attention, "Memory").
+up (measured with a long factored fit in ``docs/dca-measurements.md``, factored attention, "Memory").
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ apart), so every vector sits where a fresh one would. A row's pages become resid
 first written, so a short fit holds only the rows it uses; and a long fit's growing history
 does not interleave, on the heap, with the evaluations' temporaries, which glibc then could
 neither reuse nor trim (with the memory kept by :mod:`attnpotts.training.allocator`; measured in
-``docs/dca.md``, factored attention, "Memory", and by ``tests/dca/test_memory_measured.py``).
+``docs/dca-measurements.md``, factored attention, "Memory", and by ``tests/dca/test_memory_measured.py``).
 """
 
 from __future__ import annotations
