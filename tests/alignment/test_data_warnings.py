@@ -43,7 +43,10 @@ def test_train_writes_the_warnings(tmp_path: Path, capsys: pytest.CaptureFixture
     argv = ["train", "--data", str(aln), "--epochs", "1", "--no-progress",
             "--validation-fraction", "0", "--test-fraction", "0", "--out", str(tmp_path / "o")]  # fmt: skip
     assert main(argv) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "warning: few effective sequences" in err and "without any residue" in err
+    # no validation set: the report says so instead of 'nan' and 'best epoch None'
+    assert "validation n/a (no validation set)" in captured.out and "None" not in captured.out
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert len(summary["warnings"]) == 2

@@ -105,9 +105,10 @@ def _print_summary(out: Path, s: dict[str, Any]) -> None:
         f"  data       {s['data']['n_train']} train / {s['data']['n_validation']} validation / "
         f"{s['data']['n_test']} test sequences ({s['data']['source']})"
     )
+    best = "" if s["best_epoch"] is None else f" (best epoch {s['best_epoch']})"  # by validation
     lines.append(
-        f"  stopped    {s['stop_reason']} after {s['epochs']} epochs (best epoch "
-        f"{s['best_epoch']}); {s['wall_time_s']:.1f} s in training epochs, "
+        f"  stopped    {s['stop_reason']} after {s['epochs']} epochs{best}; "
+        f"{s['wall_time_s']:.1f} s in training epochs, "
         f"{s['total_time_s']:.1f} s for the whole command (wall), "
         f"{s['cpu_time_s']:.1f} CPU-s training"
     )
@@ -115,8 +116,10 @@ def _print_summary(out: Path, s: dict[str, Any]) -> None:
         lines.append(f"  warning    {text}")
     if s.get("message"):
         lines.append(f"  note       {s['message']}")
+    val = s["final_validation_loss"]
     lines.append(
-        f"  train loss {s['final_train_loss']:.4f}   validation {s['final_validation_loss'] or float('nan'):.4f}"
+        f"  train loss {s['final_train_loss']:.4f}   validation "
+        + ("n/a (no validation set)" if val is None else f"{val:.4f}")
     )
     lines.append(f"  test loss  {_fmt(s.get('test_loss'))}")
     if "optimal_loss" in s:
