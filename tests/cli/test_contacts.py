@@ -298,6 +298,48 @@ def test_contacts_with_a_structure_and_its_aligned_sequence(tmp_path: Path) -> N
     assert dist["chain"] == "A" and dist["identity_to_reference"] == 1.0
     assert dist["mapped_columns"] > 60
     assert set(summary["precision"]) == {"L", "L/2", "L/5", "L/10"}
+    assert not [w for w in summary["warnings"] if "structure" in w or "distance" in w]
+
+
+def test_contacts_warns_before_the_fit_when_the_structure_is_another_proteins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mapped through a reference sequence of another protein, the structure covers 6 of 67
+    columns and no scored pair has a distance: said (with the fix), and precision prints n/a."""
+    files = example_files("PF00076_2X1B")
+    assert files.structure is not None
+    with gzip.open(files.alignment, "rt") as fh:
+        lines = fh.read().splitlines()[:400]  # the first record (the reference) is not 2X1B's
+    aln = tmp_path / "small.fasta"
+    aln.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    argv = ["contacts", str(aln), "--out", str(out), "--structure", str(files.structure),
+            "--chain", "A", "--max-iter", "2", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    summary = json.loads((out / "summary.json").read_text())
+    covered, unscored = summary["warnings"][:2]
+    assert "covers only 6 of the reference's 67 residue columns" in covered
+    assert "--structure-sequence" in covered and "--reference" in covered
+    assert "precision is undefined" in unscored
+    assert summary["precision"]["L"] is None and "L: n/a" in captured.out
+    assert captured.err.index("covers only") < captured.err.index("plm fit")  # before the fit
+
+
+def test_distance_warnings_of_a_partial_or_different_structure() -> None:
+    from attnpotts.dca.pipeline import _distance_warnings
+
+    D = np.full((10, 10), np.nan)
+    D[0, 9] = D[9, 0] = 5.0  # one scored pair (|i - j| = 9)
+    same = {"reference_residue_columns": 10, "mapped_columns": 10, "identity_to_reference": 1.0}
+    assert _distance_warnings(D, same) == [] and _distance_warnings(None, {}) == []
+    assert _distance_warnings(D, {"source": "t.tsv", "distance": "d"}) == []  # a table: no mapping
+    other = dict(same, identity_to_reference=0.4)
+    assert "only 40% of the 10 residues" in _distance_warnings(D, other)[0]
+    half = dict(same, mapped_columns=4)
+    assert "covers only 4 of the reference's 10" in _distance_warnings(D, half)[0]
+    D[0, 9] = D[9, 0] = np.nan
+    assert "precision is undefined" in _distance_warnings(D, same)[0]
 
 
 def test_fit_defaults_follow_the_model() -> None:

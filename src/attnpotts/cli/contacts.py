@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
         n = len(summary["warnings"])
         print(f"{n} warning{'s' if n > 1 else ''} (printed above; summary.json 'warnings')")
     if "precision" in summary:
-        prec = ", ".join(f"{k}: {v:.3f}" for k, v in summary["precision"].items())
+        prec = ", ".join(
+            f"{k}: {v:.3f}" if v is not None and v == v else f"{k}: n/a"  # undefined (said above)
+            for k, v in summary["precision"].items()
+        )
         print(f"precision (8 A, |i-j| >= 6): {prec}")
     print(f"results in {args.out}")
     return 0

@@ -133,6 +133,7 @@ def _true_distances(
             "source": os.fspath(structure),
             "chain": sd.structure.chain,
             "distance": name,
+            "reference_residue_columns": sum(c not in "-." for c in ref),
             "mapped_columns": sd.mapping.n_mapped,
             "identity_to_reference": sd.mapping.identity,
         }
@@ -152,6 +153,34 @@ def _true_distances(
         info = {"source": os.fspath(distances), "distance": distance_column or table.names[0]}
         return D[np.ix_(cols, cols)], info
     return None, {}
+
+
+#: Below these, a structure mapped through the reference sequence is likely another protein's.
+MIN_MAPPED_FRACTION, MIN_MAPPED_IDENTITY = 0.5, 0.9
+
+
+def _distance_warnings(D: np.ndarray | None, info: dict[str, Any]) -> list[str]:
+    """What makes the precision against these distances meaningless or partial, said before the
+    fit: a structure that covers few of the reference's columns or differs from it, and no pair
+    the precision could count."""
+    if D is None:
+        return []
+    notes = []
+    n_ref, n_mapped = info.get("reference_residue_columns"), info.get("mapped_columns")
+    fix = ("if the chain is not the reference sequence's own protein, give the chain's row aligned "
+           "to the alignment (--structure-sequence) or choose the reference (--reference ID)")
+    if n_ref and n_mapped is not None and n_mapped < MIN_MAPPED_FRACTION * n_ref:
+        notes.append(f"the structure covers only {n_mapped} of the reference's {n_ref} residue "
+                     f"columns; {fix}")
+    elif n_mapped and info["identity_to_reference"] < MIN_MAPPED_IDENTITY:
+        notes.append(f"only {info['identity_to_reference']:.0%} of the {n_mapped} residues mapped "
+                     f"to the structure match the reference sequence; {fix}")
+    L = D.shape[0]
+    i, j = np.triu_indices(L, k=MIN_SEPARATION)
+    if not np.isfinite(D[i, j]).any():
+        notes.append(f"no pair of fitted columns with |i - j| >= {MIN_SEPARATION} has a known "
+                     "distance, so the precision is undefined (null in summary.json)")
+    return notes
 
 
 def run_contacts(
@@ -207,6 +236,9 @@ def run_contacts(
     )
     aligned_ref = None if structure_sequence is None else read_aligned_reference(structure_sequence)
     D, dist_info = _true_distances(msa, structure, chain, distances, distance_column, aligned_ref)
+    distance_notes = _distance_warnings(D, dist_info)
+    for note in distance_notes:
+        logger.warning("%s: %s", dist_info["source"], note)
     from .fit import prepare_data  # torch: loaded once every input has been read and checked
 
     data = prepare_data(msa, identity_threshold=cfg.identity_threshold)
@@ -270,9 +302,9 @@ def run_contacts(
         "n_original_columns": int(msa.n_original_columns),
         "reference": None if msa.reference is None else msa.reference.id,
         "convergence": est.convergence_dict(),
-        # degenerate data (alignment.data_warnings), then a fit stopped by its iteration budget
-        # far from convergence (ConvergenceReport)
-        "warnings": [*data_notes, *(w for w in (est.convergence_.warning,) if w)],
+        # distances that cannot score the fit, degenerate data (alignment.data_warnings), then a
+        # fit stopped by its iteration budget far from convergence (ConvergenceReport)
+        "warnings": [*distance_notes, *data_notes, *(w for w in (est.convergence_.warning,) if w)],
         "memory_estimate_gib": est.memory_estimate_.total_gib,
         "conventions": conventions,
     }
