@@ -251,8 +251,14 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
     import fcntl
 
     path = Path(os.path.abspath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.parent / f".{path.name}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o666))
+    except OSError as exc:  # e.g. a read-only or virtual file system, a file where a folder goes
+        raise OutputFolderError(
+            f"cannot create output folder {path} ({exc.strerror or exc}); choose another --out"
+        ) from None
     for _attempt in range(20):
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         try:

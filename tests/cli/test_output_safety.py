@@ -101,6 +101,21 @@ def test_a_second_writer_of_the_same_out_fails_clearly(
         pass
 
 
+def test_an_out_that_cannot_be_created_names_the_folder_not_the_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("mine\n")
+    lock = output_lock(blocker / "sub" / "run")
+    with pytest.raises(OutputFolderError, match=r"cannot create output folder .*choose another --out"), lock:
+        pass
+    assert blocker.read_text() == "mine\n"
+    if Path("/proc/self").is_dir():  # a virtual file system: no folder can be made there
+        assert main(["sample", *SAMPLE_FLAGS, "--out", "/proc/attnpotts-run"]) == EXIT_CODES["bad_input"]
+        err = capsys.readouterr().err
+        assert "cannot create output folder /proc/attnpotts-run" in err and ".lock" not in err
+
+
 def test_check_output_dir_rules(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
