@@ -48,5 +48,9 @@ def test_train_writes_the_warnings(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "warning: few effective sequences" in err and "without any residue" in err
     # no validation set: the report says so instead of 'nan' and 'best epoch None'
     assert "validation n/a (no validation set)" in captured.out and "None" not in captured.out
+    # and with neither test sequences nor a true model, evaluate refuses instead of an empty result
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--run", str(tmp_path / "o"), "--out", str(ev)]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err and not ev.exists()
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert len(summary["warnings"]) == 2

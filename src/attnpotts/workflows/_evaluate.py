@@ -57,6 +57,13 @@ def evaluate_run(
             ValidationError) as exc:  # fmt: skip
         raise DataFormatError(f"config.json is not a train config ({exc})", path=cfg_path) from None
     dataset = train_options.load_data(data)
+    if dataset.test.shape[0] == 0 and dataset.true_model is None:
+        where = f"--data {data}" if data is not None else f"the data of run {run_dir}"
+        raise ValidationError(
+            f"nothing to evaluate: {where} have no test sequences (the run's --test-fraction "
+            "splits them off an alignment) and no true model; pass --data with a sample folder "
+            "(test set and true model) or train again with --test-fraction above 0"
+        )
     model = load_model(run_dir / "model.pt", device=device)
     if (dataset.n_sites, dataset.n_states) != (model.n_sites, model.n_states):
         raise DataFormatError(
