@@ -130,6 +130,7 @@ def test_log_records_print_in_the_commands_form_with_one_handler(
         logging.getLogger("attnpotts.dca.fit").warning("stopped early")
         logging.getLogger("attnpotts.dca.fit").info("hidden")
         assert capsys.readouterr().err == "attnpotts contacts: warning: stopped early\n"
+        assert logger.level == level  # by default the logger's level is left to whoever set it
         _log_to_stderr("train", 1)
         logging.getLogger("attnpotts.training").info("epoch 1")
         line = capsys.readouterr().err

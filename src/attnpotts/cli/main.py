@@ -145,15 +145,20 @@ def _log_to_stderr(command: str | None, verbose: int) -> None:
 
     The handler sits on the ``attnpotts`` logger, not the root, so that an application or a test
     harness that configured logging keeps its own handlers; a second :func:`main` in the same
-    process replaces the first one's handler (and its stream) instead of adding another.
+    process replaces the first one's handler (and its stream) instead of adding another. The
+    handler filters by level; the logger's own level is lowered only for ``-v``, so that by
+    default whoever configured logging keeps deciding what reaches their handlers.
     """
+    level = logging.WARNING - 10 * min(verbose, 2)
     logger = logging.getLogger("attnpotts")
     for old in [h for h in logger.handlers if isinstance(h, _CommandLogHandler)]:
         logger.removeHandler(old)
     handler = _CommandLogHandler(sys.stderr)
     handler.setFormatter(_CommandLogFormat(command, verbose))
+    handler.setLevel(level)
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    if verbose:
+        logger.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
