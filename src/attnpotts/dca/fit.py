@@ -683,56 +683,28 @@ class FactoredDCA(_BaseDCA):
     model's (``benchmarks/bench_factored_memory.py``: 0.65-0.9x at ``L`` = 100-200); the fit
     needs more iterations (non-convex), see below.
 
-    Start and iterations (``docs/dca-measurements.md``; top-L precision at 8 A, ``|i-j| >= 6``, gap left out):
+    Defaults (each chosen by leave-one-family-out, the precision traced along the fits;
+    ``docs/dca-measurements.md``, factored attention, has the selections and what else was tried):
 
-    * Default: the mean-field start (:mod:`attnpotts.dca.factored_start`: attention logits set
-      to ``start_sharpness = 1`` times the rank-``d`` approximation of the standardised
-      mean-field contact map, plus per-head noise ``start_noise``), ``position_scale = 3``
+    * the mean-field start (:mod:`attnpotts.dca.factored_start`: attention logits at
+      ``start_sharpness = 1`` times the rank-``d`` approximation of the standardised mean-field
+      contact map, plus per-head noise ``start_noise``) with ``position_scale = 3``
       (:class:`FactoredAttention`: L-BFGS steps on the queries and keys 9 times larger relative
-      to the values and fields), ``lambda_J = 0.003`` (:data:`FACTORED_REGULARIZATION`),
-      :func:`factored_iterations` of ``N_eff`` (``36 + 10 log2(N_eff / 1000)`` iterations, 26
-      to 146: 26 at ``N_eff = 357``, 57 at 4,364, 75 at 14,899), an L-BFGS memory of
-      :data:`FACTORED_LBFGS_HISTORY` = 60 pairs and the paper's couplings
-      (:data:`FACTORED_SYMMETRIC` is false).
-    * How: leave-one-family-out over the eight families, the precision traced every 5
-      evaluations (``benchmarks/sweep_factored.py``; tables in ``docs/dca-measurements.md``): first the start
-      and preconditioner (``factored_lofo_preconditioned.json``), then the coupling L2 and the
-      heads (``factored_sweep_options.json``: every fold chose ``lambda_J = 0.003`` over 0.001,
-      0.01 and 0.03), then the L-BFGS memory within 90 evaluations, the budget that keeps the
-      fit within twice plm's time (``factored_sweep_history.json``: mean after 90 evaluations
-      0.873 / 0.885 / 0.886 for 20 / 60 / 120 pairs; within 0.005 of the best the smaller
-      memory, 60, on every fold), then the iterations as a rule in ``N_eff``, over the eight
-      families and six small alignments, within twice plm's fit time on the training ones
-      (``benchmarks/select_factored_budget.py``, two seeds; chosen again when plm's default
-      became 0.7x as long, ``factored_budget_plm_window5.json``: held out 0.777 with every
-      alignment within 1.96x plm's time, on all fourteen ``(40, 10)`` evaluations, 0.865 on the
-      eight families; against the previous plm default, ``factored_budget.json``, ``(55, 15)``
-      held out 0.780, 0.884 on the eight). Symmetric couplings (``symmetric=True``) gain
-      on the eight families (mean after 90 evaluations 0.893 against 0.878, two seeds each,
-      ``factored_sweep_symmetric.json``) and lose on the six small alignments (0.638 against
-      0.670, ``factored_sweep_symmetric_small.json``): over all fourteen, each family held out
-      with its small alignment, six of the eight folds keep the paper's form. Under the
-      ``N_eff`` rule they tie (0.800 against 0.798 over the fourteen), and choosing the form
-      with the rule holds out worse (0.776 against 0.784, one seed,
-      ``factored_budget_symmetric.json``). Whole commands on
-      the eight families: ``benchmarks/results/bench_dca_side_by_side_plm_window5.json``
-      (mean 0.873 against plm's 0.930; ``docs/dca.md``).
+      to the values and fields); ``lambda_J = 0.003`` (:data:`FACTORED_REGULARIZATION`);
+      :func:`factored_iterations` of ``N_eff`` (``36 + 10 log2(N_eff / 1000)``, 26 to 146),
+      the budget that keeps the fit within twice plm's fit time; an L-BFGS memory of
+      :data:`FACTORED_LBFGS_HISTORY` = 60 pairs; the paper's couplings (symmetric ones gain on
+      large alignments and lose on small ones).
     * From random factors (``start="random"``, or above ``L (q-1)`` =
       :data:`~attnpotts.dca.factored_start.MEAN_FIELD_MAX_DIM`, where the mean-field start
-      does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations. With
-      ``position_scale = 3`` they reach what 600 reached without it (PF00014 0.98 / 1.00,
-      PF00076 0.90 / 0.92, PF00200 0.67 / 0.65; three families, the screening runs of the
-      same file).
-    * The previous default, random factors, no preconditioning and 600 iterations: mean 0.853
-      over the eight families (the same score) at 7-14x plm's time
-      (``benchmarks/results/bench_dca_all.json``). The sharp start (``start_sharpness = 3``,
-      no preconditioning) stays at the mean-field map's precision (held-out 0.761 against 0.900).
+      does not apply): :data:`FACTORED_MAX_ITER_RANDOM` = 300 iterations.
+    * ``init_std = 1`` (at 0.1 every attention row starts uniform, a saddle where the precision
+      stays at the no-information level for a third to a half of the run) and ``factor_l2 = 0``
+      (1e-3 on ``Q, K, V`` collapses the attention toward uniform rows, the minimum-norm way to
+      carry couplings).
 
-    Other defaults (chosen on PF00014 and PF00595 from random factors,
-    ``benchmarks/results/factored_sweep.json``):
-    ``init_std = 1`` (at 0.1 every attention row starts uniform, a saddle where the precision
-    stays at the no-information level for 1/3-1/2 of the run); ``factor_l2 = 0`` (1e-3 on ``Q, K, V`` collapses
-    the attention toward uniform rows, the minimum-norm way to carry couplings: PF00014 0.40).
+    On the eight benchmark families the default reaches a mean top-L precision of 0.873 against
+    plm's 0.930, at 1.2-1.6x plm's fit time (``docs/dca.md``, "Factored attention").
 
     Args:
         n_heads: ``H`` (AttentionDCA uses 32).
