@@ -285,7 +285,8 @@ def _convergence_warning(stop_reason: str, last_decrease: float, iterations: int
     if not (math.isfinite(last_decrease) and last_decrease > FAR_FROM_CONVERGENCE):
         return ""
     return (
-        f"the fit stopped far from convergence: after {iterations} iterations ({stop_reason}) the "
+        f"the fit stopped far from convergence: after {iterations} "
+        f"iteration{'' if iterations == 1 else 's'} ({stop_reason}) the "
         f"objective still fell by {last_decrease:.2g} (relative) in the last iteration, above "
         f"{FAR_FROM_CONVERGENCE:g}; raise max_iter (--max-iter) for converged couplings"
     )
