@@ -243,24 +243,34 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The lock is ``flock`` on ``.<name>.lock`` next to ``path`` (the folder itself is replaced as a
     whole, so the lock cannot live inside it); the kernel releases it when the process dies, so a
-    killed run never leaves a stale lock. The lock file is removed on release.
+    killed run never leaves a stale lock. The lock file is removed on release. A file of that name
+    that is not an attnpotts lock (which holds a process id, or nothing yet) is never truncated
+    or removed: the lock is refused instead.
 
     Raises:
         OutputLockedError: another live process holds the lock.
+        OutputFolderError: the folder or its lock file cannot be created, or a file that is not
+            an attnpotts lock has the lock's name.
     """
     import fcntl
 
     path = Path(os.path.abspath(path))
     lock = path.parent / f".{path.name}.lock"
+
+    def cannot_create(exc: OSError) -> OutputFolderError:  # read-only or virtual file system, ...
+        return OutputFolderError(
+            f"cannot create output folder {path} ({exc.strerror or exc}); choose another --out"
+        )
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o666))
-    except OSError as exc:  # e.g. a read-only or virtual file system, a file where a folder goes
-        raise OutputFolderError(
-            f"cannot create output folder {path} ({exc.strerror or exc}); choose another --out"
-        ) from None
+    except OSError as exc:
+        raise cannot_create(exc) from None
     for _attempt in range(20):
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise cannot_create(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -283,6 +293,13 @@ def output_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.close(fd)  # the holder removed the file between our open and flock: retry
     else:  # pragma: no cover - only under a sustained race
         raise OutputLockedError(f"could not take the lock {lock}; another process races for it")
+    held = os.pread(fd, 64, 0)
+    if held.strip() and not held.strip().isdigit():  # someone else's file: leave it as it is
+        os.close(fd)
+        raise OutputFolderError(
+            f"{lock} exists and is not an attnpotts lock file (those hold a process id); attnpotts "
+            "takes that name to lock the output folder: move the file or choose another --out"
+        )
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))

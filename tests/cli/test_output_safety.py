@@ -116,6 +116,21 @@ def test_an_out_that_cannot_be_created_names_the_folder_not_the_lock(
         assert "cannot create output folder /proc/attnpotts-run" in err and ".lock" not in err
 
 
+def test_a_users_file_with_the_locks_name_is_never_truncated_or_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = tmp_path / ".run.lock"
+    theirs.write_text("my notes\n")
+    out = tmp_path / "run"
+    assert main(["sample", *SAMPLE_FLAGS, "--out", str(out)]) == EXIT_CODES["bad_input"]
+    assert "is not an attnpotts lock file" in capsys.readouterr().err
+    assert theirs.read_text() == "my notes\n" and not out.exists()
+    theirs.write_text("4242\n")  # a killed attnpotts run's lock (the kernel released it): taken
+    with output_lock(out):
+        assert theirs.read_text() == f"{os.getpid()}\n"
+    assert not theirs.exists()
+
+
 def test_check_output_dir_rules(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
