@@ -590,22 +590,14 @@ class PlmDCA(_BaseDCA):
     """Full Potts model by symmetric pseudo-likelihood maximisation (plmc / CCMpred style).
 
     Why the defaults: chosen by leave-one-family-out over eight Pfam families (L = 53 to 202,
-    N = 3,658 to 36,690) and six of them subsampled to 500-1,300 sequences
-    (``benchmarks/select_dca_defaults.py``, ``benchmarks/results/dca_defaults_selection_lambdas.json``).
-    Candidates: 5 to 100 L-BFGS iterations, or "stop when the objective fell by less than ``eps``
-    (relative) over the last 5 or 10 iterations" for ``eps`` from 1e-4 to 1e-2; ``lambda_J``
-    0.005, 0.01, 0.02 or 0.03 (EVcouplings convention); Frobenius score with or without the gap
-    state, with or without APC. The criterion is the goal, at least plmc's top-L precision on
-    every family: for each held-out family, the setting with the best worst-case precision minus
-    plmc's on the others (then the best mean, then the cheapest) was scored on it. Held out:
-    mean 0.839, at or above plmc on 8 of 14, worst -0.025 (PF00072, where that fold chose a 0.3 %
-    rule). The default is the same rule applied to all fourteen (and chosen by 7 of the 8
-    folds): ``lambda_J = 0.02``, ``lambda_h = 0.01``, until the objective falls by less than
-    0.2 % over 5 iterations (15 to 65 iterations), gap state kept, APC: within one contact of
-    plmc on every alignment (worst -0.015), mean 0.840 over the fourteen, 0.930 over the eight
-    families (plmc 0.928). The previous default (plmc's ``lambda_J = 0.01``, 0.5 % over 10
-    iterations, chosen from a narrower grid) held out 0.832 with a worst case of -0.042 and took
-    1.4 times the iterations.
+    N = 3,658 to 36,690) and six of them subsampled to 500-1,300 sequences, with the goal as the
+    criterion (the best worst-case top-L precision against plmc, then the best mean, then the
+    fewest iterations; ``benchmarks/select_dca_defaults.py``,
+    ``benchmarks/results/dca_defaults_selection_lambdas.json``): ``lambda_J = 0.02``,
+    ``lambda_h = 0.01``, until the objective falls by less than 0.2 % over 5 iterations, gap
+    state kept in the score, APC. Held out: mean 0.839, worst 0.025 below plmc (PF00072, 3 of
+    119 pairs); on the eight families 0.930 against plmc's 0.928. The candidates and every fold are
+    in ``docs/dca-measurements.md``.
 
     Args:
         regularization: L2 convention and coefficients (default :data:`PLM_REGULARIZATION`,
