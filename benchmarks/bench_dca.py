@@ -27,6 +27,14 @@ Sections (all measured in the same run, on this machine):
    * ``ccmpred``: ``ccmpred -t THREADS`` with its defaults (50 iterations, 80 % reweighting,
      ``lambda_pair = 0.2 (L - 1)``, APC), score = its ``.mat``.
 
+   Building the peers threaded (both are C programs; outside this repository): plmc with
+   ``make all-openmp``; CCMpred with its CMake build plus the OpenMP flag for its C files, which
+   the build itself does not pass (it links the runtime only, and the binary then runs on one
+   thread): ``cmake -DWITH_CUDA=OFF -DCMAKE_BUILD_TYPE=Release
+   -DCMAKE_C_FLAGS_RELEASE="-fopenmp" .. && make`` (with a recent glibc also ``-include
+   math.h`` in those flags, for its ``fsqrt`` macro). The benchmark warns when a peer's binary
+   has no OpenMP parallel region (:func:`openmp_regions`), and records it in every row.
+
    The peers read the same alignment as attnpotts, written as plain FASTA (plmc) and one
    sequence per line (CCMpred) beforehand (not timed). A peer whose binary is absent is skipped
    (``--plmc`` / ``--ccmpred`` or the ``ATTNPOTTS_PLMC`` / ``ATTNPOTTS_CCMPRED`` variables).
@@ -199,13 +207,46 @@ def run_process(cmd: list[str], env: dict[str, str], timeout: float | None = Non
             "timed_out": timed_out, "load_avg": load, "output_tail": output[-1500:]}
 
 
+#: Symbols a binary calls to open an OpenMP parallel region (GCC's libgomp, LLVM's libomp).
+_OPENMP_SYMBOLS = (b"GOMP_parallel", b"__kmpc_fork_call")
+
+
+def openmp_regions(binary: Path) -> bool | None:
+    """Whether ``binary`` opens OpenMP parallel regions (``None``: the file cannot be read).
+
+    A peer built without the compiler's OpenMP flag ignores its ``#pragma omp`` lines and runs
+    on one thread whatever ``-t``/``-n`` says, though it may still link the OpenMP runtime:
+    CCMpred's CMake build does exactly that (it links ``OpenMP::OpenMP_CXX`` to a C program),
+    which halves its speed on 2 cores. The module docstring says how to build it threaded.
+    """
+    try:
+        data = Path(binary).read_bytes()
+    except OSError:
+        return None
+    return any(sym in data for sym in _OPENMP_SYMBOLS)
+
+
+def check_peer_threads(binary: Path, name: str, threads: int) -> str | None:
+    """A warning when ``threads > 1`` but ``binary`` has no OpenMP parallel region, else ``None``."""
+    if threads > 1 and openmp_regions(binary) is False:
+        return (f"{name} at {binary} has no OpenMP parallel region (built without -fopenmp?): it "
+                f"runs on one thread, not {threads}, and its times are not a {threads}-thread "
+                "baseline; rebuild it as the module docstring says")
+    return None
+
+
 def _env(threads: int, src: Path | None = None) -> dict[str, str]:
     """The tools' environment: ``threads`` threads everywhere, attnpotts from ``src`` (default
-    this tree's ``src/``)."""
-    env = dict(os.environ)
+    this tree's ``src/``).
+
+    ``OMP_WAIT_POLICY`` is left out: attnpotts sets its own default (passive) when imported,
+    and the peers run with their OpenMP runtime's default. A passive policy put on CCMpred, which
+    opens one parallel region per sequence in every evaluation, doubled its time on PF00076
+    (16.4 s against 8.1 s).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env.update(OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               OMP_WAIT_POLICY=env.get("OMP_WAIT_POLICY", "passive"))
+               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     src = ROOT / "src" if src is None else src
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
     return env
@@ -291,7 +332,8 @@ def run_alignment(family: str, aln: Path, dist: Path, tools: list[str], tmp: Pat
                 continue
             ec = tmp / f"{family}.plmc.ec"
             cmd = _plmc_command(args.plmc, ec, fasta, L, q, 100, args.threads)
-            row.update(run_process(cmd, env), options=" ".join(cmd[1:-1]))
+            row.update(run_process(cmd, env), options=" ".join(cmd[1:-1]),
+                       openmp_regions=openmp_regions(args.plmc))
             if row["returncode"] == 0:
                 row["precision"] = score(_read_plmc_scores(ec, L), dist)
         elif tool == "ccmpred":
@@ -300,7 +342,8 @@ def run_alignment(family: str, aln: Path, dist: Path, tools: list[str], tmp: Pat
                 continue
             mat = tmp / f"{family}.ccmpred.mat"
             cmd = [str(args.ccmpred), "-t", str(args.threads), str(plain), str(mat)]
-            row.update(run_process(cmd, env), options=" ".join(cmd[1:2]))
+            row.update(run_process(cmd, env), options=" ".join(cmd[1:2]),
+                       openmp_regions=openmp_regions(args.ccmpred))
             if row["returncode"] == 0:
                 row["precision"] = score(read_score_matrix(mat), dist)
         rows.append(row)
@@ -595,6 +638,11 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, Any] = {"load_avg_start": _load(), "cpu_count": os.cpu_count(),
                               "threads": args.threads, "argv": sys.argv[1:],
                               "plmc": str(args.plmc), "ccmpred": str(args.ccmpred)}
+    for peer, binary in (("plmc", args.plmc), ("ccmpred", args.ccmpred)):
+        warning = check_peer_threads(binary, peer, args.threads) if peer in args.tools else None
+        if warning:
+            print(f"warning: {warning}", flush=True)
+            record.setdefault("warnings", []).append(warning)
     rows: list[dict[str, Any]] = []
     if args.append and (RESULTS / args.out).exists():
         previous = json.loads((RESULTS / args.out).read_text())

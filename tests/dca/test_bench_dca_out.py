@@ -61,3 +61,20 @@ def test_agreement_refuses_zero_iterations_and_skips_without_plmc(bench: Any, tm
     rows = record["agreement"]
     assert len(rows) == len(bench.FAMILIES) and all("no plmc binary" in r["skipped"] for r in rows)
     assert "skipped" in capsys.readouterr().out
+
+
+def test_a_peer_built_without_openmp_is_named(bench: Any, tmp_path: Path) -> None:
+    """A binary that links the OpenMP runtime but opens no parallel region runs on one thread."""
+    threaded, single = tmp_path / "threaded", tmp_path / "single"
+    threaded.write_bytes(b"\x7fELF\x00omp_get_num_threads\x00GOMP_parallel\x00")
+    single.write_bytes(b"\x7fELF\x00omp_get_num_threads\x00GOMP_critical_start\x00")
+    (tmp_path / "llvm").write_bytes(b"\x7fELF\x00__kmpc_fork_call\x00")
+    assert bench.openmp_regions(threaded) is True
+    assert bench.openmp_regions(tmp_path / "llvm") is True
+    assert bench.openmp_regions(single) is False
+    assert bench.openmp_regions(tmp_path / "absent") is None
+    assert bench.check_peer_threads(threaded, "ccmpred", 2) is None
+    assert bench.check_peer_threads(single, "ccmpred", 1) is None  # one thread asked: nothing lost
+    message = bench.check_peer_threads(single, "ccmpred", 2)
+    assert message is not None and "one thread" in message and "-fopenmp" in message
+    assert bench.check_peer_threads(tmp_path / "absent", "ccmpred", 2) is None  # skipped later
