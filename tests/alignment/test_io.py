@@ -128,6 +128,56 @@ def test_insertions_keep_mode(tmp_path: Path) -> None:
     assert msa.sequences() == ["ACD-", "AC-E"]
 
 
+@SETTINGS
+@given(data=alignments(), dots=st.lists(st.integers(0, 10**6), max_size=20))
+def test_dots_for_gaps_read_as_the_same_alignment(tmp_path: Path, data, dots) -> None:
+    """Any '-' written as '.' in a file without insertions gives the same alignment, whenever
+    some '.' shares a column with a residue or '-' (else the '.' columns are A2M insert columns,
+    and are dropped)."""
+    _, _, seqs = data
+    L = len(seqs[0])
+    rows = [list(s) for s in seqs]
+    gaps = [(r, c) for r in range(len(rows)) for c in range(L) if rows[r][c] == "-"]
+    for k in dots:
+        if gaps:
+            r, c = gaps[k % len(gaps)]
+            rows[r][c] = "."
+    text = "".join(f">s{k}\n{''.join(r)}\n" for k, r in enumerate(rows))
+    mixed = any(any(r[c] == "." for r in rows) and any(r[c] != "." for r in rows) for c in range(L))
+    pure = [c for c in range(L) if all(r[c] == "." for r in rows)]
+    if not mixed and len(pure) == L:
+        return  # nothing but insert columns: 'no match columns', tested above
+    msa = read_alignment(_write(tmp_path / "d.fasta", text))
+    expected = seqs if mixed else ["".join(s[c] for c in range(L) if c not in pure) for s in seqs]
+    assert msa.sequences() == expected
+
+
+def test_dots_are_gaps_in_a_file_without_insertions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """'.' as a gap (Clustal/Jalview): no lower case, equal rows that dropping '.' would unequal."""
+    path = _write(tmp_path / "dots.fasta", ">q/3-6\nA.CD.E\n>b\nAKC..E\n>c\n.KCDHE\n")
+    with caplog.at_level("WARNING", logger="attnpotts.alignment.io"):
+        msa = read_alignment(path, reference="q")
+    assert msa.sequences() == ["A-CD-E", "AKC--E", "-KCDHE"]
+    assert "'.' read as a gap" in caplog.text and "dots.fasta" in caplog.text
+    assert msa.reference is not None
+    np.testing.assert_array_equal(msa.reference.residue_numbers, [3, -1, 4, 5, -1, 6])
+    sto = _write(tmp_path / "dots.sto", "# STOCKHOLM 1.0\nq A.CD\nb AKC.\n//\n")
+    assert read_alignment(sto).sequences() == ["A-CD", "AKC-"]
+    # A2M padding (consistent '.') still drops the insert column, and no warning is given
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="attnpotts.alignment.io"):
+        assert read_alignment(_write(tmp_path / "pad.a2m", ">a\nAC.D\n>b\nACeD\n")).sequences() == ["ACD", "ACD"]
+    assert "read as a gap" not in caplog.text
+    # with lower case present the '.' stay insertions, and the error says so
+    with pytest.raises(DataFormatError, match=r"'\.' and lower case are insertions"):
+        read_alignment(_write(tmp_path / "mixed.a2m", ">a\nAC.Dk\n>b\nACEDk\n"))
+    # unequal rows are not guessed at either
+    with pytest.raises(DataFormatError, match="match columns"):
+        read_alignment(_write(tmp_path / "ragged.fasta", ">a\nAC.D\n>b\nACE.D\n"))
+
+
 def test_stockholm_interleaved_blocks(tmp_path: Path) -> None:
     text = (
         "# STOCKHOLM 1.0\n#=GF ID test\n#=GS seq1/3-9 DE something\n\n"

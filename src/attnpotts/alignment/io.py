@@ -7,6 +7,9 @@ Conventions (those of HMMER/HH-suite, plmc and CCMpred):
   files that use lower case for ordinary residues);
 * A2M and A3M differ only in whether insertions are padded with ``.``: both read the same way,
   and after dropping insertions every sequence must have the same number of match columns;
+* a file without any lower-case letter, with rows of equal length and a ``.`` in a column that
+  other rows fill with residues or ``-``, uses ``.`` as a gap (Clustal or Jalview exports): it is
+  read so, with a warning;
 * the record id is the first word of the header; a suffix ``/START-END`` gives the number of the
   first residue of the reference sequence (used for ``residue_numbers``);
 * gzip is detected from the file's first bytes, whatever its name.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import re
 import zlib
@@ -76,6 +80,7 @@ MAX_ALIGNMENT_BYTES = 4 * 1024**3
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _REGION = re.compile(r"/(\d+)-(\d+)$")
 _INSERT_GAP = "."
+logger = logging.getLogger(__name__)
 #: str.translate table deleting insertions (lower case letters and '.').
 _DROP_INSERTIONS = {ord(c): None for c in "abcdefghijklmnopqrstuvwxyz."}
 
@@ -453,6 +458,23 @@ def _match_columns(row: str, insertions: str) -> str:
     return row.translate(_DROP_INSERTIONS)
 
 
+def _dots_are_gaps(raw: RawAlignment) -> bool:
+    """Whether ``.`` can only be a gap: no lower-case letter anywhere, rows of equal length, and a
+    ``.`` in a column where another row has a match character.
+
+    A2M and Stockholm files mark insertions by lower-case residues in columns of their own,
+    padded with ``.``; a ``.`` beside an upper-case residue or ``-`` of another row is not such
+    padding but a gap (Clustal or Jalview exports, some Stockholm files).
+    """
+    n = len(raw.rows[0])
+    if not any(_INSERT_GAP in r for r in raw.rows) or any(
+        len(r) != n or any(c.islower() for c in r) for r in raw.rows
+    ):
+        return False
+    dots = np.frombuffer("".join(raw.rows).encode("ascii", "replace"), dtype=np.uint8).reshape(-1, n) == ord(_INSERT_GAP)
+    return bool((dots.any(axis=0) & ~dots.all(axis=0)).any())
+
+
 def _reference_index(raw: RawAlignment, reference: str | int | None) -> int:
     if reference is None:
         return 0
@@ -527,12 +549,22 @@ def encode_alignment(
         raise ValidationError(f"insertions must be 'drop' or 'keep', got {insertions!r}")
     matched = [_match_columns(r, insertions) for r in raw.rows]
     width = len(matched[0])
+    if insertions == "drop" and _dots_are_gaps(raw):
+        logger.warning(
+            "%s: '.' read as a gap: the file has no lower-case insertions, and its '.' stand in "
+            "columns that other rows fill with residues or '-' (not A2M insert columns)", raw.source
+        )
+        matched = [r.replace(_INSERT_GAP, "-") for r in raw.rows]
+        width = len(matched[0])
+        insertions = "keep"  # what this reading is (no lower case to upper-case): for the reference
     for k, m in enumerate(matched):
         if len(m) != width:
+            dots = " ('.' and lower case are insertions and are dropped)" if any(
+                _INSERT_GAP in r for r in raw.rows) else ""
             raise DataFormatError(
                 f"record {raw.ids[k]!r} has {len(m)} match columns (upper case and '-'), the "
                 f"first record has {width}; aligned sequences must all have the same number of "
-                "match columns",
+                f"match columns{dots}",
                 path=raw.source,
                 line=raw.lines[k],
             )
