@@ -217,7 +217,7 @@ def openmp_regions(binary: Path) -> bool | None:
     A peer built without the compiler's OpenMP flag ignores its ``#pragma omp`` lines and runs
     on one thread whatever ``-t``/``-n`` says, though it may still link the OpenMP runtime:
     CCMpred's CMake build does exactly that (it links ``OpenMP::OpenMP_CXX`` to a C program),
-    which halves its speed on 2 cores. The module docstring says how to build it threaded.
+    which about halves its speed on 2 cores. The module docstring says how to build it threaded.
     """
     try:
         data = Path(binary).read_bytes()
