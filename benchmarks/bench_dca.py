@@ -235,6 +235,16 @@ def check_peer_threads(binary: Path, name: str, threads: int) -> str | None:
     return None
 
 
+def warn_single_threaded_peers(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    """Print and record (``record["warnings"]``) :func:`check_peer_threads` for the peers in
+    ``args.tools`` (``args`` needs ``tools``, ``threads``, ``plmc`` and ``ccmpred``)."""
+    for peer, binary in (("plmc", args.plmc), ("ccmpred", args.ccmpred)):
+        warning = check_peer_threads(binary, peer, args.threads) if peer in args.tools else None
+        if warning:
+            print(f"warning: {warning}", flush=True)
+            record.setdefault("warnings", []).append(warning)
+
+
 def _env(threads: int, src: Path | None = None) -> dict[str, str]:
     """The tools' environment: ``threads`` threads everywhere, attnpotts from ``src`` (default
     this tree's ``src/``).
@@ -638,11 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, Any] = {"load_avg_start": _load(), "cpu_count": os.cpu_count(),
                               "threads": args.threads, "argv": sys.argv[1:],
                               "plmc": str(args.plmc), "ccmpred": str(args.ccmpred)}
-    for peer, binary in (("plmc", args.plmc), ("ccmpred", args.ccmpred)):
-        warning = check_peer_threads(binary, peer, args.threads) if peer in args.tools else None
-        if warning:
-            print(f"warning: {warning}", flush=True)
-            record.setdefault("warnings", []).append(warning)
+    warn_single_threaded_peers(args, record)
     rows: list[dict[str, Any]] = []
     if args.append and (RESULTS / args.out).exists():
         previous = json.loads((RESULTS / args.out).read_text())

@@ -54,11 +54,11 @@ from bench_dca import (  # noqa: E402
     _env,
     _load,
     _save,
-    check_peer_threads,
     print_tools,
     run_alignment,
     summarise,
     use_threads,
+    warn_single_threaded_peers,
 )
 
 _TOOLS = ("plm-baseline", "plm", "factored", "plmc", "ccmpred")
@@ -104,11 +104,7 @@ def write_variant(family: str, n: int, seed: int, data: Path, folder: Path) -> t
 def cmd_tools(args: argparse.Namespace) -> int:
     record: dict[str, Any] = {"load_avg_start": _load(), "threads": args.threads, "argv": sys.argv[1:],
                               "seed": args.seed, "plm_options": args.plm_options}
-    for peer, binary in (("plmc", args.plmc), ("ccmpred", args.ccmpred)):
-        warning = check_peer_threads(binary, peer, args.threads) if peer in args.tools else None
-        if warning:
-            print(f"warning: {warning}", flush=True)
-            record.setdefault("warnings", []).append(warning)
+    warn_single_threaded_peers(args, record)
     rows: list[dict[str, Any]] = []
     record["tools"] = rows
     with tempfile.TemporaryDirectory() as tmpdir:

@@ -78,3 +78,12 @@ def test_a_peer_built_without_openmp_is_named(bench: Any, tmp_path: Path) -> Non
     message = bench.check_peer_threads(single, "ccmpred", 2)
     assert message is not None and "one thread" in message and "-fopenmp" in message
     assert bench.check_peer_threads(tmp_path / "absent", "ccmpred", 2) is None  # skipped later
+    # both DCA benchmarks print and record it for the peers they run, and only for those
+    args = argparse.Namespace(tools=["plm", "ccmpred"], threads=2, plmc=single, ccmpred=single)
+    record: dict[str, Any] = {}
+    bench.warn_single_threaded_peers(args, record)
+    assert len(record["warnings"]) == 1 and record["warnings"][0].startswith("ccmpred at ")
+    args.ccmpred = threaded
+    record = {}
+    bench.warn_single_threaded_peers(args, record)
+    assert "warnings" not in record
